@@ -1,0 +1,1 @@
+"""Command-line front door for ingestion: ``python -m ingest DOCS_FOLDER``."""

@@ -1,0 +1,99 @@
+"""``python -m ingest DOCS_FOLDER``: build or update the index of a folder of documents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
+from rag.config import Settings
+from rag.errors import RagError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ingest",
+        description="Parse, chunk, embed and index a folder of documents. Run it again after "
+        "editing the folder: only new and changed files are processed, deleted files are removed.",
+    )
+    parser.add_argument("folder", help="folder of documents (md, txt, html, pdf, docx, pptx, csv, json, eml)")
+    parser.add_argument("--index-dir", help="where the index lives (default ./index, or RAG_INDEX_DIR)")
+    parser.add_argument("--config", help="TOML file with settings (see README)")
+    parser.add_argument("--workers", type=int, help="parallel parsing processes (default 1)")
+    parser.add_argument("--embed-model", help="sentence-transformers model name or path")
+    parser.add_argument("--chunk-tokens", type=int, help="chunk size in embedder tokens (default 256)")
+    parser.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
+    parser.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
+    parser.add_argument("--device", help="auto, cpu or cuda[:N] for the embedder")
+    parser.add_argument("--rebuild", action="store_true", help="drop the index and embed everything again")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="parse and embed as Ray Data batches (needs the 'ray' extra); "
+                        "ADDRESS of a running cluster, or none to start a local one")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.load(
+            args.config,
+            overrides={
+                "index_dir": args.index_dir,
+                "workers": args.workers,
+                "embed_model": args.embed_model,
+                "chunk_tokens": args.chunk_tokens,
+                "chunk_overlap": args.chunk_overlap,
+                "max_file_mb": args.max_file_mb,
+                "device": args.device,
+            },
+        )
+        from ingest.progress import make_progress
+
+        progress = make_progress(quiet=args.quiet)
+        if args.ray:
+            from rag.ingestion_ray import ingest_folder_ray
+
+            report = ingest_folder_ray(args.folder, settings, address=args.ray, progress=progress, rebuild=args.rebuild)
+        else:
+            from rag.ingestion import ingest_folder
+
+            report = ingest_folder(args.folder, settings, progress=progress, rebuild=args.rebuild)
+        progress.close()
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the previous index is unchanged.", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_summary(report))
+    return 0
+
+
+def format_summary(report) -> str:
+    """The human-readable end-of-run summary."""
+    lines = [
+        f"Indexed {report.root} -> {report.index_dir} (generation {report.generation}, {report.dense_kind or 'empty'} index)",
+        f"  files:  {report.files_new} new, {report.files_changed} changed, {report.files_unchanged} unchanged, "
+        f"{report.files_removed} removed, {report.files_failed} failed, {len(report.skipped)} unsupported",
+        f"  chunks: {report.chunks_added} added, {report.chunks_removed} removed, {report.chunks_embedded} embedded, "
+        f"{report.chunks_total} in the index from {report.documents_total} documents",
+        f"  time:   {report.seconds:.1f} s, {report.chunks_per_s:.1f} chunks/s embedded; "
+        f"index size {report.index_bytes / 1e6:.1f} MB",
+    ]
+    if report.failed:
+        lines.append("  failed files:")
+        lines.extend(f"    - {item['reason']}" for item in report.failed)
+    if report.skipped:
+        lines.append("  unsupported files:")
+        lines.extend(f"    - {item['path']}" for item in report.skipped)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

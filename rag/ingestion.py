@@ -1,0 +1,484 @@
+"""Ingestion: folder -> parse -> chunk -> embed -> index, incrementally and crash-safely.
+
+The rules, as a user sees them:
+
+* A file is identified by its path relative to the ingested folder and its SHA-256. A file
+  whose hash is unchanged is neither parsed nor embedded again.
+* A changed file's chunks are replaced; chunks whose text did not change keep their
+  embeddings (the chunk id is a hash of the file path and the chunk text).
+* A file that is gone from the folder is removed from the index, and so is a file that
+  changed into something that can no longer be parsed (it is reported as failed).
+* A file that fails to parse is reported and skipped; it is tried again once it changes.
+* Everything a run changes is committed at once at the end; a run that is killed leaves the
+  previous index as it was. Only one ingest may write an index at a time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from rag.config import Settings
+from rag.documents import Chunk, Element
+from rag.errors import IndexLockedError, InputError, ParseError
+from rag.index import DB_NAME, check_model, dense_params, generation_files
+
+EMBED_BLOCK = 512  # chunks embedded per call: big enough for length-sorted batching
+
+
+class Progress(Protocol):
+    """Where the pipeline reports what it is doing; the CLI draws bars from this."""
+
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1, chunks: int = 0) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+class SilentProgress:
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1, chunks: int = 0) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+@dataclass
+class SourceFile:
+    path: str            # relative to the ingested root, forward slashes
+    abspath: Path
+    size: int
+    mtime: float
+    sha256: str = ""
+
+
+@dataclass
+class IngestReport:
+    """The summary printed at the end of an ingest (``--json`` prints it as is)."""
+
+    root: str
+    index_dir: str
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    files_failed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)      # {path, reason}
+    skipped: list[dict[str, str]] = field(default_factory=list)     # unsupported types
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    documents_total: int = 0
+    generation: int = 0
+    dense_kind: str = ""
+    seconds: float = 0.0
+    chunks_per_s: float = 0.0
+    index_bytes: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# -- scanning ------------------------------------------------------------------------------
+
+
+def scan_folder(root: Path, supported: Iterable[str], exclude: Path | None = None) -> tuple[list[SourceFile], list[str]]:
+    """Supported files under ``root`` (hidden files and folders skipped) and unsupported ones."""
+    supported = set(supported)
+    files: list[SourceFile] = []
+    unsupported: list[str] = []
+    exclude_resolved = exclude.resolve() if exclude is not None else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and (exclude_resolved is None or (here / d).resolve() != exclude_resolved)
+        )
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = here / name
+            if not full.is_file():
+                continue
+            rel = full.relative_to(root).as_posix()
+            if full.suffix.lower() not in supported:
+                unsupported.append(rel)
+                continue
+            stat = full.stat()
+            files.append(SourceFile(rel, full, stat.st_size, stat.st_mtime))
+    return files, unsupported
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- locking -------------------------------------------------------------------------------
+
+
+class WriteLock:
+    """An exclusive, non-blocking lock on the index folder; the OS drops it if we die."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / ".lock"
+        self._handle = None
+
+    def __enter__(self) -> "WriteLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise IndexLockedError(
+                f"Another ingest (pid {holder}) is writing to {self.path.parent}; wait for it to finish and run again."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _parse_one(abspath: str, max_bytes: int) -> tuple[list[Element] | None, str | None]:
+    """Parse in a worker: elements, or the one-sentence reason the file was skipped."""
+    from rag.parsing import parse_file
+
+    try:
+        return parse_file(Path(abspath), max_bytes), None
+    except ParseError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the whole run
+        return None, f"{Path(abspath).name} could not be parsed ({exc.__class__.__name__}: {exc})."
+
+
+def parse_files(files: list[SourceFile], max_bytes: int, workers: int) -> Iterator[tuple[SourceFile, list[Element] | None, str | None]]:
+    """Parse files, in ``workers`` processes when more than one; results arrive as they finish."""
+    if workers <= 1 or len(files) <= 1:
+        for source in files:
+            elements, error = _parse_one(str(source.abspath), max_bytes)
+            yield source, elements, error
+        return
+    # spawn, not fork: the parent may already hold torch's thread pools.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_parse_one, str(s.abspath), max_bytes): s for s in files}
+        for future in as_completed(futures):
+            elements, error = future.result()
+            yield futures[future], elements, error
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def ingest_folder(
+    root: str | Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    embedder=None,
+    rebuild: bool = False,
+    parse: Callable[[list[SourceFile], int, int], Iterable] | None = None,
+) -> IngestReport:
+    """Bring the index in ``settings.index_dir`` up to date with the folder ``root``."""
+    from rag.parsing import SUPPORTED_SUFFIXES
+
+    started = time.perf_counter()
+    progress = progress or SilentProgress()
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root} does not exist; give the folder that holds your documents.")
+    if root.is_file():
+        raise InputError(f"{root} is a file; give the folder that holds it.")
+    directory = Path(settings.index_dir)
+    report = IngestReport(root=str(root), index_dir=str(directory))
+    stages: dict[str, float] = {}
+
+    files, unsupported = scan_folder(root, SUPPORTED_SUFFIXES, exclude=directory)
+    for rel in unsupported:
+        reason = f"{rel}: file type '{Path(rel).suffix or '(none)'}' is not supported; skipped."
+        report.skipped.append({"path": rel, "reason": reason})
+        progress.log(reason)
+    if not files:
+        raise InputError(
+            f"{root} holds no supported documents; supported types are {', '.join(sorted(SUPPORTED_SUFFIXES))}."
+        )
+
+    from rag.stores.chunk_store import ChunkStore
+
+    with WriteLock(directory):
+        store = ChunkStore(directory / DB_NAME)
+        try:
+            meta = store.get_meta()
+            if not rebuild:
+                check_model(meta, settings.embed_model, directory)
+            known = {} if rebuild else store.documents()
+            failures = {} if rebuild else store.failures()
+
+            # 1. What changed: hash every file (cheap next to parsing and embedding).
+            t = time.perf_counter()
+            progress.stage("hash", len(files))
+            to_parse: list[SourceFile] = []
+            unchanged: list[SourceFile] = []
+            for source in files:
+                source.sha256 = file_sha256(source.abspath)
+                old = known.get(source.path)
+                if old is not None and old.sha256 == source.sha256:
+                    unchanged.append(source)
+                elif source.path in failures and failures[source.path][0] == source.sha256:
+                    report.files_failed += 1
+                    report.failed.append({"path": source.path, "reason": failures[source.path][1] + " (unchanged since)"})
+                else:
+                    to_parse.append(source)
+                progress.advance(1)
+            on_disk = {s.path for s in files}
+            removed = [path for path in known if path not in on_disk]
+            vanished_failures = [path for path in failures if path not in on_disk]
+            report.files_unchanged = len(unchanged)
+            report.files_removed = len(removed)
+            stages["hash"] = time.perf_counter() - t
+
+            if not to_parse and not removed and not rebuild:
+                for path in vanished_failures:
+                    store.delete_failure(path)
+                return _finish(report, store, directory, started, stages, meta)
+
+            # 2. Parse, chunk and embed what is new or changed.
+            new_chunks, new_vectors, new_tokens, per_file, failed_now = _process(
+                to_parse, known, store, settings, progress, embedder, report, stages, parse, rebuild
+            )
+
+            # 3. Commit everything at once, with the next generation's index files.
+            t = time.perf_counter()
+            store.begin()
+            try:
+                if rebuild:
+                    store.clear()
+                for path in removed:
+                    report.chunks_removed += store.delete_chunks(known[path].chunk_ids)
+                    store.delete_document(path)
+                for path in vanished_failures:
+                    store.delete_failure(path)
+                for source, reason in failed_now:
+                    if source.path in known:  # it was good before: its old chunks go
+                        report.chunks_removed += store.delete_chunks(known[source.path].chunk_ids)
+                        store.delete_document(source.path)
+                    store.put_failure(source.path, source.sha256, reason)
+                for source, chunk_ids in per_file:
+                    if source.path in known:
+                        stale = set(known[source.path].chunk_ids) - set(chunk_ids)
+                        report.chunks_removed += store.delete_chunks(stale)
+                    store.put_document(source.path, source.sha256, source.size, source.mtime, chunk_ids)
+                store.add_chunks(new_chunks, new_tokens, new_vectors)
+                report.chunks_added = len(new_chunks)
+                for source in unchanged:
+                    store.touch_document(source.path, source.mtime)
+
+                generation = int(meta.get("generation", "0")) + 1
+                dense_kind = _write_generation(store, directory, generation, settings, progress)
+                dimension = new_vectors.shape[1] if len(new_vectors) else int(meta.get("dimension", "0") or 0)
+                store.set_meta({
+                    "generation": generation,
+                    "embed_model": settings.embed_model,
+                    "dimension": dimension,
+                    "dense_kind": dense_kind,
+                    "documents": len(store.documents()),
+                    "chunks": store.count_chunks(),
+                    "updated_at": time.time(),
+                    "chunk_tokens": settings.chunk_tokens,
+                    "chunk_overlap": settings.chunk_overlap,
+                })
+                _before_commit_hook()
+                store.commit()
+            except BaseException:
+                store.rollback()
+                raise
+            stages["write"] = time.perf_counter() - t
+            _remove_old_generations(directory, generation)
+            return _finish(report, store, directory, started, stages, store.get_meta())
+        finally:
+            store.close()
+
+
+def _before_commit_hook() -> None:
+    """Test seam: lets a test hold the process just before the commit to kill it there."""
+    pause = os.environ.get("RAG_TEST_PAUSE_BEFORE_COMMIT")
+    if pause:
+        marker = Path(pause)
+        marker.write_text("waiting")
+        time.sleep(60)
+
+
+def _process(to_parse, known, store, settings, progress, embedder, report, stages, parse, rebuild):
+    """Parse, chunk and embed ``to_parse``; returns the rows to insert and per-file results."""
+    from rag.chunking import Chunker
+    from rag.embedding import make_embedder
+    from rag.text import search_tokens
+
+    embedder = embedder or make_embedder(settings)
+    t = time.perf_counter()
+    embedder.warm_up()
+    stages["load_model"] = time.perf_counter() - t
+    chunker = Chunker(
+        embedder.count_tokens,
+        max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
+        overlap_tokens=settings.chunk_overlap,
+        split_tokens=embedder.split_tokens,
+    )
+
+    per_file: list[tuple[SourceFile, list[str]]] = []
+    failed_now: list[tuple[SourceFile, str]] = []
+    pending: list[Chunk] = []
+    new_chunks: list[Chunk] = []
+    vectors: list[np.ndarray] = []
+    parse_seconds = chunk_seconds = embed_seconds = 0.0
+
+    def flush() -> None:
+        nonlocal embed_seconds
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        vectors.append(embedder.embed([c.text for c in pending]))
+        embed_seconds += time.perf_counter() - t0
+        new_chunks.extend(pending)
+        progress.advance(0, chunks=len(pending))
+        pending.clear()
+
+    progress.stage("ingest", len(to_parse))
+    max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    parse = parse or parse_files
+    t_parse = time.perf_counter()
+    seen_ids: set[str] = set()
+    for source, elements, error in parse(to_parse, max_bytes, settings.workers):
+        parse_seconds += time.perf_counter() - t_parse
+        if error is not None:
+            failed_now.append((source, error))
+            report.files_failed += 1
+            report.failed.append({"path": source.path, "reason": error})
+            progress.log(f"skipped {error}")
+        else:
+            t0 = time.perf_counter()
+            chunks = chunker.chunk(source.path, elements)
+            chunk_seconds += time.perf_counter() - t0
+            ids = [c.id for c in chunks]
+            per_file.append((source, ids))
+            if source.path in known:
+                report.files_changed += 1
+            else:
+                report.files_new += 1
+            keep = set() if rebuild else store.existing_ids(ids)
+            for chunk in chunks:
+                if chunk.id not in keep and chunk.id not in seen_ids:
+                    pending.append(chunk)
+                    seen_ids.add(chunk.id)
+            if len(pending) >= EMBED_BLOCK:
+                flush()
+        progress.advance(1)
+        t_parse = time.perf_counter()
+    flush()
+    stages.update(parse=parse_seconds, chunk=chunk_seconds, embed=embed_seconds)
+    report.chunks_embedded = len(new_chunks)
+
+    t0 = time.perf_counter()
+    tokens = [search_tokens(c.text) for c in new_chunks]
+    stages["tokenize"] = time.perf_counter() - t0
+    dimension = embedder.dimension
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
+    return new_chunks, matrix, tokens, per_file, failed_now
+
+
+def _write_generation(store, directory: Path, generation: int, settings: Settings, progress: Progress) -> str:
+    """Build the dense and sparse indexes of all chunks and write them for ``generation``."""
+    from rag.stores.dense import DenseIndex
+    from rag.stores.sparse import SparseIndex
+
+    ids_parts, vector_parts = [], []
+    for ids, vectors in store.iter_vectors():
+        ids_parts.append(ids)
+        vector_parts.append(vectors)
+    if ids_parts:
+        ids = np.concatenate(ids_parts)
+        vectors = np.concatenate(vector_parts)
+    else:
+        ids = np.zeros(0, dtype=np.int64)
+        vectors = np.zeros((0, 1), dtype=np.float32)
+    progress.log(f"building the search index over {len(ids)} chunks")
+    # The stored index is a CPU index whatever the machine; GPU copies are made when loading.
+    dense = DenseIndex.build(vectors, ids, dense_params(settings), on_gpu=False)
+    token_ids, token_lists = [], []
+    for rows, tokens in store.iter_tokens():
+        token_ids.append(rows)
+        token_lists.extend(tokens)
+    sparse = SparseIndex.build(token_lists, np.concatenate(token_ids) if token_ids else np.zeros(0, np.int64))
+
+    dense_path, sparse_path = generation_files(directory, generation)
+    dense.save(dense_path)
+    sparse.save(sparse_path)
+    for path in (dense_path, sparse_path, Path(str(sparse_path) + ".vocab.json")):
+        _fsync(path)
+    _fsync(directory)
+    return dense.kind
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_old_generations(directory: Path, live: int) -> None:
+    """Keep the live generation and the one before it (a reader may still be loading it)."""
+    for path in directory.iterdir():
+        name = path.name
+        if not (name.startswith("dense-") or name.startswith("sparse-")):
+            continue
+        try:
+            generation = int(name.split("-", 1)[1].split(".", 1)[0])
+        except ValueError:
+            continue
+        if generation not in (live, live - 1):
+            path.unlink(missing_ok=True)
+
+
+def _finish(report: IngestReport, store, directory: Path, started: float, stages: dict[str, float],
+            meta: dict[str, str]) -> IngestReport:
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.chunks_total = int(meta.get("chunks", "0") or 0)
+    report.documents_total = int(meta.get("documents", "0") or 0)
+    report.generation = int(meta.get("generation", "0") or 0)
+    report.dense_kind = meta.get("dense_kind", "")
+    report.chunks_per_s = round(report.chunks_embedded / report.seconds, 2) if report.seconds else 0.0
+    report.index_bytes = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    report.stage_seconds = {k: round(v, 3) for k, v in stages.items()}
+    return report

@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests run offline: any hidden hub download fails here as it would on CI."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default embedder, loaded once for the whole test session."""
+    from rag.embedding import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder(device="cpu")
+    model.warm_up()
+    return model
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from rag.config import Settings
+
+    return Settings.load(env={}, overrides={"index_dir": tmp_path / "index"})
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared; tests that need it skip with a clear reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared is not beside the repository)")
+    return path
