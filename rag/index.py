@@ -63,11 +63,15 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[f
     return fused
 
 
-def dense_weight(unknown_ratio: float) -> float:
+def dense_weight(unknown_ratio: float, cutoff: float = 0.4) -> float:
     """How much to trust the dense ranking for a query, from the share of its tokens the
-    embedder cannot read (``[UNK]``): all-MiniLM-L6-v2 maps about half of Chinese text to
-    ``[UNK]``, and its ranking of such a query is close to noise."""
-    return max(0.0, 1.0 - unknown_ratio) ** 2
+    embedder cannot read (``[UNK]``).
+
+    all-MiniLM-L6-v2 maps about half of a Chinese question to ``[UNK]`` and ranks such
+    queries close to randomly; RRF is sensitive enough that even a small weight on a noise
+    ranking reorders the top of a good one, so the weight falls linearly to zero at ``cutoff``.
+    """
+    return max(0.0, 1.0 - unknown_ratio / cutoff)
 
 
 class Index:

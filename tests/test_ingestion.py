@@ -1,0 +1,255 @@
+"""Ingestion end to end: real files, real parser, real embedder, real FAISS.
+
+Covers the incremental rules (add, change, delete), crash safety (SIGKILL), the write lock,
+every bad-input class, the CLI's exit codes and summary, and retrieval on ../shared/seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import IndexLockedError, InputError, ModelMismatchError
+from rag.index import Index
+from rag.ingestion import WriteLock, ingest_folder
+from tests import docfactory
+from tests.conftest import REPO, shared_path
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True,
+                          env=full_env, cwd=REPO, timeout=timeout)
+
+
+def sources(hits):
+    return [h.chunk.source for h in hits]
+
+
+@pytest.fixture
+def small_folder(tmp_path):
+    root = tmp_path / "docs"
+    docfactory.make_md(root / "pumps.md", "Pump guide", ["The Zephyr pump runs at 3400 rpm.", "Service it yearly."])
+    docfactory.make_txt(root / "harbour.txt", "Harbour notes\n\nThe harbour lighthouse was built in 1887.\n")
+    docfactory.make_txt(root / "中文" / "长城.txt", "长城简介\n\n长城全长约两万一千公里，始建于春秋战国时期。\n")
+    return root
+
+
+def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
+    root = tmp_path / "mixed"
+    expected = docfactory.make_mixed_folder(root)
+    (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    result = run_cli(str(root), "--index-dir", str(tmp_path / "index"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    failed = {item["path"] for item in report["failed"]}
+    assert failed == set(expected["bad"])
+    assert all(item["reason"].strip() for item in report["failed"])
+    assert [item["path"] for item in report["skipped"]] == ["picture.png"]
+    assert report["files_new"] == len(expected["good"]) and report["files_failed"] == len(expected["bad"])
+
+    index = Index.open(Settings.load(env={}, overrides={"index_dir": tmp_path / "index"}))
+    assert set(index.documents()) == set(expected["good"])
+    for name, fact in docfactory.FACTS.items():
+        path = next(p for p in expected["good"] if p.endswith(name))
+        hits = index.search(fact, k=3, mode="hybrid")
+        assert path in sources(hits), (name, sources(hits))
+
+    # The human summary lists each bad file on a line of its own.
+    again = run_cli(str(root), "--index-dir", str(tmp_path / "index"))
+    assert again.returncode == 0
+    for bad in expected["bad"]:
+        assert bad.split("/")[-1] in again.stdout
+
+
+def test_incremental_add_change_delete(small_folder, settings, embedder):
+    first = ingest_folder(small_folder, settings, embedder=embedder)
+    assert (first.files_new, first.files_failed) == (3, 0)
+    assert first.chunks_embedded == first.chunks_total > 0
+
+    unchanged = ingest_folder(small_folder, settings, embedder=embedder)
+    assert unchanged.files_unchanged == 3 and unchanged.chunks_embedded == 0
+    assert unchanged.generation == first.generation  # nothing rewritten
+
+    # Change one file (keeping one paragraph), add one, delete one.
+    docfactory.make_md(small_folder / "pumps.md", "Pump guide",
+                       ["The Zephyr pump runs at 3400 rpm.", "Replace the impeller every 5000 hours."])
+    docfactory.make_txt(small_folder / "new.txt", "Quokkas live on Rottnest Island.\n")
+    (small_folder / "harbour.txt").unlink()
+    update = ingest_folder(small_folder, settings, embedder=embedder)
+    assert (update.files_new, update.files_changed, update.files_removed, update.files_unchanged) == (1, 1, 1, 1)
+    assert update.chunks_removed >= 2 and update.generation == first.generation + 1
+
+    index = Index.open(settings, embedder=embedder)
+    assert set(index.documents()) == {"pumps.md", "new.txt", "中文/长城.txt"}
+    assert sources(index.search("impeller replacement hours", 1)) == ["pumps.md"]
+    assert sources(index.search("Rottnest Island quokkas", 1)) == ["new.txt"]
+    assert "harbour.txt" not in sources(index.search("harbour lighthouse 1887", 5))
+    assert sources(index.search("长城有多长", 1, mode="sparse")) == ["中文/长城.txt"]
+
+
+def test_unchanged_chunks_keep_their_embeddings(small_folder, settings, embedder):
+    long_doc = [f"Paragraph {i} explains maintenance step {i} of the turbine in detail." * 4 for i in range(12)]
+    docfactory.make_md(small_folder / "turbine.md", "Turbine", long_doc)
+    ingest_folder(small_folder, settings, embedder=embedder)
+    docfactory.make_md(small_folder / "turbine.md", "Turbine", long_doc + ["One more closing paragraph."])
+    update = ingest_folder(small_folder, settings, embedder=embedder)
+    assert update.files_changed == 1
+    assert 0 < update.chunks_embedded < len(long_doc) // 2
+
+
+def test_a_running_index_switches_generation_without_reopen(small_folder, settings, embedder):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    index = Index.open(settings, embedder=embedder)
+    docfactory.make_txt(small_folder / "late.txt", "The observatory dome opens at 21:00.\n")
+    ingest_folder(small_folder, settings, embedder=embedder)
+    assert index.reload_if_changed() is True
+    assert sources(index.search("observatory dome opening time", 1)) == ["late.txt"]
+
+
+def _start_cli(folder: Path, index_dir: Path, extra_env: dict) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra_env)
+    return subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for(predicate, timeout: float = 180.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.mark.slow
+def test_sigkill_at_the_commit_leaves_the_previous_index(small_folder, settings, embedder, tmp_path):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    before = Index.open(settings, embedder=embedder)
+    generation = before.generation
+
+    docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")
+    (small_folder / "harbour.txt").unlink()
+    marker = tmp_path / "at-commit"
+    proc = _start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker)})
+    _wait_for(marker.exists)  # new generation files are written, the transaction is open
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    after = Index.open(settings, embedder=embedder)
+    assert after.generation == generation
+    assert sources(after.search("harbour lighthouse built in 1887", 1)) == ["harbour.txt"]
+    assert "extra.txt" not in after.documents()
+
+    # The lock died with the process: the next run goes through and picks up the changes.
+    report = ingest_folder(small_folder, settings, embedder=embedder)
+    assert report.files_new == 1 and report.files_removed == 1
+    assert report.generation == generation + 1
+
+
+@pytest.mark.slow
+def test_sigkill_mid_embedding_leaves_the_previous_index(small_folder, settings, embedder):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    generation = Index.open(settings, embedder=embedder).generation
+    for i in range(40):
+        docfactory.make_txt(small_folder / "bulk" / f"{i:03d}.txt",
+                            " ".join(f"Bulk file {i} sentence {j} about logistics." for j in range(150)) + "\n")
+    proc = _start_cli(small_folder, settings.index_dir, {})
+    start = time.time()
+    time.sleep(8.0)  # model load and parsing are under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert time.time() - start < 60
+    index = Index.open(settings, embedder=embedder)
+    assert index.generation == generation
+    assert sources(index.search("Zephyr pump rpm", 1)) == ["pumps.md"]
+    assert not any(p.startswith("bulk/") for p in index.documents())
+
+
+def test_a_second_ingest_is_refused_while_one_runs(small_folder, settings, embedder):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    with WriteLock(Path(settings.index_dir)):
+        with pytest.raises(IndexLockedError, match="Another ingest"):
+            ingest_folder(small_folder, settings, embedder=embedder)
+        result = run_cli(str(small_folder), "--index-dir", str(settings.index_dir))
+    assert result.returncode == 2
+    assert "Another ingest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_path_and_folder_without_documents_exit_2(tmp_path):
+    missing = run_cli(str(tmp_path / "nope"), "--index-dir", str(tmp_path / "i"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "image.png").write_bytes(b"\x89PNG")
+    result = run_cli(str(empty), "--index-dir", str(tmp_path / "i"))
+    assert result.returncode == 2 and "no supported documents" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_library_errors_for_bad_paths(tmp_path, settings):
+    with pytest.raises(InputError):
+        ingest_folder(tmp_path / "missing", settings)
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        ingest_folder(tmp_path / "a.txt", settings)
+
+
+def test_files_over_the_size_limit_are_skipped(small_folder, settings, embedder):
+    docfactory.make_txt(small_folder / "big.txt", "word " * 5000)
+    report = ingest_folder(small_folder, settings.replace(max_file_mb=0.01), embedder=embedder)
+    assert [f["path"] for f in report.failed] == ["big.txt"]
+    assert report.files_new == 3
+
+
+def test_mixing_embedding_models_is_refused(small_folder, settings, embedder):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    other = settings.replace(embed_model="sentence-transformers/some-other-model")
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+        ingest_folder(small_folder, other)
+    with pytest.raises(ModelMismatchError):
+        Index.open(other)
+
+
+def test_a_good_file_that_turns_corrupt_is_removed_and_reported(small_folder, settings, embedder):
+    ingest_folder(small_folder, settings, embedder=embedder)
+    docfactory.make_binary_txt(small_folder / "harbour.txt")
+    report = ingest_folder(small_folder, settings, embedder=embedder)
+    assert [f["path"] for f in report.failed] == ["harbour.txt"]
+    index = Index.open(settings, embedder=embedder)
+    assert "harbour.txt" not in index.documents()
+    # Unchanged and still broken: reported again, not parsed again.
+    again = ingest_folder(small_folder, settings, embedder=embedder)
+    assert again.files_failed == 1 and "unchanged since" in again.failed[0]["reason"]
+    assert again.generation == report.generation
+
+
+SEED_QUESTIONS = [
+    # (question, the seed article that answers it)
+    ("大语言模型的训练对环境有什么影响？碳排放和能源消耗如何？", "000_6d276b2b4364ae50.txt"),
+    ("大模型在知识和推理领域有哪些应用？", "004_30890d298255b993.txt"),
+    ("多模态学习和强化学习如何推动大型模型发展？", "003_3402cdf4f0e8c9a5.txt"),
+]
+
+
+@pytest.mark.slow
+def test_a_question_about_a_seed_article_finds_that_article_first(tmp_path, embedder):
+    seeds = shared_path("seeds")
+    settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index"})
+    report = ingest_folder(seeds, settings, embedder=embedder)
+    assert report.files_new == 5 and report.files_failed == 0
+    index = Index.open(settings, embedder=embedder)
+    for question, expected in SEED_QUESTIONS:
+        hits = index.search(question, k=5, mode="hybrid")
+        assert hits[0].chunk.source == expected, [(h.chunk.source, h.chunk.section) for h in hits]
+    again = ingest_folder(seeds, settings, embedder=embedder)
+    assert again.chunks_embedded == 0 and again.files_unchanged == 5
