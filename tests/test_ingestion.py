@@ -253,3 +253,17 @@ def test_a_question_about_a_seed_article_finds_that_article_first(tmp_path, embe
         assert hits[0].chunk.source == expected, [(h.chunk.source, h.chunk.section) for h in hits]
     again = ingest_folder(seeds, settings, embedder=embedder)
     assert again.chunks_embedded == 0 and again.files_unchanged == 5
+
+
+@pytest.mark.slow
+def test_parallel_parsing_gives_the_same_index(tmp_path, embedder):
+    root = tmp_path / "mixed"
+    docfactory.make_mixed_folder(root)
+    one = Settings.load(env={}, overrides={"index_dir": tmp_path / "one"})
+    two = Settings.load(env={}, overrides={"index_dir": tmp_path / "two", "workers": 2})
+    serial = ingest_folder(root, one, embedder=embedder)
+    parallel = ingest_folder(root, two, embedder=embedder)
+    assert (parallel.files_new, parallel.files_failed) == (serial.files_new, serial.files_failed)
+    chunks_one = {p: r.chunk_ids for p, r in Index.open(one, embedder=embedder).documents().items()}
+    chunks_two = {p: r.chunk_ids for p, r in Index.open(two, embedder=embedder).documents().items()}
+    assert chunks_one == chunks_two
