@@ -14,12 +14,14 @@ class TerminalProgress:
         self.stream = stream
         self._bar = None
         self._chunks = 0
+        self._started = time.perf_counter()
 
     def stage(self, name: str, total: int) -> None:
         from tqdm import tqdm
 
         self.close()
         self._chunks = 0
+        self._started = time.perf_counter()
         self._bar = tqdm(total=total, desc=name, unit="file", file=self.stream, dynamic_ncols=True)
 
     def advance(self, n: int = 1, chunks: int = 0) -> None:
@@ -27,7 +29,7 @@ class TerminalProgress:
             return
         if chunks:
             self._chunks += chunks
-            elapsed = max(time.perf_counter() - self._bar.start_t, 1e-9) if hasattr(self._bar, "start_t") else 1.0
+            elapsed = max(time.perf_counter() - self._started, 1e-9)
             self._bar.set_postfix(chunks=self._chunks, chunks_per_s=f"{self._chunks / elapsed:.1f}", refresh=False)
         self._bar.update(n)
 
@@ -36,6 +38,9 @@ class TerminalProgress:
             self._bar.write(line, file=self.stream)
         else:
             print(line, file=self.stream)
+
+    def done(self) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._bar is not None:
@@ -78,6 +83,9 @@ class PlainProgress:
 
     def log(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
+
+    def done(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -44,6 +44,9 @@ class Progress(Protocol):
 
     def log(self, line: str) -> None: ...
 
+    def done(self) -> None:
+        """The current stage is finished."""
+
 
 class SilentProgress:
     def stage(self, name: str, total: int) -> None:
@@ -53,6 +56,9 @@ class SilentProgress:
         pass
 
     def log(self, line: str) -> None:
+        pass
+
+    def done(self) -> None:
         pass
 
 
@@ -260,6 +266,7 @@ def ingest_folder(
                 else:
                     to_parse.append(source)
                 progress.advance(1)
+            progress.done()
             on_disk = {s.path for s in files}
             removed = [path for path in known if path not in on_disk]
             vanished_failures = [path for path in failures if path not in on_disk]
@@ -345,6 +352,7 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     from rag.text import search_tokens
 
     embedder = embedder or make_embedder(settings)
+    progress.stage("ingest", len(to_parse))
     t = time.perf_counter()
     embedder.warm_up()
     stages["load_model"] = time.perf_counter() - t
@@ -362,18 +370,23 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     vectors: list[np.ndarray] = []
     parse_seconds = chunk_seconds = embed_seconds = 0.0
 
+    waiting_files = 0  # parsed files whose chunks are not embedded yet
+
     def flush() -> None:
-        nonlocal embed_seconds
+        nonlocal embed_seconds, waiting_files
         if not pending:
+            progress.advance(waiting_files)
+            waiting_files = 0
             return
         t0 = time.perf_counter()
         vectors.append(embedder.embed([c.text for c in pending]))
         embed_seconds += time.perf_counter() - t0
         new_chunks.extend(pending)
-        progress.advance(0, chunks=len(pending))
+        # A file counts as done once its chunks are embedded, so the ETA covers embedding.
+        progress.advance(waiting_files, chunks=len(pending))
+        waiting_files = 0
         pending.clear()
 
-    progress.stage("ingest", len(to_parse))
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
     parse = parse or parse_files
     t_parse = time.perf_counter()
@@ -385,6 +398,7 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
             report.files_failed += 1
             report.failed.append({"path": source.path, "reason": error})
             progress.log(f"skipped {error}")
+            progress.advance(1)
         else:
             t0 = time.perf_counter()
             chunks = chunker.chunk(source.path, elements)
@@ -400,11 +414,12 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
                 if chunk.id not in keep and chunk.id not in seen_ids:
                     pending.append(chunk)
                     seen_ids.add(chunk.id)
+            waiting_files += 1
             if len(pending) >= EMBED_BLOCK:
                 flush()
-        progress.advance(1)
         t_parse = time.perf_counter()
     flush()
+    progress.done()
     stages.update(parse=parse_seconds, chunk=chunk_seconds, embed=embed_seconds)
     report.chunks_embedded = len(new_chunks)
 
