@@ -1,0 +1,285 @@
+"""The answer pipeline: question in, grounded answer with citations out.
+
+    rewrite (follow-ups only) -> retrieve (+ rerank) -> prompt -> generate -> check citations
+
+This is the one entry point the HTTP API and the evaluation harness use::
+
+    pipeline = AnswerPipeline.from_settings(settings)   # light: nothing loads yet
+    pipeline.warm_up()                                  # models load here, or on first use
+    answer = pipeline.answer("What is the hotel limit in London?")
+    for event in pipeline.stream(question): ...         # retrieval, token..., done
+
+The answer is the fixed refusal sentence in the question's language, with ``answerable``
+false and no citations, when retrieval finds nothing relevant enough (``min_relevance``) or
+when the model says the passages do not hold the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from rag.citations import (
+    best_sentence,
+    best_supporting_passage,
+    build_citations,
+    clean_markers,
+    drop_repeats,
+    is_refusal,
+    refusal_text,
+    support,
+)
+from rag.config import Settings
+from rag.documents import Answer, SearchHit
+from rag.errors import IndexMissingError, RagError
+from rag.generation import Generator, make_generator
+from rag.generation.base import GenerationResult
+from rag.index import Index
+from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
+from rag.reranking import Reranker, make_reranker
+from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
+from rag.text import detect_language
+
+log = logging.getLogger(__name__)
+
+STAGES = ("rewrite", "retrieve", "rerank", "generate", "total")
+# A passage is shown to the model only if its relevance is at least this share of the best one's.
+RELATIVE_RELEVANCE = 0.5
+
+
+@dataclass
+class _Turn:
+    """One question on its way through the pipeline."""
+
+    question: str
+    language: str
+    started: float
+    query: str = ""
+    rewritten: bool = False                       # query is a model rewrite of a follow-up
+    retrieval: Retrieval | None = None
+    passages: list[SearchHit] = field(default_factory=list)
+    messages: list[dict] | None = None            # None: refuse without asking the model
+    timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+
+
+class AnswerPipeline:
+    """Retrieval-augmented answering over one index with one generator."""
+
+    def __init__(self, settings: Settings, generator: Generator | None = None,
+                 retriever: Retriever | None = None, reranker: Reranker | None = None) -> None:
+        self.settings = settings
+        self._generator = generator
+        self._retriever = retriever
+        self._reranker = reranker
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AnswerPipeline":
+        """A pipeline configured by ``settings``; the index and models are loaded later."""
+        return cls(settings)
+
+    # -- parts, created on first use ------------------------------------------------------
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            with self._lock:
+                if self._generator is None:
+                    self._generator = make_generator(self.settings)
+        return self._generator
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever over the current index; picks up a newer ingest (a cheap check)."""
+        if self._retriever is None:
+            with self._lock:
+                if self._retriever is None:
+                    index = Index.open(self.settings)          # raises IndexMissingError
+                    if self._reranker is None and self.settings.rerank:
+                        self._reranker = make_reranker(self.settings)
+                    self._retriever = HybridRetriever(index, self.settings, self._reranker)
+                    return self._retriever
+        index = getattr(self._retriever, "index", None)
+        if isinstance(index, Index):
+            index.reload_if_changed()
+        return self._retriever
+
+    @property
+    def model_name(self) -> str:
+        return self.generator.name
+
+    def warm_up(self) -> None:
+        """Load the generator, the embedder and the reranker now.
+
+        A missing index is not an error here (the service may start before the first ingest);
+        questions asked before one exists raise :class:`~rag.errors.IndexMissingError`.
+        """
+        self.generator.warm_up()
+        try:
+            self.retriever.warm_up()
+        except IndexMissingError as exc:
+            log.warning("%s", exc)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def answer(self, question: str, top_k: int | None = None, filters: Any = None,
+               history: Sequence[dict] | None = None) -> Answer:
+        """A grounded answer to ``question``; ``history`` is the conversation so far
+        (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups."""
+        turn = self._prepare(question, top_k, filters, history)
+        if turn.messages is None:
+            return self._refusal(turn)
+        started = time.perf_counter()
+        result = self.generator.generate(turn.messages)
+        turn.timings_ms["generate"] = _ms(started)
+        return self._finish(turn, result)
+
+    def stream(self, question: str, top_k: int | None = None, filters: Any = None,
+               history: Sequence[dict] | None = None) -> Iterator[dict[str, Any]]:
+        """The answer as events:
+
+        - ``{"type": "retrieval", "query": ..., "passages": [...]}`` once retrieval is done;
+        - ``{"type": "token", "text": ...}`` for each piece of generated text;
+        - ``{"type": "done", "answer": Answer.to_dict()}`` last.
+
+        The ``done`` answer is authoritative: its text has the citation markers checked, and
+        it is the refusal sentence if the model's streamed text turned out to be a refusal.
+        Failures before the first event raise; a generation failure after it is reported as
+        ``{"type": "error", "message": ...}`` and ends the stream. Closing the iterator early
+        stops the generation.
+        """
+        turn = self._prepare(question, top_k, filters, history)
+        yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
+        if turn.messages is None:
+            answer = self._refusal(turn)
+            yield {"type": "token", "text": answer.answer}
+            yield {"type": "done", "answer": answer.to_dict()}
+            return
+        started = time.perf_counter()
+        pieces = self.generator.stream(turn.messages)
+        try:
+            for piece in pieces:
+                yield {"type": "token", "text": piece}
+        except RagError as exc:
+            yield {"type": "error", "message": str(exc)}
+            return
+        finally:
+            pieces.close()
+        turn.timings_ms["generate"] = _ms(started)
+        result = pieces.result or GenerationResult("", 0, 0)
+        yield {"type": "done", "answer": self._finish(turn, result).to_dict()}
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None) -> _Turn:
+        question = (question or "").strip()
+        if not question:
+            from rag.errors import InputError
+
+            raise InputError("The question is empty; ask something.")
+        turn = _Turn(question=question, language=detect_language(question), started=time.perf_counter())
+        retriever = self.retriever
+
+        started = time.perf_counter()
+        turn.query, turn.rewritten = self._standalone_query(turn, history)
+        turn.timings_ms["rewrite"] = _ms(started)
+
+        turn.retrieval = retriever.retrieve(turn.query, top_k=top_k, filters=filters)
+        turn.timings_ms["retrieve"] = turn.retrieval.timings_ms.get("retrieve", 0.0)
+        turn.timings_ms["rerank"] = turn.retrieval.timings_ms.get("rerank", 0.0)
+        turn.passages = list(turn.retrieval.hits)
+        best = turn.retrieval.best_relevance
+        if not turn.passages or best < self.settings.min_relevance:
+            return turn
+        # Passages far less relevant than the best one only distract a small model.
+        turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
+
+        generator = self.generator
+        prompt = GroundedPrompt(generator.count_tokens, generator.context_window, self.settings.max_new_tokens)
+        # A rewritten follow-up reads better than the bare one ("and in Paris?"); the heuristic
+        # query (question + key terms) is for search only.
+        built = prompt.build(turn.query if turn.rewritten else turn.question, turn.passages, language=turn.language)
+        if not built.passages:
+            return turn
+        turn.passages = built.passages
+        turn.messages = built.messages
+        return turn
+
+    def _standalone_query(self, turn: _Turn, history: Sequence[dict] | None) -> tuple[str, bool]:
+        """The query to search with, and whether it is a model rewrite: the question itself,
+        or for a follow-up a rewrite that stands on its own (or the heuristic query)."""
+        turns = usable_history(history)
+        if not turns or not any(t["role"] == "user" for t in turns):
+            return turn.question, False
+        if not self.settings.rewrite_followups:
+            return fallback_query(turn.question, turns), False
+        rewriter = FollowUpPrompt()
+        try:
+            result = self.generator.generate(rewriter.messages(turn.question, turns, turn.language),
+                                             max_new_tokens=rewriter.max_new_tokens, stop=["\n"], temperature=0.0)
+        except RagError as exc:
+            log.warning("Follow-up rewriting failed (%s); using the heuristic query.", exc)
+            return fallback_query(turn.question, turns), False
+        turn.usage["prompt_tokens"] += result.prompt_tokens
+        turn.usage["completion_tokens"] += result.completion_tokens
+        rewritten = rewriter.parse(result.text)
+        if is_usable_rewrite(rewritten, turn.question, turns):
+            return rewritten, True
+        return fallback_query(turn.question, turns), False
+
+    def _finish(self, turn: _Turn, result: GenerationResult) -> Answer:
+        turn.usage["prompt_tokens"] += result.prompt_tokens
+        turn.usage["completion_tokens"] += result.completion_tokens
+        text, cited = clean_markers(drop_repeats(result.text), len(turn.passages))
+        if not text or is_refusal(text, turn.language):
+            return self._refusal(turn)
+        if support(text, turn.passages) < self.settings.min_support:
+            # Mostly words the passages do not contain: made up, or garbled (a small model in
+            # Chinese). The passage sentence closest to the question is a faithful answer.
+            extract = best_sentence(turn.query, turn.passages) if self.settings.extractive_fallback else None
+            if extract is None:
+                return self._refusal(turn)
+            log.info("Generated answer not supported by the passages; answering with passage %d's best sentence.", extract[0])
+            text, cited = _append_marker(extract[1], extract[0]), [extract[0]]
+        if not cited:
+            # Small models often answer without a marker; attribute the answer to the passage
+            # that holds most of its words, if one holds enough of them.
+            best = best_supporting_passage(text, turn.passages)
+            if best is not None:
+                cited = [best]
+                text = _append_marker(text, best)
+        return self._make_answer(turn, text, True, build_citations(cited, turn.passages, text))
+
+    def _refusal(self, turn: _Turn) -> Answer:
+        return self._make_answer(turn, refusal_text(turn.language), False, [])
+
+    def _make_answer(self, turn: _Turn, text: str, answerable: bool, citations: list) -> Answer:
+        turn.timings_ms["total"] = _ms(turn.started)
+        return Answer(
+            answer=text,
+            answerable=answerable,
+            citations=citations,
+            passages=turn.passages,
+            query=turn.query,
+            language=turn.language,
+            model=self.model_name,
+            timings_ms=dict(turn.timings_ms),
+            usage=dict(turn.usage),
+        )
+
+
+def _append_marker(text: str, number: int) -> str:
+    """``text`` with ``[number]`` before its final full stop (or at the end)."""
+    stripped = text.rstrip()
+    if stripped and stripped[-1] in ".。!！?？":
+        space = " " if stripped[-1] in ".!?" else ""
+        return f"{stripped[:-1].rstrip()}{space}[{number}]{stripped[-1]}"
+    return f"{stripped} [{number}]"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,160 @@
+"""What the answer pipeline needs from a language model, and the pieces every backend shares.
+
+A generator takes chat messages (``[{"role": "system" | "user" | "assistant", "content": ...}]``)
+and returns text, whole or in pieces. Backends: ``transformers_lm`` (a local causal LM) and
+``openai_compat`` (any server speaking the OpenAI chat-completions protocol).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+
+Message = dict[str, str]
+
+
+@dataclass
+class GenerationResult:
+    """A finished generation: the text (stop sequence and end-of-turn marker removed) and its cost."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"        # "stop" (end of turn or a stop sequence) or "length"
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat language model."""
+
+    name: str
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the prompt and the completion must share."""
+
+    def warm_up(self) -> None:
+        """Load weights (or check the server) now instead of on the first request."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this model's vocabulary (an estimate for remote models)."""
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
+                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+        """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
+               stop: Sequence[str] | None = None, temperature: float | None = None) -> "TextStream":
+        """The same reply as :meth:`generate`, as text pieces while they are produced."""
+
+
+class TextStream(Iterator[str]):
+    """An iterator of text pieces that knows the whole result once it is exhausted.
+
+    ``result`` is ``None`` until the last piece has been read; then it holds the same
+    :class:`GenerationResult` :meth:`Generator.generate` would have returned. ``close()`` (or
+    leaving a ``for`` loop early and dropping the stream) stops the generation.
+    """
+
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], GenerationResult],
+                 on_close: Callable[[], None] | None = None) -> None:
+        self._pieces = pieces
+        self._finish = finish
+        self._on_close = on_close
+        self._parts: list[str] = []
+        self.result: GenerationResult | None = None
+
+    def __iter__(self) -> "TextStream":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            piece = next(self._pieces)
+        except StopIteration:
+            if self.result is None:
+                self.result = self._finish("".join(self._parts))
+                self._close_quietly()
+            raise
+        except BaseException:
+            self._close_quietly()
+            raise
+        self._parts.append(piece)
+        return piece
+
+    def close(self) -> None:
+        """Stop generating; pieces not yet read are dropped."""
+        self._close_quietly()
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+    def _close_quietly(self) -> None:
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
+
+    def __del__(self) -> None:  # a client that hangs up mid-stream must not leave a model running
+        self._close_quietly()
+
+
+class StopSequences:
+    """Cut generated text at the first stop sequence, also when it arrives split over pieces.
+
+    ``feed`` returns the text that is safe to show now: anything that might be the start of a
+    stop sequence is held back until the next piece shows whether it is one.
+    """
+
+    def __init__(self, stops: Iterable[str] | None) -> None:
+        self.stops = [s for s in (stops or []) if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        text = self._held + piece
+        cut = find_stop(text, self.stops)
+        if cut is not None:
+            self.stopped = True
+            self._held = ""
+            return text[:cut]
+        keep = _partial_stop_suffix(text, self.stops)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        """Text held back at the end of the generation (it turned out not to be a stop)."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Index of the earliest stop sequence in ``text``, or ``None``."""
+    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(positions) if positions else None
+
+
+def _partial_stop_suffix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that is the beginning of some stop sequence."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best
+
+
+_CJK_CHAR_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free token estimate: one per CJK character, one per ~4 other characters.
+
+    Used only where the model's tokenizer is out of reach (a remote server); it errs on the
+    high side for English so prompts sized with it still fit.
+    """
+    cjk = len(_CJK_CHAR_RE.findall(text))
+    other = len(text) - cjk
+    return cjk + (other + 3) // 4

