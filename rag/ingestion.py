@@ -411,6 +411,7 @@ def run_ingest(
                     "updated_at": time.time(),
                     "chunk_tokens": settings.chunk_tokens,
                     "chunk_overlap": settings.chunk_overlap,
+                    "root": str(root.resolve()),
                 })
                 _before_commit_hook()
                 store.commit()

@@ -1,0 +1,171 @@
+"""Errors as the HTTP API shows them: a status code and one sentence saying what to do.
+
+Every failure leaves the server as ``{"error": "<one sentence>", "code": "...", "details": [...]}``.
+Routes under ``/v1/`` speak the OpenAI protocol, whose clients read
+``{"error": {"message", "type", "code"}}``, so they get that shape with the same sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import (ConfigError, GenerationError, IndexLockedError, IndexMissingError, InputError,
+                        ModelMismatchError, RagError)
+
+log = logging.getLogger("api")
+
+
+class ApiError(Exception):
+    """An expected failure of a request: ``message`` is the sentence the client sees."""
+
+    def __init__(self, status: int, message: str, code: str = "invalid_request",
+                 details: Sequence[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.details = list(details or [])
+        self.headers = headers
+
+
+# RagError subclasses -> (status, code). Anything else from the library is a server fault.
+_RAG_STATUS: list[tuple[type[RagError], int, str]] = [
+    (IndexMissingError, 503, "no_index"),
+    (IndexLockedError, 409, "index_locked"),
+    (GenerationError, 502, "generation_failed"),
+    (InputError, 422, "invalid_input"),
+    (ModelMismatchError, 500, "model_mismatch"),
+    (ConfigError, 500, "config_error"),
+]
+
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                 413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+                 429: "rate_limit_error", 503: "service_unavailable"}
+
+
+def api_error_from(exc: BaseException) -> ApiError:
+    """The :class:`ApiError` a client should see for ``exc``."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RagError):
+        for kind, status, code in _RAG_STATUS:
+            if isinstance(exc, kind):
+                return ApiError(status, str(exc), code)
+        return ApiError(500, str(exc), "rag_error")
+    return ApiError(500, f"The server failed while answering ({exc.__class__.__name__}); the details are in the server log.",
+                    "internal_error")
+
+
+def error_body(error: ApiError, openai_style: bool = False) -> dict[str, Any]:
+    """The JSON body for ``error``, in the plain or the OpenAI shape."""
+    if openai_style:
+        kind = _OPENAI_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
+        body: dict[str, Any] = {"message": error.message, "type": kind, "code": error.code, "param": None}
+        if error.details:
+            body["details"] = error.details
+        return {"error": body}
+    body = {"error": error.message, "code": error.code}
+    if error.details:
+        body["details"] = error.details
+    return body
+
+
+def error_response(request_path: str, error: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(error, request_path.startswith("/v1/")), status_code=error.status,
+                        headers=error.headers)
+
+
+def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
+    """One sentence for the first of pydantic's validation errors."""
+    if not errors:
+        return "The request is invalid."
+    first = errors[0]
+    kind = first.get("type", "")
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(loc)
+    ctx = first.get("ctx") or {}
+    got = first.get("input")
+    if kind == "json_invalid":
+        return "The request body is not valid JSON; send a JSON object such as {\"question\": \"...\"}."
+    if not field and kind in ("model_attributes_type", "dict_type", "missing"):
+        return "The request body must be a JSON object; send one such as {\"question\": \"...\"}."
+    if kind == "missing":
+        return f"The field '{field}' is required but missing."
+    if kind in ("value_error", "assertion_error"):
+        return str(first.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "extra_forbidden":
+        return f"The field '{field}' is not accepted here; remove it."
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"The field '{field}' must be a whole number, not {got!r}."
+    if kind in ("string_type",):
+        return f"The field '{field}' must be a string."
+    if kind in ("bool_parsing", "bool_type"):
+        return f"The field '{field}' must be true or false, not {got!r}."
+    if kind in ("list_type",):
+        return f"The field '{field}' must be a list."
+    if kind == "literal_error":
+        return f"The field '{field}' must be one of {ctx.get('expected', 'the allowed values')}, not {got!r}."
+    if kind == "greater_than_equal":
+        return f"The field '{field}' must be at least {ctx.get('ge')}, not {got!r}."
+    if kind == "less_than_equal":
+        return f"The field '{field}' must be at most {ctx.get('le')}, not {got!r}."
+    if kind == "string_too_long":
+        return f"The field '{field}' is too long: at most {ctx.get('max_length')} characters are accepted."
+    if kind == "too_long":
+        return f"The field '{field}' has too many items: at most {ctx.get('max_length')} are accepted."
+    message = str(first.get("msg", "is invalid")).rstrip(".")
+    return f"The field '{field or 'body'}' is invalid: {message}."
+
+
+def _plain_details(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors without the parts that may not serialise (exceptions in ctx, raw input)."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")} for e in errors]
+
+
+def install_error_handlers(app: FastAPI, on_error=None) -> None:
+    """Make every failure, expected or not, answer with the one-sentence error body.
+
+    ``on_error(request, error)`` is called for each (the metrics count them).
+    """
+
+    def report(request: Request, error: ApiError) -> JSONResponse:
+        if on_error is not None:
+            on_error(request, error)
+        return error_response(request.url.path, error)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return report(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        return report(request, ApiError(422, validation_sentence(errors), "invalid_request", _plain_details(errors)))
+
+    @app.exception_handler(RagError)
+    async def _rag(request: Request, exc: RagError) -> JSONResponse:
+        error = api_error_from(exc)
+        if error.status >= 500 and error.status != 503:
+            log.warning("%s %s failed: %s", request.method, request.url.path, exc)
+        return report(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"There is no {request.url.path} here; see /docs for the endpoints."
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /docs for the methods it takes."
+        else:
+            message = str(exc.detail)
+        return report(request, ApiError(exc.status_code, message, "http_error", headers=getattr(exc, "headers", None)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return report(request, api_error_from(exc))

@@ -1,0 +1,1 @@
+"""One router per capability: asking, the OpenAI-compatible protocol, documents, health."""

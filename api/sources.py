@@ -1,0 +1,31 @@
+"""Citations as people read them: ``[1] travel-policy.md, p. 2, "Hotels"``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+SOURCES_HEADING = "Sources:"
+
+
+def source_label(citation: Mapping[str, Any]) -> str:
+    """Where a cited passage comes from: file, page and section, whichever are known."""
+    parts = [str(citation.get("source") or "?")]
+    if citation.get("page"):
+        parts.append(f"p. {citation['page']}")
+    if citation.get("section"):
+        parts.append(f"\u201c{citation['section']}\u201d")
+    return ", ".join(parts)
+
+
+def sources_block(citations: Sequence[Mapping[str, Any]]) -> str:
+    """A "Sources:" list to append to an answer's text; empty when nothing is cited."""
+    if not citations:
+        return ""
+    lines = [f"[{c.get('number')}] {source_label(c)}" for c in citations]
+    return "\n\n" + SOURCES_HEADING + "\n" + "\n".join(lines)
+
+
+def strip_sources(text: str) -> str:
+    """An earlier answer without the "Sources:" list we appended to it (history stays clean)."""
+    cut = text.rfind("\n\n" + SOURCES_HEADING + "\n")
+    return text[:cut] if cut >= 0 else text

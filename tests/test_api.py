@@ -1,0 +1,559 @@
+"""The HTTP API end to end: a real ``python -m api`` server over a real index, real models.
+
+One server is started per test session (:func:`shared_server`) over a small folder of English
+and Chinese documents, with an API key, and reused by every test here and by the chat-page
+test. Tests that change documents put them back as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.docfactory import make_md, make_pdf, make_txt
+
+API_KEY = "test-key-3f9a"
+MAX_UPLOAD_MB = 1
+ALLOWED_ORIGIN = "http://chat.example.org"
+
+LONDON = "What is the nightly hotel limit in London?"
+ROUTER = "How long do I hold the reset button on the Zephyr R7 router?"
+PANDA_ZH = "熊猫基地早上几点开门？"
+
+
+# --- the live server ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A ``python -m api`` process on 127.0.0.1, and how to talk to it."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    docs_root: Path
+    index_dir: Path
+    key: str | None = API_KEY
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def client(self, key: str | None = "default", timeout: float = 300.0) -> httpx.Client:
+        key = self.key if key == "default" else key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(index_dir: Path, docs_root: Path | None, log_path: Path, env: dict[str, str] | None = None,
+                 wait_for: str = "ready", timeout: float = 300.0) -> LiveServer:
+    """Start ``python -m api`` and wait until ``/health`` reports ``wait_for``.
+
+    Without ``docs_root`` the server picks its default (``<index_dir>/../documents`` for a new index).
+    """
+    port = free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+                   **(env or {})}
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "--index-dir", str(index_dir), "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", *(["--docs-root", str(docs_root)] if docs_root else [])],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=environment,
+    )
+    log.close()
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, docs_root or index_dir.parent / "documents", index_dir,
+                        key=environment.get("RAG_API_KEYS") or None)
+    started = time.perf_counter()
+    status = None
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            pytest.fail(f"python -m api exited with code {process.returncode}:\n{server.log_tail()}")
+        try:
+            status = httpx.get(server.url + "/health", timeout=5).json().get("status")
+        except (httpx.HTTPError, ValueError):
+            status = None
+        if status == wait_for:
+            server.timings["start_s"] = round(time.perf_counter() - started, 1)
+            return server
+        time.sleep(0.5)
+    server.stop()
+    pytest.fail(f"/health did not report {wait_for!r} within {timeout:.0f} s (last: {status!r}):\n{server.log_tail()}")
+
+
+def write_corpus(root: Path) -> None:
+    """Three small documents with facts no model knows by heart: English, Chinese, and a PDF."""
+    make_md(root / "travel-policy.md", "Travel policy of Quillfeather Ltd", [
+        "This policy covers business trips of all Quillfeather employees.",
+    ], sections=[
+        ("Hotels", ["The nightly hotel limit is 240 pounds in London and 210 euros in Paris. "
+                    "In all other cities the nightly hotel limit is 150 euros."]),
+        ("Flights", ["Economy class is booked for flights shorter than seven hours."]),
+    ])
+    make_txt(root / "router-faq.txt",
+             "Zephyr R7 router: frequently asked questions\n\n"
+             "How do I reset the Zephyr R7 router? Hold the RESET button on the back for 12 seconds "
+             "until the light turns purple. The router then restarts with factory settings.\n\n"
+             "What is the admin address? Open http://10.7.0.1 in a browser.\n")
+    make_md(root / "熊猫基地.md", "熊猫基地参观须知", [
+        "星河熊猫基地每天早上七点半开门，下午五点停止入园。",
+        "门票价格为五十八元，身高一米二以下的儿童免票。",
+    ])
+    make_pdf(root / "safety-manual.pdf", [
+        "Workshop safety manual\n\nWear safety glasses at every machine.",
+        "Fire safety\n\nFire extinguishers in the workshop are inspected every six months.",
+    ])
+
+
+_SERVERS: dict[str, LiveServer] = {}
+
+
+def shared_server(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> LiveServer:
+    """The session's server, started on first use (shared by test modules that import this)."""
+    if "main" not in _SERVERS:
+        base = tmp_path_factory.mktemp("api")
+        docs, index_dir = base / "docs", base / "index"
+        write_corpus(docs)
+        started = time.perf_counter()
+        ingest = subprocess.run(
+            [sys.executable, "-m", "ingest", str(docs), "--index-dir", str(index_dir), "--quiet", "--json"],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )
+        assert ingest.returncode == 0, ingest.stderr[-2000:]
+        assert json.loads(ingest.stdout)["documents_total"] == 4, ingest.stdout
+        ingest_s = round(time.perf_counter() - started, 1)
+        server = start_server(index_dir, docs, base / "server.log", env={
+            "RAG_API_KEYS": API_KEY,
+            "RAG_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+            "RAG_CORS_ORIGINS": ALLOWED_ORIGIN,
+            # Short answers keep the suite fast; every answer here fits in a sentence or two.
+            "RAG_MAX_NEW_TOKENS": "60",
+        })
+        server.timings["ingest_s"] = ingest_s
+        config.add_cleanup(server.stop)
+        _SERVERS["main"] = server
+    return _SERVERS["main"]
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory, request) -> LiveServer:
+    return shared_server(tmp_path_factory, request.config)
+
+
+@pytest.fixture
+def client(api_server) -> Iterator[httpx.Client]:
+    with api_server.client() as c:
+        yield c
+
+
+def read_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(event, data)`` pairs of a Server-Sent Events response."""
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            payload = "\n".join(data)
+            yield event, (payload if payload == "[DONE]" else json.loads(payload))
+            event, data = "message", []
+
+
+def sources(answer: dict[str, Any]) -> list[str]:
+    return [c["source"] for c in answer["citations"]]
+
+
+def assert_one_sentence(message: str) -> None:
+    assert isinstance(message, str) and message, message
+    assert "\n" not in message and "Traceback" not in message, message
+    assert message.rstrip().endswith((".", ")", "。")), message
+
+
+# --- health, auth, CORS ---------------------------------------------------------------------
+
+
+def test_health_is_open_and_reports_the_index(api_server):
+    response = httpx.get(api_server.url + "/health", timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["index"]["documents"] == 4
+    assert body["index"]["chunks"] >= 4
+
+
+@pytest.mark.parametrize("key, code", [(None, "missing_api_key"), ("wrong-key", "invalid_api_key")])
+def test_endpoints_need_the_api_key(api_server, key, code):
+    with api_server.client(key=key) as c:
+        for method, path, body in [("POST", "/ask", {"question": LONDON}), ("GET", "/documents", None),
+                                   ("GET", "/metrics", None), ("GET", "/v1/models", None),
+                                   ("DELETE", "/documents/0123456789abcdef", None)]:
+            response = c.request(method, path, json=body)
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.json()["code"] == code if not path.startswith("/v1/") else response.json()["error"]["code"] == code
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        message = c.get("/documents").json()["error"]
+        assert_one_sentence(message)
+        assert "Authorization: Bearer" in message or "not valid" in message
+
+
+def test_the_right_key_opens_and_the_page_and_health_stay_open(api_server, client):
+    assert client.get("/documents").status_code == 200
+    assert client.get("/v1/models").status_code == 200
+    with api_server.client(key=None) as anonymous:
+        assert anonymous.get("/health").status_code == 200
+        page = anonymous.get("/")
+        assert page.status_code == 200 and "<textarea" in page.text
+        assert anonymous.get("/static/app.js").status_code == 200
+        assert anonymous.get("/static/style.css").status_code == 200
+
+
+def test_openai_client_with_a_wrong_key_gets_an_authentication_error(api_server):
+    openai = pytest.importorskip("openai")
+    wrong = openai.OpenAI(base_url=api_server.url + "/v1", api_key="nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        wrong.models.list()
+    assert "API key is not valid" in str(caught.value)
+
+
+def test_cors_preflight_allows_only_the_configured_origin(api_server):
+    def preflight(origin: str) -> httpx.Response:
+        return httpx.options(api_server.url + "/ask", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"}, timeout=10)
+
+    allowed = preflight(ALLOWED_ORIGIN)
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in preflight("http://evil.example.com").headers
+
+
+# --- bad requests -----------------------------------------------------------------------------
+
+BAD_ASKS = {
+    "empty question": ({"question": ""}, "empty"),
+    "blank question": ({"question": "   \n "}, "empty"),
+    "question too long": ({"question": "x" * 2001}, "2000"),
+    "top_k zero": ({"question": LONDON, "top_k": 0}, "between 1 and 50"),
+    "top_k too big": ({"question": LONDON, "top_k": 51}, "between 1 and 50"),
+    "top_k not a number": ({"question": LONDON, "top_k": "many"}, "whole number"),
+    "question missing": ({"top_k": 3}, "'question' is required"),
+    "question not a string": ({"question": 42}, "must be a string"),
+    "unknown filter": ({"question": LONDON, "filters": {"author": "me"}}, "filters.author"),
+    "bad history role": ({"question": LONDON, "history": [{"role": "system", "content": "x"}]}, "'user'"),
+    "body not an object": ([LONDON], "JSON object"),
+}
+
+
+@pytest.mark.parametrize("body, fragment", BAD_ASKS.values(), ids=BAD_ASKS.keys())
+def test_bad_questions_get_422_with_one_sentence(client, body, fragment):
+    response = client.post("/ask", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert_one_sentence(error)
+    assert fragment in error
+
+
+def test_malformed_json_gets_422_with_one_sentence(client):
+    response = client.post("/ask", content=b'{"question": "What is', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    body = response.json()
+    assert_one_sentence(body["error"])
+    assert "not valid JSON" in body["error"]
+    assert body["details"][0]["type"] == "json_invalid"
+
+
+def test_bad_chat_completions_get_openai_shaped_422(client):
+    for body, fragment in [({"model": "rag-service", "messages": []}, "messages"),
+                           ({"messages": [{"role": "assistant", "content": "Hello"}]}, "last message"),
+                           ({"messages": [{"role": "user", "content": " "}]}, "empty")]:
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert_one_sentence(error["message"])
+        assert fragment in error["message"]
+
+
+def test_unknown_paths_and_methods_get_one_sentence(client):
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and "/nowhere" in missing.json()["error"]
+    wrong_method = client.put("/ask", json={})
+    assert wrong_method.status_code == 405
+    assert_one_sentence(wrong_method.json()["error"])
+
+
+# --- answering --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ask_answers_with_a_citation_of_the_right_file(api_server, client):
+    started = time.perf_counter()
+    response = client.post("/ask", json={"question": LONDON})
+    api_server.timings["ask_s"] = round(time.perf_counter() - started, 2)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["answerable"] is True, answer["answer"]
+    assert "travel-policy.md" in sources(answer), answer
+    assert answer["passages"][0]["source"] == "travel-policy.md"
+    assert answer["language"] == "en" and answer["query"] == LONDON
+    for stage in ("retrieve", "generate", "total"):
+        assert stage in answer["timings_ms"], answer["timings_ms"]
+    assert answer["usage"]["completion_tokens"] > 0
+    metrics = client.get("/metrics").text
+    for stage in ("retrieve", "generate", "total"):
+        assert f'rag_answer_stage_seconds_count{{stage="{stage}"}}' in metrics, stage
+    print(f"\n/ask took {api_server.timings['ask_s']} s; server timings {answer['timings_ms']}")
+
+
+@pytest.mark.slow
+def test_ask_streams_tokens_then_the_final_answer_and_health_answers_meanwhile(api_server, client):
+    events: list[tuple[str, dict[str, Any]]] = []
+    health_during: list[float] = []
+    with client.stream("POST", "/ask", json={"question": ROUTER, "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for event, data in read_events(response):
+            events.append((event, data))
+            if event == "token" and not health_during:
+                started = time.perf_counter()
+                assert httpx.get(api_server.url + "/health", timeout=10).status_code == 200
+                health_during.append(time.perf_counter() - started)
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "retrieval" and kinds[-1] == "done", kinds
+    assert kinds.count("token") >= 2, kinds
+    assert events[0][1]["passages"][0]["source"] == "router-faq.txt"
+    answer = events[-1][1]["answer"]
+    assert "router-faq.txt" in sources(answer), answer
+    assert "generate" in answer["timings_ms"]
+    assert health_during and health_during[0] < 2.0, health_during
+
+
+@pytest.mark.slow
+def test_chinese_question_retrieves_the_chinese_document(client):
+    with client.stream("POST", "/ask", json={"question": PANDA_ZH, "stream": True, "top_k": 2}) as response:
+        events = list(read_events(response))
+    assert events[0][0] == "retrieval"
+    assert events[0][1]["passages"][0]["source"] == "熊猫基地.md"
+    done = events[-1]
+    assert done[0] == "done", events[-3:]
+    assert done[1]["answer"]["language"] == "zh"
+    assert set(sources(done[1]["answer"])) <= {"熊猫基地.md"}
+
+
+@pytest.mark.slow
+def test_follow_up_is_rewritten_into_a_standalone_query(client):
+    history = [{"role": "user", "content": LONDON},
+               {"role": "assistant", "content": "The nightly hotel limit in London is 240 pounds [1]."}]
+    response = client.post("/ask", json={"question": "And in Paris?", "history": history})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    query = answer["query"].lower()
+    assert answer["query"] != "And in Paris?"
+    assert "paris" in query and ("hotel" in query or "limit" in query), answer["query"]
+    assert answer["passages"][0]["source"] == "travel-policy.md"
+
+
+@pytest.mark.slow
+def test_unrelated_question_is_refused_without_citations(client):
+    response = client.post("/ask", json={"question": "Which planet has the most moons in the solar system?"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["answerable"] is False, answer["answer"]
+    assert answer["citations"] == []
+
+
+def _concurrent_asks(client: httpx.Client, questions: list[str]) -> list[httpx.Response]:
+    results: list[httpx.Response | None] = [None] * len(questions)
+
+    def run(i: int, q: str) -> None:
+        results[i] = client.post("/ask", json={"question": q, "top_k": 2})
+
+    threads = [threading.Thread(target=run, args=(i, q)) for i, q in enumerate(questions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
+@pytest.mark.slow
+def test_concurrent_questions_are_all_answered(client):
+    responses = _concurrent_asks(client, [ROUTER, "How often are the fire extinguishers inspected?"])
+    assert [r.status_code for r in responses] == [200, 200]
+    first, second = (r.json() for r in responses)
+    assert first["passages"][0]["source"] == "router-faq.txt"
+    assert second["passages"][0]["source"] == "safety-manual.pdf"
+    assert second["passages"][0]["page"] in (1, 2)  # PDF passages say which page they start on
+
+
+# --- the OpenAI protocol ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def openai_client(api_server):
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=api_server.url + "/v1", api_key=API_KEY, max_retries=0, timeout=300)
+
+
+def test_openai_models_lists_the_service(openai_client):
+    assert [m.id for m in openai_client.models.list()] == ["rag-service"]
+
+
+@pytest.mark.slow
+def test_openai_chat_completion_answers_with_citations(openai_client):
+    completion = openai_client.chat.completions.create(
+        model="rag-service", messages=[{"role": "user", "content": ROUTER}])
+    content = completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+    assert "Sources:" in content and "router-faq.txt" in content, content
+    extra = completion.model_extra
+    assert "router-faq.txt" in [c["source"] for c in extra["citations"]]
+    assert extra["rag"]["answerable"] is True
+    assert completion.usage.completion_tokens > 0
+
+
+@pytest.mark.slow
+def test_openai_streaming_uses_history_and_ends_with_citations(openai_client):
+    stream = openai_client.chat.completions.create(
+        model="rag-service", stream=True, stream_options={"include_usage": True},
+        messages=[
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": LONDON},
+            {"role": "assistant", "content": "It is 240 pounds [1].\n\nSources:\n[1] travel-policy.md"},
+            {"role": "user", "content": "And in Paris?"},
+        ])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == "stop"
+    extra = finals[0].model_extra
+    assert "paris" in extra["rag"]["query"].lower(), extra["rag"]
+    assert text.strip(), chunks
+    if extra["rag"]["answerable"]:
+        assert [c["source"] for c in extra["citations"]] == ["travel-policy.md"] * len(extra["citations"])
+        assert "Sources:" in text
+    usage = [c for c in chunks if not c.choices and c.usage]
+    assert usage and usage[0].usage.total_tokens > 0
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+ZORBLAX = "# Zorblax 9000 care guide\n\nThe Zorblax 9000 espresso machine must be descaled every 40 days.\n"
+
+
+def test_documents_lists_the_manifest(client):
+    body = client.get("/documents").json()
+    paths = sorted(d["path"] for d in body["documents"])
+    assert [p for p in paths if not p.startswith("uploads/")] == sorted(
+        ["travel-policy.md", "router-faq.txt", "熊猫基地.md", "safety-manual.pdf"])
+    first = body["documents"][0]
+    assert {"doc_id", "path", "size", "chunks", "ingested_at", "uploaded"} <= set(first)
+    assert body["docs_root"]
+
+
+def test_upload_errors(client):
+    unsupported = client.post("/documents", files={"files": ("tool.exe", b"MZ\x90\x00", "application/octet-stream")})
+    assert unsupported.status_code == 415
+    assert_one_sentence(unsupported.json()["error"])
+    too_big = client.post("/documents", files={"files": ("big.txt", b"a" * (MAX_UPLOAD_MB * 1048576 + 200_000))})
+    assert too_big.status_code == 413
+    assert f"{MAX_UPLOAD_MB} MB" in too_big.json()["error"]
+    not_multipart = client.post("/documents", json={"files": []})
+    assert not_multipart.status_code == 415
+    boundary = "rag-test-boundary"
+    no_files = client.post(
+        "/documents", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'.encode())
+    assert no_files.status_code == 422 and "No file" in no_files.json()["error"]
+    unreadable = client.post("/documents", files={"files": ("broken.pdf", b"%PDF-1.4 this is not a pdf")})
+    assert unreadable.status_code == 422, unreadable.text
+    assert "broken.pdf" in unreadable.json()["error"]
+    assert not any(d["path"] == "uploads/broken.pdf" for d in client.get("/documents").json()["documents"])
+    unknown = client.delete("/documents/0123456789abcdef")
+    assert unknown.status_code == 404 and "GET /documents" in unknown.json()["error"]
+
+
+@pytest.mark.slow
+def test_upload_then_ask_then_delete(api_server, client):
+    upload = client.post("/documents", files=[("files", ("zorblax.md", ZORBLAX.encode(), "text/markdown"))])
+    assert upload.status_code == 201, upload.text
+    added = upload.json()["documents"]
+    assert [d["path"] for d in added] == ["uploads/zorblax.md"] and added[0]["uploaded"] is True
+    doc_id = added[0]["doc_id"]
+    stored = api_server.docs_root / "uploads" / "zorblax.md"
+    try:
+        assert stored.read_text() == ZORBLAX
+        assert doc_id in [d["doc_id"] for d in client.get("/documents").json()["documents"]]
+
+        answer = client.post("/ask", json={"question": "How often must the Zorblax 9000 espresso machine be descaled?"}).json()
+        assert answer["passages"][0]["source"] == "uploads/zorblax.md"
+        assert "uploads/zorblax.md" in sources(answer), answer
+
+        deleted = client.delete(f"/documents/{doc_id}")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["deleted"]["path"] == "uploads/zorblax.md"
+        assert not stored.exists()
+        assert doc_id not in [d["doc_id"] for d in client.get("/documents").json()["documents"]]
+        # Retrieval no longer sees it: read the first event of a stream and hang up.
+        with client.stream("POST", "/ask", json={"question": "Zorblax 9000 descaling", "stream": True}) as response:
+            event, data = next(read_events(response))
+        assert event == "retrieval"
+        assert "uploads/zorblax.md" not in [p["source"] for p in data["passages"]]
+        assert client.get("/health").json()["index"]["documents"] == 4
+    finally:
+        if stored.exists():
+            client.delete(f"/documents/{doc_id}")
+
+
+# --- metrics --------------------------------------------------------------------------------------
+
+
+def test_metrics_count_requests_and_errors(client):
+    client.post("/ask", json={"question": ""})
+    text = client.get("/metrics").text
+    assert 'rag_http_requests_total{endpoint="/ask",method="POST",status="422"}' in text
+    assert 'rag_errors_total{code="empty_question",endpoint="/ask"}' in text
+    assert 'rag_http_request_duration_seconds_bucket{endpoint="/ask",le="0.5"}' in text
+    assert "rag_ready 1.0" in text
+
+
+# --- the console -------------------------------------------------------------------------------------
+
+
+def test_console_ask_without_an_index_says_how_to_build_one(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "api", "--index-dir", str(tmp_path / "none"), "--ask", "Hello?"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "python -m ingest" in result.stderr and "Traceback" not in result.stderr

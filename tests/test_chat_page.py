@@ -1,0 +1,103 @@
+"""The chat page in a real headless Chromium, against the session's live server.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; the CI script installs it) and
+pip's ``playwright``; never ``playwright install``. Screenshots go to ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_api import API_KEY, LONDON, PANDA_ZH, api_server  # noqa: F401  (api_server is a fixture)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+ARTIFACTS = REPO / "artifacts"
+ANSWER_TIMEOUT_MS = 240_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (never run 'playwright install')")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, api_server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(api_server.url + "/")
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def ask(page, question: str) -> None:
+    page.fill("#question", question)
+    page.keyboard.press("Enter")
+
+
+def test_page_asks_for_the_key_when_the_server_needs_one(page):
+    page.wait_for_selector("#status[data-state='ready']", timeout=30_000)
+    ask(page, LONDON)
+    failed = page.wait_for_selector(".msg.assistant.failed", timeout=30_000)
+    assert "API key" in failed.inner_text()
+    assert page.eval_on_selector("#key-box", "box => box.open")
+
+
+def test_ask_stream_click_citation_and_screenshot(page):
+    page.click("#key-box summary") if not page.eval_on_selector("#key-box", "b => b.open") else None
+    page.fill("#api-key", API_KEY)
+    page.click("#key-form button[type='submit']")
+    assert page.evaluate("localStorage.getItem('rag-api-key')") == API_KEY
+
+    ask(page, LONDON)
+    assert page.inner_text(".msg.user .bubble") == LONDON
+    # The answer streams in (a pending cursor while tokens arrive), then settles with its sources.
+    page.wait_for_selector(".answer.pending", timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
+    answer_text = page.inner_text(".msg.assistant .answer")
+    assert answer_text.strip() and "Searching" not in answer_text
+    assert page.locator(".msg.assistant").count() == 1
+    assert not page.locator(".msg.assistant.failed").count(), answer_text
+
+    cites = page.locator(".msg.assistant .answer .cite")
+    assert cites.count() >= 1, f"no clickable [n] marker in: {answer_text!r}"
+    cites.first.click()
+    panel = page.locator("#passage")
+    panel.wait_for(state="visible")
+    assert "travel-policy.md" in page.inner_text("#passage-meta")
+    assert "Quillfeather" in page.inner_text("#passage-meta")  # the section the passage sits in
+    assert "London" in page.inner_text("#passage-text")
+    assert "travel-policy.md" in page.inner_text(".msg.assistant .sources")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat_page.png"), full_page=True)
+
+    # A Chinese question in a new conversation: the source list and passage show Chinese text.
+    page.click("#new-chat")
+    assert page.locator(".msg").count() == 0
+    ask(page, PANDA_ZH)
+    page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
+    assert not page.locator(".msg.assistant.failed").count(), page.inner_text(".msg.assistant")
+    links = page.locator(".msg.assistant .source-link")
+    if links.count():
+        links.first.click()
+        assert "熊猫基地.md" in page.inner_text("#passage-meta")
+        assert "七点半" in page.inner_text("#passage-text")
+    page.screenshot(path=str(ARTIFACTS / "chat_page_zh.png"), full_page=True)
