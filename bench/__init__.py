@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency figures for the pipeline (see bench/README.md)."""
