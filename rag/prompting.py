@@ -300,6 +300,11 @@ def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) ->
     words = set(search_tokens(rewritten))
     if not words:
         return False
+    # The rewrite must keep what the new question itself asks about: a small model often
+    # echoes the previous question instead ("And in Paris?" -> the London question).
+    own = set(search_tokens(question))
+    if own and len(own & words) / len(own) < 0.5:
+        return False
     # Most of the rewrite's words must come from the question or the conversation.
     return len(words & context) / len(words) >= 0.6
 
