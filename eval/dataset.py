@@ -165,7 +165,7 @@ def load_qa(path: str | Path, strict: bool = False) -> QASet:
         items.append(item)
     if not items:
         detail = f" ({len(problems)} bad lines, the first: {problems[0]})" if problems else ""
-        raise DatasetError(f"QA file {path} holds no usable question{detail}; see the JSONL schema in eval/README.md.")
+        raise DatasetError(f"QA file {path} holds no usable question{detail}; see the QA file schema in README.md (Evaluation).")
     return QASet(str(path), items, problems)
 
 

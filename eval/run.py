@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         "refusals, retrieval recall/MRR/nDCG, faithfulness, latency. Writes results.jsonl, summary.json "
         "and report.html to --out.",
     )
-    parser.add_argument("qa_file", nargs="?", help="QA set, one JSON object a line (schema: eval/README.md)")
+    parser.add_argument("qa_file", nargs="?", help="QA set, one JSON object a line (schema: README.md, Evaluation)")
     parser.add_argument("--index-dir", help="index to answer from (default ./index, or RAG_INDEX_DIR)")
     parser.add_argument("--config", help="TOML file with settings (see README)")
     parser.add_argument("--docs", metavar="DIR", help="ingest this folder into --index-dir first")

@@ -110,6 +110,59 @@ def _prepare_unstructured() -> None:
         raise RuntimeError("this unstructured version loads spaCy differently; install unstructured==0.27.32")
     tokenize._load_spacy_model = _load_spacy_offline
     tokenize._get_nlp.cache_clear()
+    _classify_chinese_without_spacy()
+
+
+# Modules that import unstructured's element-type tests by name.
+_CLASSIFIER_USERS = ("unstructured.partition.text", "unstructured.partition.html.parser",
+                     "unstructured.partition.docx", "unstructured.partition.pptx")
+_SENTENCE_END = ("。", "！", "？", "；", "…", "!", "?", ".", "」", "”", "』", "）")
+
+
+def _classify_chinese_without_spacy() -> None:
+    """Tell titles from paragraphs in Chinese text without unstructured's English spaCy model.
+
+    unstructured decides "title or paragraph" with sentence counts and verb tags from an
+    English pipeline, whatever the language. On Chinese that costs most of the parsing time
+    (the tagger runs on every element) and its verdicts are noise. For text that is mostly
+    Chinese, these tests use punctuation and length instead; other text goes to unstructured.
+    """
+    import importlib
+
+    from unstructured.partition import text_type
+
+    original_narrative = text_type.is_possible_narrative_text
+    original_title = text_type.is_possible_title
+
+    def is_possible_narrative_text(text: str, *args: Any, **kwargs: Any) -> bool:
+        if cjk_ratio(text) >= 0.5:
+            return chinese_is_paragraph(text)
+        return original_narrative(text, *args, **kwargs)
+
+    def is_possible_title(text: str, *args: Any, **kwargs: Any) -> bool:
+        if cjk_ratio(text) >= 0.5:
+            return chinese_is_title(text)
+        return original_title(text, *args, **kwargs)
+
+    for name in _CLASSIFIER_USERS:
+        module = importlib.import_module(name)
+        if getattr(module, "is_possible_narrative_text", None) is original_narrative:
+            module.is_possible_narrative_text = is_possible_narrative_text
+        if getattr(module, "is_possible_title", None) is original_title:
+            module.is_possible_title = is_possible_title
+
+
+def chinese_is_paragraph(text: str) -> bool:
+    """A Chinese element is running text when it holds a sentence end or is long."""
+    text = text.strip()
+    return bool(text) and not text.isnumeric() and (
+        any(mark in text for mark in ("。", "！", "？", "；")) or text.endswith(_SENTENCE_END) or len(text) > 40)
+
+
+def chinese_is_title(text: str) -> bool:
+    """A Chinese element is a heading when it is short and does not end a sentence."""
+    text = text.strip()
+    return 0 < len(text) <= 30 and not text.isnumeric() and not text.endswith(_SENTENCE_END + ("，", ",", "：", ":"))
 
 
 def _load_spacy_offline() -> Any:

@@ -169,6 +169,15 @@ def test_chinese_text_survives_intact(tmp_path, encoding):
     assert by_text(elements, "八达岭").section == "参观信息"
 
 
+def test_chinese_titles_and_paragraphs_are_told_apart_by_punctuation_and_length():
+    from rag.parsing import chinese_is_paragraph, chinese_is_title
+
+    assert chinese_is_title("第三章 长城的历史") and not chinese_is_paragraph("第三章 长城的历史")
+    assert chinese_is_paragraph("旺季门票四十元。") and not chinese_is_title("旺季门票四十元。")
+    assert chinese_is_paragraph("开放时间：每天早上七点到晚上七点，节假日照常开放，不需要预约也可以入园参观和拍照留念")
+    assert not chinese_is_title("开放时间：") and not chinese_is_title("2024")
+
+
 def test_html_headings_paragraphs_and_table(tmp_path):
     path = docfactory.make_html(
         tmp_path / "page.htm",
