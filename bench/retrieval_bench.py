@@ -124,6 +124,7 @@ def ranking_summary(outcomes: Sequence[Outcome], top_k: int) -> dict[str, Any]:
     return {
         "questions": len(outcomes),
         "answer_hit@1": round(hit_rate(outcomes, "answer_rank", 1), 4),
+        "answer_hit@3": round(hit_rate(outcomes, "answer_rank", 3), 4),
         f"answer_hit@{top_k}": round(hit_rate(outcomes, "answer_rank", top_k), 4),
         f"answer_mrr@{top_k}": round(mrr(outcomes, "answer_rank"), 4),
         "doc_hit@1": round(hit_rate(outcomes, "doc_rank", 1), 4),

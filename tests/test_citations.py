@@ -122,6 +122,19 @@ def test_support_measures_how_much_of_an_answer_the_passages_hold():
     assert support("The hotel limit in London is 250 euros [1].", hotels) == 1.0
     assert support("Canberra is the capital of Australia.", hotels) == 0.0
     assert support("", hotels) == 0.0
+    # Passage words around a figure the passages do not hold: unsupported.
+    assert support("The hotel limit in London is 180 euros [1].", hotels) == 0.0
+    assert support("冲泡龙井时水温以90摄氏度左右为宜[1]。", tea) == 0.0
+    big = [hit("The stadium holds 1,200 people and opened in 2016.", "c.md")]
+    assert support("It holds 1200 people [1].", big) > 0.5      # the same figure, written without the comma
+
+
+def test_figures_in_text():
+    from rag.citations import figures_in
+
+    assert figures_in("Gates 3 and 12 open at 9.30; 1,200 seats, 2016") == {"3", "12", "9.30", "1200", "2016"}
+    assert figures_in("第3章说水温80摄氏度") == {"3", "80"}
+    assert figures_in("no numbers") == set()
 
 
 def test_best_sentence_is_an_extractive_answer():
