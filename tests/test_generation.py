@@ -97,6 +97,26 @@ def test_smollm2_loads_from_the_conversion_cache_quickly(smollm2):
     assert again.context_window == 2048
 
 
+def test_quantize_setting_is_checked():
+    with pytest.raises(ConfigError, match="generator_quantize"):
+        TransformersGenerator(quantize="int4")
+
+
+@pytest.mark.slow
+def test_smollm2_runs_in_full_precision_by_default_and_int8_on_request(smollm2):
+    import torch
+
+    assert smollm2.load_info["quantized"] == "none"
+    assert any(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32 for m in smollm2._model.modules())
+    small = TransformersGenerator.from_settings(
+        Settings.load(env={}, overrides={"device": "cpu", "generator_quantize": "auto"}))
+    result = small.generate(GROUNDED, max_new_tokens=24)
+    assert small.load_info["quantized"] == "int8-dynamic"
+    linear_kinds = {type(m).__module__ for m in small._model.modules() if "Linear" in type(m).__name__}
+    assert linear_kinds and all("quantized" in kind for kind in linear_kinds), linear_kinds
+    assert "euros" in result.text and result.completion_tokens > 0
+
+
 @pytest.mark.slow
 def test_smollm2_answers_greedily_and_deterministically(smollm2):
     first = smollm2.generate(GROUNDED, max_new_tokens=24)

@@ -21,7 +21,7 @@ class OpenAICompatibleGenerator:
     """Chat completions over HTTP, whole or streamed as server-sent events."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", context_tokens: int = 2048,
-                 max_new_tokens: int = 200, temperature: float = 0.0, stop: Sequence[str] | None = None,
+                 max_new_tokens: int = 128, temperature: float = 0.0, stop: Sequence[str] | None = None,
                  timeout: float = 120.0, transport: httpx.BaseTransport | None = None) -> None:
         if not base_url:
             raise ConfigError("generator is 'openai' but openai_base_url is empty; set it to the server's URL, e.g. http://localhost:8000/v1.")
