@@ -259,12 +259,30 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
     return best[1], best[2]
 
 
+# A run of the same 4-60 characters, ending at a space or punctuation, three or more times in a
+# row ("是一种节奏，是一种节奏，是一种节奏，").
+_RUN_RE = re.compile(r"(.{3,59}?[\s,.;!?，。；！？、])\1{2,}", re.DOTALL)
+
+
+def _one_of_the_run(match: re.Match) -> str:
+    unit = match.group(1)
+    # Only words loop; "1111111" or "......" are data, left alone.
+    return unit if any(ch.isalpha() for ch in unit) else match.group(0)
+
+
 def drop_repeats(text: str) -> str:
-    """``text`` without sentences it already said (small models loop), and without a trailing
-    half sentence after a loop was cut."""
+    """``text`` without sentences it already said (small models loop), without clauses
+    repeated back to back, and without a trailing half sentence after a loop was cut."""
+    collapsed = _RUN_RE.sub(_one_of_the_run, text)
+    looped = collapsed != text
+    if looped:
+        last = list(_RUN_RE.finditer(text))[-1]
+        rest = text[last.end():]
+        if rest and last.group(1).startswith(rest):     # the loop was cut in the middle of a unit
+            collapsed = collapsed[: len(collapsed) - len(rest)]
+    text = collapsed
     seen: set[str] = set()
     kept: list[str] = []
-    looped = False
     for sentence in split_sentences(text):
         key = " ".join(sentence.split())
         if key and key in seen:

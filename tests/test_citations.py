@@ -150,3 +150,6 @@ def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
     assert drop_repeats(looped) == "It supports 2.4 GHz [1]. It supports 5 GHz."
     assert drop_repeats("A fine answer. Without a loop") == "A fine answer. Without a loop"
     assert drop_repeats("答案是八十度。答案是八十度。") == "答案是八十度。"
+    clauses = "敲击乐器是锣鼓的编号节奏，是一种编号节奏，是一种编号节奏，是一种编号节奏，是一"
+    assert drop_repeats(clauses) == "敲击乐器是锣鼓的编号节奏，是一种编号节奏，"
+    assert drop_repeats("The code is 1111111111111 [1].") == "The code is 1111111111111 [1]."

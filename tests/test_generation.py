@@ -97,6 +97,15 @@ def test_smollm2_loads_from_the_conversion_cache_quickly(smollm2):
     assert again.context_window == 2048
 
 
+def test_token_cycles_are_loops():
+    from rag.generation.transformers_lm import cycles
+
+    assert cycles([1, 2, 3, 4, 5] + [7, 8, 9, 10] * 3)
+    assert not cycles([1, 2, 3, 4, 5] + [7, 8, 9, 10] * 2)             # twice is not yet a loop
+    assert not cycles([5] * 6)                                         # too short to judge
+    assert not cycles(list(range(60)))
+
+
 def test_quantize_setting_is_checked():
     with pytest.raises(ConfigError, match="generator_quantize"):
         TransformersGenerator(quantize="int4")

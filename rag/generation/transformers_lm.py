@@ -460,9 +460,28 @@ class _StopOnLoop:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        text = self.tokenizer.decode(input_ids[0, self.prompt_tokens:], skip_special_tokens=True)
-        done = repeats_itself(text, self.min_chars)
+        generated = input_ids[0, self.prompt_tokens:].tolist()
+        done = cycles(generated)
+        if not done:
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            done = repeats_itself(text, self.min_chars)
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def cycles(tokens: Sequence[int], min_tokens: int = 12, max_period: int = 40, times: int = 3) -> bool:
+    """Whether ``tokens`` end in the same run of tokens ``times`` times in a row (a run of at
+    least two tokens, ``min_tokens`` in all): the clause-level loop a small model falls into
+    in Chinese ("是一种节奏，是一种节奏，是一种节奏，"), which has no sentence end to catch."""
+    n = len(tokens)
+    for period in range(2, max_period + 1):
+        if period * times > n:
+            break
+        if period * times < min_tokens:
+            continue
+        unit = tokens[n - period:]
+        if all(tokens[n - k * period: n - (k - 1) * period] == unit for k in range(2, times + 1)):
+            return True
+    return False
 
 
 def repeats_itself(text: str, min_chars: int = 12) -> bool:
