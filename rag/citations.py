@@ -215,6 +215,13 @@ def figures_in(text: str) -> set[str]:
     return {m.group().replace(",", "") for m in _FIGURE_RE.finditer(text)}
 
 
+def only_asks(answer: str) -> bool:
+    """Whether every sentence of the answer is a question: a small model sometimes echoes the
+    question ("佛蒙特州总共拥有多少个县[1]？") instead of answering it."""
+    sentences = [s.strip() for s in split_sentences(MARKER_RE.sub("", answer)) if s.strip()]
+    return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(("?", "？")) for s in sentences)
+
+
 def support(answer: str, passages: Sequence[SearchHit]) -> float:
     """Share of the answer's content units (words; Chinese character bigrams) that appear in
     the passages: 1.0 for an answer made of the passages' words, near 0 for one made up.
@@ -224,6 +231,8 @@ def support(answer: str, passages: Sequence[SearchHit]) -> float:
     made-up number is the error a small model makes most and the one a reader cannot spot.
     """
     body = MARKER_RE.sub(" ", answer)
+    if only_asks(body):
+        return 0.0
     wanted = _support_units(body)
     if not wanted:
         return 0.0
@@ -270,6 +279,23 @@ def _one_of_the_run(match: re.Match) -> str:
     return unit if any(ch.isalpha() for ch in unit) else match.group(0)
 
 
+_CLAUSE_RE = re.compile(r"[^，,；;。！？!?\n]+[，,；;。！？!?\n]*")
+
+
+def _drop_repeated_clauses(text: str) -> str:
+    """Without clauses (of 4+ characters) said twice already, compared without their closing
+    punctuation: loops that alternate "，" and "。" slip past the other checks."""
+    counts: dict[str, int] = {}
+    kept: list[str] = []
+    for clause in _CLAUSE_RE.findall(text):
+        key = clause.strip().rstrip("，,；;。！？!?").strip()
+        counts[key] = counts.get(key, 0) + 1
+        if len(key) >= 4 and counts[key] > 2:
+            continue
+        kept.append(clause)
+    return "".join(kept)
+
+
 def drop_repeats(text: str) -> str:
     """``text`` without sentences it already said (small models loop), without clauses
     repeated back to back, and without a trailing half sentence after a loop was cut."""
@@ -280,7 +306,8 @@ def drop_repeats(text: str) -> str:
         rest = text[last.end():]
         if rest and last.group(1).startswith(rest):     # the loop was cut in the middle of a unit
             collapsed = collapsed[: len(collapsed) - len(rest)]
-    text = collapsed
+    text = _drop_repeated_clauses(collapsed)
+    looped = looped or text != collapsed
     seen: set[str] = set()
     kept: list[str] = []
     for sentence in split_sentences(text):

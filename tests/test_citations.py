@@ -153,3 +153,15 @@ def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
     clauses = "敲击乐器是锣鼓的编号节奏，是一种编号节奏，是一种编号节奏，是一种编号节奏，是一"
     assert drop_repeats(clauses) == "敲击乐器是锣鼓的编号节奏，是一种编号节奏，"
     assert drop_repeats("The code is 1111111111111 [1].") == "The code is 1111111111111 [1]."
+    alternating = "花朵通常是白色的，花朵被白色花朵。花朵被白色花朵，花朵被白色花朵。花朵被白色花朵，"
+    assert drop_repeats(alternating) == "花朵通常是白色的，花朵被白色花朵。"
+
+
+def test_an_echoed_question_is_not_an_answer():
+    from rag.citations import only_asks
+
+    counties = [hit("佛蒙特州共有14个县。州府是蒙彼利埃。", "vt.md")]
+    assert only_asks("佛蒙特州总共拥有多少个县[1]？")
+    assert support("佛蒙特州总共拥有多少个县[1]？", counties) == 0.0
+    assert not only_asks("佛蒙特州共有14个县[1]。你还想知道什么？")
+    assert support("佛蒙特州共有14个县[1]。", counties) == 1.0
