@@ -323,7 +323,9 @@ def evaluate(
             fill()
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
+                # In the order asked (``wait`` returns a set): with one question in flight the
+                # results file is then in question order, run after run.
+                for future in [f for f in pending if f in finished]:
                     item = pending.pop(future)
                     answer, llm, error, wall = future.result()
                     if answer is None:
