@@ -36,9 +36,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import rag  # noqa: E402,F401  (telemetry off before anything else loads)
 from rag.config import Settings  # noqa: E402
 from rag.documents import Chunk, SearchHit  # noqa: E402
-from rag.retrieval import HybridRetriever, SearchFilters, relevance  # noqa: E402
+from rag.retrieval import HybridRetriever, SearchFilters  # noqa: E402
 
-from bench.ingest_bench import machine_info, percentiles  # noqa: E402
+from bench.ingest_bench import _log, machine_info, percentiles  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
@@ -330,10 +330,6 @@ def _write(path: Path, result: dict[str, Any]) -> None:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
-
-
-def _log(line: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 
 import rag  # noqa: E402,F401  (telemetry off before anything heavy loads)
-from bench.ingest_bench import machine_info, percentiles  # noqa: E402
+from bench.ingest_bench import _log, machine_info, percentiles  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.index import DB_NAME  # noqa: E402
 
@@ -61,10 +61,6 @@ RSS_SAMPLE_S = 0.2
 
 class BenchError(Exception):
     """An expected failure of the benchmark's set-up, reported as one sentence."""
-
-
-def _log(line: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
 def _load() -> list[float]:
