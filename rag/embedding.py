@@ -8,6 +8,7 @@ works by configuration (a name needs the Hugging Face hub or a local cache).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -18,6 +19,8 @@ from rag.config import Settings
 from rag.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -41,7 +44,13 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for search queries: the same space as :meth:`embed`, tuned for short texts."""
+
     def warm_up(self) -> None: ...
+
+    def warm_up_queries(self) -> None:
+        """Load only what :meth:`embed_queries` and :meth:`unknown_ratio` need."""
 
     @property
     def tokenizer_source(self) -> str:
@@ -72,18 +81,69 @@ def pick_device(setting: str, cuda_available: bool | None = None) -> str:
     return "cuda" if cuda_available else "cpu"
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded once on first use."""
+def unknown_ratio(tokenizer, text: str) -> float:
+    """Share of the text's tokens that ``tokenizer`` maps to its unknown token."""
+    unk = tokenizer.unk_token_id
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    if unk is None or not ids:
+        return 0.0
+    return sum(1 for i in ids if i == unk) / len(ids)
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64) -> None:
+
+QUERY_ENCODERS = ("auto", "onnx", "sentence-transformers")
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once on first use.
+
+    Queries go through an ONNX Runtime copy of the same model when ``query_encoder`` allows it
+    (see :mod:`rag.query_encoding`): ``"auto"`` uses it on a CPU when the model can be exported,
+    ``"onnx"`` insists on it, ``"sentence-transformers"`` never uses it.
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64,
+                 query_encoder: str = "auto", cache_dir: Path | None = None) -> None:
+        if query_encoder not in QUERY_ENCODERS:
+            raise ConfigError(f"query_encoder '{query_encoder}' is not one of {', '.join(QUERY_ENCODERS)}.")
         self.name = name
         self.device_setting = device
         self.batch_size = batch_size
+        self.query_encoder_setting = query_encoder
+        self.cache_dir = cache_dir
         self._model = None
+        self._queries = None              # an OnnxQueryEncoder, or False when queries use the model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         self._load()
+
+    def warm_up_queries(self) -> None:
+        self._query_encoder()
+
+    def _query_encoder(self):
+        """The ONNX query encoder, or ``None`` when queries go through sentence-transformers."""
+        if self._queries is None:
+            with self._lock:
+                if self._queries is None:
+                    self._queries = self._make_query_encoder() or False
+        if self._queries is False:
+            self._load()
+            return None
+        return self._queries
+
+    def _make_query_encoder(self):
+        setting = self.query_encoder_setting
+        if setting == "sentence-transformers" or (setting == "auto" and pick_device(self.device_setting) != "cpu"):
+            return None
+        from rag.query_encoding import OnnxQueryEncoder, UnsupportedModel
+
+        try:
+            return OnnxQueryEncoder.load(resolve_model_path(self.name), self.cache_dir)
+        except (ImportError, UnsupportedModel, RuntimeError, OSError, ValueError) as exc:
+            if setting == "onnx":
+                raise ConfigError(f"query_encoder is 'onnx' but {self.name} cannot run under ONNX Runtime ({exc}).") from exc
+            log.info("Queries use sentence-transformers: no ONNX copy of %s (%s).", self.name, exc)
+            return None
 
     @property
     def tokenizer_source(self) -> str:
@@ -129,12 +189,8 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def unknown_ratio(self, text: str) -> float:
-        tokenizer = self._load().tokenizer
-        unk = tokenizer.unk_token_id
-        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        if unk is None or not ids:
-            return 0.0
-        return sum(1 for i in ids if i == unk) / len(ids)
+        encoder = self._query_encoder()
+        return encoder.unknown_ratio(text) if encoder else unknown_ratio(self._load().tokenizer, text)
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
         """Cut ``text`` into pieces of at most ``max_tokens`` tokens, at token boundaries."""
@@ -163,7 +219,14 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        encoder = self._query_encoder()
+        if encoder is None or not texts:
+            return self.embed(texts)
+        return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
+
 
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder named by the settings."""
-    return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size)
+    return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
+                                       settings.query_encoder, settings.model_cache_dir)

@@ -144,7 +144,7 @@ class Index:
     # -- search ---------------------------------------------------------------------------
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed([query])
+        return self.embedder.embed_queries([query])
 
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None) -> list[SearchHit]:
         """The ``k`` best chunks for ``query``.

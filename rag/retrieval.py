@@ -115,7 +115,7 @@ class HybridRetriever:
         return cls(index, settings, make_reranker(settings) if settings.rerank else None)
 
     def warm_up(self) -> None:
-        self.index.embedder.warm_up()
+        self.index.embedder.warm_up_queries()
         if self.reranker is not None:
             self.reranker.warm_up()
 
