@@ -63,7 +63,13 @@ class _Turn:
     passages: list[SearchHit] = field(default_factory=list)
     messages: list[dict] | None = None            # None: refuse without asking the model
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
+
+    def add_usage(self, result: GenerationResult) -> None:
+        self.usage["prompt_tokens"] += result.prompt_tokens
+        self.usage["completion_tokens"] += result.completion_tokens
+        self.usage["cached_tokens"] += result.cached_tokens
 
 
 class AnswerPipeline:
@@ -199,7 +205,8 @@ class AnswerPipeline:
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
 
         generator = self.generator
-        prompt = GroundedPrompt(generator.count_tokens, generator.context_window, self.settings.max_new_tokens)
+        prompt = GroundedPrompt(generator.count_tokens, generator.context_window, self.settings.max_new_tokens,
+                                selection_budget=self.settings.context_selection_tokens)
         # A rewritten follow-up reads better than the bare one ("and in Paris?"); the heuristic
         # query (question + key terms) is for search only.
         built = prompt.build(turn.query if turn.rewritten else turn.question, turn.passages, language=turn.language)
@@ -224,16 +231,14 @@ class AnswerPipeline:
         except RagError as exc:
             log.warning("Follow-up rewriting failed (%s); using the heuristic query.", exc)
             return fallback_query(turn.question, turns), False
-        turn.usage["prompt_tokens"] += result.prompt_tokens
-        turn.usage["completion_tokens"] += result.completion_tokens
+        turn.add_usage(result)
         rewritten = rewriter.parse(result.text)
         if is_usable_rewrite(rewritten, turn.question, turns):
             return rewritten, True
         return fallback_query(turn.question, turns), False
 
     def _finish(self, turn: _Turn, result: GenerationResult) -> Answer:
-        turn.usage["prompt_tokens"] += result.prompt_tokens
-        turn.usage["completion_tokens"] += result.completion_tokens
+        turn.add_usage(result)
         text, cited = clean_markers(drop_repeats(result.text), len(turn.passages))
         if not text or is_refusal(text, turn.language):
             return self._refusal(turn)

@@ -84,10 +84,16 @@ class Settings:
     # but SmolLM2-135M then writes longer answers and got the README's example wrong, so it is
     # not the default. "auto": int8 on a CPU, none on a GPU. "none": full precision.
     generator_quantize: str = "none"
+    # Key/value caches of recent prompts kept for reuse (rag/generation/prompt_cache.py): the
+    # rules and worked example are read once per language, not once per question. 0 = off.
+    prompt_cache_slots: int = 4
     max_new_tokens: int = 128          # the rules ask for one to three sentences; longer output is mostly a loop
     temperature: float = 0.0
     stop: list[str] = field(default_factory=list)
     context_tokens: int = 2048         # generator window the prompt must fit in
+    # Passage text shown to the generator, in its tokens, picked sentence by sentence by the
+    # question's words (rag/selection.py); 0 shows whole passages.
+    context_selection_tokens: int = 0
     # Generated answers with fewer of their words in the passages than this are not trusted:
     # the best-matching passage sentence answers instead (or the refusal, without the fallback).
     min_support: float = 0.5

@@ -27,6 +27,7 @@ import importlib.util
 import io
 import json
 import logging
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from rag.documents import Element
 from rag.errors import ParseError
-from rag.text import cjk_ratio
+from rag.text import cjk_ratio, split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _prepare_unstructured() -> None:
         raise RuntimeError("this unstructured version loads spaCy differently; install unstructured==0.27.32")
     tokenize._load_spacy_model = _load_spacy_offline
     tokenize._get_nlp.cache_clear()
-    _classify_chinese_without_spacy()
+    _classify_without_spacy()
 
 
 # Modules that import unstructured's element-type tests by name.
@@ -119,13 +120,18 @@ _CLASSIFIER_USERS = ("unstructured.partition.text", "unstructured.partition.html
 _SENTENCE_END = ("。", "！", "？", "；", "…", "!", "?", ".", "」", "”", "』", "）")
 
 
-def _classify_chinese_without_spacy() -> None:
-    """Tell titles from paragraphs in Chinese text without unstructured's English spaCy model.
+def _classify_without_spacy() -> None:
+    """Tell titles from paragraphs without running unstructured's spaCy pipeline where its
+    verdict is known in advance, or is noise.
 
     unstructured decides "title or paragraph" with sentence counts and verb tags from an
-    English pipeline, whatever the language. On Chinese that costs most of the parsing time
-    (the tagger runs on every element) and its verdicts are noise. For text that is mostly
-    Chinese, these tests use punctuation and length instead; other text goes to unstructured.
+    English spaCy pipeline, whatever the language; that is most of the parsing time.
+    - Text that is mostly Chinese: punctuation and length decide instead (the English tagger's
+      verdicts on Chinese are noise).
+    - English text of two or more sentences of three words or more: unstructured skips its
+      capital-letter and verb tests for such text, so only its non-letter ratio is left to check;
+      the sentences are counted here, without spaCy.
+    Everything else (short English text, where the tagger is cheap) goes to unstructured.
     """
     import importlib
 
@@ -137,6 +143,10 @@ def _classify_chinese_without_spacy() -> None:
     def is_possible_narrative_text(text: str, *args: Any, **kwargs: Any) -> bool:
         if cjk_ratio(text) >= 0.5:
             return chinese_is_paragraph(text)
+        if not kwargs.get("language_checks") and has_sentences(text, 2):
+            threshold = float(os.environ.get("UNSTRUCTURED_NARRATIVE_TEXT_NON_ALPHA_THRESHOLD",
+                                             kwargs.get("non_alpha_threshold", 0.5)))
+            return not text.isnumeric() and not text_type.under_non_alpha_ratio(text, threshold=threshold)
         return original_narrative(text, *args, **kwargs)
 
     def is_possible_title(text: str, *args: Any, **kwargs: Any) -> bool:
@@ -150,6 +160,20 @@ def _classify_chinese_without_spacy() -> None:
             module.is_possible_narrative_text = is_possible_narrative_text
         if getattr(module, "is_possible_title", None) is original_title:
             module.is_possible_title = is_possible_title
+
+
+_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def has_sentences(text: str, count: int, min_words: int = 3) -> bool:
+    """Whether ``text`` holds at least ``count`` sentences of ``min_words`` words or more."""
+    found = 0
+    for sentence in split_sentences(text):
+        if len(_WORD_RE.findall(sentence)) >= min_words:
+            found += 1
+            if found >= count:
+                return True
+    return False
 
 
 def chinese_is_paragraph(text: str) -> bool:

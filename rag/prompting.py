@@ -21,6 +21,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag.citations import REFUSALS
 from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
+from rag.selection import select_context
 from rag.text import detect_language, search_tokens, split_sentences
 
 TokenCounter = Callable[[str], int]
@@ -133,6 +134,8 @@ class GroundedPrompt:
     rules_language: str = "question"        # "question": rules in the question's language; or "en" / "zh"
     example: bool = True                    # show one worked example before the question
     overhead_tokens: int = TEMPLATE_OVERHEAD_TOKENS
+    # Tokens of passage text to keep, chosen sentence by sentence (rag.selection); 0 = whole passages.
+    selection_budget: int = 0
 
     @property
     def budget(self) -> int:
@@ -154,21 +157,26 @@ class GroundedPrompt:
 
         fixed = size(messages_for([]))
         room = self.budget + self.overhead_tokens - fixed
+        bodies = [h.chunk.text for h in hits]
+        if self.selection_budget > 0:
+            bodies = select_context(question, bodies, self.selection_budget, self.count_tokens)
         kept: list[SearchHit] = []
         texts: list[str] = []
         truncated = False
-        for hit in hits:
-            block = render_passage(len(kept) + 1, hit, rules_lang)
+        for hit, body in zip(hits, bodies):
+            if not body:
+                continue
+            block = render_passage(len(kept) + 1, hit, rules_lang, body)
             cost = self.count_tokens(block) + 2      # the blank line between passages
             if cost <= room:
                 kept.append(hit)
-                texts.append(hit.chunk.text)
+                texts.append(body)
                 room -= cost
                 continue
             # The first passage that does not fit is cut to the room left, if that is worth it.
             header_cost = self.count_tokens(render_passage(len(kept) + 1, hit, rules_lang, text="")) + 2
             if room - header_cost >= MIN_PASSAGE_TOKENS or not kept:
-                text = truncate_to_tokens(hit.chunk.text, room - header_cost, self.count_tokens)
+                text = truncate_to_tokens(body, room - header_cost, self.count_tokens)
                 if text:
                     kept.append(hit)
                     texts.append(text)

@@ -136,6 +136,44 @@ def test_smollm2_answers_greedily_and_deterministically(smollm2):
     assert first.finish_reason in ("stop", "length")
 
 
+def test_prompt_cache_reuses_a_shared_prefix_and_changes_nothing(smollm2):
+    """Two questions after the same system rules: the second reads only what differs, and
+    answers exactly as a generator without the cache does."""
+    other = [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace("London", "Paris")}]
+    smollm2.generate(GROUNDED, max_new_tokens=12)
+    cached = smollm2.generate(other, max_new_tokens=12)
+    assert cached.cached_tokens >= 20 and cached.cached_tokens < cached.prompt_tokens
+    plain = TransformersGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "prompt_cache_slots": 0}))
+    fresh = plain.generate(other, max_new_tokens=12)
+    assert fresh.cached_tokens == 0
+    assert fresh.text == cached.text
+
+
+def test_prompt_cache_keeps_the_longest_match_and_evicts_the_oldest():
+    import torch
+    from transformers import DynamicCache
+
+    from rag.generation.prompt_cache import PromptCache
+
+    def filled(n: int) -> DynamicCache:
+        cache = DynamicCache()
+        cache.update(torch.zeros(1, 1, n, 2), torch.zeros(1, 1, n, 2), 0)
+        return cache
+
+    pool = PromptCache(DynamicCache, slots=2, min_reuse=2)
+    pool.keep(filled(5), [1, 2, 3, 4, 5, 6])          # the last id has no keys/values yet
+    pool.keep(filled(4), [1, 2, 9, 9])
+    cache, reused = pool.lease([1, 2, 3, 4, 7])
+    assert reused == 4 and cache.get_seq_length() == 4  # cut back to the shared prefix
+    same, reused = pool.lease([1, 2, 9, 9])
+    assert reused == 3, "at least the last prompt token is always read again"
+    _, reused = pool.lease([8, 8, 8])
+    assert reused == 0
+    for n in (3, 3, 3):
+        pool.keep(filled(n), [n, n, n])
+    assert len(pool._slots) == 2
+
+
 @pytest.mark.slow
 def test_smollm2_stop_sequences_cut_the_text(smollm2):
     full = smollm2.generate(GROUNDED, max_new_tokens=24).text

@@ -178,6 +178,27 @@ def test_chinese_titles_and_paragraphs_are_told_apart_by_punctuation_and_length(
     assert not chinese_is_title("开放时间：") and not chinese_is_title("2024")
 
 
+def test_english_paragraphs_skip_the_tagger_with_the_same_verdicts():
+    """Multi-sentence English text is classified without spaCy, agreeing with unstructured."""
+    from unstructured.partition import text as text_partition
+    from unstructured.partition import text_type
+
+    from rag.parsing import _prepare_unstructured, has_sentences
+
+    _prepare_unstructured()
+    samples = [
+        "The pump runs at 3400 rpm. It is serviced every year by the plant crew.",
+        "Quarterly results were strong. Revenue grew by ten percent in Europe and Asia.",
+        "ANNUAL REPORT. FINANCIAL STATEMENTS AND NOTES TO THEM.",
+        "12 34 56 78. 90 12 34 56. 78 90 12 34.",
+        "Installation guide",
+        "The Zephyr pump",
+    ]
+    assert has_sentences(samples[0], 2) and not has_sentences("Installation guide. Setup.", 2)
+    for sample in samples:
+        assert text_partition.is_possible_narrative_text(sample) == text_type.is_possible_narrative_text(sample), sample
+
+
 def test_html_headings_paragraphs_and_table(tmp_path):
     path = docfactory.make_html(
         tmp_path / "page.htm",

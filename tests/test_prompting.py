@@ -40,6 +40,16 @@ def test_english_prompt_has_rules_numbered_quoted_passages_and_question():
     assert built.passages == hits and built.language == "en" and not built.truncated and built.dropped == 0
 
 
+def test_selection_shows_only_the_relevant_sentences_and_renumbers_the_passages():
+    hits = [hit("Weather report. Rain all week. Cold nights ahead.", "weather.md", 1),
+            hit("The Zephyr pump was built in 1990. " + words(60, "filler") + " The Zephyr pump runs at 3400 rpm.", "pump.md", 2)]
+    built = GroundedPrompt(estimate_tokens, 2048, 200, selection_budget=40).build("How fast does the Zephyr pump run?", hits)
+    user = built.messages[-1]["content"]
+    assert built.passages == [hits[1]] and built.dropped == 1      # no sentence of weather.md was chosen
+    assert "[1] Source: pump.md" in user and "weather" not in user.lower()
+    assert "3400 rpm" in user and "filler30" not in user and " … " in user
+
+
 def test_chinese_question_gets_chinese_rules_and_refusal():
     built = GroundedPrompt(estimate_tokens, 2048, 200).build("龙井茶产于哪里？", [hit("龙井茶产于浙江杭州西湖一带。", "茶.md")])
     system, user = built.messages[0]["content"], built.messages[-1]["content"]

@@ -52,7 +52,8 @@ def rag_fields(answer: dict[str, Any]) -> dict[str, Any]:
 def usage_of(answer: dict[str, Any]) -> dict[str, int]:
     usage = answer.get("usage") or {}
     prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": int(usage.get("cached_tokens", 0))}}
 
 
 @router.get("/models", summary="The one model this service offers (answers grounded in the documents)")

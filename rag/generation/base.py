@@ -22,6 +22,7 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = "stop"        # "stop" (end of turn or a stop sequence) or "length"
+    cached_tokens: int = 0             # prompt tokens whose keys/values were reused, not read again
 
 
 @runtime_checkable

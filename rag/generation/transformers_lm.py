@@ -27,6 +27,7 @@ from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
 from rag.generation.base import GenerationResult, Message, StopSequences, TextStream, find_stop
+from rag.generation.prompt_cache import PromptCache
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,12 @@ def _drop_quantization(model: Any) -> None:
         del model.config.quantization_config
 
 
+def _new_cache(model: Any) -> Any:
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
 def _torch_dtype(device: str):
     import torch
 
@@ -182,7 +189,7 @@ class TransformersGenerator:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: Path | None = None,
                  context_tokens: int = 2048, max_new_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None, quantize: str = "none") -> None:
+                 stop: Sequence[str] | None = None, quantize: str = "none", prompt_cache_slots: int = 4) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ConfigError(f"generator_quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not '{quantize}'.")
         self.name = model
@@ -199,11 +206,14 @@ class TransformersGenerator:
         self._tokenizer = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self.prompt_cache_slots = prompt_cache_slots
+        self._prompt_cache: PromptCache | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TransformersGenerator":
         return cls(settings.generator_model, settings.device, settings.model_cache_dir, settings.context_tokens,
-                   settings.max_new_tokens, settings.temperature, settings.stop, settings.generator_quantize)
+                   settings.max_new_tokens, settings.temperature, settings.stop, settings.generator_quantize,
+                   settings.prompt_cache_slots)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -228,6 +238,7 @@ class TransformersGenerator:
                     if tokenizer.pad_token_id is None:
                         tokenizer.pad_token = tokenizer.eos_token
                     self._tokenizer = tokenizer
+                    self._prompt_cache = PromptCache(lambda: _new_cache(model), self.prompt_cache_slots)
                     self._model = model
                     self.load_info = {"origin": origin, "seconds": round(time.perf_counter() - started, 2),
                                       "device": self.device, "quantized": "int8-dynamic" if quantized else "none"}
@@ -391,12 +402,15 @@ class TransformersGenerator:
             config.top_p = 0.95
         criteria = StoppingCriteriaList([_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel),
                                          _StopOnLoop(tokenizer, run.prompt_tokens)])
+        cache, run.cached_tokens = self._prompt_cache.lease(run.inputs["input_ids"][0].tolist())
         try:
             with torch.inference_mode():
-                return model.generate(**run.inputs, generation_config=config, stopping_criteria=criteria,
-                                      streamer=streamer)
+                output = model.generate(**run.inputs, generation_config=config, stopping_criteria=criteria,
+                                        streamer=streamer, past_key_values=cache)
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
+        self._prompt_cache.keep(cache, output[0].tolist())
+        return output
 
     def _finish(self, run: "_Run", text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
         """``stopped`` says whether a stop sequence was already cut off (streaming); else look for one."""
@@ -407,7 +421,7 @@ class TransformersGenerator:
                 text = text[:cut]
         reason = "length" if completion_tokens >= run.max_new_tokens and not stopped else "stop"
         return GenerationResult(text=text, prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens,
-                                finish_reason=reason)
+                                finish_reason=reason, cached_tokens=run.cached_tokens)
 
 
 @dataclass
@@ -418,6 +432,7 @@ class _Run:
     stop: list[str]
     temperature: float
     cancel: threading.Event
+    cached_tokens: int = 0
 
 
 class _StopOnText:
