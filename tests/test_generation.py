@@ -37,6 +37,10 @@ def test_stop_sequences_hold_back_partial_matches_across_pieces():
     assert other.feed("almost </en") == "almost " and other.flush() == "</en"
     assert StopSequences(None).feed("x") == "x"
     assert find_stop("a STOP b stop", ["stop", "STOP"]) == 2 and find_stop("abc", []) is None
+    # A blank line ends an answer, but not before the answer has begun.
+    assert find_stop("\n\nThe answer.\n\nMore", ["\n\n"]) == 13 and find_stop("\n\n", ["\n\n"]) is None
+    blank = StopSequences(["\n\n"])
+    assert blank.feed("\n") + blank.feed("\nYes [1].") + blank.feed("\n\nNo.") == "\n\nYes [1]." and blank.stopped
 
 
 def test_token_estimate_counts_chinese_characters_one_each():

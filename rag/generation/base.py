@@ -109,20 +109,23 @@ class StopSequences:
     def __init__(self, stops: Iterable[str] | None) -> None:
         self.stops = [s for s in (stops or []) if s]
         self._held = ""
+        self._started = False          # visible text was shown already
         self.stopped = False
 
     def feed(self, piece: str) -> str:
         if self.stopped:
             return ""
         text = self._held + piece
-        cut = find_stop(text, self.stops)
+        cut = find_stop(text, self.stops, self._started)
         if cut is not None:
             self.stopped = True
             self._held = ""
             return text[:cut]
         keep = _partial_stop_suffix(text, self.stops)
         self._held = text[len(text) - keep:] if keep else ""
-        return text[: len(text) - keep]
+        shown = text[: len(text) - keep]
+        self._started = self._started or bool(shown.strip())
+        return shown
 
     def flush(self) -> str:
         """Text held back at the end of the generation (it turned out not to be a stop)."""
@@ -130,9 +133,14 @@ class StopSequences:
         return "" if self.stopped else held
 
 
-def find_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Index of the earliest stop sequence in ``text``, or ``None``."""
-    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+def find_stop(text: str, stops: Sequence[str], started: bool = False) -> int | None:
+    """Index of the earliest stop sequence in ``text``, or ``None``.
+
+    A stop made only of white space (such as a blank line) counts after the first visible
+    character: a model that opens with a line break has not finished yet. ``started`` says
+    that visible text came before ``text``."""
+    lead = 0 if started else len(text) - len(text.lstrip())
+    positions = [i for i in (text.find(s, lead if s.isspace() else 0) for s in stops if s) if i >= 0]
     return min(positions) if positions else None
 
 

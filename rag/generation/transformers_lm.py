@@ -446,14 +446,19 @@ class _StopOnText:
         # for text, and a few extra cover tokens that straddle the start of the sequence).
         self.window = max((len(s) for s in self.stops), default=0) + 4
         self.cancel = cancel
+        self.visible = False        # the text before the window shows a visible character
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         done = self.cancel.is_set()
         if not done and self.stops:
-            tail = input_ids[0, max(self.prompt_tokens, input_ids.shape[1] - self.window):]
-            done = find_stop(self.tokenizer.decode(tail, skip_special_tokens=True), self.stops) is not None
+            generated = input_ids[0, self.prompt_tokens:]
+            cut = max(0, generated.shape[0] - self.window)
+            if not self.visible and cut:
+                self.visible = bool(self.tokenizer.decode(generated[:cut], skip_special_tokens=True).strip())
+            text = self.tokenizer.decode(generated[cut:], skip_special_tokens=True)
+            done = find_stop(text, self.stops, started=self.visible) is not None
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
