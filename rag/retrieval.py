@@ -23,7 +23,7 @@ from rag.documents import Chunk, SearchHit
 from rag.errors import InputError
 from rag.index import Index, SearchMode
 from rag.reranking import Reranker, make_reranker, rerank, sigmoid
-from rag.text import detect_language, has_cjk, normalize, search_tokens
+from rag.text import detect_language, has_cjk, normalize, plain_words, search_tokens
 
 # Question words carry no topic: leaving them out of the overlap keeps an answerable question
 # ("...是多少？") from looking less relevant than it is.
@@ -116,6 +116,8 @@ class HybridRetriever:
 
     def warm_up(self) -> None:
         self.index.embedder.warm_up_queries()
+        # jieba reads its dictionary on first use (~0.5 s): do that now, not in the first question.
+        search_tokens("预热")
         if self.reranker is not None:
             self.reranker.warm_up()
 
@@ -128,7 +130,9 @@ class HybridRetriever:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         candidates = self._candidates(query, max(top_k, self.settings.retrieve_k), parsed)
-        candidates = drop_near_duplicates(candidates, self.settings.dedup_threshold)
+        # Without a reranker the order is final: only the first top_k distinct passages matter.
+        candidates = drop_near_duplicates(candidates, self.settings.dedup_threshold,
+                                          limit=None if self.reranker is not None else top_k)
         timings["retrieve"] = _ms(started)
 
         reranked = False
@@ -189,15 +193,27 @@ def query_terms(query: str) -> list[str]:
     return words or tokens
 
 
-def term_overlap(terms: Sequence[str], text: str) -> float:
-    """Share of ``terms`` found in ``text``. Chinese words are matched as substrings, so a
-    different word segmentation of the passage does not hide them."""
-    if not terms:
-        return 0.0
+def terms_found(terms: Sequence[str], text: str) -> list[str]:
+    """The ``terms`` that occur in ``text``. Chinese words are matched as substrings, so a
+    different word segmentation of the passage does not hide them; other words as words."""
     normalized = normalize(text)
-    words = set(search_tokens(text, stopwords=False))
-    found = sum(1 for t in terms if (t in normalized if has_cjk(t) else t in words))
-    return found / len(terms)
+    words: set[str] | None = None
+    found = []
+    for term in terms:
+        if has_cjk(term):
+            if term in normalized:
+                found.append(term)
+            continue
+        if words is None:
+            words = plain_words(text)
+        if term in words:
+            found.append(term)
+    return found
+
+
+def term_overlap(terms: Sequence[str], text: str) -> float:
+    """Share of ``terms`` found in ``text`` (see :func:`terms_found`)."""
+    return len(terms_found(terms, text)) / len(terms) if terms else 0.0
 
 
 _SPACE_RE = re.compile(r"\s+")
@@ -211,14 +227,17 @@ def shingles(text: str, size: int = 5) -> set[str]:
     return {flat[i:i + size] for i in range(len(flat) - size + 1)}
 
 
-def drop_near_duplicates(hits: Sequence[SearchHit], threshold: float = 0.8) -> list[SearchHit]:
+def drop_near_duplicates(hits: Sequence[SearchHit], threshold: float = 0.8, limit: int | None = None) -> list[SearchHit]:
     """``hits`` without passages whose shingle Jaccard similarity to a better-ranked kept one
-    reaches ``threshold`` (the same paragraph in two files, or two versions of a document)."""
+    reaches ``threshold`` (the same paragraph in two files, or two versions of a document);
+    with ``limit``, only the first ``limit`` kept ones."""
     if threshold <= 0 or threshold > 1:
-        return list(hits)
+        return list(hits[:limit] if limit is not None else hits)
     kept: list[SearchHit] = []
     kept_shingles: list[set[str]] = []
     for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
         current = shingles(hit.chunk.text)
         duplicate = False
         for other in kept_shingles:

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.retrieval import query_terms
-from rag.text import has_cjk, normalize, search_tokens, split_sentences
+from rag.retrieval import query_terms, terms_found
+from rag.text import split_sentences
 
 GAP = " … "
 RANK_DECAY = 0.15          # a passage's sentences count 1 / (1 + RANK_DECAY * rank) as much
@@ -33,12 +33,6 @@ class _Sentence:
     score: float = 0.0
 
 
-def _terms_in(text: str, terms: Sequence[str]) -> frozenset[str]:
-    normalized = normalize(text)
-    words = set(search_tokens(text, stopwords=False))
-    return frozenset(t for t in terms if (t in normalized if has_cjk(t) else t in words))
-
-
 def select_context(question: str, passages: Sequence[str], budget: int,
                    count_tokens: Callable[[str], int]) -> list[str]:
     """For each passage, the text of its selected sentences ("" when none was selected).
@@ -51,7 +45,7 @@ def select_context(question: str, passages: Sequence[str], budget: int,
     for p, text in enumerate(passages):
         for s, piece in enumerate(split_sentences(text)):
             if piece.strip():
-                sentences.append(_Sentence(p, s, piece, count_tokens(piece), _terms_in(piece, terms)))
+                sentences.append(_Sentence(p, s, piece, count_tokens(piece), frozenset(terms_found(terms, piece))))
     if not sentences:
         return ["" for _ in passages]
     # A word found in few of the candidate sentences tells them apart; one found in all does not.

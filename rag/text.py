@@ -122,6 +122,15 @@ def search_tokens(text: str, stopwords: bool = True) -> list[str]:
     return tokens
 
 
+_WORD_RUN_RE = re.compile(f"[^\\W_{_CJK}]+", re.UNICODE)
+
+
+def plain_words(text: str) -> set[str]:
+    """The non-Chinese words of ``text`` as :func:`search_tokens` writes them (normalised),
+    without segmenting its Chinese (jieba is the slow part of tokenising)."""
+    return set(_WORD_RUN_RE.findall(normalize(text)))
+
+
 def scoring_tokens(text: str) -> list[str]:
     """Tokens for answer scoring: English words, and each Chinese character on its own."""
     tokens: list[str] = []

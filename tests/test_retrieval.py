@@ -144,6 +144,8 @@ def test_near_duplicates_are_dropped_keeping_the_better_ranked():
     c = make_hit("The daily meal allowance is 45 euros.", "c.md", 3)
     assert sources(drop_near_duplicates([a, b, c], 0.8)) == ["a.md", "c.md"]
     assert sources(drop_near_duplicates([a, b, c], 0)) == ["a.md", "b.md", "c.md"]   # 0 turns it off
+    assert sources(drop_near_duplicates([a, b, c], 0.8, limit=1)) == ["a.md"]
+    assert sources(drop_near_duplicates([a, b, c], 0.8, limit=2)) == ["a.md", "c.md"]   # the duplicate does not count
 
 
 def test_term_overlap_matches_chinese_words_as_substrings():
