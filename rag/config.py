@@ -94,12 +94,14 @@ class Settings:
     stop: list[str] = field(default_factory=lambda: ["\n\n"])
     context_tokens: int = 2048         # generator window the prompt must fit in
     # Passage text shown to the generator, in its tokens, picked sentence by sentence by the
-    # question's words (rag/selection.py); 0 shows whole passages. With 384, against whole
-    # passages (python -m eval.run --sample 100/300 --seed 0, paired on the same questions):
-    # CMRC (50 q) accuracy 24% -> 40% (+16, 95% CI +2..+30), faithfulness +12 (n.s.);
-    # XQuAD (100 q) accuracy 39% -> 38% (n.s.), faithfulness +11 and citation precision +12
-    # (both significant); XQuAD prompts 819 -> 558 tokens.
-    context_selection_tokens: int = 384
+    # question's words (rag/selection.py); 0 shows whole passages. Measured with python -m
+    # eval.run --sample 100 (CMRC, first 50) / 300 (XQuAD, first 100) --seed 0, paired:
+    # 384 against whole passages: CMRC accuracy 24% -> 40% (+16, 95% CI +2..+30), XQuAD
+    # accuracy 39% -> 38% (n.s.) with faithfulness +11 and citation precision +12 (significant).
+    # 256 against 384 (and answers cut at a blank line): CMRC 40% -> 42%, XQuAD 38% -> 42%
+    # (both n.s.), faithfulness -2..+7 (n.s.); prompts 835 -> 701 (CMRC) and 558 -> 487 (XQuAD)
+    # tokens, which is most of the time to first token.
+    context_selection_tokens: int = 256
     # Generated answers with fewer of their words in the passages than this are not trusted:
     # the best-matching passage sentence answers instead (or the refusal, without the fallback).
     min_support: float = 0.5
