@@ -203,6 +203,27 @@ def test_smollm2_streaming_yields_the_same_text_in_pieces(smollm2):
     assert "".join(stopped) == full.text[: full.text.index("250")]
 
 
+def test_stream_pieces_follow_each_token_and_never_split_a_character(smollm2):
+    import torch
+
+    from rag.generation.transformers_lm import _TextDeltas
+
+    tokenizer = smollm2._tokenizer
+    text = "1973年，长城 was 8,851 km long."
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    deltas = _TextDeltas(tokenizer)
+    deltas.put(torch.tensor([[1, 2, 3]]))                   # the prompt comes first and is skipped
+    seen = []
+    for token in ids:
+        deltas.put(torch.tensor([token]))
+        seen.append(deltas._queue.qsize())
+    deltas.end()
+    pieces = list(deltas)
+    assert "".join(pieces) == text
+    assert seen[0] == 1, "the first token is shown at once, not after the next space"
+    assert all("\ufffd" not in piece for piece in pieces)
+
+
 @pytest.mark.slow
 def test_smollm2_closing_a_stream_early_frees_the_model(smollm2):
     stream = smollm2.stream(GROUNDED, max_new_tokens=200)

@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from rag.config import Settings
 from rag.embedding import pick_device
@@ -313,10 +313,8 @@ class TransformersGenerator:
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
                stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
-        from transformers import TextIteratorStreamer
-
         run = self._prepare(messages, max_new_tokens, stop, temperature)
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = _TextDeltas(self._tokenizer)
         state: dict[str, Any] = {}
 
         def work() -> None:
@@ -422,6 +420,46 @@ class TransformersGenerator:
         reason = "length" if completion_tokens >= run.max_new_tokens and not stopped else "stop"
         return GenerationResult(text=text, prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens,
                                 finish_reason=reason, cached_tokens=run.cached_tokens)
+
+
+class _TextDeltas:
+    """Hands the generated text over as it grows, token by token; a piece is held back only
+    while its last character is incomplete (byte-level tokens can split one character).
+
+    transformers' ``TextIteratorStreamer`` shows a Latin word only once a space follows it, so
+    an answer opening with "1973年" or a name reached the reader several tokens late.
+    Implements the ``put``/``end`` protocol ``generate`` calls; iterate to read the pieces.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        import queue
+
+        self.tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._shown = 0
+        self._prompt_skipped = False
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_skipped:           # generate() first passes the prompt
+            self._prompt_skipped = True
+            return
+        self._ids.extend(int(i) for i in value.reshape(-1).tolist())
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") or len(text) <= self._shown:
+            return
+        self._queue.put(text[self._shown:])
+        self._shown = len(text)
+
+    def end(self) -> None:
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            piece = self._queue.get()
+            if piece is None:
+                return
+            yield piece
 
 
 @dataclass
