@@ -375,7 +375,7 @@ def search_latency(settings: Settings, queries: list[tuple[str, str]], warmup: l
         depth = max(10, settings.retrieve_k)
         for _, text in queries:
             t0 = time.perf_counter()
-            vector = index.embedder.embed([text])
+            vector = index.embed_query(text)
             t1 = time.perf_counter()
             index.embedder.unknown_ratio(text)
             t2 = time.perf_counter()
