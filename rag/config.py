@@ -29,7 +29,7 @@ class Settings:
 
     # --- parsing -----------------------------------------------------------
     max_file_mb: float = 50.0          # larger files are skipped and reported
-    workers: int = 1                   # parallel parsing processes
+    workers: int = 1                   # parsing processes beside a GPU embedder; on a CPU, files are parsed in waves on every core
 
     # --- chunking ----------------------------------------------------------
     chunk_tokens: int = 256            # capped at the embedder's max sequence length

@@ -267,3 +267,23 @@ def test_parallel_parsing_gives_the_same_index(tmp_path, embedder):
     chunks_one = {p: r.chunk_ids for p, r in Index.open(one, embedder=embedder).documents().items()}
     chunks_two = {p: r.chunk_ids for p, r in Index.open(two, embedder=embedder).documents().items()}
     assert chunks_one == chunks_two
+
+
+def test_waves_prepare_the_same_chunks_as_one_batch(tmp_path, embedder):
+    """On a CPU files are parsed in waves (parsing and embedding take turns); the result is
+    the same as handing every file to the workers at once."""
+    from rag.ingestion import ChunkPlan, SourceFile, prepare_files
+
+    files = []
+    for i in range(20):
+        path = tmp_path / f"note{i:02d}.md"
+        path.write_text(f"# Note {i}\n\nThe pump in hall {i} runs at {1000 + i} rpm. It is serviced every spring.\n")
+        files.append(SourceFile(path.name, path, path.stat().st_size, path.stat().st_mtime))
+    plan = ChunkPlan(embedder.tokenizer_source, 128, 16, 1 << 20)
+
+    def chunks(prepared):
+        return sorted((p.path, tuple(c.id for c in p.chunks)) for p in prepared)
+
+    together = chunks(prepare_files(files, plan, workers=2))
+    in_waves = chunks(prepare_files(files, plan, workers=1, wave_files=7))
+    assert len(together) == 20 and in_waves == together
