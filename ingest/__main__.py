@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", help="folder of documents (md, txt, html, pdf, docx, pptx, csv, json, eml)")
     parser.add_argument("--index-dir", help="where the index lives (default ./index, or RAG_INDEX_DIR)")
     parser.add_argument("--config", help="TOML file with settings (see README)")
-    parser.add_argument("--workers", type=int, help="parallel parsing processes (default 1)")
+    parser.add_argument("--workers", type=int, help="parsing processes (default 1; on a CPU, files are parsed in waves on every core anyway)")
     parser.add_argument("--embed-model", help="sentence-transformers model name or path")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size in embedder tokens (default 256)")
     parser.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
