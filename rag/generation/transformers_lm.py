@@ -452,6 +452,10 @@ class _TextDeltas:
         self._shown = len(text)
 
     def end(self) -> None:
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
+        if len(text) > self._shown:           # an incomplete last character, as it stands
+            self._queue.put(text[self._shown:])
+            self._shown = len(text)
         self._queue.put(None)
 
     def __iter__(self) -> Iterator[str]:
