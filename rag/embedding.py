@@ -81,13 +81,17 @@ def pick_device(setting: str, cuda_available: bool | None = None) -> str:
     return "cuda" if cuda_available else "cpu"
 
 
-def unknown_ratio(tokenizer, text: str) -> float:
-    """Share of the text's tokens that ``tokenizer`` maps to its unknown token."""
-    unk = tokenizer.unk_token_id
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-    if unk is None or not ids:
+def share_of(ids: Sequence[int], token_id: int | None) -> float:
+    """Share of ``ids`` equal to ``token_id`` (0.0 when there is no such token or no ids)."""
+    if token_id is None or not ids:
         return 0.0
-    return sum(1 for i in ids if i == unk) / len(ids)
+    return sum(1 for i in ids if i == token_id) / len(ids)
+
+
+def unknown_ratio(tokenizer, text: str) -> float:
+    """Share of the text's tokens that a transformers ``tokenizer`` maps to its unknown token."""
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    return share_of(ids, tokenizer.unk_token_id)
 
 
 QUERY_ENCODERS = ("auto", "onnx", "sentence-transformers")

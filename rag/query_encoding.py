@@ -1,7 +1,7 @@
 """Query embeddings through ONNX Runtime, for search latency on a CPU.
 
 One short question through PyTorch costs ~15 ms with all-MiniLM-L6-v2 on two cores, nearly all
-of it per-operator overhead; the same weights exported to ONNX answer in ~4 ms and give the same
+of it per-operator overhead; the same weights exported to ONNX answer in ~5 ms and give the same
 vector (checked at export). Documents are still embedded by sentence-transformers: for batches
 of 256-token chunks both runtimes are equally fast, and the ingest keeps the library the users
 asked for. A server that only answers questions never imports sentence-transformers, which is
@@ -125,10 +125,9 @@ def reference_vectors(model_dir: Path, tokenizer: Any, texts: Sequence[str], max
 class OnnxQueryEncoder:
     """Embeds short texts (questions) with an ONNX Runtime copy of a sentence-transformers model."""
 
-    def __init__(self, session: Any, tokenizer: Any, max_length: int) -> None:
+    def __init__(self, session: Any, tokenizer: "FastTokenizer") -> None:
         self.session = session
         self.tokenizer = tokenizer
-        self.max_length = max_length
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
@@ -149,7 +148,7 @@ class OnnxQueryEncoder:
         if not (folder / "model.onnx").is_file():
             cls._build(model_dir, folder, max_length)
         tokenizer = FastTokenizer(model_dir, max_length)
-        return cls(cls._session(onnxruntime, folder / "model.onnx", threads), tokenizer, max_length)
+        return cls(cls._session(onnxruntime, folder / "model.onnx", threads), tokenizer)
 
     @classmethod
     def _build(cls, model_dir: Path, folder: Path, max_length: int) -> None:
@@ -166,7 +165,7 @@ class OnnxQueryEncoder:
         try:
             log.info("Exporting %s to ONNX for query embeddings (once).", model_dir)
             export(model_dir, staging, names)
-            encoder = cls(cls._session(onnxruntime, staging / "model.onnx", None), FastTokenizer(model_dir, max_length), max_length)
+            encoder = cls(cls._session(onnxruntime, staging / "model.onnx", None), FastTokenizer(model_dir, max_length))
             expected = reference_vectors(model_dir, reference_tokenizer, PROBES, max_length)
             difference = float(np.abs(encoder.encode(PROBES) - expected).max())
             if difference > MAX_DIFFERENCE:
@@ -229,10 +228,9 @@ class FastTokenizer:
         }
 
     def unknown_ratio(self, text: str) -> float:
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
-        if self.unk_id is None or not ids:
-            return 0.0
-        return sum(1 for i in ids if i == self.unk_id) / len(ids)
+        from rag.embedding import share_of
+
+        return share_of(self._tokenizer.encode(text, add_special_tokens=False).ids, self.unk_id)
 
 
 def _token_text(token: Any) -> str | None:

@@ -1,6 +1,6 @@
 """Context selection: the sentences of the retrieved passages that bear on the question.
 
-On a CPU, reading the prompt is most of the time to first token (~1.7 ms a token for
+On a CPU, reading the prompt is most of the time to first token (~2.3 ms a token for
 SmolLM2-135M on two cores), and a small model answers better from a few relevant sentences than
 from five whole passages. So before the prompt is built, every passage is split into sentences,
 each sentence is scored by the question's content words it contains (weighted by how rare each
