@@ -85,6 +85,11 @@ class Settings:
     # but SmolLM2-135M then writes longer answers and got the README's example wrong, so it is
     # not the default. "auto": int8 on a CPU, none on a GPU. "none": full precision.
     generator_quantize: str = "none"
+    # How the local generator runs: "auto" = ONNX Runtime GenAI on a CPU (the model exported
+    # once and checked against transformers; a server is ready in seconds and reads prompts
+    # faster, rag/generation/onnx_lm.py), transformers on a GPU or when the export fails;
+    # "onnx" = always ONNX Runtime; "transformers" = always transformers.
+    generator_runtime: str = "auto"
     # Key/value caches of recent prompts kept for reuse (rag/generation/prompt_cache.py): the
     # rules and worked example are read once per language, not once per question. 0 = off.
     prompt_cache_slots: int = 4

@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from rag.config import Settings
 from rag.embedding import pick_device
@@ -444,7 +444,11 @@ class _TextDeltas:
         if not self._prompt_skipped:           # generate() first passes the prompt
             self._prompt_skipped = True
             return
-        self._ids.extend(int(i) for i in value.reshape(-1).tolist())
+        self.add(int(i) for i in value.reshape(-1).tolist())
+
+    def add(self, ids: Iterable[int]) -> None:
+        """New token ids (for callers that run the decoding loop themselves)."""
+        self._ids.extend(ids)
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
         if text.endswith("\ufffd") or len(text) <= self._shown:
             return
