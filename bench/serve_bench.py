@@ -10,8 +10,9 @@ service, measured from outside against a real ``python -m api`` server process.
    questions have been asked. Per request: time to the first ``token`` event (TTFT, from
    sending the request), wall time, the server's ``timings_ms`` and ``usage`` from the ``done``
    event, and the generation rate.
-3. Memory and CPU of the server process, from ``/proc/<pid>/status`` (VmRSS sampled during
-   load, VmHWM) and ``/proc/<pid>/stat`` (utime + stime).
+3. Memory and CPU of the server process and its children (the generator runs in one), from
+   ``/proc/<pid>/status`` (VmRSS sampled during load, VmHWM) and ``/proc/<pid>/stat`` (utime +
+   stime), summed.
 
 It prints a table with the bars (warm start <= 5 s; per level, retrieval p95 <= 50 ms and
 TTFT p50 <= 1 s) and writes everything, with machine information and load averages, to
@@ -77,32 +78,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server and the generator's process), from
+    ``/proc/<pid>/task/*/children``."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
 def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS, VmHWM (peak RSS) in MB and the thread count, from ``/proc/<pid>/status``."""
+    """VmRSS, VmHWM (peak RSS) in MB and the thread count, from ``/proc/<pid>/status``, summed
+    over the process and its children (so VmHWM is the sum of each one's peak)."""
     out: dict[str, float] = {}
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)   # kB
-        elif key == "Threads":
-            out[key] = int(value)
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = round(out.get(key, 0.0) + int(value.split()[0]) / 1024, 1)   # kB
+            elif key == "Threads":
+                out[key] = out.get(key, 0) + int(value)
     return out
 
 
 def proc_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds the process has used so far (``/proc/<pid>/stat`` utime + stime)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the parenthesised command name start at field 3 (state); utime and stime
-    # are fields 14 and 15.
-    rest = stat.rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds the process and its children have used so far
+    (``/proc/<pid>/stat`` utime + stime)."""
+    total = None
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name start at field 3 (state); utime and
+        # stime are fields 14 and 15.
+        rest = stat.rsplit(")", 1)[1].split()
+        total = (total or 0.0) + (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 class ServerProcess:

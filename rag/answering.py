@@ -124,11 +124,14 @@ class AnswerPipeline:
         A missing index is not an error here (the service may start before the first ingest);
         questions asked before one exists raise :class:`~rag.errors.IndexMissingError`.
         """
-        self.generator.warm_up()
+        begin = getattr(self.generator, "begin_loading", None)
+        if begin is not None:          # a generator that loads in a process of its own starts first
+            begin()
         try:
             self.retriever.warm_up()
         except IndexMissingError as exc:
             log.warning("%s", exc)
+        self.generator.warm_up()
 
     # -- answering --------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ def test_factory_rejects_unknown_backends_and_incomplete_openai_settings():
         make_generator(Settings.load(env={}, overrides={"generator": "llamafile"}))
     with pytest.raises(ConfigError, match="openai_base_url"):
         make_generator(Settings.load(env={}, overrides={"generator": "openai", "openai_model": "m"}))
-    assert isinstance(make_generator(Settings.load(env={})), TransformersGenerator)
+    assert isinstance(make_generator(Settings.load(env={}, overrides={"generator_runtime": "transformers"})),
+                      TransformersGenerator)
 
 
 def test_model_resolution():

@@ -2,10 +2,12 @@
 
 The same transformers model (by default SmolLM2-135M-Instruct from its GGUF), exported once to
 ONNX with ``onnxruntime-genai``'s model builder, checked against transformers and cached under
-``settings.model_cache_dir``. A server that answers with it imports neither torch nor
-transformers: on these 2 cores it is ready in ~3 s instead of ~12 s and reads a prompt ~1.6x
-faster (``python -m bench.serve_bench``). The export (first start only) converts the GGUF with
-transformers as before and runs the builder in a child process.
+``settings.model_cache_dir``. The model runs in a child process
+(:mod:`rag.generation.onnx_worker`; onnxruntime-genai holds Python's lock while it reads a
+prompt), which loads in parallel with the index. A server that answers with it imports neither
+torch nor transformers, so it starts in seconds, and prompts are read ~1.6x faster than with
+transformers on these 2 cores. The export (first start only) converts the GGUF with
+transformers as before and runs the builder in another child process.
 
 ``generator_runtime`` picks it: ``auto`` (the default) uses it on a CPU for model families the
 builder knows and falls back to transformers, with a warning, when the export fails; ``onnx``
@@ -34,11 +36,7 @@ from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
 from rag.generation.base import GenerationResult, Message, StopSequences, TextStream, find_stop
-from rag.generation.prompt_cache import PromptCache
-from rag.generation.transformers_lm import (
-    DEFAULT_MODEL, ConvertedModelCache, ModelSource, TransformersGenerator, _TextDeltas, cycles,
-    repeats_itself, resolve_model,
-)
+from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, _TextDeltas, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +66,8 @@ def runtime_for(settings: Settings) -> str:
     if setting == "transformers":
         return "transformers"
     cpu = pick_device(settings.device) == "cpu"
-    installed = importlib.util.find_spec("onnxruntime_genai") is not None
+    # The model's process is fed through a pipe polled with select(), which Windows lacks for pipes.
+    installed = importlib.util.find_spec("onnxruntime_genai") is not None and sys.platform != "win32"
     local = _weights_on_disk(settings.generator_model)
     if setting == "onnx":
         if not cpu:
@@ -255,24 +254,6 @@ def _raise_template_error(message: str) -> None:
 # -- the generator ------------------------------------------------------------------------------
 
 
-class _Session:
-    """One ``onnxruntime_genai.Generator`` (a key/value cache and its token sequence), shaped
-    for :class:`~rag.generation.prompt_cache.PromptCache`."""
-
-    def __init__(self, generator: Any) -> None:
-        self.generator = generator
-        self.computed = 0          # tokens whose keys/values are in the cache
-
-    def get_seq_length(self) -> int:
-        return self.computed
-
-    def crop(self, length: int) -> None:
-        """Keep the first ``length`` tokens (a negative ``length`` drops that many at the end)."""
-        keep = self.computed + length if length < 0 else length
-        self.generator.rewind_to(keep)
-        self.computed = keep
-
-
 @dataclass
 class _Run:
     ids: list[int]
@@ -287,6 +268,56 @@ class _Run:
     @property
     def prompt_tokens(self) -> int:
         return len(self.ids)
+
+
+class _Worker:
+    """The child process that runs the model (:mod:`rag.generation.onnx_worker`)."""
+
+    def __init__(self, folder: Path, window: int, slots: int) -> None:
+        import rag
+
+        env = dict(os.environ)
+        root = str(Path(rag.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rag.generation.onnx_worker", str(folder), str(window), str(slots)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1, env=env,
+        )
+        self.ready: dict | None = None
+
+    def wait_ready(self) -> dict:
+        if self.ready is None:
+            first = self.read()
+            if "error" in first:
+                self.close()
+                raise ConfigError(f"The generator process could not load the model: {first['error']}")
+            self.ready = first
+        return self.ready
+
+    def send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise GenerationError(f"The generator process is gone (exit code {self.process.poll()}).") from exc
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise GenerationError(f"The generator process ended unexpectedly (exit code {self.process.wait()}); "
+                                  "it is started again for the next question.")
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - closing is best effort; kill what does not stop
+            self.process.kill()
 
 
 class OnnxGenerator:
@@ -308,11 +339,13 @@ class OnnxGenerator:
         self.device = "cpu"
         self.load_info: dict[str, Any] = {}
         self._delegate: TransformersGenerator | None = None
-        self._model = None
+        self._folder: Path | None = None
+        self._origin = ""
+        self._started = 0.0
+        self._worker: _Worker | None = None
         self._tokenizer = None
         self._template: ChatTemplate | None = None
         self._window = context_tokens
-        self._prompt_cache: PromptCache | None = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
@@ -323,31 +356,42 @@ class OnnxGenerator:
 
     # -- loading --------------------------------------------------------------------------------
 
+    def begin_loading(self) -> None:
+        """Start loading the model in its process and return at once (the answer pipeline loads
+        its index meanwhile)."""
+        self._load()
+
     def warm_up(self) -> None:
-        if self._load() is None:
+        if self._ready_worker() is None:
             return self._delegate.warm_up()
         self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
 
-    def _load(self) -> Any:
-        """The loaded ONNX model, or ``None`` when the transformers fallback took over."""
-        if self._model is None and self._delegate is None:
+    def close(self) -> None:
+        """Stop the model's process (it also stops by itself when this process ends)."""
+        with self._load_lock:
+            if self._worker is not None:
+                self._worker.close()
+                self._worker = None
+
+    def _load(self) -> bool:
+        """Export if needed, read the tokenizer and start the model's process; ``False`` when the
+        transformers fallback took over."""
+        if self._folder is None and self._delegate is None:
             with self._load_lock:
-                if self._model is None and self._delegate is None:
-                    started = time.perf_counter()
+                if self._folder is None and self._delegate is None:
+                    self._started = time.perf_counter()
                     try:
-                        folder, origin = self._export()
+                        folder, self._origin = self._export()
                         self._open(folder)
                     except (ConfigError, GenerationError, OSError, RuntimeError, ValueError) as exc:
-                        if self.fallback is None:
-                            raise
-                        log.warning("The generator runs with transformers instead of ONNX Runtime: %s", exc)
-                        self._delegate = self.fallback
-                        return None
-                    self.load_info = {"origin": origin, "seconds": round(time.perf_counter() - started, 2),
-                                      "device": "cpu", "runtime": "onnxruntime-genai", "quantized": "none"}
-                    log.info("Loaded generator %s from %s in %.1f s (ONNX Runtime, CPU)", self.name, origin,
-                             self.load_info["seconds"])
-        return self._model
+                        self._give_up(exc)
+        return self._delegate is None
+
+    def _give_up(self, exc: Exception) -> None:
+        if self.fallback is None:
+            raise exc
+        log.warning("The generator runs with transformers instead of ONNX Runtime: %s", exc)
+        self._delegate = self.fallback
 
     def _export(self) -> tuple[Path, str]:
         source = resolve_model(self.name)
@@ -362,46 +406,63 @@ class OnnxGenerator:
         return built, f"{folder} (exported, cached in {built})"
 
     def _open(self, folder: Path) -> None:
-        import onnxruntime_genai as og
         from tokenizers import Tokenizer
 
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"]
-        self._model = og.Model(str(folder))
-        self._og = og
+        self._window = min(self.context_tokens, int(config.get("context_length") or self.context_tokens))
+        self._worker = _Worker(folder, self._window, self.prompt_cache_slots)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._template = ChatTemplate.from_folder(folder)
-        self._window = min(self.context_tokens, int(config.get("context_length") or self.context_tokens))
-        self._prompt_cache = PromptCache(self._new_session, self.prompt_cache_slots)
+        self._folder = folder
 
-    def _new_session(self, temperature: float = 0.0) -> _Session:
-        params = self._og.GeneratorParams(self._model)
-        if temperature > 0:
-            params.set_search_options(max_length=self._window, do_sample=True, temperature=temperature, top_p=0.95)
-        else:
-            params.set_search_options(max_length=self._window, do_sample=False)
-        return _Session(self._og.Generator(self._model, params))
+    def _ready_worker(self) -> _Worker | None:
+        """The model's process, loaded (started again if it died); ``None`` when the fallback
+        took over."""
+        if not self._load():
+            return None
+        with self._load_lock:
+            if self._delegate is not None:
+                return None
+            if self._worker is None or not self._worker.alive:
+                log.warning("Starting the generator process again.")
+                self._worker = _Worker(self._folder, self._window, self.prompt_cache_slots)
+            try:
+                ready = self._worker.wait_ready()
+            except (ConfigError, GenerationError) as exc:
+                self._worker = None
+                if self.load_info:             # it worked before: report, retry next time
+                    raise GenerationError(str(exc)) from exc
+                self._give_up(exc)
+                return None
+            if not self.load_info:
+                self.load_info = {"origin": self._origin, "seconds": round(time.perf_counter() - self._started, 2),
+                                  "device": "cpu", "runtime": "onnxruntime-genai", "quantized": "none",
+                                  "process_load_seconds": ready.get("seconds")}
+                log.info("Loaded generator %s from %s in %.1f s (ONNX Runtime, CPU, in process %d)", self.name,
+                         self._origin, self.load_info["seconds"], self._worker.process.pid)
+            return self._worker
 
     # -- the Generator protocol -----------------------------------------------------------------
 
     @property
     def context_window(self) -> int:
-        if self._load() is None:
+        if not self._load():
             return self._delegate.context_window
         return self._window
 
     def count_tokens(self, text: str) -> int:
-        if self._load() is None:
+        if not self._load():
             return self._delegate.count_tokens(text)
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def render(self, messages: Sequence[Message]) -> str:
-        if self._load() is None:
+        if not self._load():
             return self._delegate.render(messages)
         return self._template.render(messages)
 
     def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
                  stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
-        if self._load() is None:
+        if self._ready_worker() is None:
             return self._delegate.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         with self._run_lock:
@@ -410,7 +471,7 @@ class OnnxGenerator:
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
                stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
-        if self._load() is None:
+        if self._ready_worker() is None:
             return self._delegate.stream(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         deltas = _TextDeltas(self._tokenizer)
@@ -469,51 +530,38 @@ class OnnxGenerator:
                     temperature=self.temperature if temperature is None else temperature, cancel=threading.Event())
 
     def _decode_loop(self, run: _Run, emit: Callable[[list[int]], None] | None = None) -> list[int]:
-        """Read the prompt (after the part a cached session holds) and pick tokens until the end
-        of the turn, a stop sequence, a loop, the length limit or cancellation. Returns the new
-        token ids, the end-of-turn token excluded."""
-        sampling = run.temperature > 0
-        if sampling:
-            session, run.cached_tokens = self._new_session(run.temperature), 0
-        else:
-            session, run.cached_tokens = self._prompt_cache.lease(run.ids)
+        """Have the model's process answer ``run``; returns the new token ids (the end-of-turn
+        token excluded). Cancelling ``run`` stops it after the current token."""
+        worker = self._ready_worker()
+        if worker is None:
+            raise GenerationError("The ONNX generator is not available.")
         new: list[int] = []
+        cancel_sent = False
         try:
-            session.generator.append_tokens(run.ids[run.cached_tokens:])
-            session.computed = len(run.ids)
-            while len(new) < run.max_new_tokens and not run.cancel.is_set():
-                session.generator.generate_next_token()
-                # The token just picked is in the sequence, but the model reads it only when
-                # asked for the next one.
-                session.computed = session.generator.token_count() - 1
-                if session.generator.is_done():         # end of turn (or the window is full)
-                    break
-                token = int(session.generator.get_next_tokens()[0])
-                new.append(token)
-                if emit is not None:
-                    emit([token])
-                if self._should_stop(run, new):
-                    break
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises plain RuntimeErrors
-            raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
-        run.completion_tokens = len(new)
-        if not sampling:
-            if session.generator.token_count() > session.computed:
-                session.crop(session.computed)
-            self._prompt_cache.keep(session, run.ids + new)
-        return new
-
-    def _should_stop(self, run: _Run, new: list[int]) -> bool:
-        """A loop (see :func:`cycles`, :func:`repeats_itself`) or a stop sequence."""
-        if cycles(new):
-            return True
-        text = self._tokenizer.decode(new, skip_special_tokens=True)
-        if repeats_itself(text):
-            return True
-        if run.stop and find_stop(text, run.stop) is not None:
-            run.stopped = True
-            return True
-        return False
+            worker.send({"op": "generate", "ids": run.ids, "max_new_tokens": run.max_new_tokens, "stop": run.stop,
+                         "temperature": run.temperature})
+            while True:
+                message = worker.read()
+                if "token" in message:
+                    new.append(int(message["token"]))
+                    if emit is not None:
+                        emit([new[-1]])
+                    if run.cancel.is_set() and not cancel_sent:
+                        worker.send({"op": "cancel"})
+                        cancel_sent = True
+                elif "done" in message:
+                    done = message["done"]
+                    run.completion_tokens = int(done["completion_tokens"])
+                    run.cached_tokens = int(done["cached_tokens"])
+                    run.stopped = bool(done["stopped"])
+                    return new
+                elif "error" in message:
+                    raise GenerationError(f"The model failed while generating ({message['error']}).")
+        except GenerationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the conversation is out of step: start afresh
+            self.close()
+            raise GenerationError(f"The generator process failed ({exc}).") from exc
 
     def _finish(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
         if stopped is None:
