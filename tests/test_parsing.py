@@ -199,6 +199,40 @@ def test_english_paragraphs_skip_the_tagger_with_the_same_verdicts():
         assert text_partition.is_possible_narrative_text(sample) == text_type.is_possible_narrative_text(sample), sample
 
 
+def test_plain_text_lines_are_tagged_in_one_batch_with_the_same_verdicts(tmp_path):
+    """Short English lines of a .txt file go through spaCy in one batch; the headings and
+    paragraphs found are exactly those of one call per line."""
+    from unstructured.partition.text import partition_text
+
+    from rag.parsing import _BATCH_DOCS, _prepare_unstructured, _short_english_paragraphs, parse_file
+
+    _prepare_unstructured()
+    text = ("Maintenance schedule\n\nThe pump is serviced every spring.\n\nSpare parts\n\n"
+            "Gaskets and seals.\n\nOrder them from the plant store before March.\n\n"
+            "- Check the seals.\n\nThe valve opens slowly. It closes fast.\n\nContact\n")
+    path = tmp_path / "manual.txt"
+    path.write_text(text, encoding="utf-8")
+    batched = [(e.kind, e.text) for e in parse_file(path, 2**20)]
+    one_by_one = [(item.category, item.text) for item in partition_text(text=text, languages=[""])]
+    assert batched == one_by_one
+    assert ("Title", "Maintenance schedule") in batched and ("NarrativeText", "The pump is serviced every spring.") in batched
+    assert "The valve opens slowly. It closes fast." not in _short_english_paragraphs(text)   # two sentences: no tagger
+    assert "- Check the seals." not in _short_english_paragraphs(text)
+    assert not _BATCH_DOCS, "the batch is dropped after the file"
+
+
+def test_markdown_paragraphs_are_paragraphs_without_the_tagger(tmp_path):
+    """In Markdown and HTML the markup says what a heading is; a verbless one-line paragraph
+    stays a paragraph under its heading."""
+    path = tmp_path / "parts.md"
+    path.write_text("# Spare parts\n\nGaskets and seals.\n\nORDER FORM\n\n12345\n", encoding="utf-8")
+    elements = parse_file(path, 2**20)
+    kinds = {e.text: e.kind for e in elements}
+    assert kinds["Spare parts"] == "Title" and kinds["Gaskets and seals."] == "NarrativeText"
+    assert kinds["ORDER FORM"] != "NarrativeText" and kinds.get("12345") != "NarrativeText"
+    assert all(e.section == "Spare parts" for e in elements if e.kind != "Title")
+
+
 def test_html_headings_paragraphs_and_table(tmp_path):
     path = docfactory.make_html(
         tmp_path / "page.htm",
