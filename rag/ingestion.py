@@ -263,8 +263,13 @@ def _prepare_in_worker(abspath: str, rel: str, plan: ChunkPlan) -> Prepared:
 PARSE_WAVE_FILES = 512
 
 
+def _lower_priority(niceness: int) -> None:
+    if niceness and hasattr(os, "nice"):
+        os.nice(niceness)
+
+
 def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunker=None,
-                  wave_files: int | None = None) -> Iterator[Prepared]:
+                  wave_files: int | None = None, niceness: int = 0) -> Iterator[Prepared]:
     """Prepare files, in worker processes for larger batches; results arrive as they finish.
 
     Without ``wave_files`` every file is handed to the workers at once, so parsing overlaps
@@ -281,7 +286,8 @@ def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunke
         workers = max(workers, os.cpu_count() or 1)
     wave = wave_files or len(files)
     # spawn, not fork: the parent already holds torch's thread pools.
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"),
+                             initializer=_lower_priority, initargs=(niceness,)) as pool:
         for start in range(0, len(files), wave):
             futures = [pool.submit(_prepare_in_worker, str(s.abspath), s.path, plan) for s in files[start:start + wave]]
             if wave_files:

@@ -59,7 +59,10 @@ class Model:
         from tokenizers import Tokenizer
 
         self.og = og
-        self.model = og.Model(str(folder))
+        config = og.Config(str(folder))
+        # onnxruntime-genai otherwise reads prompts on one thread here (1.6x slower on 2 cores).
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cpu_threads()}}}}))
+        self.model = og.Model(config)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.window = window
         self.cache = PromptCache(self.new_session, slots)
@@ -108,6 +111,14 @@ class Model:
                 session.crop(session.computed)
             self.cache.keep(session, ids + new)
         return {"completion_tokens": picked, "cached_tokens": cached, "stopped": stopped}
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:         # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class Requests:
