@@ -96,3 +96,18 @@ def test_ids_are_stable_and_survive_edits_elsewhere(chunker_factory):
     edited = [Element("A new opening paragraph.", "NarrativeText")] + body
     assert set(first) & {c.id for c in chunker.chunk("a.md", edited)}
     assert not set(first) & {c.id for c in chunker.chunk("b.md", body)}  # the path is part of the id
+
+
+def test_parsing_workers_count_and_cut_tokens_as_the_embedder_does(embedder):
+    """Workers read tokenizer.json with the tokenizers library alone (no transformers import);
+    the counts and cuts must be the embedder's own, or chunks could overflow the model."""
+    from rag.ingestion import token_functions
+
+    count, split = token_functions(embedder.tokenizer_source)
+    texts = ["The pump runs at 3,400 rpm; service it yearly.", "长城位于中国北方，全长约两万一千公里。",
+             "Mixed 文本 with ÜMLAUTS, emoji 🙂 and URLs https://example.com/a_b?c=1",
+             "word " * 700, "", "   "]
+    assert count(texts) == embedder.count_tokens(texts)
+    for text in texts:
+        assert split(text, 50) == [piece for piece in embedder.split_tokens(text, 50) if piece]
+    assert count([]) == []
