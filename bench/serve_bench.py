@@ -406,9 +406,13 @@ def ensure_index(index_dir: Path, docs: Path | None) -> dict[str, Any] | None:
 
 
 def converted_models(settings: Settings) -> list[str]:
-    """Complete converted generator copies in the model cache (names only)."""
-    root = Path(settings.model_cache_dir) / "generators"
-    return sorted(p.name for p in root.glob("*") if (p / "conversion.json").is_file()) if root.is_dir() else []
+    """Complete converted (transformers) and exported (ONNX) generator copies in the model
+    cache, as ``folder/name``."""
+    found = []
+    for folder, mark in (("generators", "conversion.json"), ("generators-onnx", "export.json")):
+        root = Path(settings.model_cache_dir) / folder
+        found += sorted(f"{folder}/{p.name}" for p in root.glob("*") if (p / mark).is_file())
+    return found
 
 
 def start_server(number: int, args: argparse.Namespace, settings: Settings) -> tuple[ServerProcess, dict[str, Any]]:

@@ -56,6 +56,7 @@ def test_auto_runs_the_default_model_on_onnx_runtime_on_a_cpu():
     assert runtime_for(Settings.load(env={}, overrides=hub)) == "transformers"
     with pytest.raises(ConfigError, match="on disk"):
         runtime_for(Settings.load(env={}, overrides={**hub, "generator_runtime": "onnx"}))
+    assert runtime_for(Settings.load(env={}, overrides={"device": "cuda"})) == "transformers"   # GPUs: transformers
     with pytest.raises(ConfigError, match="CPU only"):
         runtime_for(Settings.load(env={}, overrides={"generator_runtime": "onnx", "device": "cuda"}))
     with pytest.raises(ConfigError, match="generator_runtime"):

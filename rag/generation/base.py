@@ -8,8 +8,11 @@ and returns text, whole or in pieces. Backends: ``transformers_lm`` (a local cau
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+
+from rag.errors import GenerationError
 
 Message = dict[str, str]
 
@@ -97,6 +100,49 @@ class TextStream(Iterator[str]):
 
     def __del__(self) -> None:  # a client that hangs up mid-stream must not leave a model running
         self._close_quietly()
+
+
+def threaded_stream(work: Callable[[], None], pieces: Iterable[str], stop: Sequence[str], cancel: threading.Event,
+                    finish: Callable[[str, bool], GenerationResult]) -> TextStream:
+    """A :class:`TextStream` over a generation that runs in a thread of its own.
+
+    ``work`` generates and feeds ``pieces`` (it must end them, also when it fails); the text is
+    cut at the first of the ``stop`` sequences, which also sets ``cancel`` for the generation
+    to stop. ``finish(text, stopped)`` makes the result once the pieces are read; a failure of
+    ``work`` is raised to the reader as a :class:`~rag.errors.GenerationError`.
+    """
+    failure: list[Exception] = []
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="generate", daemon=True)
+    thread.start()
+    stopper = StopSequences(stop)
+
+    def shown() -> Iterator[str]:
+        for piece in pieces:
+            text = stopper.feed(piece)
+            if text:
+                yield text
+            if stopper.stopped:
+                cancel.set()
+                break
+        tail = stopper.flush()
+        if tail:
+            yield tail
+        thread.join()
+        if failure:
+            raise GenerationError(f"The model failed while generating ({failure[0]}).") from failure[0]
+
+    def done(text: str) -> GenerationResult:
+        thread.join()
+        return finish(text, stopper.stopped)
+
+    return TextStream(shown(), done, on_close=cancel.set)
 
 
 class StopSequences:

@@ -6,7 +6,8 @@ its earlier turns. Reading those tokens again costs ~2.3 ms each on two CPU core
 generator keeps the key/value cache of its last few prompts, finds the one sharing the longest
 token prefix with a new prompt, cuts it back to that prefix and lets the model read only the
 rest. The idea is the prefix caching of vLLM and llama.cpp, here for transformers'
-``DynamicCache``.
+``DynamicCache`` and for onnxruntime-genai's generators (``rag.generation.onnx_worker``):
+anything with ``get_seq_length()`` and ``crop(n)``.
 
 Not thread-safe: the generator uses it under its one-generation-at-a-time lock.
 """
@@ -20,7 +21,7 @@ from typing import Any, Callable, Sequence
 @dataclass
 class _Slot:
     tokens: list[int]          # the token ids whose keys/values the cache holds, in order
-    cache: Any                 # a transformers DynamicCache
+    cache: Any                 # a DynamicCache, or anything with get_seq_length() and crop(n)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
-from rag.generation.base import GenerationResult, Message, StopSequences, TextStream, find_stop
+from rag.generation.base import GenerationResult, Message, TextStream, find_stop, threaded_stream
 from rag.generation.prompt_cache import PromptCache
 
 log = logging.getLogger(__name__)
@@ -315,44 +315,21 @@ class TransformersGenerator:
                stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         streamer = _TextDeltas(self._tokenizer)
-        state: dict[str, Any] = {}
+        state: dict[str, int] = {}
 
         def work() -> None:
             try:
                 with self._run_lock:
-                    if run.cancel.is_set():
-                        streamer.end()
-                        return
-                    output = self._run(run, streamer=streamer)
-                state["completion_tokens"] = int(output.shape[1] - run.prompt_tokens)
-            except Exception as exc:  # noqa: BLE001 - handed to the reading thread
-                state["error"] = exc
+                    if not run.cancel.is_set():
+                        output = self._run(run, streamer=streamer)
+                        state["completion_tokens"] = int(output.shape[1] - run.prompt_tokens)
+            finally:
                 streamer.end()
 
-        thread = threading.Thread(target=work, name="generate", daemon=True)
-        thread.start()
+        def finish(text: str, stopped: bool) -> GenerationResult:
+            return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopped)
 
-        stopper = StopSequences(run.stop)
-
-        def pieces():
-            for piece in streamer:
-                shown = stopper.feed(piece)
-                if shown:
-                    yield shown
-                if stopper.stopped:
-                    break
-            tail = stopper.flush()
-            if tail:
-                yield tail
-            thread.join()
-            if "error" in state:
-                raise GenerationError(f"The model failed while generating ({state['error']}).") from state["error"]
-
-        def finish(text: str) -> GenerationResult:
-            thread.join()
-            return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopper.stopped)
-
-        return TextStream(pieces(), finish, on_close=run.cancel.set)
+        return threaded_stream(work, streamer, run.stop, run.cancel, finish)
 
     # -- internals --------------------------------------------------------------------------
 
