@@ -207,12 +207,12 @@ def test_smollm2_streaming_yields_the_same_text_in_pieces(smollm2):
 def test_stream_pieces_follow_each_token_and_never_split_a_character(smollm2):
     import torch
 
-    from rag.generation.transformers_lm import _TextDeltas
+    from rag.generation.base import TextDeltas
 
     tokenizer = smollm2._tokenizer
     text = "1973年，长城 was 8,851 km long."
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    deltas = _TextDeltas(tokenizer)
+    deltas = TextDeltas(tokenizer)
     deltas.put(torch.tensor([[1, 2, 3]]))                   # the prompt comes first and is skipped
     seen = []
     for token in ids:

@@ -1,16 +1,18 @@
 """What the answer pipeline needs from a language model, and the pieces every backend shares.
 
 A generator takes chat messages (``[{"role": "system" | "user" | "assistant", "content": ...}]``)
-and returns text, whole or in pieces. Backends: ``transformers_lm`` (a local causal LM) and
-``openai_compat`` (any server speaking the OpenAI chat-completions protocol).
+and returns text, whole or in pieces. Backends: ``transformers_lm`` and ``onnx_lm`` (a local
+causal LM, run by transformers or by ONNX Runtime GenAI) and ``openai_compat`` (any server
+speaking the OpenAI chat-completions protocol).
 """
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 from rag.errors import GenerationError
 
@@ -100,6 +102,79 @@ class TextStream(Iterator[str]):
 
     def __del__(self) -> None:  # a client that hangs up mid-stream must not leave a model running
         self._close_quietly()
+
+
+class TextDeltas:
+    """Hands the generated text over as it grows, token by token; a piece is held back only
+    while its last character is incomplete (byte-level tokens can split one character).
+
+    transformers' ``TextIteratorStreamer`` shows a Latin word only once a space follows it, so
+    an answer opening with "1973年" or a name reached the reader several tokens late.
+    Implements the ``put``/``end`` streamer protocol of transformers' ``generate``; a backend
+    with its own decoding loop calls ``add`` and ``end``. Iterate to read the pieces.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._shown = 0
+        self._prompt_skipped = False
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_skipped:           # generate() first passes the prompt
+            self._prompt_skipped = True
+            return
+        self.add(int(i) for i in value.reshape(-1).tolist())
+
+    def add(self, ids: Iterable[int]) -> None:
+        """New token ids (for callers that run the decoding loop themselves)."""
+        self._ids.extend(ids)
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") or len(text) <= self._shown:
+            return
+        self._queue.put(text[self._shown:])
+        self._shown = len(text)
+
+    def end(self) -> None:
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
+        if len(text) > self._shown:           # an incomplete last character, as it stands
+            self._queue.put(text[self._shown:])
+            self._shown = len(text)
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            piece = self._queue.get()
+            if piece is None:
+                return
+            yield piece
+
+
+def answer_room(prompt_tokens: int, window: int, wanted: int) -> int:
+    """New tokens a generation may take: ``wanted``, within what the window leaves after the
+    prompt; raises :class:`~rag.errors.GenerationError` when the prompt alone fills it."""
+    room = window - prompt_tokens
+    if room <= 0:
+        raise GenerationError(
+            f"The prompt takes {prompt_tokens} tokens but the model reads at most {window}; "
+            "shorten the question or the conversation, or lower top_k."
+        )
+    return max(1, min(wanted, room))
+
+
+def finished(text: str, stop: Sequence[str], prompt_tokens: int, completion_tokens: int, max_new_tokens: int,
+             cached_tokens: int, stopped: bool | None = None) -> GenerationResult:
+    """The result of a local generation. ``stopped`` says whether a stop sequence was already
+    cut off (streaming); ``None`` looks for one in ``text``."""
+    if stopped is None:
+        cut = find_stop(text, stop)
+        stopped = cut is not None
+        if cut is not None:
+            text = text[:cut]
+    reason = "length" if completion_tokens >= max_new_tokens and not stopped else "stop"
+    return GenerationResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                            finish_reason=reason, cached_tokens=cached_tokens)
 
 
 def threaded_stream(work: Callable[[], None], pieces: Iterable[str], stop: Sequence[str], cancel: threading.Event,

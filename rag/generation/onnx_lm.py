@@ -36,8 +36,10 @@ from typing import Any, Callable, Sequence
 from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
-from rag.generation.base import GenerationResult, Message, TextStream, find_stop, threaded_stream
-from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, _TextDeltas, resolve_model
+from rag.generation.base import (
+    GenerationResult, Message, TextDeltas, TextStream, answer_room, finished, threaded_stream,
+)
+from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +489,7 @@ class OnnxGenerator:
         if self._ready_worker() is None:
             return self._delegate.stream(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
-        deltas = _TextDeltas(self._tokenizer)
+        deltas = TextDeltas(self._tokenizer)
 
         def work() -> None:
             try:
@@ -506,14 +508,9 @@ class OnnxGenerator:
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = self._tokenizer.encode(self.render(messages), add_special_tokens=False).ids
-        room = self._window - len(ids)
-        if room <= 0:
-            raise GenerationError(
-                f"The prompt takes {len(ids)} tokens but the model reads at most {self._window}; "
-                "shorten the question or the conversation, or lower top_k."
-            )
         wanted = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        return _Run(ids=ids, max_new_tokens=max(1, min(wanted, room)), stop=list(self.stop if stop is None else stop),
+        return _Run(ids=ids, max_new_tokens=answer_room(len(ids), self._window, wanted),
+                    stop=list(self.stop if stop is None else stop),
                     temperature=self.temperature if temperature is None else temperature, cancel=threading.Event())
 
     def _decode_loop(self, run: _Run, emit: Callable[[list[int]], None] | None = None) -> list[int]:
@@ -551,11 +548,5 @@ class OnnxGenerator:
             raise GenerationError(f"The generator process failed ({exc}).") from exc
 
     def _finish(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
-        if stopped is None:
-            cut = find_stop(text, run.stop)
-            stopped = cut is not None
-            if cut is not None:
-                text = text[:cut]
-        reason = "length" if run.completion_tokens >= run.max_new_tokens and not stopped else "stop"
-        return GenerationResult(text=text, prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
-                                finish_reason=reason, cached_tokens=run.cached_tokens)
+        return finished(text, run.stop, run.prompt_tokens, run.completion_tokens, run.max_new_tokens, run.cached_tokens,
+                        stopped)

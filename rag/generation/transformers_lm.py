@@ -21,12 +21,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
-from rag.generation.base import GenerationResult, Message, TextStream, find_stop, threaded_stream
+from rag.generation.base import (
+    GenerationResult, Message, TextDeltas, TextStream, answer_room, find_stop, finished, threaded_stream,
+)
 from rag.generation.prompt_cache import PromptCache
 
 log = logging.getLogger(__name__)
@@ -314,7 +316,7 @@ class TransformersGenerator:
     def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
                stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
         run = self._prepare(messages, max_new_tokens, stop, temperature)
-        streamer = _TextDeltas(self._tokenizer)
+        streamer = TextDeltas(self._tokenizer)
         state: dict[str, int] = {}
 
         def work() -> None:
@@ -341,18 +343,11 @@ class TransformersGenerator:
         prompt = self.render(messages)
         inputs = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        window = self.context_window
-        room = window - prompt_tokens
-        if room <= 0:
-            raise GenerationError(
-                f"The prompt takes {prompt_tokens} tokens but the model reads at most {window}; "
-                "shorten the question or the conversation, or lower top_k."
-            )
-        wanted = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         return _Run(
             inputs={k: v.to(self.device) for k, v in inputs.items()},
             prompt_tokens=prompt_tokens,
-            max_new_tokens=max(1, min(wanted, room)),
+            max_new_tokens=answer_room(prompt_tokens, self.context_window,
+                                       self.max_new_tokens if max_new_tokens is None else max_new_tokens),
             stop=list(self.stop if stop is None else stop),
             temperature=self.temperature if temperature is None else temperature,
             cancel=threading.Event(),
@@ -388,63 +383,8 @@ class TransformersGenerator:
         return output
 
     def _finish(self, run: "_Run", text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
-        """``stopped`` says whether a stop sequence was already cut off (streaming); else look for one."""
-        if stopped is None:
-            cut = find_stop(text, run.stop)
-            stopped = cut is not None
-            if cut is not None:
-                text = text[:cut]
-        reason = "length" if completion_tokens >= run.max_new_tokens and not stopped else "stop"
-        return GenerationResult(text=text, prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens,
-                                finish_reason=reason, cached_tokens=run.cached_tokens)
-
-
-class _TextDeltas:
-    """Hands the generated text over as it grows, token by token; a piece is held back only
-    while its last character is incomplete (byte-level tokens can split one character).
-
-    transformers' ``TextIteratorStreamer`` shows a Latin word only once a space follows it, so
-    an answer opening with "1973年" or a name reached the reader several tokens late.
-    Implements the ``put``/``end`` protocol ``generate`` calls; iterate to read the pieces.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        import queue
-
-        self.tokenizer = tokenizer
-        self._ids: list[int] = []
-        self._shown = 0
-        self._prompt_skipped = False
-        self._queue: queue.Queue = queue.Queue()
-
-    def put(self, value: Any) -> None:
-        if not self._prompt_skipped:           # generate() first passes the prompt
-            self._prompt_skipped = True
-            return
-        self.add(int(i) for i in value.reshape(-1).tolist())
-
-    def add(self, ids: Iterable[int]) -> None:
-        """New token ids (for callers that run the decoding loop themselves)."""
-        self._ids.extend(ids)
-        text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
-        if text.endswith("\ufffd") or len(text) <= self._shown:
-            return
-        self._queue.put(text[self._shown:])
-        self._shown = len(text)
-
-    def end(self) -> None:
-        text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
-        if len(text) > self._shown:           # an incomplete last character, as it stands
-            self._queue.put(text[self._shown:])
-            self._shown = len(text)
-        self._queue.put(None)
-
-    def __iter__(self) -> Iterator[str]:
-        while True:
-            piece = self._queue.get()
-            if piece is None:
-                return
-            yield piece
+        return finished(text, run.stop, run.prompt_tokens, completion_tokens, run.max_new_tokens, run.cached_tokens,
+                        stopped)
 
 
 @dataclass
