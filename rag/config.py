@@ -93,6 +93,11 @@ class Settings:
     # Key/value caches of recent prompts kept for reuse (rag/generation/prompt_cache.py): the
     # rules and worked example are read once per language, not once per question. 0 = off.
     prompt_cache_slots: int = 4
+    # Answers the ONNX generator works on at once, a token of each in turn; a new question's
+    # prompt is read before the others continue, so its first token comes as soon as with one
+    # client (python -m bench.serve_bench, 4 clients). Each takes a key/value cache of the
+    # whole window (~94 MB for SmolLM2-135M). 1 = one answer at a time.
+    generator_parallel: int = 4
     max_new_tokens: int = 128          # the rules ask for one to three sentences; longer output is mostly a loop
     temperature: float = 0.0
     # Answers end at a blank line: what SmolLM2 writes after one is a second, unasked answer or a

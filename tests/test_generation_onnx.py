@@ -241,3 +241,88 @@ def test_a_model_process_that_dies_fails_one_request_and_is_started_again(onnx_l
     onnx_lm._worker.process.kill()                                        # dead between requests:
     onnx_lm._worker.process.wait()
     assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text      # restarted before use
+
+
+# --- several answers at once ------------------------------------------------------------------
+
+STORY = [{"role": "user", "content": "Write a long story about a pump."}]
+
+
+def _first_token_and_end(generator: OnnxGenerator, messages, max_new_tokens: int, marks: dict, name: str) -> None:
+    stream = generator.stream(messages, max_new_tokens=max_new_tokens, stop=[])
+    for _ in stream:
+        marks.setdefault(f"{name} first", time.perf_counter())
+    marks[f"{name} end"] = time.perf_counter()
+    marks[name] = stream.result
+
+
+@pytest.mark.slow
+def test_answers_written_at_once_are_the_answers_written_alone(onnx_lm):
+    """Four questions at once (each with its own key/value cache in the model's process) get
+    exactly the answers they get one at a time, in English and Chinese."""
+    questions = [GROUNDED, CHINESE, [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace(
+        "London", "Paris")}], STORY]
+    alone = [onnx_lm.generate(q, max_new_tokens=32).text for q in questions]
+    together: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, onnx_lm.generate(
+        questions[i], max_new_tokens=32).text)) for i in range(len(questions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [together[i] for i in range(len(questions))] == alone
+
+
+@pytest.mark.slow
+def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
+    """A question asked while a long answer is being written gets its first token, and its
+    whole short answer, before the long one ends; with ``generator_parallel = 1`` it waits for
+    the long answer instead."""
+    marks: dict = {}
+    long = threading.Thread(target=_first_token_and_end, args=(onnx_lm, STORY, 200, marks, "long"))
+    long.start()
+    while "long first" not in marks:
+        time.sleep(0.01)
+    _first_token_and_end(onnx_lm, GROUNDED, 24, marks, "short")
+    long.join()
+    assert marks["long"].completion_tokens >= 80, "the long answer must still run when the short one comes"
+    assert marks["short first"] < marks["short end"] < marks["long end"]
+    assert "250" in marks["short"].text
+
+    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "generator_parallel": 1}))
+    try:
+        serial.warm_up()
+        marks.clear()
+        long = threading.Thread(target=_first_token_and_end, args=(serial, STORY, 200, marks, "long"))
+        long.start()
+        while "long first" not in marks:
+            time.sleep(0.01)
+        _first_token_and_end(serial, GROUNDED, 24, marks, "short")
+        long.join()
+        assert marks["long end"] < marks["short first"]
+    finally:
+        serial.close()
+
+
+@pytest.mark.slow
+def test_a_question_cancelled_while_it_waits_for_its_turn_never_runs(onnx_lm):
+    """In the model's process's own protocol: with one answer at a time, a second generation
+    cancelled while the first runs ends without a token, and the first goes on to its end."""
+    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "generator_parallel": 1}))
+    try:
+        serial.warm_up()
+        worker = serial._worker
+        ids = serial._prepare(STORY, 150, [], 0.0).ids
+        (first, first_inbox), (second, second_inbox) = worker.open(), worker.open()
+        for number in (first, second):
+            worker.send({"op": "generate", "id": number, "ids": ids, "max_new_tokens": 150, "stop": [], "temperature": 0})
+        assert "token" in first_inbox.get(timeout=30)
+        worker.send({"op": "cancel", "id": second})
+        assert second_inbox.get(timeout=30) == {"id": second, "done": {"completion_tokens": 0, "cached_tokens": 0,
+                                                                       "stopped": False}}
+        messages = [first_inbox.get(timeout=60)]
+        while "done" not in messages[-1]:
+            messages.append(first_inbox.get(timeout=60))
+        assert messages[-1]["done"]["completion_tokens"] >= 100 and second_inbox.empty()
+    finally:
+        serial.close()

@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -60,6 +62,8 @@ PROBES = (
     [{"role": "user", "content": "长城位于中国北方，全长约两万公里。长城有多长？"}],
 )
 BUILDER_TIMEOUT_S = 1800
+# How often a generation waiting for its turn in the model's process looks whether it was cancelled.
+CANCEL_POLL_S = 0.25
 
 
 def runtime_for(settings: Settings) -> str:
@@ -279,37 +283,60 @@ class _Run:
 
 
 class _Worker:
-    """The child process that runs the model (:mod:`rag.generation.onnx_worker`)."""
+    """The child process that runs the model (:mod:`rag.generation.onnx_worker`). It answers
+    several generations at once; a thread hands each message it writes to the generation the
+    message is about."""
 
-    def __init__(self, folder: Path, window: int, slots: int) -> None:
+    def __init__(self, folder: Path, window: int, slots: int, parallel: int) -> None:
         import rag
 
         env = dict(os.environ)
         root = str(Path(rag.__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rag.generation.onnx_worker", str(folder), str(window), str(slots)],
+            [sys.executable, "-m", "rag.generation.onnx_worker", str(folder), str(window), str(slots), str(parallel)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1, env=env,
         )
         self.ready: dict | None = None
+        self._inboxes: dict[int, queue.Queue] = {}
+        self._inboxes_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._numbers = itertools.count(1)
+        self._gone: str | None = None          # why the process can take no more work
 
     def wait_ready(self) -> dict:
+        """The process's ready message (read once; then the thread reading its output starts)."""
         if self.ready is None:
-            first = self.read()
+            first = self._read()
             if "error" in first:
                 self.close()
                 raise ConfigError(f"The generator process could not load the model: {first['error']}")
             self.ready = first
+            threading.Thread(target=self._hand_out, name="generator-process-output", daemon=True).start()
         return self.ready
+
+    def open(self) -> tuple[int, queue.Queue]:
+        """A number for a new generation and the queue its messages will arrive in."""
+        with self._inboxes_lock:
+            if self._gone is not None:
+                raise GenerationError(self._gone)
+            number = next(self._numbers)
+            self._inboxes[number] = queue.Queue()
+            return number, self._inboxes[number]
+
+    def release(self, number: int) -> None:
+        with self._inboxes_lock:
+            self._inboxes.pop(number, None)
 
     def send(self, message: dict) -> None:
         try:
-            self.process.stdin.write(json.dumps(message) + "\n")
-            self.process.stdin.flush()
+            with self._send_lock:
+                self.process.stdin.write(json.dumps(message) + "\n")
+                self.process.stdin.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise GenerationError(f"The generator process is gone (exit code {self.process.poll()}).") from exc
 
-    def read(self) -> dict:
+    def _read(self) -> dict:
         while True:
             line = self.process.stdout.readline()
             if not line:
@@ -323,9 +350,29 @@ class _Worker:
                 return message
             log.warning("Generator process: %s", line.rstrip()[:300])   # printed before it took over its output
 
+    def _hand_out(self) -> None:
+        """Put each message into its generation's queue until the process ends; then tell every
+        generation still waiting that it has."""
+        try:
+            while True:
+                message = self._read()
+                with self._inboxes_lock:
+                    inbox = self._inboxes.get(message.get("id"))
+                if inbox is not None:
+                    inbox.put(message)
+        except GenerationError as exc:
+            gone = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken pipe or a bad line: the process is of no more use
+            gone = f"The generator process failed ({exc})."
+            self.process.kill()
+        with self._inboxes_lock:
+            self._gone = gone
+            for inbox in self._inboxes.values():
+                inbox.put({"gone": gone})
+
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.poll() is None and self._gone is None
 
     def close(self) -> None:
         try:
@@ -337,12 +384,13 @@ class _Worker:
 
 class OnnxGenerator:
     """A causal LM run by ONNX Runtime GenAI, behind the
-    :class:`~rag.generation.base.Generator` protocol. Loads on :meth:`warm_up` or first use;
-    generations run one at a time, as with transformers."""
+    :class:`~rag.generation.base.Generator` protocol. Loads on :meth:`warm_up` or first use.
+    Up to ``parallel`` generations run at once, interleaved token by token in the model's
+    process (a new prompt is read first); transformers runs one at a time."""
 
     def __init__(self, model: str = DEFAULT_MODEL, cache_dir: Path | None = None, context_tokens: int = 2048,
                  max_new_tokens: int = 128, temperature: float = 0.0, stop: Sequence[str] | None = None,
-                 prompt_cache_slots: int = 4, fallback: TransformersGenerator | None = None) -> None:
+                 prompt_cache_slots: int = 4, parallel: int = 4, fallback: TransformersGenerator | None = None) -> None:
         self.name = model
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rag-service"
         self.context_tokens = context_tokens
@@ -350,6 +398,7 @@ class OnnxGenerator:
         self.temperature = temperature
         self.stop = list(stop or [])
         self.prompt_cache_slots = prompt_cache_slots
+        self.parallel = max(1, parallel)
         self.fallback = fallback
         self.device = "cpu"
         self.load_info: dict[str, Any] = {}
@@ -362,12 +411,12 @@ class OnnxGenerator:
         self._template: ChatTemplate | None = None
         self._window = context_tokens
         self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, fallback: TransformersGenerator | None = None) -> "OnnxGenerator":
         return cls(settings.generator_model, settings.model_cache_dir, settings.context_tokens, settings.max_new_tokens,
-                   settings.temperature, settings.stop, settings.prompt_cache_slots, fallback)
+                   settings.temperature, settings.stop, settings.prompt_cache_slots, settings.generator_parallel,
+                   fallback)
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -425,7 +474,7 @@ class OnnxGenerator:
 
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"]
         self._window = min(self.context_tokens, int(config.get("context_length") or self.context_tokens))
-        self._worker = _Worker(folder, self._window, self.prompt_cache_slots)
+        self._worker = _Worker(folder, self._window, self.prompt_cache_slots, self.parallel)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._template = ChatTemplate.from_folder(folder)
         self._folder = folder
@@ -440,7 +489,7 @@ class OnnxGenerator:
                 return None
             if self._worker is None or not self._worker.alive:
                 log.warning("Starting the generator process again.")
-                self._worker = _Worker(self._folder, self._window, self.prompt_cache_slots)
+                self._worker = _Worker(self._folder, self._window, self.prompt_cache_slots, self.parallel)
             try:
                 ready = self._worker.wait_ready()
             except (ConfigError, GenerationError) as exc:
@@ -480,8 +529,7 @@ class OnnxGenerator:
         if self._ready_worker() is None:
             return self._delegate.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
-        with self._run_lock:
-            ids = self._decode_loop(run)
+        ids = self._decode_loop(run)
         return self._finish(run, self._tokenizer.decode(ids, skip_special_tokens=True))
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
@@ -493,9 +541,8 @@ class OnnxGenerator:
 
         def work() -> None:
             try:
-                with self._run_lock:
-                    if not run.cancel.is_set():
-                        self._decode_loop(run, deltas.add)
+                if not run.cancel.is_set():
+                    self._decode_loop(run, deltas.add)
             finally:
                 deltas.end()
 
@@ -515,24 +562,29 @@ class OnnxGenerator:
 
     def _decode_loop(self, run: _Run, emit: Callable[[list[int]], None] | None = None) -> list[int]:
         """Have the model's process answer ``run``; returns the new token ids (the end-of-turn
-        token excluded). Cancelling ``run`` stops it after the current token."""
+        token excluded). Cancelling ``run`` stops it before its next token, also while it waits
+        for its turn."""
         worker = self._ready_worker()
         if worker is None:
             raise GenerationError("The ONNX generator is not available.")
+        number, inbox = worker.open()
         new: list[int] = []
         cancel_sent = False
         try:
-            worker.send({"op": "generate", "ids": run.ids, "max_new_tokens": run.max_new_tokens, "stop": run.stop,
-                         "temperature": run.temperature})
+            worker.send({"op": "generate", "id": number, "ids": run.ids, "max_new_tokens": run.max_new_tokens,
+                         "stop": run.stop, "temperature": run.temperature})
             while True:
-                message = worker.read()
+                if run.cancel.is_set() and not cancel_sent:
+                    worker.send({"op": "cancel", "id": number})
+                    cancel_sent = True
+                try:
+                    message = inbox.get(timeout=CANCEL_POLL_S)
+                except queue.Empty:
+                    continue
                 if "token" in message:
                     new.append(int(message["token"]))
                     if emit is not None:
                         emit([new[-1]])
-                    if run.cancel.is_set() and not cancel_sent:
-                        worker.send({"op": "cancel"})
-                        cancel_sent = True
                 elif "done" in message:
                     done = message["done"]
                     run.completion_tokens = int(done["completion_tokens"])
@@ -541,11 +593,10 @@ class OnnxGenerator:
                     return new
                 elif "error" in message:
                     raise GenerationError(f"The model failed while generating ({message['error']}).")
-        except GenerationError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the conversation is out of step: start afresh
-            self.close()
-            raise GenerationError(f"The generator process failed ({exc}).") from exc
+                elif "gone" in message:
+                    raise GenerationError(message["gone"])
+        finally:
+            worker.release(number)
 
     def _finish(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
         return finished(text, run.stop, run.prompt_tokens, run.completion_tokens, run.max_new_tokens, run.cached_tokens,

@@ -1,21 +1,30 @@
-"""The ONNX Runtime GenAI model in a process of its own.
+"""The ONNX Runtime GenAI model in a process of its own, answering several questions at once.
 
 ``onnxruntime_genai`` keeps Python's global interpreter lock while it reads a prompt (one to
 several seconds on a CPU), which would freeze the server's event loop, its health check and
 every other request's retrieval. So :class:`~rag.generation.onnx_lm.OnnxGenerator` starts this
-module as a child process (``python -m rag.generation.onnx_worker EXPORT_DIR WINDOW SLOTS``)
-and talks to it in JSON lines:
+module as a child process (``python -m rag.generation.onnx_worker EXPORT_DIR WINDOW SLOTS
+PARALLEL``) and talks to it in JSON lines, each about one generation named by its ``id``:
 
 - the worker says ``{"ready": true, "seconds": ...}`` once the model is loaded (or
   ``{"error": ...}`` and exits);
-- ``{"op": "generate", "ids": [...], "max_new_tokens": n, "stop": [...], "temperature": t}``
-  is answered with one ``{"token": id}`` per picked token, then ``{"done": {"completion_tokens":
-  n, "cached_tokens": n, "stopped": bool}}`` or ``{"error": message}``;
-- ``{"op": "cancel"}`` during a generation ends it after the current token.
+- ``{"op": "generate", "id": i, "ids": [...], "max_new_tokens": n, "stop": [...],
+  "temperature": t}`` is answered with one ``{"id": i, "token": t}`` per picked token, then
+  ``{"id": i, "done": {"completion_tokens": n, "cached_tokens": n, "stopped": bool}}`` or
+  ``{"id": i, "error": message}``;
+- ``{"op": "cancel", "id": i}`` ends generation ``i`` before its next token.
 
-One generation at a time. The worker exits when its standard input closes, so it never
-outlives the server. Its standard output carries only the protocol (anything a library prints
-goes to standard error).
+Scheduling. Up to ``PARALLEL`` generations are under way at once, each with its own
+onnxruntime-genai generator (its own key/value cache); the worker picks one token at a time for
+each in turn. A new question's prompt is read as soon as the token being computed is done, before
+the others continue: a question asked while three answers are being written waits for its first
+token about as long as it would alone (vLLM's scheduler likewise reads waiting prompts first),
+and the answers under way pause for that time. The prompts are read one at a time, since each
+read already uses every core; onnxruntime-genai batches requests of different lengths only with
+its paged-attention engine, which needs CUDA. Questions beyond ``PARALLEL`` wait in order.
+
+The worker exits when its standard input closes, so it never outlives the server. Its standard
+output carries only the protocol (anything a library prints goes to standard error).
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import os
 import select
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,8 +62,28 @@ class Session:
         self.computed = keep
 
 
+@dataclass
+class Answer:
+    """One generation under way: its request, its session and the tokens picked so far."""
+
+    id: Any
+    ids: list[int]
+    max_new_tokens: int
+    stop: list[str]
+    sampling: bool
+    session: Session
+    cached: int
+    new: list[int] = field(default_factory=list)
+    picked: int = 0                # tokens generated, the end-of-turn token included
+    stopped: bool = False
+    cancelled: bool = False
+
+    def done(self) -> dict:
+        return {"completion_tokens": self.picked, "cached_tokens": self.cached, "stopped": self.stopped}
+
+
 class Model:
-    """The exported model, its tokenizer and the prompt cache: the decoding loop."""
+    """The exported model, its tokenizer and the prompt cache: reading prompts and picking tokens."""
 
     def __init__(self, folder: Path, window: int, slots: int) -> None:
         import onnxruntime_genai as og
@@ -75,42 +106,50 @@ class Model:
             params.set_search_options(max_length=self.window, do_sample=False)
         return Session(self.og.Generator(self.model, params))
 
-    def generate(self, ids: list[int], max_new_tokens: int, stop: list[str], temperature: float,
-                 emit: Callable[[int], None], cancelled: Callable[[], bool]) -> dict:
-        """Read the prompt (after the part a cached session holds) and pick tokens until the end
-        of the turn, a stop sequence, a loop, the length limit or cancellation."""
+    def begin(self, request: dict) -> Answer:
+        """Read the request's prompt (after the part a cached session holds)."""
+        ids = [int(i) for i in request["ids"]]
+        temperature = float(request.get("temperature") or 0.0)
         sampling = temperature > 0
         if sampling:
             session, cached = self.new_session(temperature), 0
         else:
             session, cached = self.cache.lease(ids)
-        generator = session.generator
-        generator.append_tokens(ids[cached:])
+        answer = Answer(request.get("id"), ids, int(request["max_new_tokens"]), list(request.get("stop") or []),
+                        sampling, session, cached)
+        session.generator.append_tokens(ids[cached:])
         session.computed = len(ids)
-        new: list[int] = []
-        picked = 0                     # tokens generated, the end-of-turn token included
-        stopped = False
-        while picked < max_new_tokens and not cancelled():
-            generator.generate_next_token()
-            picked += 1
-            # The token just picked is in the sequence; the model reads it when asked for the next.
-            session.computed = generator.token_count() - 1
-            if generator.is_done():                     # end of turn, or the window is full
-                break
-            token = int(generator.get_next_tokens()[0])
-            new.append(token)
-            emit(token)
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
-            if stop and find_stop(text, stop) is not None:
-                stopped = True
-                break
-            if cycles(new) or repeats_itself(text):
-                break
-        if not sampling:
-            if generator.token_count() > session.computed:
+        return answer
+
+    def step(self, answer: Answer, emit: Callable[[int], None]) -> bool:
+        """Pick the answer's next token; ``False`` once it has ended (end of turn, a stop
+        sequence, a loop, the length limit or cancellation)."""
+        if answer.cancelled or answer.picked >= answer.max_new_tokens:
+            return False
+        generator = answer.session.generator
+        generator.generate_next_token()
+        answer.picked += 1
+        # The token just picked is in the sequence; the model reads it when asked for the next.
+        answer.session.computed = generator.token_count() - 1
+        if generator.is_done():                     # end of turn, or the window is full
+            return False
+        token = int(generator.get_next_tokens()[0])
+        answer.new.append(token)
+        emit(token)
+        text = self.tokenizer.decode(answer.new, skip_special_tokens=True)
+        if answer.stop and find_stop(text, answer.stop) is not None:
+            answer.stopped = True
+            return False
+        return not (cycles(answer.new) or repeats_itself(text)) and answer.picked < answer.max_new_tokens
+
+    def end(self, answer: Answer) -> dict:
+        """Give the answer's session back to the prompt cache; what the ``done`` message says."""
+        session = answer.session
+        if not answer.sampling:
+            if session.generator.token_count() > session.computed:
                 session.crop(session.computed)
-            self.cache.keep(session, ids + new)
-        return {"completion_tokens": picked, "cached_tokens": cached, "stopped": stopped}
+            self.cache.keep(session, answer.ids + answer.new)
+        return answer.done()
 
 
 def cpu_threads() -> int:
@@ -152,7 +191,60 @@ class Requests:
         return json.loads(line)
 
 
-def serve(folder: Path, window: int, slots: int) -> int:
+class Scheduler:
+    """Which generation gets the model next: a waiting prompt first (while fewer than
+    ``parallel`` answers are under way), else the next token of the answers in turn."""
+
+    def __init__(self, model: Any, say: Callable[[dict], None], parallel: int) -> None:
+        self.model = model
+        self.say = say
+        self.parallel = max(1, parallel)
+        self.waiting: deque[dict] = deque()
+        self.running: deque[Answer] = deque()
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.running
+
+    def take(self, message: dict) -> None:
+        op = message.get("op")
+        if op == "generate":
+            self.waiting.append(message)
+        elif op == "cancel":
+            for answer in self.running:
+                if answer.id == message.get("id"):
+                    answer.cancelled = True
+            for request in list(self.waiting):
+                if request.get("id") == message.get("id"):
+                    self.waiting.remove(request)
+                    self.say({"id": request.get("id"), "done": {"completion_tokens": 0, "cached_tokens": 0,
+                                                                "stopped": False}})
+
+    def work(self) -> None:
+        """One unit of work: read one prompt and pick its first token, or pick one token of the
+        answer whose turn it is."""
+        if self.waiting and len(self.running) < self.parallel:
+            request = self.waiting.popleft()
+            try:
+                answer = self.model.begin(request)
+            except Exception as exc:  # noqa: BLE001 - one failed generation must not end the worker
+                self.say({"id": request.get("id"), "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
+                return
+        elif self.running:
+            answer = self.running.popleft()
+        else:
+            return
+        try:
+            going = self.model.step(answer, lambda token: self.say({"id": answer.id, "token": token}))
+            if going:
+                self.running.append(answer)
+            else:
+                self.say({"id": answer.id, "done": self.model.end(answer)})
+        except Exception as exc:  # noqa: BLE001 - this answer fails (its session is dropped), the others go on
+            self.say({"id": answer.id, "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
+
+
+def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)                      # stray prints go to standard error
 
@@ -167,37 +259,24 @@ def serve(folder: Path, window: int, slots: int) -> int:
         return 1
     say({"ready": True, "seconds": round(time.perf_counter() - started, 2)})
     requests = Requests()
+    scheduler = Scheduler(model, say, parallel)
     while True:
-        request = requests.next()
-        if request is None:
-            return 0                   # the server has gone
-        if request.get("op") != "generate":
-            continue                   # a cancel that arrived after its generation ended
-        cancel = {"seen": False}
-
-        def cancelled() -> bool:
-            if not cancel["seen"]:
-                waiting = requests.next(timeout=0)
-                cancel["seen"] = requests.closed or (waiting is not None and waiting.get("op") == "cancel")
-            return cancel["seen"]
-
-        try:
-            done = model.generate(request["ids"], int(request["max_new_tokens"]), list(request.get("stop") or []),
-                                  float(request.get("temperature") or 0.0), lambda t: say({"token": t}), cancelled)
-        except Exception as exc:  # noqa: BLE001 - one failed generation must not end the worker
-            say({"error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
-            continue
-        say({"done": done})
+        # Wait for work when there is none; otherwise only take in what has already arrived.
+        message = requests.next(timeout=None if scheduler.idle else 0)
+        while message is not None:
+            scheduler.take(message)
+            message = requests.next(timeout=0)
         if requests.closed:
-            return 0
+            return 0                   # the server has gone
+        scheduler.work()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        print("usage: python -m rag.generation.onnx_worker EXPORT_DIR WINDOW SLOTS", file=sys.stderr)
+    if len(args) != 4:
+        print("usage: python -m rag.generation.onnx_worker EXPORT_DIR WINDOW SLOTS PARALLEL", file=sys.stderr)
         return 2
-    return serve(Path(args[0]), int(args[1]), int(args[2]))
+    return serve(Path(args[0]), int(args[1]), int(args[2]), int(args[3]))
 
 
 if __name__ == "__main__":
