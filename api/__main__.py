@@ -2,7 +2,7 @@
 
     python -m api                                   # ./index on http://127.0.0.1:8000, chat page at /
     python -m api --index-dir /data/ix --port 9000 --docs-root /data/docs
-    python -m api --ask "What is the nightly hotel limit in London?"
+    python -m api --ask "What is the daily meal allowance on business trips?"
 """
 
 from __future__ import annotations
