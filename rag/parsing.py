@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -43,6 +44,11 @@ logger = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".csv", ".json", ".eml"}
 )
+
+# Raised whenever a change makes parse_file return other elements for a file; an index built
+# by another version parses its files again on the next ingest (rag/ingestion.py). 2: PDF heads,
+# feet, ligatures and Chinese line breaks (_tidy_pdf).
+PARSER_VERSION = 2
 
 _OFFICE_NAMES = {".docx": "Word document", ".pptx": "PowerPoint deck"}
 
@@ -332,13 +338,72 @@ def _parse_pdf(path: Path) -> list[Element]:
         raise ParseError(f"{path} is not a PDF (no PDF header); rename it to its real type or remove it.")
     from unstructured.partition.pdf import partition_pdf
 
+    # pdfminer warns about every font descriptor it finds odd (common in browser-made PDFs);
+    # nothing a user can act on.
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
     # languages only steers OCR, which the "fast" strategy never runs; naming one keeps
     # unstructured from warning about the default on every file.
     elements = _to_elements(partition_pdf(filename=str(path), strategy="fast", languages=["eng"]))
     if not elements:
         # unstructured swallows pdfminer's errors and returns nothing: find out why.
         raise ParseError(_explain_empty_pdf(path))
-    return elements
+    return _tidy_pdf(elements)
+
+
+# Latin ligatures a PDF font draws as one glyph ("ﬁ" in "ﬁnance"), spelled out so words match.
+_LIGATURES = re.compile("[\ufb00-\ufb06]")
+# CJK characters and CJK/full-width punctuation: a line break between two of them is not a space.
+_CJK_OR_MARK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_WRAP = re.compile(f"(?<=[{_CJK_OR_MARK}])\\s+(?=[{_CJK_OR_MARK}])")
+_PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d+(?:\s*(?:/|of)\s*\d+)?$|^第\s*\d+\s*页(?:\s*[,，/]?\s*共\s*\d+\s*页)?$", re.I)
+_LETTER = re.compile(r"[^\W\d_]")
+_MAX_RUNNING_HEAD = 100            # characters; longer text at a page's edge is running text
+
+
+def _tidy_pdf(elements: list[Element]) -> list[Element]:
+    """What unstructured's fast strategy leaves in a PDF's elements, tidied.
+
+    It labels what sits at the top or bottom of a page ``Header`` or ``Footer`` by position
+    alone. A short one whose text (numbers aside) comes back in the same place on two or more
+    pages is a running head or foot ("Annual report 2025", "3/12") and is dropped, as are bare
+    page numbers;
+    a one-off ``Header`` that reads like a heading (the document's title at the top of its first
+    page) becomes a ``Title``, so the text under it gets its section; anything else keeps its
+    text. Ligatures are spelled out, and a line break inside Chinese text no longer leaves a
+    space ("一个月内 喝完")."""
+    def shape(element: Element) -> tuple[str, str]:
+        return element.kind, re.sub(r"\d+", "#", " ".join(element.text.lower().split()))
+
+    pages: dict[tuple[str, str], set] = {}
+    for element in elements:
+        if element.kind in ("Header", "Footer") and len(element.text) <= _MAX_RUNNING_HEAD:
+            pages.setdefault(shape(element), set()).add(element.page)
+    tidy: list[Element] = []
+    section: str | None = None
+    for element in elements:
+        text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), element.text)
+        text = _CJK_WRAP.sub("", text)
+        kind = element.kind
+        if kind in ("Header", "Footer"):
+            if len(pages.get(shape(element), ())) > 1 or _PAGE_NUMBER.match(text):
+                continue
+            if kind == "Header" and _reads_like_heading(text):
+                kind = "Title"
+        if kind == "Title":
+            section = text
+        tidy.append(Element(text=text, kind=kind, page=element.page, section=section))
+    return tidy
+
+
+def _reads_like_heading(text: str) -> bool:
+    """Short, mostly letters, and not a sentence: a heading rather than a line of running text
+    or a date."""
+    letters = len(_LETTER.findall(text))
+    if letters * 2 < len(text.replace(" ", "")):
+        return False
+    if cjk_ratio(text) >= 0.5:
+        return chinese_is_title(text) and not chinese_is_paragraph(text)
+    return len(text.split()) <= 12 and not text.endswith(_SENTENCE_END + (",", ":", ";"))
 
 
 def _parse_docx(path: Path) -> list[Element]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Sequence
@@ -222,6 +223,22 @@ def _wrap(text: str, width: int) -> list[str]:
                 current = f"{current} {word}" if current else word
         lines.append(current)
     return lines
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def make_pdf_in_browser(path: str | Path, html: str) -> Path:
+    """A PDF as people make them: ``html`` printed by headless Chromium (``--print-to-pdf``),
+    with its default running head (date and title) and foot (address and "page/pages") on every
+    page and its fonts embedded (CJK text needs a CJK font installed, e.g. fonts-wqy-microhei)."""
+    path = _prepare(path)
+    page = path.with_suffix(".html")
+    page.write_text(html, encoding="utf-8")
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={path}",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    page.unlink()
+    return path
 
 
 def make_csv(path: str | Path, rows: Sequence[Sequence[str]]) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import re
 import socket
 import time
 from pathlib import Path
@@ -266,6 +267,52 @@ def test_pdf_pages_and_text(tmp_path):
     assert second.page == 2
     assert {e.page for e in elements} == {1, 2}
     assert second.section == "Bridges of the North"
+
+
+def _browser_pdf(tmp_path: Path, name: str, html: str) -> Path:
+    if not docfactory.CHROMIUM.exists():
+        pytest.skip(f"{docfactory.CHROMIUM} is missing; install it with: apt-get install -y chromium fonts-wqy-microhei")
+    return docfactory.make_pdf_in_browser(tmp_path / name, html)
+
+
+TEAS = ["绿茶", "红茶", "乌龙茶", "白茶", "黄茶", "黑茶", "普洱茶", "花茶"]
+
+
+@pytest.mark.slow
+def test_chinese_pdf_printed_by_a_browser(tmp_path):
+    """Two pages of Chinese with Chromium's running head and foot: the heads, feet and page
+    numbers are gone, every paragraph is there once, without the spaces line breaks left, and
+    the title at the top of page 1 is the first paragraphs' section."""
+    paragraphs = [f"第{i}条：{TEAS[i % 8]}应当密封保存，放在阴凉干燥处，温度保持在五到{10 + i}摄氏度之间。"
+                  f"开封以后最好在{i + 20}天内喝完，否则香气会慢慢散失，茶汤的滋味也会变得平淡。" for i in range(1, 25)]
+    html = ('<html><head><meta charset="utf-8"><title>茶叶保存手册</title></head><body><h1>茶叶的保存方法</h1>'
+            + "".join(f"<p>{p}</p>" for p in paragraphs) + "<h2>常见错误</h2><p>不要把茶叶和香料放在一起。</p></body></html>")
+    elements = parse_file(_browser_pdf(tmp_path, "茶叶.pdf", html), MAX)
+    assert_well_formed(elements)
+    texts = [e.text for e in elements]
+    assert {e.page for e in elements} == {1, 2}
+    assert not [t for t in texts if "茶叶保存手册" in t or "file:" in t or re.fullmatch(r"\d+/\d+", t)], texts
+    assert not [t for t in texts if re.search(r"[\u4e00-\u9fff，。：]\s+[\u4e00-\u9fff，。：]", t)]
+    for i, paragraph in enumerate(paragraphs, start=1):
+        assert sum(paragraph in t for t in texts) == 1, f"paragraph {i}"
+    assert elements[0].text == "茶叶的保存方法" and elements[0].kind == "Title" and elements[0].page == 1
+    assert by_text(elements, paragraphs[0]).section == "茶叶的保存方法"
+    assert by_text(elements, paragraphs[-1]).section == "茶叶的保存方法"
+    assert by_text(elements, "不要把茶叶和香料放在一起").section == "常见错误"
+
+
+@pytest.mark.slow
+def test_english_pdf_printed_by_a_browser_spells_out_ligatures(tmp_path):
+    html = ('<html><head><meta charset="utf-8"><title>Office handbook</title>'
+            "<style>p { font-family: serif; font-variant-ligatures: common-ligatures; }</style></head><body>"
+            "<h1>Finance office</h1><p>The finance office files every official reimbursement within five days.</p>"
+            "</body></html>")
+    elements = parse_file(_browser_pdf(tmp_path, "handbook.pdf", html), MAX)
+    texts = [e.text for e in elements]
+    # Chromium's running head draws "ffi" of "Office" as one glyph; one page cannot tell a
+    # running head from a heading, so it stays, spelled out.
+    assert "Office handbook" in texts and not [t for t in texts if re.search("[\ufb00-\ufb06]", t)], texts
+    assert by_text(elements, "The finance office files every official reimbursement").section == "Finance office"
 
 
 def test_docx_sections_and_table(tmp_path):
