@@ -86,6 +86,8 @@ def format_summary(report) -> str:
         f"  time:   {report.seconds:.1f} s, {report.chunks_per_s:.1f} chunks/s embedded; "
         f"index size {report.index_bytes / 1e6:.1f} MB",
     ]
+    if report.reprocessed:
+        lines.append(f"  parsed again: {report.reprocessed}")
     if report.failed:
         lines.append("  failed files:")
         lines.extend(f"    - {item['reason']}" for item in report.failed)

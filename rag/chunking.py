@@ -26,6 +26,8 @@ from rag.text import split_sentences
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 ELEMENT_SEPARATOR = "\n\n"
+# Raised whenever a change cuts the same elements into other chunks (see PARSER_VERSION).
+CHUNKER_VERSION = 1
 
 
 @dataclass

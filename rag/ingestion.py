@@ -96,6 +96,9 @@ class IngestReport:
     chunks_per_s: float = 0.0
     index_bytes: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # Why every file was parsed again, when the parser, the chunker or the chunk settings
+    # changed since the index was built; "" otherwise.
+    reprocessed: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -340,6 +343,16 @@ def ingest_folder(
     return run_ingest(root, settings, process, progress=progress, rebuild=rebuild)
 
 
+def processing_signature(settings: Settings) -> str:
+    """What decides how a file becomes chunks, besides its bytes and the embedder (checked
+    apart): the parser's and chunker's versions and the chunk settings."""
+    from rag.chunking import CHUNKER_VERSION
+    from rag.parsing import PARSER_VERSION
+
+    return (f"parser {PARSER_VERSION}, chunker {CHUNKER_VERSION}, chunk_tokens {settings.chunk_tokens}, "
+            f"chunk_overlap {settings.chunk_overlap}")
+
+
 def run_ingest(
     root: str | Path,
     settings: Settings,
@@ -388,6 +401,14 @@ def run_ingest(
                 check_model(meta, settings.embed_model, directory)
             known = {} if rebuild else store.documents()
             failures = {} if rebuild else store.failures()
+            processing = processing_signature(settings)
+            if known and meta.get("processing") != processing:
+                # Unchanged files would keep chunks cut another way: parse them all again (chunks
+                # whose text comes out the same keep their embeddings).
+                report.reprocessed = (f"the index was built with {meta.get('processing') or 'an older version'}, "
+                                      f"now {processing}: every file is parsed and chunked again")
+                progress.log(report.reprocessed)
+                failures = {}
 
             # 1. What changed: hash every file (cheap next to parsing and embedding).
             t = time.perf_counter()
@@ -397,7 +418,7 @@ def run_ingest(
             for source in files:
                 source.sha256 = file_sha256(source.abspath)
                 old = known.get(source.path)
-                if old is not None and old.sha256 == source.sha256:
+                if old is not None and old.sha256 == source.sha256 and not report.reprocessed:
                     unchanged.append(source)
                 elif source.path in failures and failures[source.path][0] == source.sha256:
                     report.files_failed += 1
@@ -460,6 +481,7 @@ def run_ingest(
                     "updated_at": time.time(),
                     "chunk_tokens": settings.chunk_tokens,
                     "chunk_overlap": settings.chunk_overlap,
+                    "processing": processing,
                     "root": str(root.resolve()),
                 })
                 _before_commit_hook()

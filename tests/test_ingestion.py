@@ -107,6 +107,31 @@ def test_unchanged_chunks_keep_their_embeddings(small_folder, settings, embedder
     assert 0 < update.chunks_embedded < len(long_doc) // 2
 
 
+def test_new_chunk_settings_or_parser_parse_unchanged_files_again(small_folder, settings, embedder, monkeypatch):
+    """Unchanged files are not skipped when they would be cut into chunks another way: new
+    chunk settings, or a parser or chunker of another version. Chunks that come out the same
+    keep their embeddings."""
+    long_doc = [f"Paragraph {i} explains maintenance step {i} of the turbine in detail." * 3 for i in range(10)]
+    docfactory.make_md(small_folder / "turbine.md", "Turbine", long_doc)
+    first = ingest_folder(small_folder, settings, embedder=embedder)
+    assert first.reprocessed == ""
+
+    smaller = settings.replace(chunk_tokens=64)
+    recut = ingest_folder(small_folder, smaller, embedder=embedder)
+    assert "chunk_tokens 64" in recut.reprocessed and recut.files_unchanged == 0 and recut.files_changed == 4
+    assert recut.chunks_total > first.chunks_total
+    # The three small files still make the same chunks: only the turbine's are embedded.
+    assert 0 < recut.chunks_embedded < recut.chunks_total
+    assert ingest_folder(small_folder, smaller, embedder=embedder).files_unchanged == 4      # settled
+
+    import rag.parsing
+    monkeypatch.setattr(rag.parsing, "PARSER_VERSION", rag.parsing.PARSER_VERSION + 1)
+    upgraded = ingest_folder(small_folder, smaller, embedder=embedder)
+    assert "parser" in upgraded.reprocessed and upgraded.files_changed == 4 and upgraded.chunks_embedded == 0
+    index = Index.open(smaller, embedder=embedder)
+    assert sources(index.search("maintenance step 7 of the turbine", 1)) == ["turbine.md"]
+
+
 def test_a_running_index_switches_generation_without_reopen(small_folder, settings, embedder):
     ingest_folder(small_folder, settings, embedder=embedder)
     index = Index.open(settings, embedder=embedder)
