@@ -19,6 +19,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field
@@ -286,6 +287,21 @@ def _prepare_in_worker(abspath: str, rel: str, plan: ChunkPlan) -> Prepared:
     return prepare_file(Path(abspath), rel, plan)
 
 
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when the process that started it is gone. A killed
+    ingest (or server) otherwise leaves its parsing workers waiting for work forever, since
+    each holds both ends of the pool's task pipe."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 # On a CPU, parsing beside embedding slows torch far more than the parsing costs: torch's
 # threads meet at every operation, and the one that lost its core to a parser holds up the
 # rest (CMRC 2018: embedding took 123 s inside the pipeline against 105 s alone, beside 17 s
@@ -314,7 +330,8 @@ def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunke
         workers = max(workers, os.cpu_count() or 1)
     wave = wave_files or len(files)
     # spawn, not fork: the parent already holds torch's thread pools.
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         for start in range(0, len(files), wave):
             futures = [pool.submit(_prepare_in_worker, str(s.abspath), s.path, plan) for s in files[start:start + wave]]
             if wave_files:

@@ -147,6 +147,27 @@ def _start_cli(folder: Path, index_dir: Path, extra_env: dict) -> subprocess.Pop
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its (gone) parent to collect it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _wait_for(predicate, timeout: float = 180.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -190,10 +211,13 @@ def test_sigkill_mid_embedding_leaves_the_previous_index(small_folder, settings,
                             " ".join(f"Bulk file {i} sentence {j} about logistics." for j in range(150)) + "\n")
     proc = _start_cli(small_folder, settings.index_dir, {})
     start = time.time()
-    time.sleep(8.0)  # model load and parsing are under way
+    _wait_for(lambda: len(_children(proc.pid)) >= 2)  # the parsing workers are up
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert time.time() - start < 60
+    # The workers (and multiprocessing's helper) end with it instead of waiting forever.
+    _wait_for(lambda: not [pid for pid in workers if _alive(pid)], timeout=20)
     index = Index.open(settings, embedder=embedder)
     assert index.generation == generation
     assert sources(index.search("Zephyr pump rpm", 1)) == ["pumps.md"]
