@@ -248,12 +248,25 @@ def test_a_model_process_that_dies_fails_one_request_and_is_started_again(onnx_l
 STORY = [{"role": "user", "content": "Write a long story about a pump."}]
 
 
-def _first_token_and_end(generator: OnnxGenerator, messages, max_new_tokens: int, marks: dict, name: str) -> None:
-    stream = generator.stream(messages, max_new_tokens=max_new_tokens, stop=[])
-    for _ in stream:
-        marks.setdefault(f"{name} first", time.perf_counter())
-    marks[f"{name} end"] = time.perf_counter()
-    marks[name] = stream.result
+def _short_during_long(generator: OnnxGenerator) -> dict:
+    """Start a long answer, ask a short grounded question once its first token is out; when
+    each answer's first token came and when it ended (``perf_counter``), and both results."""
+    marks: dict = {}
+
+    def ask(messages, max_new_tokens: int, name: str) -> None:
+        stream = generator.stream(messages, max_new_tokens=max_new_tokens, stop=[])
+        for _ in stream:
+            marks.setdefault(f"{name} first", time.perf_counter())
+        marks[f"{name} end"] = time.perf_counter()
+        marks[name] = stream.result
+
+    long = threading.Thread(target=ask, args=(STORY, 200, "long"))
+    long.start()
+    while "long first" not in marks:
+        time.sleep(0.01)
+    ask(GROUNDED, 24, "short")
+    long.join()
+    return marks
 
 
 @pytest.mark.slow
@@ -278,13 +291,7 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
     """A question asked while a long answer is being written gets its first token, and its
     whole short answer, before the long one ends; with ``generator_parallel = 1`` it waits for
     the long answer instead."""
-    marks: dict = {}
-    long = threading.Thread(target=_first_token_and_end, args=(onnx_lm, STORY, 200, marks, "long"))
-    long.start()
-    while "long first" not in marks:
-        time.sleep(0.01)
-    _first_token_and_end(onnx_lm, GROUNDED, 24, marks, "short")
-    long.join()
+    marks = _short_during_long(onnx_lm)
     assert marks["long"].completion_tokens >= 80, "the long answer must still run when the short one comes"
     assert marks["short first"] < marks["short end"] < marks["long end"]
     assert "250" in marks["short"].text
@@ -292,13 +299,7 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
     serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "generator_parallel": 1}))
     try:
         serial.warm_up()
-        marks.clear()
-        long = threading.Thread(target=_first_token_and_end, args=(serial, STORY, 200, marks, "long"))
-        long.start()
-        while "long first" not in marks:
-            time.sleep(0.01)
-        _first_token_and_end(serial, GROUNDED, 24, marks, "short")
-        long.join()
+        marks = _short_during_long(serial)
         assert marks["long end"] < marks["short first"]
     finally:
         serial.close()
