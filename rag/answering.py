@@ -45,6 +45,7 @@ from rag.text import detect_language
 
 log = logging.getLogger(__name__)
 
+# Every answer's timings_ms; a streamed one adds "first_token" (from the question to its first text).
 STAGES = ("rewrite", "retrieve", "rerank", "generate", "total")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
@@ -164,6 +165,7 @@ class AnswerPipeline:
         turn = self._prepare(question, top_k, filters, history)
         yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
         if turn.messages is None:
+            turn.timings_ms["first_token"] = _ms(turn.started)
             answer = self._refusal(turn)
             yield {"type": "token", "text": answer.answer}
             yield {"type": "done", "answer": answer.to_dict()}
@@ -172,6 +174,8 @@ class AnswerPipeline:
         pieces = self.generator.stream(turn.messages)
         try:
             for piece in pieces:
+                # Streamed answers also say when their first text was ready, counted from the question.
+                turn.timings_ms.setdefault("first_token", _ms(turn.started))
                 yield {"type": "token", "text": piece}
         except RagError as exc:
             yield {"type": "error", "message": str(exc)}

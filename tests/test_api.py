@@ -356,8 +356,11 @@ def test_ask_streams_tokens_then_the_final_answer_and_health_answers_meanwhile(a
     assert events[0][1]["passages"][0]["source"] == "router-faq.txt"
     answer = events[-1][1]["answer"]
     assert "router-faq.txt" in sources(answer), answer
-    assert "generate" in answer["timings_ms"]
+    timings = answer["timings_ms"]
+    assert 0 < timings["retrieve"] < timings["first_token"] < timings["total"], timings
     assert health_during and health_during[0] < 2.0, health_during
+    # The server's own time to first token is a stage in /metrics.
+    assert 'rag_answer_stage_seconds_count{stage="first_token"}' in client.get("/metrics").text
 
 
 @pytest.mark.slow
