@@ -366,11 +366,10 @@ def _tidy_pdf(elements: list[Element]) -> list[Element]:
     It labels what sits at the top or bottom of a page ``Header`` or ``Footer`` by position
     alone. A short one whose text (numbers aside) comes back in the same place on two or more
     pages is a running head or foot ("Annual report 2025", "3/12") and is dropped, as are bare
-    page numbers;
-    a one-off ``Header`` that reads like a heading (the document's title at the top of its first
-    page) becomes a ``Title``, so the text under it gets its section; anything else keeps its
-    text. Ligatures are spelled out, and a line break inside Chinese text no longer leaves a
-    space ("一个月内 喝完")."""
+    page numbers; a one-off ``Header`` that reads like a heading (the document's title at the
+    top of its first page) becomes a ``Title``, so the text under it gets its section; anything
+    else keeps its text. Ligatures are spelled out, and a line break inside Chinese text no
+    longer leaves a space ("一个月内 喝完"; table rows keep their line breaks)."""
     def shape(element: Element) -> tuple[str, str]:
         return element.kind, re.sub(r"\d+", "#", " ".join(element.text.lower().split()))
 
@@ -382,8 +381,9 @@ def _tidy_pdf(elements: list[Element]) -> list[Element]:
     section: str | None = None
     for element in elements:
         text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), element.text)
-        text = _CJK_WRAP.sub("", text)
         kind = element.kind
+        if kind != "Table":
+            text = _CJK_WRAP.sub("", text)
         if kind in ("Header", "Footer"):
             if len(pages.get(shape(element), ())) > 1 or _PAGE_NUMBER.match(text):
                 continue
