@@ -12,6 +12,9 @@ needs around it:
   the file and what to do; no other exception escapes.
 * Chinese text: hard-wrapped Chinese lines are re-joined before partitioning, and Chinese
   sentences that unstructured's English heuristics mistake for titles are demoted.
+* Markdown by content: a .txt file written in Markdown (headings, bold, links, code fences,
+  tables: common in exported notes and generated articles) is read as Markdown, so its
+  headings give sections and its marks do not end up in the text.
 * structure: each element carries its page and the nearest title above it; tables are
   rendered one row per line ("cell | cell") so chunking can cut them between rows.
 
@@ -47,8 +50,9 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 
 # Raised whenever a change makes parse_file return other elements for a file; an index built
 # by another version parses its files again on the next ingest (rag/ingestion.py). 2: PDF heads,
-# feet, ligatures and Chinese line breaks (_tidy_pdf).
-PARSER_VERSION = 2
+# feet, ligatures and Chinese line breaks (_tidy_pdf). 3: Markdown in .txt files read as
+# Markdown; Chinese lines wrapped inside a Markdown paragraph joined without a space.
+PARSER_VERSION = 3
 
 _OFFICE_NAMES = {".docx": "Word document", ".pptx": "PowerPoint deck"}
 
@@ -250,7 +254,10 @@ def _load_spacy_offline() -> Any:
 def _parse_txt(path: Path) -> list[Element]:
     from unstructured.partition.text import partition_text
 
-    text = _rejoin_wrapped_cjk_lines(_read_text(path))
+    text = _read_text(path)
+    if looks_like_markdown(text):
+        return _markdown_elements(text)
+    text = _rejoin_wrapped_cjk_lines(text)
     with _tagged_in_one_batch(_short_english_paragraphs(text)):
         return _to_elements(partition_text(text=text, languages=[""]))
 
@@ -293,9 +300,57 @@ def _tagged_in_one_batch(texts: list[str]) -> Iterator[None]:
 
 
 def _parse_md(path: Path) -> list[Element]:
+    return _markdown_elements(_read_text(path))
+
+
+def _markdown_elements(text: str) -> list[Element]:
     from unstructured.partition.md import partition_md
 
-    return _to_elements(partition_md(text=_read_text(path), languages=[""]))
+    return _to_elements(partition_md(text=_join_wrapped_cjk_markdown(text), languages=[""]))
+
+
+_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.M)
+_MD_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
+_MD_BOLD = re.compile(r"(\*\*|__)(?=\S)[^\n]+?(?<=\S)\1")
+_MD_LINK = re.compile(r"\[[^\]\n]+\]\([^)\s]+\)")
+_MD_TABLE_RULE = re.compile(r"^ {0,3}\|?\s*:?-{3,}:?\s*\|", re.M)
+
+
+def looks_like_markdown(text: str) -> bool:
+    """Whether a plain-text file is written in Markdown: two or more ``#`` headings, or one
+    and two other marks (bold, links, code fences, table rules), or four other marks. A
+    numbered or dashed list alone does not count: plain text has those too."""
+    sample = text[:200_000]
+    headings = len(_MD_HEADING.findall(sample))
+    if headings >= 2:
+        return True
+    marks = (len(_MD_FENCE.findall(sample)) // 2 + len(_MD_TABLE_RULE.findall(sample))
+             + min(len(_MD_BOLD.findall(sample)), 3) + min(len(_MD_LINK.findall(sample)), 3))
+    return marks >= (2 if headings else 4)
+
+
+# Lines of Markdown that no paragraph continues: headings, table rows, fences, quotes, rules,
+# indented code.
+_MD_BLOCK_LINE = re.compile(r"^(?: {0,3}(?:#|\||```|~~~|>|[-*_]{3,}\s*$)| {4}|\t)")
+
+
+def _join_wrapped_cjk_markdown(text: str) -> str:
+    """Join a Markdown paragraph's lines where one ends and the next starts with a Chinese
+    character: Markdown turns that line break into a space, which does not belong inside
+    Chinese text ("绵延一万多 里"). Code blocks, headings and table rows are left alone."""
+    out: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        fence = _MD_FENCE.match(line) is not None
+        previous = out[-1] if out else ""
+        if (not in_code and not fence and previous.strip() and not _MD_BLOCK_LINE.match(previous)
+                and _CJK_CHAR.match(previous.rstrip()[-1]) and _CJK_CHAR.match(line.lstrip()[:1] or " ")):
+            out[-1] = previous.rstrip() + line.lstrip()
+            continue
+        if fence:
+            in_code = not in_code
+        out.append(line)
+    return "\n".join(out)
 
 
 def _parse_html(path: Path) -> list[Element]:

@@ -137,6 +137,45 @@ def test_plain_text_english(tmp_path):
     assert "The ferry leaves at nine." in texts(elements)
 
 
+MARKDOWN_NOTES = (
+    "# 大模型简介\n\n"
+    "大语言模型在大规模语料上预训练，再针对具体任务微调，参数量从数亿到数千\n"
+    "亿不等。\n\n"
+    "## 面临的挑战\n\n"
+    "- **隐私保护**：平衡训练数据与用户隐私。\n"
+    "- **能耗与环境影响**：减少训练和运行中的能源消耗。\n\n"
+    "```\n配置一\n配置二\n```\n"
+)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.md"])
+def test_a_text_file_written_in_markdown_is_read_as_markdown(tmp_path, name):
+    path = docfactory.make_txt(tmp_path / name, MARKDOWN_NOTES)
+    elements = parse_file(path, MAX)
+    assert_well_formed(elements)
+    assert [e.text for e in elements if e.kind == "Title"] == ["大模型简介", "面临的挑战"]
+    # List items whole, without their bold marks; the section comes from the "##" heading.
+    item = by_text(elements, "能耗")
+    assert (item.text, item.kind, item.section) == ("能耗与环境影响：减少训练和运行中的能源消耗。", "ListItem", "面临的挑战")
+    assert not any("*" in e.text or e.text.startswith("#") for e in elements)
+    # A Chinese line wrapped inside a paragraph joins without a space; code keeps its lines.
+    assert by_text(elements, "预训练").text.endswith("参数量从数亿到数千亿不等。")
+    assert by_text(elements, "配置一").text == "配置一\n配置二"
+
+
+def test_plain_text_with_a_list_is_not_taken_for_markdown(tmp_path):
+    from rag.parsing import looks_like_markdown
+
+    plain = "Opening hours\n\n1. Monday to Friday: 9 to 17.\n2. Saturday: 10 to 14.\n- Closed on Sundays.\n"
+    assert not looks_like_markdown(plain)
+    assert not looks_like_markdown("# a comment line\nkey = value\n")
+    assert looks_like_markdown(MARKDOWN_NOTES)
+    assert looks_like_markdown("See [the guide](https://example.org/guide) and **read it**.\n\n"
+                               "```\nmake\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    elements = parse_file(docfactory.make_txt(tmp_path / "hours.txt", plain), MAX)
+    assert "1. Monday to Friday: 9 to 17." in texts(elements)
+
+
 CHINESE = (
     "长城简介\n\n"
     "长城是中国古代的军事防御工程，它东起山海关，西至嘉峪关，绵延一万多\n"
