@@ -319,4 +319,9 @@ def drop_repeats(text: str) -> str:
         kept.append(sentence)
     if looped and len(kept) > 1 and kept[-1].rstrip()[-1:] not in ".!?。！？…]":
         kept.pop()
-    return "".join(kept).strip()
+    return _DANGLING_ELLIPSIS.sub("", "".join(kept).strip())
+
+
+# An ellipsis standing alone after a finished sentence: the model copying the "…" that marks
+# text left out of a passage. It says nothing, so it goes (a "[1]" after it stays).
+_DANGLING_ELLIPSIS = re.compile(r"(?<=[.!?。！？])\s*(?:…+|\.{3,})(?=\s*(?:\[\d+\]\s*)*$)")

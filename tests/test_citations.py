@@ -157,6 +157,15 @@ def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
     assert drop_repeats(alternating) == "花朵通常是白色的，花朵被白色花朵。"
 
 
+def test_an_ellipsis_copied_after_the_last_sentence_is_dropped():
+    # Passages mark left-out text with "…"; SmolLM2 sometimes ends its answer with one.
+    assert drop_repeats("预训练后再针对任务微调。 …") == "预训练后再针对任务微调。"
+    assert drop_repeats("It restarts after 10 seconds. ... [1]") == "It restarts after 10 seconds. [1]"
+    # An ellipsis that is part of the sentence stays.
+    assert drop_repeats("Bands include 2.4 GHz, 5 GHz…") == "Bands include 2.4 GHz, 5 GHz…"
+    assert drop_repeats("Wait... then press RESET.") == "Wait... then press RESET."
+
+
 def test_an_echoed_question_is_not_an_answer():
     from rag.citations import only_asks
 
