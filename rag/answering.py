@@ -29,12 +29,13 @@ from rag.citations import (
     clean_markers,
     drop_repeats,
     is_refusal,
+    names_only_a_heading,
     refusal_text,
     support,
 )
 from rag.config import Settings
 from rag.documents import Answer, SearchHit
-from rag.errors import IndexMissingError, RagError
+from rag.errors import ConfigError, IndexMissingError, RagError
 from rag.generation import Generator, make_generator
 from rag.generation.base import GenerationResult
 from rag.index import Index
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 # Every answer's timings_ms; a streamed one adds "first_token" (from the question to its first text).
 STAGES = ("rewrite", "retrieve", "rerank", "generate", "total")
+ANSWER_MODES = ("generate", "quote")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
 
@@ -63,6 +65,7 @@ class _Turn:
     retrieval: Retrieval | None = None
     passages: list[SearchHit] = field(default_factory=list)
     messages: list[dict] | None = None            # None: refuse without asking the model
+    quote: tuple[int, str] | None = None          # answer_mode "quote": (passage number, sentence)
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
@@ -78,6 +81,8 @@ class AnswerPipeline:
 
     def __init__(self, settings: Settings, generator: Generator | None = None,
                  retriever: Retriever | None = None, reranker: Reranker | None = None) -> None:
+        if settings.answer_mode not in ANSWER_MODES:
+            raise ConfigError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, not '{settings.answer_mode}'.")
         self.settings = settings
         self._generator = generator
         self._retriever = retriever
@@ -141,6 +146,8 @@ class AnswerPipeline:
         """A grounded answer to ``question``; ``history`` is the conversation so far
         (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups."""
         turn = self._prepare(question, top_k, filters, history)
+        if turn.quote is not None:
+            return self._quoted(turn)
         if turn.messages is None:
             return self._refusal(turn)
         started = time.perf_counter()
@@ -166,7 +173,7 @@ class AnswerPipeline:
         yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
         if turn.messages is None:
             turn.timings_ms["first_token"] = _ms(turn.started)
-            answer = self._refusal(turn)
+            answer = self._quoted(turn) if turn.quote is not None else self._refusal(turn)
             yield {"type": "token", "text": answer.answer}
             yield {"type": "done", "answer": answer.to_dict()}
             return
@@ -210,6 +217,9 @@ class AnswerPipeline:
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
+        if self.settings.answer_mode == "quote":
+            turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
+            return turn
 
         generator = self.generator
         prompt = GroundedPrompt(generator.count_tokens, generator.context_window, self.settings.max_new_tokens,
@@ -249,13 +259,14 @@ class AnswerPipeline:
         text, cited = clean_markers(drop_repeats(result.text), len(turn.passages))
         if not text or is_refusal(text, turn.language):
             return self._refusal(turn)
-        if support(text, turn.passages) < self.settings.min_support:
+        if support(text, turn.passages) < self.settings.min_support or names_only_a_heading(text, turn.passages):
             # Mostly words the passages do not contain: made up, or garbled (a small model in
-            # Chinese). The passage sentence closest to the question is a faithful answer.
+            # Chinese); or only a passage's title. The passage sentence closest to the
+            # question is a faithful answer.
             extract = best_sentence(turn.query, turn.passages) if self.settings.extractive_fallback else None
             if extract is None:
                 return self._refusal(turn)
-            log.info("Generated answer not supported by the passages; answering with passage %d's best sentence.", extract[0])
+            log.info("Generated answer unsupported or only a title; answering with passage %d's best sentence.", extract[0])
             text, cited = _append_marker(extract[1], extract[0]), [extract[0]]
         if not cited:
             # Small models often answer without a marker; attribute the answer to the passage
@@ -269,6 +280,11 @@ class AnswerPipeline:
     def _refusal(self, turn: _Turn) -> Answer:
         return self._make_answer(turn, refusal_text(turn.language), False, [])
 
+    def _quoted(self, turn: _Turn) -> Answer:
+        number, sentence = turn.quote
+        text = _append_marker(sentence, number)
+        return self._make_answer(turn, text, True, build_citations([number], turn.passages, text))
+
     def _make_answer(self, turn: _Turn, text: str, answerable: bool, citations: list) -> Answer:
         turn.timings_ms["total"] = _ms(turn.started)
         return Answer(
@@ -278,7 +294,8 @@ class AnswerPipeline:
             passages=turn.passages,
             query=turn.query,
             language=turn.language,
-            model=self.model_name,
+            # A quoted answer is the documents' own words; no model wrote it.
+            model="quote" if self.settings.answer_mode == "quote" else self.model_name,
             timings_ms=dict(turn.timings_ms),
             usage=dict(turn.usage),
         )

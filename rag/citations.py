@@ -222,6 +222,33 @@ def only_asks(answer: str) -> bool:
     return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(("?", "？")) for s in sentences)
 
 
+def _bare(text: str) -> str:
+    return "".join(text.split()).strip("#*").rstrip(".。!！:：").lower()
+
+
+_MAX_HEADING = 80                  # characters
+
+
+def _heading_texts(hit: SearchHit) -> list[str]:
+    """The passage's section title, and its first line if that reads like a title (short, not
+    ending a sentence)."""
+    lines = hit.chunk.text.strip().splitlines()
+    candidates = [hit.chunk.section or "", lines[0].strip() if lines else ""]
+    return [h for h in candidates if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
+
+
+def _headings(hit: SearchHit) -> set[str]:
+    return {_bare(h) for h in _heading_texts(hit)} - {""}
+
+
+def names_only_a_heading(answer: str, passages: Sequence[SearchHit]) -> bool:
+    """Whether the answer is nothing but a passage's heading (its section, or its first line):
+    a small model sometimes copies the title it was shown ("城东社区图书馆借阅规定 [1]")
+    instead of answering. Such an answer is fully "supported" and says nothing."""
+    body = _bare(MARKER_RE.sub("", answer))
+    return bool(body) and any(body in _headings(hit) for hit in passages)
+
+
 def support(answer: str, passages: Sequence[SearchHit]) -> float:
     """Share of the answer's content units (words; Chinese character bigrams) that appear in
     the passages: 1.0 for an answer made of the passages' words, near 0 for one made up.
@@ -249,16 +276,22 @@ def support(answer: str, passages: Sequence[SearchHit]) -> float:
 def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] | None:
     """The passage sentence sharing most content words with ``query``, as (1-based passage
     number, sentence): an extractive answer when a generated one cannot be used."""
-    from rag.retrieval import query_terms, term_overlap
+    from rag.retrieval import query_terms, terms_found
 
     terms = query_terms(query)
     best: tuple[float, int, str] | None = None
     for number, hit in enumerate(passages, start=1):
+        headings = _headings(hit)
+        # Words of the passage's title name its topic, which most of its sentences are about
+        # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
+        # They still count, a little, so a passage about something else scores lower.
+        topic = set(terms_found(terms, "\n".join(_heading_texts(hit))))
         for sentence in split_sentences(hit.chunk.text):
             sentence = " ".join(sentence.split())
-            if len(sentence) < 4:
-                continue
-            score = term_overlap(terms, sentence)
+            if len(sentence) < 4 or _bare(sentence) in headings:
+                continue                # a title names the topic, it does not answer
+            found = terms_found(terms, sentence)
+            score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
             if sentence[-1] in "?？":
                 score *= 0.5           # a question in the passage (an FAQ) is not its answer
             if best is None or score > best[0]:

@@ -117,6 +117,11 @@ class Settings:
     # the best-matching passage sentence answers instead (or the refusal, without the fallback).
     min_support: float = 0.5
     extractive_fallback: bool = True
+    # How an answer is written: "generate" = the generator writes it from the passages (the
+    # fallbacks above apply); "quote" = the passage sentence that best answers the question,
+    # word for word with its citation, and the generator only rewrites follow-ups. With the
+    # default 135M generator, quoting answers more questions right (README, "Answer modes").
+    answer_mode: str = "generate"
     model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
 
     # --- HTTP API ----------------------------------------------------------

@@ -304,6 +304,12 @@ def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) ->
 
     if is_refusal(rewritten):
         return False
+    # An answer instead of a question: it cites passages, or states where the user asked
+    # ("The limit in London is 250 euros [1] and in Paris is 1.").
+    if re.search(r"\[\d+\]", rewritten):
+        return False
+    if question.rstrip().endswith(("?", "？")) and rewritten.rstrip().endswith((".", "。")):
+        return False
     context = set(search_tokens(question + " " + " ".join(t["content"] for t in usable_history(history))))
     words = set(search_tokens(rewritten))
     if not words:

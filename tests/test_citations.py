@@ -145,6 +145,27 @@ def test_best_sentence_is_an_extractive_answer():
     assert best_sentence("Who painted the Mona Lisa?", passages) is None
 
 
+def test_a_passage_title_is_not_an_answer():
+    from rag.citations import names_only_a_heading
+
+    rules = hit("城东社区图书馆借阅规定\n\n一、开放时间：周二至周日开放，每周一闭馆整理。", "图书馆规定.txt",
+                section="城东社区图书馆借阅规定")
+    # SmolLM2 answered "图书馆周一开放吗？" with the document's title.
+    assert names_only_a_heading("城东社区图书馆借阅规定 [1]", [rules])
+    assert names_only_a_heading("# 城东社区图书馆借阅规定。", [rules])
+    assert not names_only_a_heading("每周一闭馆整理[1]。", [rules])
+    # The title shares more of the question's words than the answer does, but is never picked.
+    assert best_sentence("图书馆周一开放吗？", [rules]) == (1, "一、开放时间：周二至周日开放，每周一闭馆整理。")
+    # Within a passage about one thing, the words naming it do not pick the sentence.
+    fish = hit("白尾雀鲷\n\n白尾雀鲷，又称金尾雀鲷，为鲈形目雀鲷科的其中一种。本鱼栖息在水深0.5至3公尺的珊瑚礁海域。",
+               "fish.md", section="白尾雀鲷")
+    assert best_sentence("白尾雀鲷生活在水深多少的海域？", [fish]) == (1, "本鱼栖息在水深0.5至3公尺的珊瑚礁海域。")
+    # A long first line is a paragraph, not a title: an answer that copies it stands.
+    paragraph = hit("Ratzel believed expansion was necessary for a state's survival, and Mackinder agreed", "geo.md")
+    assert not names_only_a_heading("Ratzel believed expansion was necessary for a state's survival, "
+                                    "and Mackinder agreed [1]", [paragraph])
+
+
 def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
     looped = "It supports 2.4 GHz [1]. It supports 5 GHz. It supports 5 GHz. It supports 5 GHz. It sup"
     assert drop_repeats(looped) == "It supports 2.4 GHz [1]. It supports 5 GHz."

@@ -124,6 +124,11 @@ def test_rewrite_usability_and_fallback():
     assert not is_usable_rewrite("", "And in Paris?", history)
     assert not is_usable_rewrite("Bananas grow on tropical plantations worldwide", "And in Paris?", history)
     assert not is_usable_rewrite("I could not find the answer in the documents.", "And in Paris?", history)
+    # An answer in place of the question: it cites a passage, or it states.
+    assert not is_usable_rewrite("The nightly hotel limit in London is 250 euros [1] and in Paris is 1.",
+                                 "And in Paris?", history)
+    assert not is_usable_rewrite("The nightly hotel limit in Paris is 250 euros.", "And in Paris?", history)
+    assert is_usable_rewrite("nightly hotel limit in Paris", "And in Paris?", history)
     query = fallback_query("And in Paris?", history)
     assert query.startswith("And in Paris?") and "hotel" in query and "limit" in query
     assert fallback_query("What about it?", []) == "What about it?"

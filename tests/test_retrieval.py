@@ -188,6 +188,27 @@ def test_pipeline_refuses_without_the_model_when_nothing_is_relevant(index_setti
     assert pipeline.generator.load_info == {}          # the model was never loaded
 
 
+def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_settings):
+    from rag.errors import ConfigError
+
+    pipeline = AnswerPipeline.from_settings(index_settings.replace(answer_mode="quote"))
+    answer = pipeline.answer("What is the daily meal allowance on business trips?", top_k=2)
+    assert answer.answerable and answer.model == "quote"
+    assert answer.answer == "The daily meal allowance is 45 euros on business trips [1]."
+    assert answer.citations[0].number == 1 and answer.citations[0].source.startswith("policies/travel")
+    zh = pipeline.answer("铁观音原产于哪里？")
+    assert zh.answer == "铁观音原产于福建安溪，属于乌龙茶[1]。" and zh.citations[0].source == "中文/茶叶.txt"
+    # Streaming gives the same answer in one piece; nothing relevant is still a refusal.
+    events = list(pipeline.stream("铁观音原产于哪里？"))
+    assert [e["type"] for e in events] == ["retrieval", "token", "done"]
+    assert events[1]["text"] == zh.answer == events[-1]["answer"]["answer"]
+    refused = pipeline.answer("What is the capital of Australia?")
+    assert not refused.answerable and refused.citations == []
+    assert pipeline.generator.load_info == {}          # the model was never loaded
+    with pytest.raises(ConfigError, match="answer_mode"):
+        AnswerPipeline.from_settings(index_settings.replace(answer_mode="summarise"))
+
+
 def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpus, embedder):
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "device": "cpu", "min_relevance": 0.3})
     pipeline = AnswerPipeline.from_settings(settings)
