@@ -49,6 +49,9 @@ class AskRequest(BaseModel):
     history: list[Turn] | None = Field(None, max_length=MAX_HISTORY,
                                        description="earlier turns; a follow-up question is rewritten into a standalone query")
     stream: bool = Field(False, description="answer as Server-Sent Events")
+    answer_mode: Literal["generate", "quote"] | None = Field(
+        None, description="'generate': the model writes the answer; 'quote': the passage sentence that best "
+                          "answers, word for word; default from settings")
 
     _top_k = field_validator("top_k")(_check_top_k)
 

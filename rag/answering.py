@@ -65,6 +65,7 @@ class _Turn:
     retrieval: Retrieval | None = None
     passages: list[SearchHit] = field(default_factory=list)
     messages: list[dict] | None = None            # None: refuse without asking the model
+    mode: str = "generate"                        # the answer mode (ANSWER_MODES)
     quote: tuple[int, str] | None = None          # answer_mode "quote": (passage number, sentence)
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
@@ -142,10 +143,11 @@ class AnswerPipeline:
     # -- answering --------------------------------------------------------------------------
 
     def answer(self, question: str, top_k: int | None = None, filters: Any = None,
-               history: Sequence[dict] | None = None) -> Answer:
+               history: Sequence[dict] | None = None, answer_mode: str | None = None) -> Answer:
         """A grounded answer to ``question``; ``history`` is the conversation so far
-        (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups."""
-        turn = self._prepare(question, top_k, filters, history)
+        (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups;
+        ``answer_mode`` overrides the setting for this question."""
+        turn = self._prepare(question, top_k, filters, history, answer_mode)
         if turn.quote is not None:
             return self._quoted(turn)
         if turn.messages is None:
@@ -156,7 +158,7 @@ class AnswerPipeline:
         return self._finish(turn, result)
 
     def stream(self, question: str, top_k: int | None = None, filters: Any = None,
-               history: Sequence[dict] | None = None) -> Iterator[dict[str, Any]]:
+               history: Sequence[dict] | None = None, answer_mode: str | None = None) -> Iterator[dict[str, Any]]:
         """The answer as events:
 
         - ``{"type": "retrieval", "query": ..., "passages": [...]}`` once retrieval is done;
@@ -169,7 +171,7 @@ class AnswerPipeline:
         ``{"type": "error", "message": ...}`` and ends the stream. Closing the iterator early
         stops the generation.
         """
-        turn = self._prepare(question, top_k, filters, history)
+        turn = self._prepare(question, top_k, filters, history, answer_mode)
         yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
         if turn.messages is None:
             turn.timings_ms["first_token"] = _ms(turn.started)
@@ -195,13 +197,17 @@ class AnswerPipeline:
 
     # -- stages -----------------------------------------------------------------------------
 
-    def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None) -> _Turn:
+    def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None,
+                 answer_mode: str | None = None) -> _Turn:
+        from rag.errors import InputError
+
         question = (question or "").strip()
         if not question:
-            from rag.errors import InputError
-
             raise InputError("The question is empty; ask something.")
-        turn = _Turn(question=question, language=detect_language(question), started=time.perf_counter())
+        mode = answer_mode or self.settings.answer_mode
+        if mode not in ANSWER_MODES:
+            raise InputError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, not '{mode}'.")
+        turn = _Turn(question=question, language=detect_language(question), started=time.perf_counter(), mode=mode)
         retriever = self.retriever
 
         started = time.perf_counter()
@@ -217,7 +223,7 @@ class AnswerPipeline:
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
-        if self.settings.answer_mode == "quote":
+        if turn.mode == "quote":
             turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
             return turn
 
@@ -295,7 +301,7 @@ class AnswerPipeline:
             query=turn.query,
             language=turn.language,
             # A quoted answer is the documents' own words; no model wrote it.
-            model="quote" if self.settings.answer_mode == "quote" else self.model_name,
+            model="quote" if turn.mode == "quote" else self.model_name,
             timings_ms=dict(turn.timings_ms),
             usage=dict(turn.usage),
         )

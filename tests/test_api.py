@@ -210,6 +210,7 @@ def test_health_is_open_and_reports_the_index(api_server):
     assert body["status"] == "ready"
     assert body["index"]["documents"] == 4
     assert body["index"]["chunks"] >= 4
+    assert body["answer_mode"] == "generate"
 
 
 @pytest.mark.parametrize("key, code", [(None, "missing_api_key"), ("wrong-key", "invalid_api_key")])
@@ -273,6 +274,7 @@ BAD_ASKS = {
     "unknown filter": ({"question": LONDON, "filters": {"author": "me"}}, "filters.author"),
     "bad history role": ({"question": LONDON, "history": [{"role": "system", "content": "x"}]}, "'user'"),
     "body not an object": ([LONDON], "JSON object"),
+    "unknown answer mode": ({"question": LONDON, "answer_mode": "summary"}, "'generate' or 'quote'"),
 }
 
 
@@ -335,6 +337,15 @@ def test_ask_answers_with_a_citation_of_the_right_file(api_server, client):
     for stage in ("retrieve", "generate", "total"):
         assert f'rag_answer_stage_seconds_count{{stage="{stage}"}}' in metrics, stage
     print(f"\n/ask took {api_server.timings['ask_s']} s; server timings {answer['timings_ms']}")
+
+
+def test_ask_in_quote_mode_answers_with_the_document_sentence(client):
+    response = client.post("/ask", json={"question": LONDON, "answer_mode": "quote"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["answer"] == "The nightly hotel limit is 240 pounds in London and 210 euros in Paris [1]."
+    assert answer["model"] == "quote" and answer["usage"]["completion_tokens"] == 0
+    assert [c["source"] for c in answer["citations"]] == ["travel-policy.md"]
 
 
 @pytest.mark.slow

@@ -101,3 +101,22 @@ def test_ask_stream_click_citation_and_screenshot(page):
         assert "熊猫基地.md" in page.inner_text("#passage-meta")
         assert "七点半" in page.inner_text("#passage-text")
     page.screenshot(path=str(ARTIFACTS / "chat_page_zh.png"), full_page=True)
+
+
+def test_quote_box_answers_with_the_document_sentence(page):
+    page.evaluate(f"localStorage.setItem('rag-api-key', '{API_KEY}')")
+    page.reload()
+    page.wait_for_selector("#status[data-state='ready']", timeout=30_000)
+    # The server answers in "generate" mode, so the box starts unticked; the choice is kept.
+    assert not page.is_checked("#quote-mode")
+    page.check("#quote-mode")
+    ask(page, LONDON)
+    page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
+    answer_text = page.inner_text(".msg.assistant .answer")
+    assert "240 pounds in London and 210 euros in Paris" in answer_text, answer_text
+    page.locator(".msg.assistant .answer .cite").first.click()
+    assert "travel-policy.md" in page.inner_text("#passage-meta")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat_page_quote.png"), full_page=True)
+    page.reload()
+    assert page.is_checked("#quote-mode")

@@ -207,6 +207,12 @@ def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_se
     assert pipeline.generator.load_info == {}          # the model was never loaded
     with pytest.raises(ConfigError, match="answer_mode"):
         AnswerPipeline.from_settings(index_settings.replace(answer_mode="summarise"))
+    # One question can pick its mode; a bad one is the caller's error.
+    generating = AnswerPipeline.from_settings(index_settings)
+    assert generating.answer("铁观音原产于哪里？", answer_mode="quote").answer == zh.answer
+    with pytest.raises(InputError, match="answer_mode"):
+        generating.answer("铁观音原产于哪里？", answer_mode="summarise")
+    assert generating.generator.load_info == {}
 
 
 def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpus, embedder):

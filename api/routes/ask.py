@@ -44,6 +44,7 @@ def pipeline_arguments(body: AskRequest) -> dict[str, Any]:
         "top_k": body.top_k,
         "filters": body.filters.to_pipeline() if body.filters else None,
         "history": [turn.model_dump() for turn in body.history] if body.history else None,
+        "answer_mode": body.answer_mode,
     }
 
 

@@ -28,6 +28,7 @@ async def health(context: ApiContext = Depends(get_context)) -> JSONResponse:
     body: dict[str, Any] = {
         "status": service.state,
         "model": service.model_name(),
+        "answer_mode": context.settings.answer_mode,
         "uptime_s": round(time.time() - service.started_at, 1),
     }
     if ready:

@@ -4,6 +4,7 @@
 "use strict";
 
 const KEY_STORAGE = "rag-api-key";
+const MODE_STORAGE = "rag-answer-mode";
 const HISTORY_TURNS = 6;           // messages of earlier conversation sent for follow-ups
 const MARKER = /\[(\d{1,3})\]/g;
 
@@ -62,6 +63,10 @@ async function refreshStatus() {
     const response = await fetch("/health", { cache: "no-store" });
     const body = await response.json();
     status.dataset.state = body.status;
+    // The server's answer mode, until the person picks one here.
+    if (body.answer_mode && localStorage.getItem(MODE_STORAGE) === null) {
+      $("quote-mode").checked = body.answer_mode === "quote";
+    }
     if (body.status === "ready") {
       const docs = body.index && body.index.documents;
       status.textContent = docs !== undefined ? `ready · ${docs} documents` : "ready";
@@ -233,7 +238,10 @@ async function ask(question) {
     const response = await fetch("/ask", {
       method: "POST",
       headers: headers({ "Content-Type": "application/json", "Accept": "text/event-stream" }),
-      body: JSON.stringify({ question, stream: true, history: state.history.slice(-HISTORY_TURNS) }),
+      body: JSON.stringify({
+        question, stream: true, history: state.history.slice(-HISTORY_TURNS),
+        answer_mode: $("quote-mode").checked ? "quote" : "generate",
+      }),
       signal: state.controller.signal,
     });
     if (!response.ok) {
@@ -308,6 +316,10 @@ function init() {
   $("passage-close").addEventListener("click", () => {
     $("passage").hidden = true;
     document.querySelectorAll(".cite.active").forEach((b) => b.classList.remove("active"));
+  });
+  $("quote-mode").checked = localStorage.getItem(MODE_STORAGE) === "quote";   // corrected by refreshStatus
+  $("quote-mode").addEventListener("change", (e) => {
+    localStorage.setItem(MODE_STORAGE, e.target.checked ? "quote" : "generate");
   });
   $("api-key").value = apiKey();
   $("key-form").addEventListener("submit", (e) => {
