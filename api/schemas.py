@@ -14,6 +14,9 @@ MAX_TOP_K = 50
 MAX_HISTORY = 40
 
 
+AnswerMode = Literal["generate", "quote"]          # rag.answering.ANSWER_MODES
+
+
 class Filters(BaseModel):
     """Which documents retrieval may draw from."""
 
@@ -49,7 +52,7 @@ class AskRequest(BaseModel):
     history: list[Turn] | None = Field(None, max_length=MAX_HISTORY,
                                        description="earlier turns; a follow-up question is rewritten into a standalone query")
     stream: bool = Field(False, description="answer as Server-Sent Events")
-    answer_mode: Literal["generate", "quote"] | None = Field(
+    answer_mode: AnswerMode | None = Field(
         None, description="'generate': the model writes the answer; 'quote': the passage sentence that best "
                           "answers, word for word; default from settings")
 
@@ -76,7 +79,8 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions``: the OpenAI body; ``top_k`` and ``filters`` are extensions.
+    """``POST /v1/chat/completions``: the OpenAI body; ``top_k``, ``filters`` and
+    ``answer_mode`` are extensions (the OpenAI client sends them with ``extra_body``).
 
     Sampling parameters (``temperature``, ``max_tokens``, ...) are accepted and ignored: the
     service's own settings decide how the grounded answer is generated.
@@ -90,6 +94,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     top_k: int | None = None
     filters: Filters | None = None
+    answer_mode: AnswerMode | None = None
 
     _top_k = field_validator("top_k")(_check_top_k)
 

@@ -445,6 +445,13 @@ def test_openai_models_lists_the_service(openai_client):
     assert [m.id for m in openai_client.models.list()] == ["rag-service"]
 
 
+def test_openai_chat_completion_can_quote(openai_client):
+    completion = openai_client.chat.completions.create(
+        model="rag-service", messages=[{"role": "user", "content": LONDON}], extra_body={"answer_mode": "quote"})
+    content = completion.choices[0].message.content
+    assert content.startswith("The nightly hotel limit is 240 pounds in London and 210 euros in Paris [1]."), content
+
+
 @pytest.mark.slow
 def test_openai_chat_completion_answers_with_citations(openai_client):
     completion = openai_client.chat.completions.create(

@@ -76,7 +76,7 @@ async def chat_completions(body: ChatCompletionRequest, context: ApiContext = De
     question = check_question(question, context.settings)
     pipeline = await run_in_threadpool(context.service.require)
     arguments = {"top_k": body.top_k, "filters": body.filters.to_pipeline() if body.filters else None,
-                 "history": history or None}
+                 "history": history or None, "answer_mode": body.answer_mode}
     model = body.model or MODEL_ID
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
