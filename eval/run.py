@@ -84,11 +84,13 @@ class PipelineAnswerer:
 class HttpAnswerer:
     """A running server, asked through ``POST {url}/ask``."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 600.0,
+                 answer_mode: str | None = None) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
+        self.answer_mode = answer_mode
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self.description = f"server at {self.url}"
 
@@ -119,6 +121,8 @@ class HttpAnswerer:
         payload: dict[str, Any] = {"question": question}
         if top_k is not None:
             payload["top_k"] = top_k
+        if self.answer_mode:
+            payload["answer_mode"] = self.answer_mode
         response = self.client.post("/ask", json=payload)
         if response.status_code != 200:
             try:
@@ -385,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="evaluate a running server through POST URL/ask instead of in-process")
     parser.add_argument("--api-key", help="key for a server that requires one (default: the first of RAG_API_KEYS)")
     parser.add_argument("--top-k", type=int, help="passages per question (default: the pipeline's top_k)")
+    parser.add_argument("--answer-mode", choices=("generate", "quote"),
+                        help="how answers are written (default: the answer_mode setting; README, Answer modes)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions (after --sample)")
     parser.add_argument("--sample", type=int, metavar="N", help="evaluate a random sample of N questions")
     parser.add_argument("--seed", type=int, default=0, help="seed for --sample and the bootstrap (default 0)")
@@ -458,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config, overrides={"index_dir": args.index_dir})
+    settings = Settings.load(args.config, overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode})
     qa = load_qa(args.qa_file, strict=args.strict)
     for problem in qa.problems[:20]:
         print(f"warning: {args.qa_file}, {problem} (skipped)", file=sys.stderr)
@@ -489,7 +495,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if args.url:
             api_key = args.api_key or (settings.api_keys[0] if settings.api_keys else None)
-            answerer = HttpAnswerer(args.url, api_key)
+            answerer = HttpAnswerer(args.url, api_key, answer_mode=args.answer_mode)
         else:
             answerer = PipelineAnswerer(settings)
         try:
@@ -511,6 +517,7 @@ def _run(args: argparse.Namespace) -> int:
         "index_dir": None if args.url else str(settings.index_dir),
         "settings": None if args.url else settings.to_dict(),
         "sample": args.sample, "seed": args.seed, "limit": args.limit, "top_k": args.top_k,
+        "answer_mode": args.answer_mode or (None if args.url else settings.answer_mode),
         "concurrency": args.concurrency,
         "judge": {"name": judge.name, "thresholds": judge.thresholds, "window": judge.window,
                   "max_novel_run": judge.max_novel_run},

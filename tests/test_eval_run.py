@@ -129,3 +129,20 @@ def test_resume_and_a_server_that_is_not_there(workspace, capsys):
     assert (out / "results.jsonl").read_text(encoding="utf-8") == before    # nothing left to answer
     assert main([str(qa), "--url", "http://127.0.0.1:9", "--out", str(root / "nowhere"), "--quiet"]) == 2
     assert "Cannot reach the server" in capsys.readouterr().err
+
+
+def test_quote_mode_in_process_and_over_http(workspace, server):
+    root, qa = workspace
+    local, remote = root / "quote-local", root / "quote-remote"
+    assert main([str(qa), "--index-dir", str(root / "index"), "--out", str(local), "--answer-mode", "quote", "--quiet"]) == 0
+    assert main([str(qa), "--url", server, "--out", str(remote), "--answer-mode", "quote", "--quiet"]) == 0
+    summary_l, records_l = _read(local)
+    summary_r, records_r = _read(remote)
+    assert summary_l["answer_mode"] == summary_r["answer_mode"] == "quote"
+    for qid in records_l:
+        assert records_l[qid]["prediction"] == records_r[qid]["prediction"]
+    # The passage's own sentences: both right, both faithful, the model never ran.
+    assert records_l["zh-3"]["prediction"] == "一、开放时间：周二至周日上午九点至晚上八点开放，每周一闭馆整理[1]。"
+    assert summary_l["metrics"]["answer_accuracy"]["mean"] == 1.0
+    assert summary_l["metrics"]["faithfulness"]["mean"] == 1.0
+    assert records_l["en-2"]["usage"]["completion_tokens"] == 0
