@@ -27,6 +27,7 @@ from rag.citations import (
     best_supporting_passage,
     build_citations,
     clean_markers,
+    complete_lead_in,
     drop_repeats,
     is_refusal,
     names_only_a_heading,
@@ -281,6 +282,11 @@ class AnswerPipeline:
             if best is not None:
                 cited = [best]
                 text = _append_marker(text, best)
+        if len(cited) == 1:
+            # "The challenges include:" and nothing more: the list is in the cited passage.
+            completed = complete_lead_in(text, turn.passages[cited[0] - 1])
+            if completed is not None:
+                text = _append_marker(completed, cited[0])
         return self._make_answer(turn, text, True, build_citations(cited, turn.passages, text))
 
     def _refusal(self, turn: _Turn) -> Answer:
@@ -288,7 +294,7 @@ class AnswerPipeline:
 
     def _quoted(self, turn: _Turn) -> Answer:
         number, sentence = turn.quote
-        text = _append_marker(sentence, number)
+        text = _append_marker(complete_lead_in(sentence, turn.passages[number - 1]) or sentence, number)
         return self._make_answer(turn, text, True, build_citations([number], turn.passages, text))
 
     def _make_answer(self, turn: _Turn, text: str, answerable: bool, citations: list) -> Answer:

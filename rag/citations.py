@@ -286,19 +286,63 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
         # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
         # They still count, a little, so a passage about something else scores lower.
         topic = set(terms_found(terms, "\n".join(_heading_texts(hit))))
-        for sentence in split_sentences(hit.chunk.text):
-            sentence = " ".join(sentence.split())
+        sentences = [" ".join(sentence.split()) for sentence in split_sentences(hit.chunk.text)]
+        for i, sentence in enumerate(sentences):
             if len(sentence) < 4 or _bare(sentence) in headings:
                 continue                # a title names the topic, it does not answer
             found = terms_found(terms, sentence)
             score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
-            if sentence[-1] in "?？":
-                score *= 0.5           # a question in the passage (an FAQ) is not its answer
+            if sentence.endswith(("?", "？")):
+                # A question in the passage is not its answer; in an FAQ, what follows it is,
+                # and a question asked the way the FAQ asks it finds it best.
+                following = sentences[i + 1] if i + 1 < len(sentences) else ""
+                if following and not following.endswith(("?", "？")) and _bare(following) not in headings:
+                    sentence = following
+                else:
+                    score *= 0.5
             if best is None or score > best[0]:
                 best = (score, number, sentence)
     if best is None or best[0] <= 0:
         return None
     return best[1], best[2]
+
+
+_LEAD_IN_END = ("：", ":")
+_NUMBERED_HEADING = re.compile(r"^\d+(?:\.\d+)*\.?\s*\S{1,30}$")     # "8.4 研究展望"
+_MAX_LIST_ITEMS = 8
+_MAX_LIST_CHARS = 400
+
+
+def complete_lead_in(answer: str, hit: SearchHit) -> str | None:
+    """``answer`` (without markers) completed with the list it announces, when it ends by
+    announcing one ("以下是一些常见的应用场景：") and stops there: answers end at a blank
+    line, and a list starts with one. The items are the paragraphs after the same lead-in in
+    the passage, up to the next lead-in or numbered heading, joined with "；" (or "; ").
+    ``None`` when the answer announces nothing or the passage holds no such list."""
+    body = MARKER_RE.sub("", answer).rstrip()
+    if not body.endswith(_LEAD_IN_END):
+        return None
+    lead = _support_units(split_sentences(body)[-1])
+    paragraphs = [" ".join(p.split()) for p in hit.chunk.text.split("\n\n")]
+    start: tuple[float, int] | None = None
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.endswith(_LEAD_IN_END) and lead:
+            shared = len(lead & _support_units(paragraph)) / len(lead)
+            if shared >= 0.5 and (start is None or shared > start[0]):
+                start = (shared, i)
+    if start is None:
+        return None
+    items: list[str] = []
+    for paragraph in paragraphs[start[1] + 1:]:
+        if (not paragraph or paragraph.endswith(_LEAD_IN_END) or _NUMBERED_HEADING.match(paragraph)
+                or len(items) == _MAX_LIST_ITEMS or (items and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS)):
+            break
+        items.append(paragraph.rstrip("。；;.，, "))
+    if not items:
+        return None
+    if has_cjk(body):
+        return body + "；".join(items) + "。"
+    return body + " " + "; ".join(items) + "."
 
 
 # A run of the same 4-60 characters, ending at a space or punctuation, three or more times in a
@@ -355,6 +399,6 @@ def drop_repeats(text: str) -> str:
     return _DANGLING_ELLIPSIS.sub("", "".join(kept).strip())
 
 
-# An ellipsis standing alone after a finished sentence: the model copying the "…" that marks
-# text left out of a passage. It says nothing, so it goes (a "[1]" after it stays).
-_DANGLING_ELLIPSIS = re.compile(r"(?<=[.!?。！？])\s*(?:…+|\.{3,})(?=\s*(?:\[\d+\]\s*)*$)")
+# An ellipsis standing alone after a finished sentence (or a lead-in's colon): the model
+# copying the "…" that marks text left out of a passage. It says nothing, so it goes (a "[1]" after it stays).
+_DANGLING_ELLIPSIS = re.compile(r"(?<=[.!?。！？:：])\s*(?:…+|\.{3,})(?=\s*(?:\[\d+\]\s*)*$)")

@@ -166,6 +166,32 @@ def test_a_passage_title_is_not_an_answer():
                                     "and Mackinder agreed [1]", [paragraph])
 
 
+def test_an_faq_question_points_to_its_answer():
+    faq = hit("常见问题\n\n大规模语言模型有哪些应用场景？\n\n文本分类、机器翻译、问答系统等。\n\n"
+              "什么是微调？\n\n在特定任务上继续训练。", "faq.md", section="常见问题")
+    assert best_sentence("大规模语言模型有哪些应用场景？", [faq]) == (1, "文本分类、机器翻译、问答系统等。")
+    router = hit("How do I reset the router? Hold RESET for 10 seconds.", "router.txt")
+    assert best_sentence("How do I reset the router?", [router]) == (1, "Hold RESET for 10 seconds.")
+
+
+def test_an_answer_that_announces_a_list_gets_the_list():
+    from rag.citations import complete_lead_in
+
+    passage = hit("8.3 面临的挑战\n\n大模型面临的挑战包括但不限于：\n\n计算资源：需要大量的计算资源。\n\n"
+                  "过拟合：需要正则化和微调。\n\n8.4 研究展望\n\n未来的研究方向。", "llm.md", section="8.3 面临的挑战")
+    assert complete_lead_in("大模型面临的挑战包括但不限于： [1]", passage) == (
+        "大模型面临的挑战包括但不限于：计算资源：需要大量的计算资源；过拟合：需要正则化和微调。")
+    english = hit("Travel rules\n\nThe policy covers three costs:\n\nHotels up to 250 euros\n\nMeals up to 45 euros",
+                  "travel.md")
+    assert complete_lead_in("The policy covers three costs:", english) == (
+        "The policy covers three costs: Hotels up to 250 euros; Meals up to 45 euros.")
+    # Nothing announced, or a list the passage does not hold: no change.
+    assert complete_lead_in("Hotels cost up to 250 euros [1].", english) is None
+    assert complete_lead_in("The menu offers these dishes:", english) is None
+    # The copied ellipsis after a lead-in goes too.
+    assert drop_repeats("大模型面临的挑战包括但不限于： … [2]") == "大模型面临的挑战包括但不限于： [2]"
+
+
 def test_drop_repeats_removes_a_loop_and_its_cut_off_tail():
     looped = "It supports 2.4 GHz [1]. It supports 5 GHz. It supports 5 GHz. It supports 5 GHz. It sup"
     assert drop_repeats(looped) == "It supports 2.4 GHz [1]. It supports 5 GHz."
