@@ -286,17 +286,20 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
         # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
         # They still count, a little, so a passage about something else scores lower.
         topic = set(terms_found(terms, "\n".join(_heading_texts(hit))))
-        sentences = [" ".join(sentence.split()) for sentence in split_sentences(hit.chunk.text)]
+        raw = split_sentences(hit.chunk.text)
+        sentences = [" ".join(sentence.split()) for sentence in raw]
         for i, sentence in enumerate(sentences):
             if len(sentence) < 4 or _bare(sentence) in headings:
                 continue                # a title names the topic, it does not answer
             found = terms_found(terms, sentence)
             score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
             if sentence.endswith(("?", "？")):
-                # A question in the passage is not its answer; in an FAQ, what follows it is,
-                # and a question asked the way the FAQ asks it finds it best.
+                # A question in the passage is not its answer; in an FAQ (the question opens
+                # its paragraph), what follows it is, and a question asked the way the FAQ
+                # asks it finds it best.
                 following = sentences[i + 1] if i + 1 < len(sentences) else ""
-                if following and not following.endswith(("?", "？")) and _bare(following) not in headings:
+                opens = i == 0 or raw[i - 1].endswith("\n")
+                if opens and following and not following.endswith(("?", "？")) and _bare(following) not in headings:
                     sentence = following
                 else:
                     score *= 0.5

@@ -170,8 +170,12 @@ def test_an_faq_question_points_to_its_answer():
     faq = hit("常见问题\n\n大规模语言模型有哪些应用场景？\n\n文本分类、机器翻译、问答系统等。\n\n"
               "什么是微调？\n\n在特定任务上继续训练。", "faq.md", section="常见问题")
     assert best_sentence("大规模语言模型有哪些应用场景？", [faq]) == (1, "文本分类、机器翻译、问答系统等。")
-    router = hit("How do I reset the router? Hold RESET for 10 seconds.", "router.txt")
+    router = hit("Router FAQ\n\nHow do I reset the router? Hold RESET for 10 seconds.", "router.txt")
     assert best_sentence("How do I reset the router?", [router]) == (1, "Hold RESET for 10 seconds.")
+    # A question inside running text is no FAQ: the sentence after it is not its answer.
+    prose = hit("Routers are simple. Why reset the router? Nobody knows. Resetting takes 10 seconds.", "prose.txt")
+    assert best_sentence("How long does resetting the router take?", [prose]) == (1, "Resetting takes 10 seconds.")
+    assert best_sentence("Why reset the router?", [prose]) == (1, "Why reset the router?")
 
 
 def test_an_answer_that_announces_a_list_gets_the_list():
