@@ -205,7 +205,7 @@ def test_http_answerer_against_the_api_app(tmp_path, items):
         def warm_up(self):
             pass
 
-        def answer(self, question, top_k=None, filters=None, history=None):
+        def answer(self, question, top_k=None, filters=None, history=None, answer_mode=None):
             return scripted.answer(question, top_k)
 
     app = create_app(Settings.load(env={}, overrides={"index_dir": tmp_path / "ix"}), lambda settings: Pipeline())
