@@ -36,7 +36,7 @@ from rag.citations import (
 )
 from rag.config import Settings
 from rag.documents import Answer, SearchHit
-from rag.errors import ConfigError, IndexMissingError, RagError
+from rag.errors import ConfigError, IndexMissingError, InputError, RagError
 from rag.generation import Generator, make_generator
 from rag.generation.base import GenerationResult
 from rag.index import Index
@@ -200,8 +200,6 @@ class AnswerPipeline:
 
     def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None,
                  answer_mode: str | None = None) -> _Turn:
-        from rag.errors import InputError
-
         question = (question or "").strip()
         if not question:
             raise InputError("The question is empty; ask something.")
@@ -273,7 +271,8 @@ class AnswerPipeline:
             extract = best_sentence(turn.query, turn.passages) if self.settings.extractive_fallback else None
             if extract is None:
                 return self._refusal(turn)
-            log.info("Generated answer unsupported or only a title; answering with passage %d's best sentence.", extract[0])
+            log.info("Generated answer unsupported or only a title; answering with passage %d's best sentence.",
+                     extract[0])
             text, cited = _append_marker(extract[1], extract[0]), [extract[0]]
         if not cited:
             # Small models often answer without a marker; attribute the answer to the passage

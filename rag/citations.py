@@ -234,7 +234,8 @@ def _heading_texts(hit: SearchHit) -> list[str]:
     ending a sentence)."""
     lines = hit.chunk.text.strip().splitlines()
     candidates = [hit.chunk.section or "", lines[0].strip() if lines else ""]
-    return [h for h in candidates if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
+    return [h for h in candidates
+            if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
 
 
 def _headings(hit: SearchHit) -> set[str]:
@@ -337,8 +338,8 @@ def complete_lead_in(answer: str, hit: SearchHit) -> str | None:
         return None
     items: list[str] = []
     for paragraph in paragraphs[start[1] + 1:]:
-        if (not paragraph or paragraph.endswith(_LEAD_IN_END) or _NUMBERED_HEADING.match(paragraph)
-                or len(items) == _MAX_LIST_ITEMS or (items and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS)):
+        full = len(items) == _MAX_LIST_ITEMS or (bool(items) and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS)
+        if not paragraph or paragraph.endswith(_LEAD_IN_END) or _NUMBERED_HEADING.match(paragraph) or full:
             break
         items.append(paragraph.rstrip("。；;.，, "))
     if not items:
@@ -403,5 +404,6 @@ def drop_repeats(text: str) -> str:
 
 
 # An ellipsis standing alone after a finished sentence (or a lead-in's colon): the model
-# copying the "…" that marks text left out of a passage. It says nothing, so it goes (a "[1]" after it stays).
+# copying the "…" that marks text left out of a passage. It says nothing, so it goes (a "[1]"
+# after it stays).
 _DANGLING_ELLIPSIS = re.compile(r"(?<=[.!?。！？:：])\s*(?:…+|\.{3,})(?=\s*(?:\[\d+\]\s*)*$)")
