@@ -275,13 +275,19 @@ def support(answer: str, passages: Sequence[SearchHit]) -> float:
 
 
 def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] | None:
-    """The passage sentence sharing most content words with ``query``, as (1-based passage
-    number, sentence): an extractive answer when a generated one cannot be used."""
-    from rag.retrieval import query_terms, terms_found
+    """The passage sentence that best answers ``query``, as (1-based passage number,
+    sentence): the answer in quote mode, and when a generated one cannot be used.
+
+    A sentence scores the share of the question's content words it holds plus its passage's
+    relevance (the share the whole passage holds): a sentence about the question's subject
+    usually leaves the subject's name to the sentences around it, which only the passage
+    sees. ``None`` when no sentence holds any of the words."""
+    from rag.retrieval import query_terms, relevance, terms_found
 
     terms = query_terms(query)
     best: tuple[float, int, str] | None = None
     for number, hit in enumerate(passages, start=1):
+        prior = relevance(hit)
         headings = _headings(hit)
         # Words of the passage's title name its topic, which most of its sentences are about
         # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
@@ -293,7 +299,9 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
             if len(sentence) < 4 or _bare(sentence) in headings:
                 continue                # a title names the topic, it does not answer
             found = terms_found(terms, sentence)
-            score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
+            if not found:
+                continue
+            score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms)
             if sentence.endswith(("?", "？")):
                 # A question in the passage is not its answer; in an FAQ (the question opens
                 # its paragraph), what follows it is, and a question asked the way the FAQ
@@ -304,11 +312,10 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
                     sentence = following
                 else:
                     score *= 0.5
+            score += prior
             if best is None or score > best[0]:
                 best = (score, number, sentence)
-    if best is None or best[0] <= 0:
-        return None
-    return best[1], best[2]
+    return None if best is None else (best[1], best[2])
 
 
 _LEAD_IN_END = ("：", ":")

@@ -166,6 +166,14 @@ def test_a_passage_title_is_not_an_answer():
                                     "and Mackinder agreed [1]", [paragraph])
 
 
+def test_the_passage_about_the_subject_wins_a_tie_of_words():
+    # Both sentences hold "毕业于" and "大学"; only the first passage is about 楼曾瑞.
+    subject = hit("楼曾瑞\n\n楼曾瑞是香港教育工作者。他毕业于香港中文大学。", "lou.md", section="楼曾瑞")
+    other = hit("梁卓伟\n\n梁卓伟其后毕业于西安大略大学医学院。", "leung.md", section="梁卓伟")
+    subject.scores["overlap"], other.scores["overlap"] = 1.0, 0.75
+    assert best_sentence("楼曾瑞毕业于哪个大学？", [other, subject]) == (2, "他毕业于香港中文大学。")
+
+
 def test_an_faq_question_points_to_its_answer():
     faq = hit("常见问题\n\n大规模语言模型有哪些应用场景？\n\n文本分类、机器翻译、问答系统等。\n\n"
               "什么是微调？\n\n在特定任务上继续训练。", "faq.md", section="常见问题")
