@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.config import Settings
+from rag.config import ANSWER_MODES, Settings
 
 from api.errors import ApiError
 
@@ -14,7 +14,7 @@ MAX_TOP_K = 50
 MAX_HISTORY = 40
 
 
-AnswerMode = Literal["generate", "quote"]          # rag.answering.ANSWER_MODES
+AnswerMode = Literal[ANSWER_MODES]  # type: ignore[valid-type]   # "generate" | "quote"
 
 
 class Filters(BaseModel):

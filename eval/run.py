@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
-from rag.config import Settings
+from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, Chunk, Citation, SearchHit
 from rag.errors import RagError
 
@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="evaluate a running server through POST URL/ask instead of in-process")
     parser.add_argument("--api-key", help="key for a server that requires one (default: the first of RAG_API_KEYS)")
     parser.add_argument("--top-k", type=int, help="passages per question (default: the pipeline's top_k)")
-    parser.add_argument("--answer-mode", choices=("generate", "quote"),
+    parser.add_argument("--answer-mode", choices=ANSWER_MODES,
                         help="how answers are written (default: the answer_mode setting; README, Answer modes)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions (after --sample)")
     parser.add_argument("--sample", type=int, metavar="N", help="evaluate a random sample of N questions")

@@ -34,7 +34,7 @@ from rag.citations import (
     refusal_text,
     support,
 )
-from rag.config import Settings
+from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, SearchHit
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
 from rag.generation import Generator, make_generator
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 # Every answer's timings_ms; a streamed one adds "first_token" (from the question to its first text).
 STAGES = ("rewrite", "retrieve", "rerank", "generate", "total")
-ANSWER_MODES = ("generate", "quote")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
 

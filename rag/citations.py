@@ -238,8 +238,9 @@ def _heading_texts(hit: SearchHit) -> list[str]:
             if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
 
 
-def _headings(hit: SearchHit) -> set[str]:
-    return {_bare(h) for h in _heading_texts(hit)} - {""}
+def _headings(titles: list[str]) -> set[str]:
+    """``titles`` (from :func:`_heading_texts`) in the form :func:`_bare` compares."""
+    return {_bare(h) for h in titles} - {""}
 
 
 def names_only_a_heading(answer: str, passages: Sequence[SearchHit]) -> bool:
@@ -247,7 +248,7 @@ def names_only_a_heading(answer: str, passages: Sequence[SearchHit]) -> bool:
     a small model sometimes copies the title it was shown ("城东社区图书馆借阅规定 [1]")
     instead of answering. Such an answer is fully "supported" and says nothing."""
     body = _bare(MARKER_RE.sub("", answer))
-    return bool(body) and any(body in _headings(hit) for hit in passages)
+    return bool(body) and any(body in _headings(_heading_texts(hit)) for hit in passages)
 
 
 def support(answer: str, passages: Sequence[SearchHit]) -> float:
@@ -288,11 +289,12 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
     best: tuple[float, int, str] | None = None
     for number, hit in enumerate(passages, start=1):
         prior = relevance(hit)
-        headings = _headings(hit)
+        titles = _heading_texts(hit)
+        headings = _headings(titles)
         # Words of the passage's title name its topic, which most of its sentences are about
         # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
         # They still count, a little, so a passage about something else scores lower.
-        topic = set(terms_found(terms, "\n".join(_heading_texts(hit))))
+        topic = set(terms_found(terms, "\n".join(titles)))
         raw = split_sentences(hit.chunk.text)
         sentences = [" ".join(sentence.split()) for sentence in raw]
         for i, sentence in enumerate(sentences):

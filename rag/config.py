@@ -20,6 +20,10 @@ from rag.errors import ConfigError
 ENV_PREFIX = "RAG_"
 
 
+# How an answer can be written (Settings.answer_mode; rag/answering.py).
+ANSWER_MODES = ("generate", "quote")
+
+
 @dataclass
 class Settings:
     """Every knob of the service, with defaults that work offline on a laptop CPU."""
@@ -121,7 +125,7 @@ class Settings:
     # fallbacks above apply); "quote" = the passage sentence that best answers the question,
     # word for word with its citation, and the generator only rewrites follow-ups. With the
     # default 135M generator, quoting answers more questions right (README, "Answer modes").
-    answer_mode: str = "generate"
+    answer_mode: str = "generate"      # one of ANSWER_MODES
     model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
 
     # --- HTTP API ----------------------------------------------------------
