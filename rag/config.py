@@ -21,7 +21,9 @@ ENV_PREFIX = "RAG_"
 
 
 # How an answer can be written (Settings.answer_mode; rag/answering.py).
-ANSWER_MODES = ("generate", "quote")
+ANSWER_MODES = ("read", "generate", "quote")
+# How the reader picks the short answer (Settings.reader_method; rag/answering/reader.py).
+READER_METHODS = ("span", "greedy", "align")
 
 
 @dataclass
@@ -125,7 +127,16 @@ class Settings:
     # fallbacks above apply); "quote" = the passage sentence that best answers the question,
     # word for word with its citation, and the generator only rewrites follow-ups. With the
     # default 135M generator, quoting answers more questions right (README, "Answer modes").
+    #   "read" = the short answer: the words of the best sentence that the generator itself would
+    #   answer with (rag/answering/reader.py), cited, with the sentence under it as evidence.
     answer_mode: str = "generate"      # one of ANSWER_MODES
+    # How the reader picks the span: "span" = the likeliest (start, end) over the model's
+    # reader_starts likeliest starting points; "greedy" = copy-constrained greedy decoding;
+    # "align" = a freely written answer found in the sentence (for generators without
+    # log-probabilities, which always use it).
+    reader_method: str = "span"
+    reader_starts: int = 4
+    reader_max_tokens: int = 16        # the longest answer, in the generator's tokens
     model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
 
     # --- HTTP API ----------------------------------------------------------

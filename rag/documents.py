@@ -65,6 +65,20 @@ class Citation:
 
 
 @dataclass
+class Span:
+    """A stretch of one passage: characters ``start:end`` of passage ``passage``'s text (1-based,
+    as numbered in the answer's citations and ``passages``)."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Answer:
     """What the answering pipeline returns for one question."""
 
@@ -77,6 +91,13 @@ class Answer:
     model: str
     timings_ms: dict[str, float] = field(default_factory=dict)  # retrieve, rerank, generate, total
     usage: dict[str, int] = field(default_factory=dict)         # prompt_tokens, completion_tokens
+    # The short answer where a reader found one: where it is in its passage, the sentence that
+    # holds it, and how sure the reader was (rag/answering/reader.py).
+    answer_span: Span | None = None
+    evidence: Span | None = None
+    confidence: float | None = None
+    # What each answer check decided, in the order they ran (rag/answering/checks.py).
+    checks: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,4 +110,8 @@ class Answer:
             "model": self.model,
             "timings_ms": dict(self.timings_ms),
             "usage": dict(self.usage),
+            "answer_span": self.answer_span.to_dict() if self.answer_span else None,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
+            "confidence": self.confidence,
+            "checks": [dict(c) for c in self.checks],
         }

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
-from rag.citations import REFUSALS
+from rag.answering.refusal import REFUSALS
 from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
 from rag.selection import select_context
@@ -300,7 +300,7 @@ def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) ->
     answer instead of a question, and about the conversation rather than something new."""
     if not rewritten or len(rewritten) > 3 * len(question) + 120:
         return False
-    from rag.citations import is_refusal
+    from rag.answering.refusal import is_refusal
 
     if is_refusal(rewritten):
         return False

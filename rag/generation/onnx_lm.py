@@ -41,6 +41,8 @@ from rag.errors import ConfigError, GenerationError
 from rag.generation.base import (
     GenerationResult, Message, TextDeltas, TextStream, answer_room, finished, threaded_stream,
 )
+from rag.generation.packaged import SPLIT_MODELS
+from rag.generation.spans import Extraction, SpanChoice, to_extraction
 from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, resolve_model
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def runtime_for(settings: Settings) -> str:
 
 
 def _weights_on_disk(name: str) -> bool:
-    if name == DEFAULT_MODEL:
+    if name == DEFAULT_MODEL or name in SPLIT_MODELS:
         return True
     path = Path(name).expanduser()
     return (path.suffix.lower() == ".gguf" and path.is_file()) or (path / "config.json").is_file()
@@ -458,7 +460,7 @@ class OnnxGenerator:
         self._delegate = self.fallback
 
     def _export(self) -> tuple[Path, str]:
-        source = resolve_model(self.name)
+        source = resolve_model(self.name, self.cache_dir)
         key = export_key(source)
         cache = ExportCache(self.cache_dir / "generators-onnx")
         found = cache.find(key)
@@ -477,6 +479,8 @@ class OnnxGenerator:
         self._worker = _Worker(folder, self._window, self.prompt_cache_slots, self.parallel)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._template = ChatTemplate.from_folder(folder)
+        eos = config.get("eos_token_id")
+        self._stop_ids = [int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
         self._folder = folder
 
     def _ready_worker(self) -> _Worker | None:
@@ -548,7 +552,42 @@ class OnnxGenerator:
 
         return threaded_stream(work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped))
 
+    def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
+                starts: int = 4, max_tokens: int = 16) -> Extraction | None:
+        """The span of ``texts`` the model most likely answers ``messages`` with, its reply
+        opened with ``prefix`` (:mod:`rag.generation.spans`); ``None`` for empty texts."""
+        if self._ready_worker() is None:
+            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens)
+        if not messages:
+            raise GenerationError("No messages to answer; send at least one user message.")
+        ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
+        answer_room(len(ids), self._window, max_tokens)
+        encoded = [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
+        done = self._call({"op": "extract", "ids": ids, "texts": [e.ids for e in encoded], "stop_ids": self._stop_ids,
+                           "method": method, "starts": starts, "max_tokens": max_tokens})
+        span = done.get("span")
+        choice = None if span is None else SpanChoice(int(span[0]), int(span[1]), int(span[2]), float(span[3]),
+                                                      float(span[4]), int(span[5]))
+        return to_extraction(choice, [e.offsets for e in encoded], texts, len(ids), int(done.get("cached_tokens", 0)))
+
     # -- internals ------------------------------------------------------------------------------
+
+    def _call(self, request: dict) -> dict:
+        """Send one request that is answered by a single ``done`` message; returns it."""
+        worker = self._ready_worker()
+        if worker is None:
+            raise GenerationError("The ONNX generator is not available.")
+        number, inbox = worker.open()
+        try:
+            worker.send({**request, "id": number})
+            message = inbox.get()
+            if "done" in message:
+                return message["done"]
+            if "error" in message:
+                raise GenerationError(f"The model failed while reading ({message['error']}).")
+            raise GenerationError(message.get("gone") or "The generator process gave no answer.")
+        finally:
+            worker.release(number)
 
     def _prepare(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
                  temperature: float | None) -> _Run:

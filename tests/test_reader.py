@@ -1,0 +1,125 @@
+"""The reader: the span search on its own, the real generators reading a span, and the short
+answer through the answer pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.answering.reader import Reader, align, locate, _trim
+from rag.documents import Chunk, SearchHit
+from rag.generation.spans import log_softmax, search_span
+
+VOCAB = 8
+END = 0
+
+
+def _dist(**probs: float) -> np.ndarray:
+    """A log-probability vector over a toy vocabulary: token ids given as t1=..., the rest share
+    what is left."""
+    values = np.full(VOCAB, 1e-6)
+    for name, p in probs.items():
+        values[int(name[1:])] = p
+    return np.log(values / values.sum())
+
+
+def _follower(table: dict[tuple[int, ...], np.ndarray], read: list[int]):
+    """follow() over a table from token prefixes to next-token distributions; counts steps."""
+    def follow(tokens):
+        for n in range(1, len(tokens) + 1):
+            read.append(1)
+            yield table[tuple(tokens[:n])]
+    return follow
+
+
+def test_span_search_takes_the_start_and_end_the_model_prefers():
+    # text: 5 6 2 3 4 ; the model would start at 2, go on to 3, then stop.
+    text = [5, 6, 2, 3, 4]
+    first = _dist(t2=0.6, t5=0.3, t6=0.1)
+    table = {
+        (2,): _dist(t3=0.9, t0=0.05), (2, 3): _dist(t0=0.9, t4=0.05), (2, 3, 4): _dist(t0=0.9),
+        (5,): _dist(t6=0.5, t0=0.1), (5, 6): _dist(t2=0.5, t0=0.1), (5, 6, 2): _dist(t3=0.5, t0=0.1),
+        (5, 6, 2, 3): _dist(t0=0.5, t4=0.5), (5, 6, 2, 3, 4): _dist(t0=0.9),
+        (6,): _dist(t0=0.1, t2=0.5), (6, 2): _dist(t3=0.5), (6, 2, 3): _dist(t0=0.5), (6, 2, 3, 4): _dist(t0=0.5),
+    }
+    read: list[int] = []
+    choice = search_span(first, [text], [END], _follower(table, read), method="span", starts=3)
+    assert (choice.text, choice.start, choice.end) == (0, 2, 4)
+    expected = np.log(0.6) + table[(2,)][3] + table[(2, 3)][END]
+    assert choice.logprob == pytest.approx(expected, abs=1e-3)
+    # The starts that cannot beat it are given up early: fewer steps than reading every path in full.
+    assert len(read) < 3 + 5 + 4
+
+
+def test_greedy_copies_while_the_next_token_beats_ending():
+    text = [2, 3, 4]
+    first = _dist(t2=0.9)
+    table = {(2,): _dist(t3=0.6, t0=0.3), (2, 3): _dist(t4=0.2, t0=0.7), (2, 3, 4): _dist(t0=0.9)}
+    choice = search_span(first, [text], [END], _follower(table, []), method="greedy")
+    assert (choice.start, choice.end) == (0, 2)
+
+
+def test_span_search_over_nothing_finds_nothing():
+    assert search_span(_dist(t1=1.0), [[]], [END], lambda tokens: iter(())) is None
+    with pytest.raises(ValueError, match="method"):
+        search_span(_dist(t1=1.0), [[1]], [END], lambda tokens: iter(()), method="beam")
+
+
+def test_log_softmax_sums_to_one():
+    assert np.exp(log_softmax(np.array([1.0, 2.0, 3.0]))).sum() == pytest.approx(1.0)
+
+
+def test_spans_are_trimmed_of_what_only_punctuates_them():
+    text = "It opens at 7:30 (Beijing time), ends in New York. Acme Ltd. runs it."
+    for piece, expected in [("New York.", "New York"), (" 7:30 (Beijing time", "7:30 (Beijing time"),
+                            ("(Beijing time)", "(Beijing time)"), ("Acme Ltd.", "Acme Ltd."), ("“7:30”", "7:30")]:
+        source = text if piece in text else f"x {piece} y"
+        start = source.index(piece)
+        a, b = _trim(source, start, start + len(piece))
+        assert source[a:b] == expected
+
+
+def test_locate_and_align_find_text_with_other_white_space_and_case():
+    passage = "Rules:\nThe nightly hotel limit is\n240 pounds in London."
+    assert passage[slice(*locate(passage, "The nightly hotel limit is 240 pounds in London."))].startswith("The nightly")
+    assert locate(passage, "Not in it.") is None
+    sentence = "The nightly hotel limit is 240 pounds in London."
+    assert sentence[slice(*align(sentence, "240 Pounds"))] == "240 pounds"
+    assert align(sentence, "three hundred dollars") is None
+
+
+def _hit(text: str, source: str = "doc.md") -> SearchHit:
+    return SearchHit(chunk=Chunk(id="c1", text=text, source=source, page=None, section=None, kind="text",
+                                 start=0, end=len(text)), score=1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["span", "greedy"])
+def test_the_onnx_generator_reads_a_verbatim_span(method):
+    from tests.test_generation_onnx import shared_onnx
+
+    text = "Trips are booked 14 days ahead.\nThe daily meal allowance is 45 euros per person."
+    hit = _hit(text)
+    reader = Reader(shared_onnx(), method=method)
+    reading = reader.read("What is the daily meal allowance?", [hit], (1, "The daily meal allowance is 45 euros per person."),
+                          "en")
+    assert reading is not None
+    assert text[reading.span.start:reading.span.end] == reading.span.text
+    assert "45 euros" in reading.span.text and len(reading.span.text) <= len("45 euros per person")
+    assert reading.evidence.text == "The daily meal allowance is 45 euros per person."
+    assert reading.logprob < 0 and 0 < reading.confidence <= 1
+
+
+@pytest.mark.slow
+def test_the_transformers_generator_reads_the_same_span_as_onnx():
+    from tests.test_generation import shared_smollm2
+    from tests.test_generation_onnx import shared_onnx
+
+    messages = [{"role": "user", "content": "Passage: The pump runs at 3400 rpm and is serviced every year.\n"
+                                            "Question: How fast does the pump run?"}]
+    texts = ["The pump runs at 3400 rpm and is serviced every year."]
+    a = shared_onnx().extract(messages, texts, prefix="Answer:")
+    b = shared_smollm2().extract(messages, texts, prefix="Answer:")
+    assert (a.start, a.end) == (b.start, b.end)
+    assert a.logprob == pytest.approx(b.logprob, abs=0.05)
+    assert "3400" in texts[0][a.start:a.end]
