@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
 from rag.config import ANSWER_MODES, Settings
-from rag.documents import Answer, Chunk, Citation, SearchHit
+from rag.documents import Answer, Chunk, Citation, SearchHit, Span
 from rag.errors import RagError
 
 from eval.dataset import QAItem, load_qa, select
@@ -153,10 +153,18 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
                  scores=dict(c.get("scores") or {}))
         for c in data.get("citations") or []
     ]
+    def span(value: Any) -> Span | None:
+        if not isinstance(value, dict):
+            return None
+        return Span(int(value.get("passage", 0)), int(value.get("start", 0)), int(value.get("end", 0)),
+                    str(value.get("text", "")))
+
     return Answer(
         answer=data.get("answer", ""), answerable=bool(data.get("answerable", True)), citations=citations,
         passages=passages, query=data.get("query", ""), language=data.get("language", ""),
         model=data.get("model", ""), timings_ms=dict(data.get("timings_ms") or {}), usage=dict(data.get("usage") or {}),
+        answer_span=span(data.get("answer_span")), evidence=span(data.get("evidence")),
+        confidence=data.get("confidence"), checks=list(data.get("checks") or []),
     )
 
 
@@ -242,8 +250,17 @@ def score_record(
         "sentences": sentences,
         "timings_ms": {**answer.timings_ms, "wall": round(wall_ms, 1)},
         "usage": dict(answer.usage),
+        "answer_span": answer.answer_span.to_dict() if answer.answer_span else None,
+        "evidence": answer.evidence.to_dict() if answer.evidence else None,
+        "confidence": answer.confidence,
+        "checks": [dict(c) for c in answer.checks],
         "error": None,
     }
+    if answer.evidence is not None:
+        # The sentence the short answer was read from, scored as if it were the answer: what
+        # answering with the sentence would have given (README, "Answer modes").
+        e = score_answer(answer.evidence.text, False, item.answers, item.answers_all_of, item.answerable, item.lang)
+        scores["evidence_accuracy"], scores["evidence_f1"] = e.answer_accuracy, e.f1
     if llm_result is not None:
         scores["faithfulness_llm"] = llm_result.score
         record["llm_claims"] = llm_result.claims

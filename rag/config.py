@@ -137,6 +137,9 @@ class Settings:
     reader_method: str = "span"
     reader_starts: int = 4
     reader_max_tokens: int = 16        # the longest answer, in the generator's tokens
+    # A short answer the reader gives less probability than this is refused: the documents
+    # mention the question's words but do not say what was asked. 0 = never.
+    reader_min_confidence: float = 0.0
     model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
 
     # --- HTTP API ----------------------------------------------------------

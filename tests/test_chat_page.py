@@ -76,6 +76,10 @@ def test_ask_stream_click_citation_and_screenshot(page):
     assert page.locator(".msg.assistant").count() == 1
     assert not page.locator(".msg.assistant.failed").count(), answer_text
 
+    # What a person checks: the short answer is London's limit (not Paris's, in the same sentence),
+    # the sentence it comes from is under it, and the source panel marks those words.
+    assert "240 pounds" in answer_text and "210" not in answer_text and "euros" not in answer_text, answer_text
+    assert "240 pounds in London" in page.inner_text(".msg.assistant .evidence")
     cites = page.locator(".msg.assistant .answer .cite")
     assert cites.count() >= 1, f"no clickable [n] marker in: {answer_text!r}"
     cites.first.click()
@@ -84,6 +88,7 @@ def test_ask_stream_click_citation_and_screenshot(page):
     assert "travel-policy.md" in page.inner_text("#passage-meta")
     assert "Quillfeather" in page.inner_text("#passage-meta")  # the section the passage sits in
     assert "London" in page.inner_text("#passage-text")
+    assert page.inner_text("#passage-text mark.answer-span") == "240 pounds"
     assert "travel-policy.md" in page.inner_text(".msg.assistant .sources")
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -95,21 +100,21 @@ def test_ask_stream_click_citation_and_screenshot(page):
     ask(page, PANDA_ZH)
     page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
     assert not page.locator(".msg.assistant.failed").count(), page.inner_text(".msg.assistant")
-    links = page.locator(".msg.assistant .source-link")
-    if links.count():
-        links.first.click()
-        assert "熊猫基地.md" in page.inner_text("#passage-meta")
-        assert "七点半" in page.inner_text("#passage-text")
+    answer_zh = page.inner_text(".msg.assistant .answer")
+    assert "七点半" in answer_zh and "五点" not in answer_zh, answer_zh
+    page.locator(".msg.assistant .source-link").first.click()
+    assert "熊猫基地.md" in page.inner_text("#passage-meta")
+    assert "七点半" in page.inner_text("#passage-text mark.answer-span")
     page.screenshot(path=str(ARTIFACTS / "chat_page_zh.png"), full_page=True)
 
 
-def test_quote_box_answers_with_the_document_sentence(page):
+def test_quote_mode_answers_with_the_document_sentence(page):
     page.evaluate(f"localStorage.setItem('rag-api-key', '{API_KEY}')")
     page.reload()
     page.wait_for_selector("#status[data-state='ready']", timeout=30_000)
-    # The server answers in "generate" mode, so the box starts unticked; the choice is kept.
-    assert not page.is_checked("#quote-mode")
-    page.check("#quote-mode")
+    # The page starts in the server's mode (the short answer); the person's choice is kept.
+    assert page.input_value("#answer-mode") == "read"
+    page.select_option("#answer-mode", "quote")
     ask(page, LONDON)
     page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
     answer_text = page.inner_text(".msg.assistant .answer")
@@ -119,4 +124,4 @@ def test_quote_box_answers_with_the_document_sentence(page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat_page_quote.png"), full_page=True)
     page.reload()
-    assert page.is_checked("#quote-mode")
+    assert page.input_value("#answer-mode") == "quote"

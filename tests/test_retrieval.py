@@ -178,7 +178,7 @@ def test_pipeline_refuses_without_the_model_when_nothing_is_relevant(index_setti
     answer = pipeline.answer("What is the capital of Australia?")
     assert answer.answer == "I could not find the answer in the documents."
     assert not answer.answerable and answer.citations == [] and answer.language == "en"
-    assert set(answer.timings_ms) == {"rewrite", "retrieve", "rerank", "generate", "total"}
+    assert set(answer.timings_ms) == {"rewrite", "retrieve", "rerank", "read", "generate", "total"}
     assert answer.timings_ms["generate"] == 0 and answer.usage == {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
     zh = pipeline.answer("火星上有多少颗卫星？")
     assert zh.answer == "文档中没有找到答案。" and not zh.answerable and zh.language == "zh"

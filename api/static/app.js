@@ -65,7 +65,7 @@ async function refreshStatus() {
     status.dataset.state = body.status;
     // The server's answer mode, until the person picks one here.
     if (body.answer_mode && localStorage.getItem(MODE_STORAGE) === null) {
-      $("quote-mode").checked = body.answer_mode === "quote";
+      $("answer-mode").value = body.answer_mode;
     }
     if (body.status === "ready") {
       const docs = body.index && body.index.documents;
@@ -117,6 +117,7 @@ class AnswerView {
     this.question = question;
     this.passages = [];
     this.citations = null;   // set when the answer is complete
+    this.span = null;        // the short answer's place in its passage, and the sentence around it
     this.text = "";
     this.textNode = el("div", { class: "answer waiting" }, "Searching the documents…");
     this.extra = el("div", { class: "extra" });
@@ -170,10 +171,20 @@ class AnswerView {
     this.passages = answer.passages || this.passages;
     this.citations = answer.citations || [];
     this.text = answer.answer;
+    this.span = answer.answer_span || null;
+    this.evidence = answer.evidence || null;
     this.renderText(false);
     if (!answer.answerable) this.item.classList.add("refusal");
 
     const extra = [];
+    if (this.span && this.evidence) {
+      // The short answer first; the sentence it was read from under it.
+      const n = this.evidence.passage;
+      extra.push(el("div", { class: "evidence" }, el("span", { class: "evidence-label" }, "From the source: "),
+        el("q", {}, this.evidence.text), " ",
+        el("button", { type: "button", class: "cite", dataset: { n: String(n) }, title: "Show the passage",
+          onclick: (e) => this.open(n, e.currentTarget) }, `[${n}]`)));
+    }
     if (answer.query && answer.query.trim() !== this.question.trim()) {
       extra.push(el("div", { class: "query-note" }, "Searched for: ", el("q", {}, answer.query)));
     }
@@ -212,8 +223,22 @@ class AnswerView {
     meta.replaceChildren(el("dt", {}, "File"), el("dd", { class: "passage-file" }, item.source || "?"));
     if (item.page) meta.append(el("dt", {}, "Page"), el("dd", {}, String(item.page)));
     if (item.section) meta.append(el("dt", {}, "Section"), el("dd", {}, item.section));
-    $("passage-text").textContent = item.text || "";
+    const text = item.text || "";
+    const span = this.span && this.span.passage === n && this.passageText(n) === text ? this.span : null;
+    if (span) {
+      // The answer's words marked where they stand in the passage.
+      $("passage-text").replaceChildren(text.slice(0, span.start), el("mark", { class: "answer-span" },
+        text.slice(span.start, span.end)), text.slice(span.end));
+    } else {
+      $("passage-text").textContent = text;
+    }
     $("passage").hidden = false;
+  }
+
+  passageText(n) {
+    const citation = this.citations && this.citations.find((c) => c.number === n);
+    const passage = citation ? this.passages.find((p) => p.id === citation.chunk_id) : this.passages[n - 1];
+    return passage ? passage.text : null;
   }
 }
 
@@ -240,7 +265,7 @@ async function ask(question) {
       headers: headers({ "Content-Type": "application/json", "Accept": "text/event-stream" }),
       body: JSON.stringify({
         question, stream: true, history: state.history.slice(-HISTORY_TURNS),
-        answer_mode: $("quote-mode").checked ? "quote" : "generate",
+        answer_mode: $("answer-mode").value,
       }),
       signal: state.controller.signal,
     });
@@ -317,10 +342,9 @@ function init() {
     $("passage").hidden = true;
     document.querySelectorAll(".cite.active").forEach((b) => b.classList.remove("active"));
   });
-  $("quote-mode").checked = localStorage.getItem(MODE_STORAGE) === "quote";   // corrected by refreshStatus
-  $("quote-mode").addEventListener("change", (e) => {
-    localStorage.setItem(MODE_STORAGE, e.target.checked ? "quote" : "generate");
-  });
+  const kept = localStorage.getItem(MODE_STORAGE);          // else the server's, set by refreshStatus
+  if (kept && [...$("answer-mode").options].some((o) => o.value === kept)) $("answer-mode").value = kept;
+  $("answer-mode").addEventListener("change", (e) => localStorage.setItem(MODE_STORAGE, e.target.value));
   $("api-key").value = apiKey();
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();

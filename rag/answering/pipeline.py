@@ -1,7 +1,7 @@
 """The answer pipeline: question in, grounded answer with citations out.
 
     rewrite (follow-ups only) -> retrieve (+ rerank) -> best sentence -> read the short answer
-                                                   \-> prompt -> generate -> check citations
+                                                   +-> prompt -> generate -> check citations
 
 The answer mode picks the branch: ``read`` (the short answer out of the best sentence,
 :mod:`rag.answering.reader`), ``generate`` (the model writes it) or ``quote`` (the sentence).
@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from rag.answering.citations import best_supporting_passage, build_citations, clean_markers, support
+from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
+from rag.answering.citations import build_citations
+from rag.answering.quote import best_sentence, complete_lead_in
 from rag.answering.reader import Reader
-from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
-from rag.answering.refusal import is_refusal, refusal_text
-from rag.answering.repairs import drop_repeats
+from rag.answering.refusal import refusal_text
 from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, SearchHit
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
@@ -40,7 +40,7 @@ from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
 from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
-from rag.text import detect_language, has_cjk
+from rag.text import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -267,32 +267,26 @@ class AnswerPipeline:
 
     def _finish(self, turn: _Turn, result: GenerationResult) -> Answer:
         turn.add_usage(result)
-        text, cited = clean_markers(drop_repeats(result.text), len(turn.passages))
-        if not text or is_refusal(text, turn.language):
-            return self._refusal(turn)
-        if support(text, turn.passages) < self.settings.min_support or names_only_a_heading(text, turn.passages):
-            # Mostly words the passages do not contain: made up, or garbled (a small model in
-            # Chinese); or only a passage's title. The passage sentence closest to the
-            # question is a faithful answer.
-            extract = best_sentence(turn.query, turn.passages) if self.settings.extractive_fallback else None
-            if extract is None:
-                return self._refusal(turn)
-            log.info("Generated answer unsupported or only a title; answering with passage %d's best sentence.",
-                     extract[0])
-            text, cited = _append_marker(extract[1], extract[0]), [extract[0]]
-        if not cited:
-            # Small models often answer without a marker; attribute the answer to the passage
-            # that holds most of its words, if one holds enough of them.
-            best = best_supporting_passage(text, turn.passages)
-            if best is not None:
-                cited = [best]
-                text = _append_marker(text, best)
-        if len(cited) == 1:
-            # "The challenges include:" and nothing more: the list is in the cited passage.
-            completed = complete_lead_in(text, turn.passages[cited[0] - 1])
-            if completed is not None:
-                text = _append_marker(completed, cited[0])
-        return self._make_answer(turn, text, True, build_citations(cited, turn.passages, text))
+        return self._checked(turn, Draft(result.text), GENERATE_CHECKS)
+
+    def _checked(self, turn: _Turn, draft: Draft, checks: Sequence[Check]) -> Answer:
+        """The answer after the mode's checks (rag/answering/checks.py), with what each decided."""
+        context = Context(turn.question, turn.query, turn.language, turn.passages, self.settings.min_support,
+                          self.settings.extractive_fallback, self.settings.reader_min_confidence)
+        outcome = run_checks(checks, draft, context)
+        for entry in outcome.log:
+            if entry["action"] != "keep":
+                log.info("Check %s: %s (%s)", entry["check"], entry["action"], entry["reason"])
+        if outcome.draft is None:
+            answer = self._refusal(turn)
+        else:
+            final = outcome.draft
+            answer = self._make_answer(turn, final.text, True,
+                                       build_citations(final.cited, turn.passages,
+                                                       final.evidence.text if final.evidence else final.text))
+            answer.answer_span, answer.evidence, answer.confidence = final.span, final.evidence, final.confidence
+        answer.checks = outcome.log
+        return answer
 
     @property
     def reader(self) -> Reader:
@@ -307,23 +301,23 @@ class AnswerPipeline:
                                    turn.language)
         turn.timings_ms["read"] = _ms(started)
         if reading is None:
-            return self._quoted(turn)
+            answer = self._quoted(turn)
+            answer.checks = [{"check": "reader", "action": "replace",
+                              "reason": "the reader found no answer in the sentence; the sentence answers"}]
+            return answer
         turn.usage["prompt_tokens"] += reading.prompt_tokens
         turn.usage["cached_tokens"] += reading.cached_tokens
         number = reading.span.passage
-        text = _append_marker(reading.span.text, number)
-        answer = self._make_answer(turn, text, True, build_citations([number], turn.passages, reading.evidence.text))
-        answer.answer_span = reading.span
-        answer.evidence = reading.evidence
-        answer.confidence = reading.confidence
-        return answer
+        draft = Draft(append_marker(reading.span.text, number), [number], reading.span, reading.evidence,
+                      reading.confidence)
+        return self._checked(turn, draft, READ_CHECKS)
 
     def _refusal(self, turn: _Turn) -> Answer:
         return self._make_answer(turn, refusal_text(turn.language), False, [])
 
     def _quoted(self, turn: _Turn) -> Answer:
         number, sentence = turn.quote
-        text = _append_marker(complete_lead_in(sentence, turn.passages[number - 1]) or sentence, number)
+        text = append_marker(complete_lead_in(sentence, turn.passages[number - 1]) or sentence, number)
         return self._make_answer(turn, text, True, build_citations([number], turn.passages, text))
 
     def _make_answer(self, turn: _Turn, text: str, answerable: bool, citations: list) -> Answer:
@@ -340,16 +334,6 @@ class AnswerPipeline:
             timings_ms=dict(turn.timings_ms),
             usage=dict(turn.usage),
         )
-
-
-def _append_marker(text: str, number: int) -> str:
-    """``text`` with ``[number]`` before its final full stop (or at the end)."""
-    stripped = text.rstrip()
-    if stripped and stripped[-1] in ".。!！?？":
-        space = " " if stripped[-1] in ".!?" else ""
-        return f"{stripped[:-1].rstrip()}{space}[{number}]{stripped[-1]}"
-    # "七点半[1]", but "240 pounds [1]"
-    return f"{stripped}[{number}]" if stripped and has_cjk(stripped[-1]) else f"{stripped} [{number}]"
 
 
 def _ms(started: float) -> float:

@@ -1,0 +1,333 @@
+"""Answer checks: one named, ordered stage between the model and the person.
+
+Each check looks at the answer drafted so far and says ``keep``, ``replace`` (with a better
+draft) or ``refuse``, with a reason. The pipeline runs the list of its answer mode in order
+(:data:`GENERATE_CHECKS`, :data:`READ_CHECKS`); a refusal ends the list. What every check
+decided goes into the answer's ``checks`` field and eval's ``results.jsonl``, so how often each
+fires, and how often the answer it gave was right, is counted (``python -m eval.run``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable, Protocol, Sequence
+
+from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
+from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
+from rag.answering.refusal import is_refusal
+from rag.answering.repairs import drop_repeats
+from rag.documents import SearchHit, Span
+from rag.text import has_cjk
+
+KEEP, REPLACE, REFUSE = "keep", "replace", "refuse"
+
+
+@dataclass
+class Draft:
+    """The answer as it stands: its text (with ``[n]`` markers), the passages it cites, and
+    for a read answer the span, the sentence it came from and the reader's confidence."""
+
+    text: str
+    cited: list[int] = field(default_factory=list)
+    span: Span | None = None
+    evidence: Span | None = None
+    confidence: float | None = None
+
+
+@dataclass
+class Context:
+    """What the checks may look at besides the draft."""
+
+    question: str
+    query: str
+    language: str
+    passages: Sequence[SearchHit]
+    min_support: float = 0.5
+    extractive_fallback: bool = True
+    min_confidence: float = 0.0
+
+
+@dataclass
+class Verdict:
+    action: str                     # KEEP, REPLACE or REFUSE
+    reason: str = ""
+    draft: Draft | None = None      # the replacement, for REPLACE
+
+
+class Check(Protocol):
+    name: str
+
+    def __call__(self, draft: Draft, context: Context) -> Verdict: ...
+
+
+@dataclass
+class Outcome:
+    """The draft after the checks (``None``: refuse) and what each decided, in order."""
+
+    draft: Draft | None
+    log: list[dict[str, str]]
+
+
+def run_checks(checks: Sequence[Check], draft: Draft, context: Context) -> Outcome:
+    log: list[dict[str, str]] = []
+    for check in checks:
+        verdict = check(draft, context)
+        log.append({"check": check.name, "action": verdict.action, "reason": verdict.reason})
+        if verdict.action == REFUSE:
+            return Outcome(None, log)
+        if verdict.action == REPLACE and verdict.draft is not None:
+            draft = verdict.draft
+    return Outcome(draft, log)
+
+
+def append_marker(text: str, number: int) -> str:
+    """``text`` with ``[number]`` before its final full stop (or at the end): "45 euros [1]",
+    "七点半[1]", "It is 45 euros [1]."."""
+    stripped = text.rstrip()
+    if stripped and stripped[-1] in ".。!！?？":
+        space = " " if stripped[-1] in ".!?" else ""
+        return f"{stripped[:-1].rstrip()}{space}[{number}]{stripped[-1]}"
+    return f"{stripped}[{number}]" if stripped and has_cjk(stripped[-1]) else f"{stripped} [{number}]"
+
+
+def _sentence_draft(context: Context) -> Draft | None:
+    """The passage sentence that best answers, as a draft (the extractive fallback)."""
+    found = best_sentence(context.query, context.passages)
+    if found is None:
+        return None
+    number, sentence = found
+    return Draft(append_marker(sentence, number), [number])
+
+
+@dataclass
+class _Named:
+    name: str
+    run: Callable[[Draft, Context], Verdict]
+
+    def __call__(self, draft: Draft, context: Context) -> Verdict:
+        return self.run(draft, context)
+
+
+def check(name: str) -> Callable[[Callable[[Draft, Context], Verdict]], _Named]:
+    """Make a function a :class:`Check` called ``name``."""
+    return lambda run: _Named(name, run)
+
+
+# --- checks of a generated answer ---------------------------------------------------------------
+
+
+@check("repeats")
+def drop_loops(draft: Draft, context: Context) -> Verdict:
+    """Small models loop: sentences and clauses said again are cut."""
+    text = drop_repeats(draft.text)
+    if text == draft.text:
+        return Verdict(KEEP)
+    return Verdict(REPLACE, "the model repeated itself; the repeats were cut", replace(draft, text=text))
+
+
+@check("markers")
+def check_markers(draft: Draft, context: Context) -> Verdict:
+    """Citation markers in any shape become ``[n]``; numbers of no passage are dropped."""
+    text, cited = clean_markers(draft.text, len(context.passages))
+    if text == draft.text and cited == draft.cited:
+        return Verdict(KEEP)
+    return Verdict(REPLACE, "citation markers rewritten as [n]", replace(draft, text=text, cited=cited))
+
+
+@check("model_refused")
+def model_refused(draft: Draft, context: Context) -> Verdict:
+    if not draft.text or is_refusal(draft.text, context.language):
+        return Verdict(REFUSE, "the model said the passages do not answer")
+    return Verdict(KEEP)
+
+
+@check("supported")
+def supported(draft: Draft, context: Context) -> Verdict:
+    """An answer mostly made of words the passages lack (made up, or garbled), or only a
+    passage's title, gives way to the passage sentence that best answers."""
+    if support(draft.text, context.passages) >= context.min_support:
+        if not names_only_a_heading(draft.text, context.passages):
+            return Verdict(KEEP)
+        reason = "the answer only repeats a passage's title"
+    else:
+        reason = "most of the answer is not in the passages"
+    fallback = _sentence_draft(context) if context.extractive_fallback else None
+    if fallback is None:
+        return Verdict(REFUSE, reason)
+    return Verdict(REPLACE, f"{reason}; the best passage sentence answers instead", fallback)
+
+
+@check("attributed")
+def attribute(draft: Draft, context: Context) -> Verdict:
+    """An answer without a marker is cited to the passage holding most of its words."""
+    if draft.cited:
+        return Verdict(KEEP)
+    best = best_supporting_passage(draft.text, context.passages)
+    if best is None:
+        return Verdict(KEEP, "no passage holds enough of the answer to cite")
+    return Verdict(REPLACE, f"no marker; cited to passage {best}, which holds most of its words",
+                   replace(draft, text=append_marker(draft.text, best), cited=[best]))
+
+
+@check("lead_in")
+def complete_list(draft: Draft, context: Context) -> Verdict:
+    """"The challenges include:" and nothing more: the list is in the cited passage."""
+    if len(draft.cited) != 1:
+        return Verdict(KEEP)
+    number = draft.cited[0]
+    completed = complete_lead_in(draft.text, context.passages[number - 1])
+    if completed is None:
+        return Verdict(KEEP)
+    return Verdict(REPLACE, "the answer announced a list; the passage's items were added",
+                   replace(draft, text=append_marker(completed, number)))
+
+
+GENERATE_CHECKS: tuple[Check, ...] = (drop_loops, check_markers, model_refused, supported, attribute, complete_list)
+
+
+# --- checks of a read (short) answer ----------------------------------------------------------
+
+
+@check("confident")
+def confident(draft: Draft, context: Context) -> Verdict:
+    """The reader was too unsure of any answer in the sentence: the documents mention the
+    question's words, but do not say what was asked."""
+    if draft.confidence is None or draft.confidence >= context.min_confidence:
+        return Verdict(KEEP)
+    return Verdict(REFUSE, f"the reader's confidence {draft.confidence:.3f} is under {context.min_confidence:g}")
+
+
+@check("echo")
+def not_an_echo(draft: Draft, context: Context) -> Verdict:
+    """A span made only of the question's own words ("what is Internet2" -> "Internet2")
+    answers nothing: the sentence it came from answers instead."""
+    if draft.span is None or draft.evidence is None:
+        return Verdict(KEEP)
+    words = support_units(draft.span.text)
+    if not words or not words <= support_units(context.question) or _offers_a_choice(context.question):
+        return Verdict(KEEP)
+    return Verdict(REPLACE, "the short answer only repeats the question's words; the sentence answers instead",
+                   Draft(append_marker(draft.evidence.text, draft.evidence.passage), [draft.evidence.passage],
+                         evidence=draft.evidence, confidence=draft.confidence))
+
+
+@check("trimmed")
+def trimmed(draft: Draft, context: Context) -> Verdict:
+    """Words of the question at the span's edges are cut (:func:`trim_echo`)."""
+    if draft.span is None:
+        return Verdict(KEEP)
+    cut_start, cut_end = trim_echo(draft.span.text, context.question)
+    if not cut_start and not cut_end:
+        return Verdict(KEEP)
+    span = draft.span
+    text = span.text[cut_start:len(span.text) - cut_end]
+    shorter = Span(span.passage, span.start + cut_start, span.end - cut_end, text)
+    return Verdict(REPLACE, f"cut the question's own words off '{span.text}'",
+                   replace(draft, text=append_marker(text, span.passage), span=shorter))
+
+
+# Units a bare figure is read with: measures, money, time, shares (English and Chinese).
+_UNITS_EN = (r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|m|metres?|meters?|cm|mm|mi|miles?|"
+             r"ft|feet|foot|inch(?:es)?|in|yards?|kg|kilograms?|g|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
+             r"l|litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|w|watts?|volts?|v|hz|khz|mhz|ghz|"
+             r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
+             r"seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?|decades?|centuries|"
+             r"million|billion|trillion|thousand|hundred")
+_UNIT_AFTER_EN = re.compile(rf"\s?(?:{_UNITS_EN})\b(?!-)", re.IGNORECASE)
+_UNIT_AFTER_ZH = re.compile(r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
+                            r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
+                            r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|个))")
+
+
+@check("unit")
+def with_unit(draft: Draft, context: Context) -> Verdict:
+    """A bare figure gets the unit written right after it ("3400" -> "3400 rpm", "45" ->
+    "45 euros"): a number without its unit is only half the answer."""
+    span = draft.span
+    if span is None or not span.text or not span.text[-1].isdigit() or not 1 <= span.passage <= len(context.passages):
+        return Verdict(KEEP)
+    passage = context.passages[span.passage - 1].chunk.text
+    if passage[span.start:span.end] != span.text:
+        return Verdict(KEEP)
+    pattern = _UNIT_AFTER_ZH if has_cjk(passage[span.end:span.end + 1]) else _UNIT_AFTER_EN
+    match = pattern.match(passage, span.end)
+    if match is None or match.group().strip().lower() in context.question.lower():
+        return Verdict(KEEP)
+    longer = Span(span.passage, span.start, match.end(), passage[span.start:match.end()])
+    return Verdict(REPLACE, f"'{span.text}' read with its unit", replace(draft, text=append_marker(longer.text, span.passage),
+                                                                       span=longer))
+
+
+READ_CHECKS: tuple[Check, ...] = (confident, trimmed, with_unit, not_an_echo)
+
+
+_CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)
+
+
+def _offers_a_choice(question: str) -> bool:
+    """"Which is larger, New York or Boston?": the answer is one of the question's words."""
+    return bool(_CHOICE_RE.search(question))
+
+
+# Words that only link a span's edge to the question's words: "45 euros [on business trips]".
+_LINKING_EN = frozenset("""a an the of in on at by for to from with about as into onto over under per and or
+    is are was were be been being has have had do does did its it their his her this that these those""".split())
+_WORD_RE = re.compile(r"[\w'’.\-]+|[^\w\s]", re.UNICODE)
+_LINKING_ZH = "的了是在于为和与及之"
+
+
+def trim_echo(span: str, question: str) -> tuple[int, int]:
+    """How many characters to cut off the start and the end of ``span``: words the question
+    already says, and the little words that tie them on ("45 euros on business trips" asked
+    about business trips -> "45 euros"; "七点半开门" asked when it opens -> "七点半"). Nothing
+    is cut when too little would be left."""
+    if has_cjk(span):
+        return _trim_echo_zh(span, question)
+    words = [(m.start(), m.end(), m.group().lower().strip(".'’")) for m in _WORD_RE.finditer(span)]
+    asked = {w.lower().strip(".'’?") for w in _WORD_RE.findall(question)} - _LINKING_EN
+    if len(words) < 2:
+        return 0, 0
+
+    def echo(word: str) -> bool:
+        return word in asked or word in _LINKING_EN or not any(ch.isalnum() for ch in word)
+
+    last = len(words)
+    while last > 1 and echo(words[last - 1][2]):
+        last -= 1
+    first = 0
+    while first < last - 1 and (words[first][2] in asked or (words[first][2] in _LINKING_EN and first > 0)):
+        first += 1
+    while first < last - 1 and words[first][2] in _LINKING_EN:
+        first += 1
+    kept = words[first:last]
+    if not any(w[2] not in asked and w[2] not in _LINKING_EN for w in kept):
+        return 0, 0
+    return kept[0][0], len(span) - kept[-1][1]
+
+
+def _trim_echo_zh(span: str, question: str) -> tuple[int, int]:
+    start, end = 0, len(span)
+    for _ in range(3):                       # a few rounds: "开门的时间" -> "时间" ...
+        moved = False
+        for n in range(min(end - start - 1, 8), 1, -1):
+            if span[end - n:end] in question:
+                end -= n
+                moved = True
+                break
+        while end - start > 1 and span[end - 1] in _LINKING_ZH:
+            end -= 1
+            moved = True
+        for n in range(min(end - start - 1, 8), 1, -1):
+            if span[start:start + n] in question:
+                start += n
+                moved = True
+                break
+        while end - start > 1 and span[start] in _LINKING_ZH:
+            start += 1
+            moved = True
+        if not moved:
+            break
+    if end - start < 1 or not any(ch.isalnum() for ch in span[start:end]):
+        return 0, 0
+    return start, len(span) - end
