@@ -24,6 +24,7 @@ class Filters(BaseModel):
 
     source: str | list[str] | None = Field(None, description="glob(s) over document paths, e.g. 'policies/*.md'")
     file_type: str | list[str] | None = Field(None, description="file extension(s) without the dot, e.g. 'pdf'")
+    exclude: str | list[str] | None = Field(None, description="glob(s) over document paths to leave out, e.g. 'drafts/*'")
 
     def to_pipeline(self) -> dict[str, Any] | None:
         values = {key: value for key, value in self.model_dump().items() if value}

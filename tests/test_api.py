@@ -327,16 +327,52 @@ def test_ask_answers_with_a_citation_of_the_right_file(api_server, client):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["answerable"] is True, answer["answer"]
+    # The default answer is the short fact (London's limit, not Paris's in the same sentence),
+    # cited, with where it stands in the passage and the sentence it was read from.
+    assert answer["answer"] == "240 pounds [1]", answer
+    span, evidence = answer["answer_span"], answer["evidence"]
+    passage = answer["passages"][span["passage"] - 1]["text"]
+    assert passage[span["start"]:span["end"]] == span["text"] == "240 pounds"
+    assert evidence["text"] == "The nightly hotel limit is 240 pounds in London and 210 euros in Paris."
+    assert passage[evidence["start"]:evidence["end"]] == evidence["text"]
+    assert 0 < answer["confidence"] <= 1 and [c["check"] for c in answer["checks"]][0] == "confident"
     assert "travel-policy.md" in sources(answer), answer
     assert answer["passages"][0]["source"] == "travel-policy.md"
     assert answer["language"] == "en" and answer["query"] == LONDON
-    for stage in ("retrieve", "generate", "total"):
+    for stage in ("retrieve", "read", "total"):
         assert stage in answer["timings_ms"], answer["timings_ms"]
-    assert answer["usage"]["completion_tokens"] > 0
     metrics = client.get("/metrics").text
-    for stage in ("retrieve", "generate", "total"):
+    for stage in ("retrieve", "read", "total"):
         assert f'rag_answer_stage_seconds_count{{stage="{stage}"}}' in metrics, stage
     print(f"\n/ask took {api_server.timings['ask_s']} s; server timings {answer['timings_ms']}")
+
+
+@pytest.mark.slow
+def test_ask_in_generate_mode_writes_the_answer(client):
+    response = client.post("/ask", json={"question": LONDON, "answer_mode": "generate"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["answerable"] is True and "travel-policy.md" in sources(answer), answer
+    assert answer["timings_ms"]["generate"] > 0 and answer["usage"]["completion_tokens"] > 0
+    assert answer["answer_span"] is None and [c["check"] for c in answer["checks"]][:3] == [
+        "repeats", "markers", "model_refused"]
+
+
+@pytest.mark.slow
+def test_short_answers_and_refusals_through_the_server(client):
+    """What a person would check, in both languages: the fact asked for, and no answer where
+    the documents have none."""
+    router = client.post("/ask", json={"question": ROUTER}).json()
+    assert router["answer_span"] and "12 seconds" in router["answer_span"]["text"], router["answer"]
+    assert router["citations"][0]["source"] == "router-faq.txt"
+    panda = client.post("/ask", json={"question": PANDA_ZH}).json()
+    assert "七点半" in panda["answer"] and "五点" not in panda["answer"], panda["answer"]
+    assert panda["citations"][0]["source"] == "熊猫基地.md"
+    ticket = client.post("/ask", json={"question": "熊猫基地的门票多少钱？"}).json()
+    assert "五十八元" in ticket["answer"], ticket["answer"]
+    for question in ("Which planet has the most moons in the solar system?", "长城有多长？"):
+        refused = client.post("/ask", json={"question": question}).json()
+        assert refused["answerable"] is False and refused["citations"] == [], refused["answer"]
 
 
 def test_ask_in_quote_mode_answers_with_the_document_sentence(client):
@@ -352,7 +388,7 @@ def test_ask_in_quote_mode_answers_with_the_document_sentence(client):
 def test_ask_streams_tokens_then_the_final_answer_and_health_answers_meanwhile(api_server, client):
     events: list[tuple[str, dict[str, Any]]] = []
     health_during: list[float] = []
-    with client.stream("POST", "/ask", json={"question": ROUTER, "stream": True}) as response:
+    with client.stream("POST", "/ask", json={"question": ROUTER, "stream": True, "answer_mode": "generate"}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for event, data in read_events(response):
@@ -384,6 +420,8 @@ def test_chinese_question_retrieves_the_chinese_document(client):
     assert done[0] == "done", events[-3:]
     assert done[1]["answer"]["language"] == "zh"
     assert set(sources(done[1]["answer"])) <= {"熊猫基地.md"}
+    assert "七点半" in done[1]["answer"]["answer"], done[1]["answer"]["answer"]
+    assert "".join(data["text"] for event, data in events if event == "token") == done[1]["answer"]["answer"]
 
 
 @pytest.mark.slow
@@ -458,6 +496,9 @@ def test_openai_chat_completion_answers_with_citations(openai_client):
         model="rag-service", messages=[{"role": "user", "content": ROUTER}])
     content = completion.choices[0].message.content
     assert completion.choices[0].finish_reason == "stop"
+    # The message opens with the short answer; its sentence is quoted under the source.
+    assert content.split("\n")[0].startswith("12 seconds"), content
+    assert "> Hold the RESET button on the back for 12 seconds" in content, content
     assert "Sources:" in content and "router-faq.txt" in content, content
     extra = completion.model_extra
     assert "router-faq.txt" in [c["source"] for c in extra["citations"]]

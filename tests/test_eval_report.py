@@ -37,7 +37,7 @@ class ScriptedAnswerer:
     def close(self):
         pass
 
-    def answer(self, question, top_k=None):
+    def answer(self, question, top_k=None, filters=None):
         item = self.by_question[question]
         with self.lock:
             self.asked.append(item.id)

@@ -28,6 +28,9 @@ GROUNDED = [
 
 # --- pieces shared by every backend ---------------------------------------------------------
 
+# The generator tests run on the small packaged model, whatever the default is.
+SMOLLM2 = {"generator_model": "SmolLM2-135M-Instruct"}
+
 def test_stop_sequences_hold_back_partial_matches_across_pieces():
     stopper = StopSequences(["</end>", "\nQ:"])
     shown = [stopper.feed(p) for p in ["Hello wor", "ld </e", "nd> never shown"]]
@@ -81,7 +84,7 @@ def shared_smollm2() -> TransformersGenerator:
     """The default generator, loaded once per test process from the shared conversion cache
     (the first run on a machine converts the GGUF and fills the cache). Other test modules
     that need the model use this too, so it is in memory once."""
-    generator = TransformersGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu"}))
+    generator = TransformersGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
     generator.warm_up()
     return generator
 
@@ -93,7 +96,7 @@ def smollm2():
 
 @pytest.mark.slow
 def test_smollm2_loads_from_the_conversion_cache_quickly(smollm2):
-    again = TransformersGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu"}))
+    again = TransformersGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
     started = time.perf_counter()
     again.count_tokens("load")
     elapsed = time.perf_counter() - started
@@ -123,7 +126,7 @@ def test_smollm2_runs_in_full_precision_by_default_and_int8_on_request(smollm2):
     assert smollm2.load_info["quantized"] == "none"
     assert any(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32 for m in smollm2._model.modules())
     small = TransformersGenerator.from_settings(
-        Settings.load(env={}, overrides={"device": "cpu", "generator_quantize": "auto"}))
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_quantize": "auto"}))
     result = small.generate(GROUNDED, max_new_tokens=24)
     assert small.load_info["quantized"] == "int8-dynamic"
     linear_kinds = {type(m).__module__ for m in small._model.modules() if "Linear" in type(m).__name__}
@@ -148,7 +151,7 @@ def test_prompt_cache_reuses_a_shared_prefix_and_changes_nothing(smollm2):
     smollm2.generate(GROUNDED, max_new_tokens=12)
     cached = smollm2.generate(other, max_new_tokens=12)
     assert cached.cached_tokens >= 20 and cached.cached_tokens < cached.prompt_tokens
-    plain = TransformersGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "prompt_cache_slots": 0}))
+    plain = TransformersGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0}))
     fresh = plain.generate(other, max_new_tokens=12)
     assert fresh.cached_tokens == 0
     assert fresh.text == cached.text

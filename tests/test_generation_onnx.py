@@ -21,7 +21,7 @@ from rag.errors import ConfigError, GenerationError
 from rag.generation import make_generator
 from rag.generation.onnx_lm import ChatTemplate, OnnxGenerator, compare_with_transformers, runtime_for
 from rag.generation.transformers_lm import TransformersGenerator
-from tests.test_generation import GROUNDED, shared_smollm2
+from tests.test_generation import GROUNDED, SMOLLM2, shared_smollm2
 
 REPO = Path(__file__).resolve().parents[1]
 CHINESE = [{"role": "system", "content": "只根据资料回答，并用 [1] 标注来源。"},
@@ -31,7 +31,7 @@ needs_cpu_only = pytest.mark.skipif(gpu_driver_present(), reason="a GPU driver i
 
 @functools.lru_cache(maxsize=1)
 def shared_onnx() -> OnnxGenerator:
-    generator = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu"}))
+    generator = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
     generator.warm_up()
     return generator
 
@@ -86,7 +86,7 @@ def test_the_export_was_checked_against_transformers_and_is_reused(onnx_lm):
     folder = Path(onnx_lm._folder)
     record = json.loads((folder / "export.json").read_text())
     assert record["probes"] == 2 and record["max_logit_difference"] < 1e-2
-    again = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu"}))
+    again = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
     try:
         again.count_tokens("x")
         assert again._origin.startswith("cache ")
@@ -167,7 +167,7 @@ def test_prompt_cache_reads_only_what_differs_and_changes_nothing(onnx_lm):
     onnx_lm.generate(GROUNDED, max_new_tokens=12)
     cached = onnx_lm.generate(other, max_new_tokens=12)
     assert 20 <= cached.cached_tokens < cached.prompt_tokens
-    plain = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "prompt_cache_slots": 0}))
+    plain = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0}))
     try:
         fresh = plain.generate(other, max_new_tokens=12)
     finally:
@@ -296,7 +296,7 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
     assert marks["short first"] < marks["short end"] < marks["long end"]
     assert "250" in marks["short"].text
 
-    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "generator_parallel": 1}))
+    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1}))
     try:
         serial.warm_up()
         marks = _short_during_long(serial)
@@ -309,7 +309,7 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
 def test_a_question_cancelled_while_it_waits_for_its_turn_never_runs(onnx_lm):
     """In the model's process's own protocol: with one answer at a time, a second generation
     cancelled while the first runs ends without a token, and the first goes on to its end."""
-    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={"device": "cpu", "generator_parallel": 1}))
+    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1}))
     try:
         serial.warm_up()
         worker = serial._worker

@@ -101,7 +101,7 @@ def test_the_onnx_generator_reads_a_verbatim_span(method):
     text = "Trips are booked 14 days ahead.\nThe daily meal allowance is 45 euros per person."
     hit = _hit(text)
     reader = Reader(shared_onnx(), method=method)
-    reading = reader.read("What is the daily meal allowance?", [hit], (1, "The daily meal allowance is 45 euros per person."),
+    reading = reader.read("What is the daily meal allowance?", [hit], [(1, "The daily meal allowance is 45 euros per person.")],
                           "en")
     assert reading is not None
     assert text[reading.span.start:reading.span.end] == reading.span.text

@@ -2,10 +2,12 @@
 
 The last user message is the question; earlier user and assistant messages are the history a
 follow-up is rewritten with; system messages are ignored (the service has its own grounded
-prompt). Sampling parameters are accepted and ignored. Citations come back three ways: a
-"Sources:" list appended to the answer text (so plain chat UIs show them), and a ``citations``
-list plus a ``rag`` object (query, answerable, timings) on the response, or on the final chunk
-of a stream.
+prompt). Sampling parameters are accepted and ignored. The message opens with the answer (in
+the default mode, the short answer). Citations come back three ways: a "Sources:" list
+appended to the answer text (so plain chat UIs show them; a short answer's evidence sentence is
+quoted under its source), and a ``citations`` list plus a ``rag`` object (query, answerable,
+timings, the span, the evidence and the checks) on the response, or on the final chunk of a
+stream.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str
 def rag_fields(answer: dict[str, Any]) -> dict[str, Any]:
     return {
         "citations": answer.get("citations", []),
-        "rag": {key: answer.get(key) for key in ("answerable", "query", "language", "model", "timings_ms")},
+        "rag": {key: answer.get(key) for key in ("answerable", "query", "language", "model", "timings_ms",
+                                                 "answer_span", "evidence", "confidence", "checks")},
     }
 
 
@@ -93,7 +96,8 @@ async def chat_completions(body: ChatCompletionRequest, context: ApiContext = De
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": answer["answer"] + sources_block(answer["citations"])},
+            "message": {"role": "assistant", "content": answer["answer"] + sources_block(answer["citations"],
+                                                                                          answer.get("evidence"))},
             "finish_reason": "stop",
             "logprobs": None,
         }],
@@ -128,7 +132,7 @@ async def _chunks(context: ApiContext, events: AsyncIterator[dict[str, Any]], mo
                 # The checked answer may differ from the raw tokens (a refusal, renumbered markers);
                 # what was sent cannot be taken back, but what is missing is sent now.
                 rest = final[len(streamed):] if final.startswith(streamed) else ""
-                rest += sources_block(answer.get("citations", []))
+                rest += sources_block(answer.get("citations", []), answer.get("evidence"))
                 if rest:
                     yield chunk({"content": rest})
                 yield chunk({}, "stop", **rag_fields(answer))

@@ -237,7 +237,7 @@ _UNITS_EN = (r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|
 _UNIT_AFTER_EN = re.compile(rf"\s?(?:{_UNITS_EN})\b(?!-)", re.IGNORECASE)
 _UNIT_AFTER_ZH = re.compile(r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
                             r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
-                            r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|个))")
+                            r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|号|路|个))")
 
 
 @check("unit")
@@ -252,14 +252,59 @@ def with_unit(draft: Draft, context: Context) -> Verdict:
         return Verdict(KEEP)
     pattern = _UNIT_AFTER_ZH if has_cjk(passage[span.end:span.end + 1]) else _UNIT_AFTER_EN
     match = pattern.match(passage, span.end)
-    if match is None or match.group().strip().lower() in context.question.lower():
+    if match is None:
         return Verdict(KEEP)
     longer = Span(span.passage, span.start, match.end(), passage[span.start:match.end()])
     return Verdict(REPLACE, f"'{span.text}' read with its unit", replace(draft, text=append_marker(longer.text, span.passage),
                                                                        span=longer))
 
 
-READ_CHECKS: tuple[Check, ...] = (confident, trimmed, with_unit, not_an_echo)
+# key=value, key: value, key：value inside a line of code or settings; the value ends at a comma,
+# a semicolon, a closing bracket or white space (or is quoted).
+_PAIR_RE = re.compile(r"(?<![\w.])([A-Za-z_\u4e00-\u9fff][\w\u4e00-\u9fff .\-]{0,40}?)\s*(?:==?|:|：)\s*"
+                      r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;，；()\[\]{}]+)")
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _key_words(key: str) -> set[str]:
+    return {w.lower() for w in re.split(r"[\s_.\-]+", _CAMEL_RE.sub(" ", key)) if w}
+
+
+@check("key_value")
+def key_value(draft: Draft, context: Context) -> Verdict:
+    """In a ``key=value`` or ``key: value`` line, the value of the key the question names is the
+    answer ("What learning rate ...?" on ``lr_schedule="cosine", learning_rate=3e-4`` -> "3e-4")."""
+    evidence = draft.evidence
+    if draft.span is None or evidence is None:
+        return Verdict(KEEP)
+    question = context.question.lower()
+    asked = {w.lower().strip("?'’") for w in _WORD_RE.findall(context.question)}
+    best: tuple[float, re.Match] | None = None
+    for match in _PAIR_RE.finditer(evidence.text):
+        key = match.group(1).strip()
+        if has_cjk(key):
+            named = 1.0 if key in question else 0.0
+        else:
+            words = _key_words(key) - _LINKING_EN
+            named = len(words & asked) / len(words) if words else 0.0
+        if named >= 1.0 and (best is None or len(key) > len(best[1].group(1).strip())):
+            best = (named, match)
+    if best is None:
+        return Verdict(KEEP)
+    match = best[1]
+    value_start, value_end = match.start(2), match.end(2)
+    if match.group(2)[:1] in "\"'" and match.group(2)[-1:] == match.group(2)[:1] and len(match.group(2)) > 2:
+        value_start, value_end = value_start + 1, value_end - 1          # the value, not its quotes
+    start, end = evidence.start + value_start, evidence.start + value_end
+    if draft.span.start >= start and draft.span.end <= end:
+        return Verdict(KEEP)
+    value = evidence.text[value_start:value_end]
+    span = Span(evidence.passage, start, end, value)
+    return Verdict(REPLACE, f"the line sets '{match.group(1).strip()}', which the question names, to '{value}'",
+                   replace(draft, text=append_marker(value, evidence.passage), span=span))
+
+
+READ_CHECKS: tuple[Check, ...] = (confident, trimmed, key_value, with_unit, not_an_echo)
 
 
 _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
-from rag.answering.quote import best_sentence, complete_lead_in
+from rag.answering.quote import best_sentence, complete_lead_in, ranked_sentences
 from rag.answering.reader import Reader
 from rag.answering.refusal import refusal_text
 from rag.config import ANSWER_MODES, Settings
@@ -64,6 +64,7 @@ class _Turn:
     messages: list[dict] | None = None            # None: refuse without asking the model
     mode: str = "generate"                        # the answer mode (ANSWER_MODES)
     quote: tuple[int, str] | None = None          # modes "quote" and "read": (passage number, best sentence)
+    evidence: list[tuple[int, str]] = field(default_factory=list)   # mode "read": the sentences the reader reads
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
@@ -228,8 +229,12 @@ class AnswerPipeline:
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
-        if turn.mode in ("quote", "read"):
+        if turn.mode == "quote":
             turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
+            return turn
+        if turn.mode == "read":
+            turn.evidence = ranked_sentences(turn.query, turn.passages, max(1, self.settings.reader_sentences))
+            turn.quote = turn.evidence[0] if turn.evidence else None   # None: refuse
             return turn
 
         generator = self.generator
@@ -297,7 +302,7 @@ class AnswerPipeline:
         """The short answer out of the best sentence; the sentence itself when the reader
         finds nothing in it."""
         started = time.perf_counter()
-        reading = self.reader.read(turn.query if turn.rewritten else turn.question, turn.passages, turn.quote,
+        reading = self.reader.read(turn.query if turn.rewritten else turn.question, turn.passages, turn.evidence,
                                    turn.language)
         turn.timings_ms["read"] = _ms(started)
         if reading is None:
@@ -307,6 +312,9 @@ class AnswerPipeline:
             return answer
         turn.usage["prompt_tokens"] += reading.prompt_tokens
         turn.usage["cached_tokens"] += reading.cached_tokens
+        # What the model "said" is the span; it read `steps` tokens after the prompt to choose it.
+        turn.usage["completion_tokens"] += reading.tokens
+        turn.usage["read_tokens"] = turn.usage.get("read_tokens", 0) + reading.steps
         number = reading.span.passage
         draft = Draft(append_marker(reading.span.text, number), [number], reading.span, reading.evidence,
                       reading.confidence)
@@ -333,6 +341,7 @@ class AnswerPipeline:
             model="quote" if turn.mode == "quote" else self.model_name,
             timings_ms=dict(turn.timings_ms),
             usage=dict(turn.usage),
+            relevance=round(turn.retrieval.best_relevance, 4) if turn.retrieval is not None else None,
         )
 
 

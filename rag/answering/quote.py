@@ -5,6 +5,7 @@ lead-in announces, and telling a passage's title from its content."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from rag.answering.citations import MARKER_RE, support_units
@@ -43,15 +44,23 @@ def names_only_a_heading(answer: str, passages: Sequence[SearchHit]) -> bool:
 def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] | None:
     """The passage sentence that best answers ``query``, as (1-based passage number,
     sentence): the answer in quote mode, and when a generated one cannot be used.
+    ``None`` when no sentence holds any of the question's words (:func:`ranked_sentences`)."""
+    ranked = ranked_sentences(query, passages, 1)
+    return ranked[0] if ranked else None
+
+
+def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) -> list[tuple[int, str]]:
+    """The ``limit`` passage sentences that best answer ``query``, best first, as (1-based
+    passage number, sentence).
 
     A sentence scores the share of the question's content words it holds plus its passage's
     relevance (the share the whole passage holds): a sentence about the question's subject
     usually leaves the subject's name to the sentences around it, which only the passage
-    sees. ``None`` when no sentence holds any of the words."""
+    sees. Sentences that hold none of the words are left out."""
     from rag.retrieval import query_terms, relevance, terms_found
 
     terms = query_terms(query)
-    best: tuple[float, int, str] | None = None
+    scored: list[tuple[float, int, int, str]] = []
     for number, hit in enumerate(passages, start=1):
         prior = relevance(hit)
         titles = _heading_texts(hit)
@@ -60,29 +69,110 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
         # ("白尾雀鲷生活在水深多少的海域？"): the other words find the sentence that answers.
         # They still count, a little, so a passage about something else scores lower.
         topic = set(terms_found(terms, "\n".join(titles)))
-        raw = split_sentences(hit.chunk.text)
+        units = reading_units(hit.chunk.text)
+        raw = [u.text for u in units]
         sentences = [" ".join(sentence.split()) for sentence in raw]
         for i, sentence in enumerate(sentences):
             if len(sentence) < 4 or _bare(sentence) in headings:
                 continue                # a title names the topic, it does not answer
-            found = terms_found(terms, sentence)
+            # A table row is read with its header: "Accuracy" names the column of "86.7".
+            found = terms_found(terms, f"{units[i].header}\n{sentence}" if units[i].header else sentence)
             if not found:
                 continue
             score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms)
+            if units[i].header and _names_the_row(sentence, query):
+                score += 1.0            # "How many parameters does Heron-base have?": the row it names
             if sentence.endswith(("?", "？")):
                 # A question in the passage is not its answer; in an FAQ (the question opens
                 # its paragraph), what follows it is, and a question asked the way the FAQ
                 # asks it finds it best.
                 following = sentences[i + 1] if i + 1 < len(sentences) else ""
-                opens = i == 0 or raw[i - 1].endswith("\n")
+                opens = units[i].opens
                 if opens and following and not following.endswith(("?", "？")) and _bare(following) not in headings:
                     sentence = following
                 else:
                     score *= 0.5
             score += prior
-            if best is None or score > best[0]:
-                best = (score, number, sentence)
-    return None if best is None else (best[1], best[2])
+            scored.append((score, -len(scored), number, sentence))
+    scored.sort(reverse=True)          # best first; of equal scores, the earlier sentence
+    out: list[tuple[int, str]] = []
+    for _, _, number, sentence in scored:
+        if (number, sentence) not in out:
+            out.append((number, sentence))
+        if len(out) >= limit:
+            break
+    return out
+
+
+@dataclass
+class Unit:
+    """A piece of a passage the reader can answer from: a sentence of prose, or one line of
+    structured text (a table row, a ``key: value`` or ``key=value`` line, a line of code, a
+    list item or a reference entry), with the header row above a table row."""
+
+    text: str
+    header: str | None = None
+    opens: bool = False             # it begins a paragraph (or is a line of its own)
+
+
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_KEY_VALUE = re.compile(r"^\s*(?:[-*+•]\s+)?[^\s:：=|][^:：=|]{0,60}?\s*(?:[:：]|={1,2})\s*\S")
+_CODE = re.compile(r"[=(){}\[\];]|^\s*(?:def|class|import|from|return|for|if|while|let|const|var)\b|^\s*[$>#]\s")
+_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)、]|\[\d{1,3}\]|（\d{1,3}）|\(\d{1,3}\))\s*\S")
+# A reference entry: a year, and initials, "et al." or a quoted title ("Smith, J. "Title". 2021.").
+_REFERENCE = re.compile(r"(?=.*\b(?:1[5-9]|20)\d\d\b)(?=.*(?:\b[A-Z]\.\s|et al\.|\"[^\"]{4,}\"|“[^”]{4,}”|《[^》]+》))")
+_MAX_LINE = 240                     # a longer line is prose, split into sentences
+
+
+def _is_row(line: str) -> bool:
+    return line.count("|") >= 2 or (line.count("|") == 1 and not line.strip().startswith("|") and "||" not in line)
+
+
+def _structured(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and len(stripped) <= _MAX_LINE and bool(
+        _is_row(stripped) or _KEY_VALUE.match(stripped) or _CODE.search(stripped) or _ITEM.match(stripped))
+
+
+def reading_units(text: str) -> list[Unit]:
+    """``text`` cut into :class:`Unit` s: paragraphs of prose into sentences (as
+    :func:`~rag.text.split_sentences` does), and paragraphs whose lines are mostly structured
+    line by line, so that one value can be found and quoted on its own."""
+    units: list[Unit] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line for line in block.split("\n") if line.strip()]
+        if not lines:
+            continue
+        structured = sum(1 for line in lines if _structured(line))
+        if len(lines) >= 2 and structured * 2 >= len(lines):
+            rows = [line for line in lines if _is_row(line.strip())]
+            header = rows[0].strip() if len(rows) >= 2 else None
+            for line in lines:
+                stripped = line.strip()
+                if _TABLE_RULE.match(stripped) or (header is not None and stripped == header):
+                    continue
+                units.append(Unit(stripped, header if header and _is_row(stripped) else None, True))
+            continue
+        if len(lines) == 1 and _REFERENCE.search(lines[0]) and len(lines[0].strip()) <= _MAX_LINE:
+            units.append(Unit(lines[0].strip(), None, True))      # initials and titles are no sentence ends
+            continue
+        for j, sentence in enumerate(split_sentences(block)):
+            units.append(Unit(sentence, None, j == 0))
+    return units
+
+
+def _names_the_row(row: str, query: str) -> bool:
+    """Whether the question names the table row by its first cell."""
+    first = row.strip().strip("|").split("|")[0].strip().lower()
+    return len(first) >= 2 and first in query.lower()
+
+
+def table_header(passage: str, start: int) -> str | None:
+    """The header row of the table whose row starts at ``start`` in ``passage``, if it is one."""
+    for unit in reading_units(passage):
+        if unit.header and passage.find(unit.text, max(0, start - 2)) == start:
+            return unit.header
+    return None
 
 
 _LEAD_IN_END = ("：", ":")

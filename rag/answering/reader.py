@@ -27,6 +27,7 @@ from typing import Sequence
 
 from langchain_core.prompts import ChatPromptTemplate
 
+from rag.answering.quote import table_header
 from rag.documents import SearchHit, Span
 from rag.generation.base import Generator
 from rag.prompting import to_chat_messages
@@ -62,6 +63,8 @@ class Reading:
     method: str
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    tokens: int = 0                 # the span's length in the model's tokens
+    steps: int = 0                  # tokens the model read after the prompt to decide
 
     @property
     def confidence(self) -> float:
@@ -95,45 +98,56 @@ class Reader:
         self.starts = starts
         self.max_tokens = max_tokens
 
-    def read(self, question: str, passages: Sequence[SearchHit], evidence: tuple[int, str],
+    def read(self, question: str, passages: Sequence[SearchHit], evidence: Sequence[tuple[int, str]],
              language: str) -> Reading | None:
-        """The answer to ``question`` inside ``evidence`` (passage number, sentence), or
-        ``None`` when the reader finds none in it."""
-        number, sentence = evidence
+        """The answer to ``question`` inside the ``evidence`` sentences ((passage number,
+        sentence), best first), or ``None`` when the reader finds none in them."""
         lang = "zh" if language == "zh" else "en"
-        passage_text = passages[number - 1].chunk.text
-        located = locate(passage_text, sentence)
-        if located is None:
+        found_at: list[tuple[int, int, int]] = []          # (passage number, start, end) of each sentence
+        for number, sentence in evidence:
+            located = locate(passages[number - 1].chunk.text, sentence)
+            if located is not None:
+                found_at.append((number, *located))
+        if not found_at:
             return None
-        raw = passage_text[located[0]:located[1]]
-        messages = to_chat_messages(reader_template(lang).format_messages(passage=raw, question=question.strip()))
+        raws = [passages[n - 1].chunk.text[a:b] for n, a, b in found_at]
+        shown_parts = []
+        for (n, a, _), raw in zip(found_at, raws):
+            # A table row is shown under its header, so the model knows which column is which.
+            header = table_header(passages[n - 1].chunk.text, a) if "|" in raw else None
+            shown_parts.append(f"{header}\n{raw}" if header else raw)
+        shown = ("\n" if any("\n" in p for p in shown_parts) else "" if lang == "zh" else " ").join(shown_parts)
+        messages = to_chat_messages(reader_template(lang).format_messages(passage=shown, question=question.strip()))
         method = self.method
         extract = getattr(self.generator, "extract", None)
         if method != "align" and extract is None:
             method = "align"
         if method == "align":
-            found = self._aligned(messages, raw, lang)
+            found = self._aligned(messages, raws, lang)
         else:
-            extraction = extract(messages, [raw], prefix=ANSWER_PREFIX[lang], method=method,
+            extraction = extract(messages, raws, prefix=ANSWER_PREFIX[lang], method=method,
                                  starts=self.starts, max_tokens=self.max_tokens)
-            found = None if extraction is None else (extraction.start, extraction.end, extraction.logprob,
-                                                      extraction.first_logprob, extraction.prompt_tokens,
-                                                      extraction.cached_tokens)
+            found = None if extraction is None else (extraction.text, extraction.start, extraction.end,
+                                                      extraction.logprob, extraction.first_logprob,
+                                                      extraction.prompt_tokens, extraction.cached_tokens,
+                                                      extraction.tokens, extraction.steps)
         if found is None:
             return None
-        start, end, logprob, first, prompt_tokens, cached = found
+        which, start, end, logprob, first, prompt_tokens, cached, tokens, steps = found
+        raw = raws[which]
         start, end = _trim(raw, start, end)
         if start >= end:
             return None
-        base = located[0]
+        number, base, stop = found_at[which]
         return Reading(
             span=Span(number, base + start, base + end, raw[start:end]),
-            evidence=Span(number, located[0], located[1], raw),
+            evidence=Span(number, base, stop, raw),
             logprob=logprob, first_logprob=first, method=method, prompt_tokens=prompt_tokens, cached_tokens=cached,
+            tokens=tokens, steps=steps,
         )
 
-    def _aligned(self, messages: list[dict], sentence: str, lang: str):
-        """Let the model write the answer, then find it in ``sentence``."""
+    def _aligned(self, messages: list[dict], sentences: Sequence[str], lang: str):
+        """Let the model write the answer, then find it in one of ``sentences``."""
         result = self.generator.generate(messages, max_new_tokens=self.max_tokens * 2, stop=["\n"], temperature=0.0)
         written = result.text.strip()
         prefix = ANSWER_PREFIX[lang]
@@ -142,10 +156,12 @@ class Reader:
         written = re.sub(r"\s*\[\d+\]\s*", " ", written).strip().rstrip("。.")
         if not written:
             return None
-        span = align(sentence, written)
-        if span is None:
-            return None
-        return span[0], span[1], 0.0, 0.0, result.prompt_tokens, result.cached_tokens
+        for which, sentence in enumerate(sentences):
+            span = align(sentence, written)
+            if span is not None:
+                return (which, span[0], span[1], 0.0, 0.0, result.prompt_tokens, result.cached_tokens,
+                        result.completion_tokens, result.completion_tokens)
+        return None
 
 
 def locate(text: str, sentence: str) -> tuple[int, int] | None:

@@ -42,7 +42,7 @@ from rag.generation.base import (
     GenerationResult, Message, TextDeltas, TextStream, answer_room, finished, threaded_stream,
 )
 from rag.generation.packaged import SPLIT_MODELS
-from rag.generation.spans import Extraction, SpanChoice, to_extraction
+from rag.generation.spans import Extraction, SpanChoice, to_extraction, word_edges
 from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, resolve_model
 
 log = logging.getLogger(__name__)
@@ -563,8 +563,9 @@ class OnnxGenerator:
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
         answer_room(len(ids), self._window, max_tokens)
         encoded = [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
+        edges = [word_edges(text, e.offsets) for text, e in zip(texts, encoded)]
         done = self._call({"op": "extract", "ids": ids, "texts": [e.ids for e in encoded], "stop_ids": self._stop_ids,
-                           "method": method, "starts": starts, "max_tokens": max_tokens})
+                           "method": method, "starts": starts, "max_tokens": max_tokens, "edges": edges})
         span = done.get("span")
         choice = None if span is None else SpanChoice(int(span[0]), int(span[1]), int(span[2]), float(span[3]),
                                                       float(span[4]), int(span[5]))

@@ -53,15 +53,44 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return values - (top + np.log(np.exp(values - top).sum()))
 
 
+def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool, bool]]:
+    """For each token of ``text``: may a span start at it, and end after it? Not inside a
+    word or a number ("340M" is tokenised 3|4|0|M by some models: "3" is no answer); between
+    two Chinese characters always."""
+    def joined(left: str, right: str) -> bool:
+        return left.isalnum() and right.isalnum() and not (_cjk(left) or _cjk(right))
+
+    edges = []
+    for a, b in offsets:
+        before = text[a - 1] if a > 0 else " "
+        first = text[a] if a < len(text) else " "
+        last = text[b - 1] if b > 0 else " "
+        after = text[b] if b < len(text) else " "
+        edges.append((not joined(before, first), not joined(last, after)))
+    return edges
+
+
+def _cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
 def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Sequence[int], follow: Follow,
-                method: str = "span", starts: int = 4, max_tokens: int = 16) -> SpanChoice | None:
+                method: str = "span", starts: int = 4, max_tokens: int = 16,
+                edges: Sequence[Sequence[tuple[bool, bool]]] | None = None) -> SpanChoice | None:
     """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
-    the log-probabilities of the answer's first token; ``None`` when the texts are empty."""
+    the log-probabilities of the answer's first token; ``None`` when the texts are empty.
+    ``edges`` (:func:`word_edges`) keeps spans to whole words and numbers."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
     stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
+    def may_start(t: int, i: int) -> bool:
+        return edges is None or edges[t][i][0]
+
+    def may_end(t: int, i: int) -> bool:
+        return edges is None or edges[t][i][1]
+
     positions = [(float(first[token]), t, i) for t, ids in enumerate(texts) for i, token in enumerate(ids)
-                 if 0 <= token < first.shape[0]]
+                 if 0 <= token < first.shape[0] and may_start(t, i)]
     if not positions or not stops:
         return None
     positions.sort(key=lambda p: -p[0])
@@ -78,15 +107,15 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
             end_lp = max(float(lp[s]) for s in stops)
             score = running + end_lp
             # greedy keeps the span it has reached; span keeps the best one seen
-            if method == "greedy" or best is None or score > best.logprob:
+            if may_end(t, i + j) and (method == "greedy" or best is None or score > best.logprob):
                 best = SpanChoice(t, i, i + j + 1, score, first_lp, steps)
             if j + 1 >= len(path):
                 break
             next_lp = float(lp[path[j + 1]])
             if method == "greedy":
-                if end_lp >= next_lp:
+                if end_lp >= next_lp and may_end(t, i + j):
                     break
-            elif running + next_lp <= best.logprob:
+            elif best is not None and running + next_lp <= best.logprob:
                 break                   # longer spans only lose probability
             running += next_lp
     if best is not None:

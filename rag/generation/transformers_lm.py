@@ -31,7 +31,7 @@ from rag.generation.base import (
 )
 from rag.generation.packaged import SPLIT_MODELS, assembled
 from rag.generation.prompt_cache import PromptCache
-from rag.generation.spans import Extraction, log_softmax, search_span, to_extraction
+from rag.generation.spans import Extraction, log_softmax, search_span, to_extraction, word_edges
 
 log = logging.getLogger(__name__)
 
@@ -374,8 +374,9 @@ class TransformersGenerator:
                     yield log_softmax(row)
 
             try:
+                edges = [word_edges(text, e["offset_mapping"]) for text, e in zip(texts, encoded)]
                 choice = search_span(first, [e["input_ids"] for e in encoded], stop_ids, follow, method=method,
-                                     starts=starts, max_tokens=max_tokens)
+                                     starts=starts, max_tokens=max_tokens, edges=edges)
             finally:
                 back_to_prompt()
                 self._prompt_cache.keep(cache, ids)
