@@ -199,6 +199,39 @@ def score_answer(
     return AnswerScores(em, f1, acc, None, 0.0)
 
 
+# --- long-form answers ----------------------------------------------------------------------
+
+
+class _RougeTokens:
+    """rouge-score's own tokenizer keeps only [a-z0-9] and so drops Chinese; this one uses
+    the same tokens as EM/F1 (Chinese characters, English words)."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def tokenize(self, text: str) -> list[str]:
+        return answer_tokens(text, self.lang)
+
+
+def long_form_scores(prediction: str, answers: Sequence[str], lang: str) -> dict[str, float | None]:
+    """Sentence BLEU (sacreBLEU; its ``zh`` tokenizer for Chinese) against every alternative
+    as references, and ROUGE-L F (rouge-score), best over the alternatives; in 0..1. ``None``
+    when there is nothing to compare or the packages are missing."""
+    text = strip_citations(prediction).strip()
+    golds = [g for g in answers if g.strip()]
+    if not text or not golds:
+        return {"bleu": None, "rouge_l": None}
+    try:
+        import sacrebleu
+        from rouge_score import rouge_scorer
+    except ImportError:
+        return {"bleu": None, "rouge_l": None}
+    bleu = sacrebleu.sentence_bleu(text, golds, tokenize="zh" if lang == "zh" else "13a").score / 100
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_RougeTokens(lang))
+    rouge = max(scorer.score(g, text)["rougeL"].fmeasure for g in golds)
+    return {"bleu": round(bleu, 4), "rouge_l": round(rouge, 4)}
+
+
 # --- retrieval ---------------------------------------------------------------------------
 
 

@@ -38,7 +38,8 @@ STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "first_token", "t
 def metric_names(ks: Sequence[int]) -> list[str]:
     """Every per-question score, in the order tables show them."""
     return [
-        "answer_accuracy", "exact_match", "f1", "correct_refusal", "wrong_refusal",
+        "answer_accuracy", "exact_match", "f1", "bleu", "rouge_l", "evidence_accuracy", "evidence_f1",
+        "correct_refusal", "wrong_refusal",
         *(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks),
         "faithfulness", "citation_precision", "faithfulness_llm",
     ]
@@ -47,6 +48,10 @@ def metric_names(ks: Sequence[int]) -> list[str]:
 METRIC_HELP = {
     "answer_accuracy": "answer contains a gold alternative (or every item of an all-of group); refusal right on unanswerable",
     "exact_match": "normalised answer equals a gold alternative (SQuAD / CMRC 2018 normalisation)",
+    "bleu": "sentence BLEU (sacreBLEU, zh tokenizer for Chinese) against the gold alternatives, 0-1",
+    "rouge_l": "ROUGE-L F (rouge-score, EM/F1 tokens), best over the gold alternatives",
+    "evidence_accuracy": "the sentence a short answer was read from contains a gold alternative",
+    "evidence_f1": "token F1 of that sentence, as if it were the answer",
     "f1": "token F1 (English words; Chinese characters, longest common run as in CMRC 2018)",
     "correct_refusal": "share of unanswerable questions refused",
     "wrong_refusal": "share of answerable questions refused (lower is better)",

@@ -26,7 +26,7 @@ from rag.errors import RagError
 
 from eval.dataset import QAItem, load_qa, select
 from eval.faithfulness import LexicalJudge, LLMJudge
-from eval.metrics import CITATION_RE, retrieval_scores, score_answer
+from eval.metrics import CITATION_RE, long_form_scores, retrieval_scores, score_answer
 from eval.report import (
     RESULTS,
     SUMMARY,
@@ -222,6 +222,10 @@ def score_record(
         "answer_accuracy": a.answer_accuracy, "exact_match": a.exact_match, "f1": a.f1,
         "correct_refusal": a.correct_refusal, "wrong_refusal": a.wrong_refusal,
     }
+    if item.answerable and not refused:
+        # For long-form reference answers (all alternatives as references).
+        scores.update(long_form_scores(answer.answer, item.answers or [" ".join(g) for g in item.answers_all_of],
+                                       item.lang))
     sources = [p.chunk.source for p in answer.passages]
     retrieval = retrieval_scores(sources, item.gold_docs, ks) if item.gold_docs else None
     for name in [*(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks)]:

@@ -76,7 +76,8 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     outcome = run_checks(READ_CHECKS, draft, context)
     assert outcome.draft.text == "Internet2 is a computer networking group [1]."
     assert [(c["check"], c["action"]) for c in outcome.log] == [("confident", "keep"), ("trimmed", "keep"),
-                                                                 ("unit", "keep"), ("echo", "replace")]
+                                                                 ("key_value", "keep"), ("unit", "keep"),
+                                                                 ("echo", "replace")]
     # Unless the question offers a choice of its own words.
     choice = run_checks(READ_CHECKS, draft, Context("Is it Internet2 or NSFNET?", "", "en", []))
     assert choice.draft.text == "Internet2 [1]"

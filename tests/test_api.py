@@ -210,7 +210,7 @@ def test_health_is_open_and_reports_the_index(api_server):
     assert body["status"] == "ready"
     assert body["index"]["documents"] == 4
     assert body["index"]["chunks"] >= 4
-    assert body["answer_mode"] == "generate"
+    assert body["answer_mode"] == "read"
 
 
 @pytest.mark.parametrize("key, code", [(None, "missing_api_key"), ("wrong-key", "invalid_api_key")])

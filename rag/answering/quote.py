@@ -60,6 +60,7 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
     from rag.retrieval import query_terms, relevance, terms_found
 
     terms = query_terms(query)
+    wants_number = bool(_ASKS_NUMBER.search(query))
     scored: list[tuple[float, int, int, str]] = []
     for number, hit in enumerate(passages, start=1):
         prior = relevance(hit)
@@ -80,6 +81,8 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
             if not found:
                 continue
             score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms)
+            if wants_number and not _HAS_NUMBER.search(sentence):
+                score *= 0.6            # "How many ...?" is answered by a sentence with a number in it
             if units[i].header and _names_the_row(sentence, query):
                 score += 1.0            # "How many parameters does Heron-base have?": the row it names
             if sentence.endswith(("?", "？")):
@@ -159,6 +162,13 @@ def reading_units(text: str) -> list[Unit]:
         for j, sentence in enumerate(split_sentences(block)):
             units.append(Unit(sentence, None, j == 0))
     return units
+
+
+# Questions whose answer is a number, a quantity or a date, and what such an answer looks like.
+_ASKS_NUMBER = re.compile(r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+                          r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
+                          r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天", re.IGNORECASE)
+_HAS_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿半]")
 
 
 def _names_the_row(row: str, query: str) -> bool:
