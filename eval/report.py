@@ -142,7 +142,15 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         "latency_ms": latency,
         "throughput": throughput,
         "checks": check_counts(ok),
+        "reference_perplexity": _distribution([r.get("reference_perplexity") for r in ok]),
     }
+
+
+def _distribution(values: Sequence[Any]) -> dict[str, float] | None:
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+    if not numbers:
+        return None
+    return {"p50": percentile(numbers, 50), "mean": sum(numbers) / len(numbers), "n": len(numbers)}
 
 
 def check_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -211,6 +219,10 @@ def console_table(summary: dict[str, Any]) -> str:
             for lang, m in summary["by_language"].items()))
     lines.append("")
     lines.append("  failures: " + ", ".join(f"{FAILURE_TYPES[k]} {v}" for k, v in summary["failures"].items()))
+    ppl = summary.get("reference_perplexity")
+    if ppl:
+        lines.append(f"  generator's perplexity of the gold answers: p50 {ppl['p50']:.2f}, mean {ppl['mean']:.2f} "
+                     f"(n={ppl['n']})")
     fired = {name: c for name, c in (summary.get("checks") or {}).items() if c["replace"] or c["refuse"]}
     if fired:
         lines.append("  checks that changed answers (replaced / refused, right after): " + ", ".join(

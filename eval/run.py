@@ -77,6 +77,20 @@ class PipelineAnswerer:
     def generator(self) -> Any:
         return getattr(self.pipeline, "generator", None)
 
+    def perplexity(self, item: QAItem, answer: Answer) -> float | None:
+        """The generator's perplexity of the item's first gold answer, read from the best
+        sentences of the passages this answer was given (the same for every generator)."""
+        from rag.answering.quote import ranked_sentences
+        from rag.answering.reader import reference_perplexity
+
+        golds = item.answers or [" ".join(g) for g in item.answers_all_of]
+        if not item.answerable or not golds or not answer.passages:
+            return None
+        evidence = ranked_sentences(answer.query or item.question, answer.passages,
+                                    max(1, self.settings.reader_sentences))
+        return reference_perplexity(self.pipeline.generator, item.question, answer.passages, evidence,
+                                    answer.language or item.lang, golds[0])
+
     def close(self) -> None:
         pass
 
@@ -295,15 +309,22 @@ def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
             for item in items if item.gold_docs]
 
 
-def _ask(answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None) -> tuple[Answer | None, Any, str | None, float]:
+def _ask(answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None,
+         perplexity: bool = False) -> tuple[Answer | None, Any, str | None, float, dict[str, Any]]:
     start = time.perf_counter()
     try:
         hidden = item.extra.get(HIDDEN)
         answer = answerer.answer(item.question, top_k=top_k, filters={"exclude": hidden} if hidden else None)
     except Exception as exc:  # noqa: BLE001 - one failing question is recorded, the run goes on
         message = str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
-        return None, None, message, (time.perf_counter() - start) * 1000
+        return None, None, message, (time.perf_counter() - start) * 1000, {}
     wall = (time.perf_counter() - start) * 1000
+    extra: dict[str, Any] = {}
+    if perplexity and hasattr(answerer, "perplexity"):
+        try:
+            extra["reference_perplexity"] = answerer.perplexity(item, answer)
+        except Exception as exc:  # noqa: BLE001 - a metric must not lose the answer
+            print(f"warning: perplexity failed on {item.id}: {exc}", file=sys.stderr)
     llm = None
     if llm_judge is not None and answer.answerable and answer.answer.strip():
         try:
@@ -311,7 +332,7 @@ def _ask(answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudg
         except Exception as exc:  # noqa: BLE001 - the optional judge must not lose the answer
             llm = None
             print(f"warning: LLM judge failed on {item.id}: {exc}", file=sys.stderr)
-    return answer, llm, None, wall
+    return answer, llm, None, wall, extra
 
 
 def evaluate(
@@ -326,6 +347,7 @@ def evaluate(
     llm_judge: LLMJudge | None = None,
     progress: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    perplexity: bool = False,
 ) -> tuple[list[dict[str, Any]], int, float]:
     """Answer and score ``items``, appending to ``out/results.jsonl``.
 
@@ -356,7 +378,7 @@ def evaluate(
             item = next(queue, None)
             if item is None:
                 return
-            pending[pool.submit(_ask, answerer, item, top_k, llm_judge)] = item
+            pending[pool.submit(_ask, answerer, item, top_k, llm_judge, perplexity)] = item
 
     clean = False
     try:
@@ -368,13 +390,14 @@ def evaluate(
                 # results file is then in question order, run after run.
                 for future in [f for f in pending if f in finished]:
                     item = pending.pop(future)
-                    answer, llm, error, wall = future.result()
+                    answer, llm, error, wall, extra = future.result()
                     if answer is None:
                         record = error_record(item, error or "unknown error", wall)
                         failed += 1
                         first_error = first_error or error
                     else:
                         record = score_record(item, answer, judge, ks, wall, llm)
+                        record.update(extra)
                         answered += 1
                         acc = record["scores"].get("answer_accuracy")
                         if acc is not None:
@@ -426,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="evaluate a running server through POST URL/ask instead of in-process")
     parser.add_argument("--api-key", help="key for a server that requires one (default: the first of RAG_API_KEYS)")
     parser.add_argument("--top-k", type=int, help="passages per question (default: the pipeline's top_k)")
+    parser.add_argument("--perplexity", action="store_true",
+                        help="also the generator's perplexity of each gold answer, read from the best sentences "
+                             "(in-process only; compares generators on the same questions)")
     parser.add_argument("--hide-gold", action="store_true",
                         help="ask each question with its gold documents left out of the search, as an unanswerable "
                              "question (the right answer is a refusal)")
@@ -549,6 +575,7 @@ def _run(args: argparse.Namespace) -> int:
             records, answered, seconds = evaluate(
                 items, answerer, out, ks=args.k, top_k=args.top_k, concurrency=args.concurrency,
                 resume=args.resume, judge=judge, llm_judge=llm_judge, progress=not args.quiet,
+                perplexity=args.perplexity,
             )
         finally:
             answerer.close()

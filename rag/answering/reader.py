@@ -210,3 +210,26 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     if end > start and text[end - 1] == "." and not _ABBREVIATION.search(text[start:end]):
         end -= 1                    # a sentence's full stop, not an abbreviation's
     return start, end
+
+
+def reference_perplexity(generator: Generator, question: str, passages: Sequence[SearchHit],
+                         evidence: Sequence[tuple[int, str]], language: str, reference: str) -> float | None:
+    """The generator's perplexity of a reference answer, read from the ``evidence`` sentences
+    with the reader's prompt: lower means the model finds the right answer likelier. Compares
+    generators on the same questions (``python -m eval.run --perplexity``); ``None`` for a
+    generator that shows no probabilities, or without evidence."""
+    score = getattr(generator, "score", None)
+    if score is None or not reference.strip():
+        return None
+    lang = "zh" if language == "zh" else "en"
+    raws = []
+    for number, sentence in evidence:
+        located = locate(passages[number - 1].chunk.text, sentence)
+        if located is not None:
+            raws.append(passages[number - 1].chunk.text[located[0]:located[1]])
+    if not raws:
+        return None
+    shown = ("" if lang == "zh" else " ").join(raws)
+    messages = to_chat_messages(reader_template(lang).format_messages(passage=shown, question=question.strip()))
+    logprob, tokens = score(messages, (" " if lang == "en" else "") + reference.strip(), prefix=ANSWER_PREFIX[lang])
+    return round(math.exp(-logprob / max(1, tokens)), 4)

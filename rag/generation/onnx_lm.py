@@ -571,6 +571,16 @@ class OnnxGenerator:
                                                       float(span[4]), int(span[5]))
         return to_extraction(choice, [e.offsets for e in encoded], texts, len(ids), int(done.get("cached_tokens", 0)))
 
+    def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
+        """log P(``continuation`` | the prompt opened with ``prefix``) and its length in tokens."""
+        if self._ready_worker() is None:
+            return self._delegate.score(messages, continuation, prefix)
+        ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
+        following = self._tokenizer.encode(continuation, add_special_tokens=False).ids
+        answer_room(len(ids), self._window, len(following))
+        done = self._call({"op": "score", "ids": ids, "continuation": following})
+        return float(done["logprob"]), int(done["tokens"])
+
     # -- internals ------------------------------------------------------------------------------
 
     def _call(self, request: dict) -> dict:

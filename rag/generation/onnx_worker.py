@@ -17,7 +17,10 @@ PARALLEL``) and talks to it in JSON lines, each about one generation named by it
   "method": m, "starts": k, "max_tokens": n, "edges": [[[start_ok, end_ok], ...], ...]}`` reads the prompt and answers with one
   ``{"id": i, "done": {"span": [text, start, end, logprob, first_logprob, steps] | null,
   "cached_tokens": n}}``: the run of a text's tokens the model most likely answers with
-  (:mod:`rag.generation.spans`). It is one unit of work: the answers under way wait for it.
+  (:mod:`rag.generation.spans`). It is one unit of work: the answers under way wait for it;
+- ``{"op": "score", "id": i, "ids": [...], "continuation": [...]}`` is answered with
+  ``{"id": i, "done": {"logprob": total, "tokens": n, "cached_tokens": n}}``: the model's
+  log-probability of the continuation after the prompt (eval's perplexity).
 
 Scheduling. Up to ``PARALLEL`` generations are under way at once, each with its own
 onnxruntime-genai generator (its own key/value cache); the worker picks one token at a time for
@@ -176,6 +179,24 @@ class Model:
                                             choice.first_logprob, choice.steps]
         return {"span": span, "cached_tokens": cached}
 
+    def score(self, request: dict) -> dict:
+        """log P(continuation | prompt) (the ``score`` operation)."""
+        ids = [int(i) for i in request["ids"]]
+        continuation = [int(i) for i in request["continuation"]]
+        session, cached = self.cache.lease(ids)
+        generator = session.generator
+        generator.append_tokens(ids[cached:])
+        total = 0.0
+        try:
+            for token in continuation:
+                total += float(log_softmax(generator.get_logits())[token])
+                generator.append_tokens([token])
+        finally:
+            generator.rewind_to(len(ids))
+            session.computed = len(ids)
+            self.cache.keep(session, ids)
+        return {"logprob": total, "tokens": len(continuation), "cached_tokens": cached}
+
     def end(self, answer: Answer) -> dict:
         """Give the answer's session back to the prompt cache; what the ``done`` message says."""
         session = answer.session
@@ -242,7 +263,7 @@ class Scheduler:
 
     def take(self, message: dict) -> None:
         op = message.get("op")
-        if op in ("generate", "extract"):
+        if op in ("generate", "extract", "score"):
             self.waiting.append(message)
         elif op == "cancel":
             for answer in self.running:
@@ -259,8 +280,8 @@ class Scheduler:
         answer whose turn it is."""
         if self.waiting and len(self.running) < self.parallel:
             request = self.waiting.popleft()
-            if request.get("op") == "extract":
-                self._extract(request)
+            if request.get("op") in ("extract", "score"):
+                self._single(request)
                 return
             try:
                 answer = self.model.begin(request)
@@ -281,9 +302,11 @@ class Scheduler:
             self.say({"id": answer.id, "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
 
 
-    def _extract(self, request: dict) -> None:
+    def _single(self, request: dict) -> None:
+        """An operation answered by one message (``extract``, ``score``)."""
         try:
-            self.say({"id": request.get("id"), "done": self.model.extract(request)})
+            work = self.model.extract if request.get("op") == "extract" else self.model.score
+            self.say({"id": request.get("id"), "done": work(request)})
         except Exception as exc:  # noqa: BLE001 - this request fails, the worker goes on
             self.say({"id": request.get("id"), "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
 

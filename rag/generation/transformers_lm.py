@@ -382,6 +382,19 @@ class TransformersGenerator:
                 self._prompt_cache.keep(cache, ids)
         return to_extraction(choice, [e["offset_mapping"] for e in encoded], texts, len(ids), cached)
 
+    def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
+        """log P(``continuation`` | the prompt opened with ``prefix``) and its length in tokens."""
+        import torch
+
+        model, tokenizer = self._load()
+        ids = tokenizer(self.render(messages) + prefix, add_special_tokens=False)["input_ids"]
+        following = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        answer_room(len(ids), self.context_window, len(following))
+        with self._run_lock, torch.inference_mode():
+            logits = model(torch.tensor([ids + following], device=self.device)).logits[0].float().cpu().numpy()
+        rows = logits[len(ids) - 1:len(ids) - 1 + len(following)]
+        return float(sum(log_softmax(row)[token] for row, token in zip(rows, following))), len(following)
+
     # -- internals --------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
