@@ -550,7 +550,7 @@ def summarise(results: list[RequestResult], wall_s: float) -> dict[str, Any]:
 
 
 def _stage_order(stage: str) -> tuple[int, str]:
-    known = ("rewrite", "retrieve", "rerank", "first_token", "generate", "total")
+    known = ("rewrite", "retrieve", "rerank", "read", "first_token", "generate", "total")
     return (known.index(stage) if stage in known else len(known), stage)
 
 

@@ -180,7 +180,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         passages=passages, query=data.get("query", ""), language=data.get("language", ""),
         model=data.get("model", ""), timings_ms=dict(data.get("timings_ms") or {}), usage=dict(data.get("usage") or {}),
         answer_span=span(data.get("answer_span")), evidence=span(data.get("evidence")),
-        confidence=data.get("confidence"), relevance=data.get("relevance"), checks=list(data.get("checks") or []),
+        confidence=data.get("confidence"), relevance=data.get("relevance"), no_answer=data.get("no_answer"), checks=list(data.get("checks") or []),
     )
 
 
@@ -274,6 +274,7 @@ def score_record(
         "evidence": answer.evidence.to_dict() if answer.evidence else None,
         "confidence": answer.confidence,
         "relevance": answer.relevance,
+        "no_answer": answer.no_answer,
         "checks": [dict(c) for c in answer.checks],
         "error": None,
     }

@@ -97,6 +97,8 @@ class Answer:
     evidence: Span | None = None
     confidence: float | None = None
     relevance: float | None = None         # the best passage's relevance (the gate: min_relevance)
+    # log P(the reader says "the passage does not say") - log P(its span): above 0 it prefers not to answer
+    no_answer: float | None = None
     # What each answer check decided, in the order they ran (rag/answering/checks.py).
     checks: list[dict[str, str]] = field(default_factory=list)
 
@@ -115,5 +117,6 @@ class Answer:
             "evidence": self.evidence.to_dict() if self.evidence else None,
             "confidence": self.confidence,
             "relevance": self.relevance,
+            "no_answer": self.no_answer,
             "checks": [dict(c) for c in self.checks],
         }

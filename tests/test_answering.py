@@ -3,6 +3,8 @@ the short answer read by the real default model over a real index."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rag.answering import AnswerPipeline
@@ -75,7 +77,8 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     context = Context("what is Internet2", "what is Internet2", "en", [])
     outcome = run_checks(READ_CHECKS, draft, context)
     assert outcome.draft.text == "Internet2 is a computer networking group [1]."
-    assert [(c["check"], c["action"]) for c in outcome.log] == [("confident", "keep"), ("trimmed", "keep"),
+    assert [(c["check"], c["action"]) for c in outcome.log] == [("confident", "keep"), ("no_answer", "keep"),
+                                                                 ("trimmed", "keep"),
                                                                  ("key_value", "keep"), ("unit", "keep"),
                                                                  ("echo", "replace")]
     # Unless the question offers a choice of its own words.
@@ -83,6 +86,10 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     assert choice.draft.text == "Internet2 [1]"
     unsure = run_checks(READ_CHECKS, draft, Context("what is Internet2", "", "en", [], min_confidence=0.5))
     assert unsure.draft is None and unsure.log[-1]["action"] == "refuse"
+    # The reader itself found "the passage does not say" likelier than the span.
+    declined = run_checks(READ_CHECKS, replace(draft, no_answer=1.2), Context("what is Internet2", "", "en", [],
+                                                                              no_answer_margin=0.5))
+    assert declined.draft is None and [c["check"] for c in declined.log] == ["confident", "no_answer"]
 
 
 def test_the_question_s_own_words_are_cut_off_a_short_answer():

@@ -33,6 +33,7 @@ class Draft:
     span: Span | None = None
     evidence: Span | None = None
     confidence: float | None = None
+    no_answer: float | None = None      # log P(no answer) - log P(the span), from the reader
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Context:
     min_support: float = 0.5
     extractive_fallback: bool = True
     min_confidence: float = 0.0
+    no_answer_margin: float | None = None
 
 
 @dataclass
@@ -212,6 +214,15 @@ def not_an_echo(draft: Draft, context: Context) -> Verdict:
                          evidence=draft.evidence, confidence=draft.confidence))
 
 
+@check("no_answer")
+def answers_at_all(draft: Draft, context: Context) -> Verdict:
+    """The reader's own choice not to answer: it finds "the passage does not say" likelier
+    than any span of it, by more than ``reader_no_answer_margin``."""
+    if draft.no_answer is None or context.no_answer_margin is None or draft.no_answer <= context.no_answer_margin:
+        return Verdict(KEEP)
+    return Verdict(REFUSE, f"the reader prefers no answer to any span (log-odds {draft.no_answer:+.2f})")
+
+
 @check("trimmed")
 def trimmed(draft: Draft, context: Context) -> Verdict:
     """Words of the question at the span's edges are cut (:func:`trim_echo`)."""
@@ -304,7 +315,7 @@ def key_value(draft: Draft, context: Context) -> Verdict:
                    replace(draft, text=append_marker(value, evidence.passage), span=span))
 
 
-READ_CHECKS: tuple[Check, ...] = (confident, trimmed, key_value, with_unit, not_an_echo)
+READ_CHECKS: tuple[Check, ...] = (confident, answers_at_all, trimmed, key_value, with_unit, not_an_echo)
 
 
 _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)

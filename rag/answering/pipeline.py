@@ -31,7 +31,7 @@ from rag.answering.citations import build_citations
 from rag.answering.quote import best_sentence, complete_lead_in, ranked_sentences
 from rag.answering.reader import Reader
 from rag.answering.refusal import refusal_text
-from rag.config import ANSWER_MODES, Settings
+from rag.config import ANSWER_MODES, READER_METHODS, Settings
 from rag.documents import Answer, SearchHit
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
 from rag.generation import Generator, make_generator
@@ -39,7 +39,7 @@ from rag.generation.base import GenerationResult
 from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
-from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
+from rag.retrieval import HybridRetriever, Retrieval, Retriever, query_terms, relevance, term_overlap
 from rag.text import detect_language
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "total")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
+# The reader weighs reader_sentences_unsure sentences when the best one holds less than this
+# share of the question's words, else reader_sentences.
+UNSURE_SHARE = 0.5
 
 
 @dataclass
@@ -82,6 +85,8 @@ class AnswerPipeline:
                  retriever: Retriever | None = None, reranker: Reranker | None = None) -> None:
         if settings.answer_mode not in ANSWER_MODES:
             raise ConfigError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, not '{settings.answer_mode}'.")
+        if settings.reader_method not in READER_METHODS:
+            raise ConfigError(f"reader_method must be one of {', '.join(READER_METHODS)}, not '{settings.reader_method}'.")
         self.settings = settings
         self._generator = generator
         self._retriever = retriever
@@ -233,7 +238,12 @@ class AnswerPipeline:
             turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
             return turn
         if turn.mode == "read":
-            turn.evidence = ranked_sentences(turn.query, turn.passages, max(1, self.settings.reader_sentences))
+            wanted = max(1, self.settings.reader_sentences)
+            turn.evidence = ranked_sentences(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
+            # The best sentence holding few of the question's words may be the wrong one (a
+            # question reworded from its passage): the reader then weighs a few more.
+            if turn.evidence and term_overlap(query_terms(turn.query), turn.evidence[0][1]) >= UNSURE_SHARE:
+                turn.evidence = turn.evidence[:wanted]
             turn.quote = turn.evidence[0] if turn.evidence else None   # None: refuse
             return turn
 
@@ -277,7 +287,8 @@ class AnswerPipeline:
     def _checked(self, turn: _Turn, draft: Draft, checks: Sequence[Check]) -> Answer:
         """The answer after the mode's checks (rag/answering/checks.py), with what each decided."""
         context = Context(turn.question, turn.query, turn.language, turn.passages, self.settings.min_support,
-                          self.settings.extractive_fallback, self.settings.reader_min_confidence)
+                          self.settings.extractive_fallback, self.settings.reader_min_confidence,
+                          self.settings.reader_no_answer_margin)
         outcome = run_checks(checks, draft, context)
         for entry in outcome.log:
             if entry["action"] != "keep":
@@ -316,9 +327,12 @@ class AnswerPipeline:
         turn.usage["completion_tokens"] += reading.tokens
         turn.usage["read_tokens"] = turn.usage.get("read_tokens", 0) + reading.steps
         number = reading.span.passage
+        margin = None if reading.no_answer_logprob is None else round(reading.no_answer_logprob - reading.logprob, 4)
         draft = Draft(append_marker(reading.span.text, number), [number], reading.span, reading.evidence,
-                      reading.confidence)
-        return self._checked(turn, draft, READ_CHECKS)
+                      reading.confidence, margin)
+        answer = self._checked(turn, draft, READ_CHECKS)
+        answer.no_answer = margin
+        return answer
 
     def _refusal(self, turn: _Turn) -> Answer:
         return self._make_answer(turn, refusal_text(turn.language), False, [])

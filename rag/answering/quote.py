@@ -61,6 +61,9 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
 
     terms = query_terms(query)
     wants_number = bool(_ASKS_NUMBER.search(query))
+    # Chinese questions reworded from their passage share few of jieba's words but many
+    # character pairs ("一次最多可以借几本书" / "每人每次最多可借图书五册"): those count too.
+    pairs = _char_pairs(query) if has_cjk(query) else set()
     scored: list[tuple[float, int, int, str]] = []
     for number, hit in enumerate(passages, start=1):
         prior = relevance(hit)
@@ -78,9 +81,11 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
                 continue                # a title names the topic, it does not answer
             # A table row is read with its header: "Accuracy" names the column of "86.7".
             found = terms_found(terms, f"{units[i].header}\n{sentence}" if units[i].header else sentence)
-            if not found:
+            if not found and not (pairs and pairs & _char_pairs(sentence)):
                 continue
-            score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms)
+            score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
+            if pairs:
+                score += CHAR_PAIR_WEIGHT * len(pairs & _char_pairs(sentence)) / len(pairs)
             if wants_number and not _HAS_NUMBER.search(sentence):
                 score *= 0.6            # "How many ...?" is answered by a sentence with a number in it
             if units[i].header and _names_the_row(sentence, query):
@@ -162,6 +167,16 @@ def reading_units(text: str) -> list[Unit]:
         for j, sentence in enumerate(split_sentences(block)):
             units.append(Unit(sentence, None, j == 0))
     return units
+
+
+CHAR_PAIR_WEIGHT = 0.5
+_QUESTION_CHARS = set("什么多少哪里儿个些天年位几为怎样如何是否吗呢谁请问")
+
+
+def _char_pairs(text: str) -> set[str]:
+    """Pairs of neighbouring Chinese characters, without those made of question words."""
+    chars = [ch for ch in text if "\u3400" <= ch <= "\u9fff"]
+    return {a + b for a, b in zip(chars, chars[1:]) if not (a in _QUESTION_CHARS and b in _QUESTION_CHARS)}
 
 
 # Questions whose answer is a number, a quantity or a date, and what such an answer looks like.

@@ -553,11 +553,12 @@ class OnnxGenerator:
         return threaded_stream(work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped))
 
     def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
-                starts: int = 4, max_tokens: int = 16) -> Extraction | None:
+                starts: int = 4, max_tokens: int = 16, no_answer: str = "") -> Extraction | None:
         """The span of ``texts`` the model most likely answers ``messages`` with, its reply
-        opened with ``prefix`` (:mod:`rag.generation.spans`); ``None`` for empty texts."""
+        opened with ``prefix`` (:mod:`rag.generation.spans`); ``None`` for empty texts. With
+        ``no_answer``, that word is scored too (``Extraction.no_answer_logprob``)."""
         if self._ready_worker() is None:
-            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens)
+            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens, no_answer)
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
@@ -565,10 +566,13 @@ class OnnxGenerator:
         encoded = [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
         edges = [word_edges(text, e.offsets) for text, e in zip(texts, encoded)]
         done = self._call({"op": "extract", "ids": ids, "texts": [e.ids for e in encoded], "stop_ids": self._stop_ids,
-                           "method": method, "starts": starts, "max_tokens": max_tokens, "edges": edges})
+                           "method": method, "starts": starts, "max_tokens": max_tokens, "edges": edges,
+                           "no_answer": self._tokenizer.encode(no_answer, add_special_tokens=False).ids if no_answer
+                           else None})
         span = done.get("span")
         choice = None if span is None else SpanChoice(int(span[0]), int(span[1]), int(span[2]), float(span[3]),
-                                                      float(span[4]), int(span[5]))
+                                                      float(span[4]), int(span[5]),
+                                                      None if span[6] is None else float(span[6]))
         return to_extraction(choice, [e.offsets for e in encoded], texts, len(ids), int(done.get("cached_tokens", 0)))
 
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:

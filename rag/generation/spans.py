@@ -45,6 +45,7 @@ class SpanChoice:
     logprob: float
     first_logprob: float       # of its first token alone: how sure the model is of where it starts
     steps: int                 # tokens the model read to decide
+    no_answer_logprob: float | None = None   # log P(the model says the no-answer word and stops)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -76,10 +77,13 @@ def _cjk(ch: str) -> bool:
 
 def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Sequence[int], follow: Follow,
                 method: str = "span", starts: int = 4, max_tokens: int = 16,
-                edges: Sequence[Sequence[tuple[bool, bool]]] | None = None) -> SpanChoice | None:
+                edges: Sequence[Sequence[tuple[bool, bool]]] | None = None,
+                no_answer: Sequence[int] | None = None) -> SpanChoice | None:
     """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
     the log-probabilities of the answer's first token; ``None`` when the texts are empty.
-    ``edges`` (:func:`word_edges`) keeps spans to whole words and numbers."""
+    ``edges`` (:func:`word_edges`) keeps spans to whole words and numbers. ``no_answer`` (the
+    tokens of the word the prompt says to answer when the text does not hold the answer) is
+    scored the same way, as the option of saying that instead."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
     stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
@@ -96,6 +100,13 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
     positions.sort(key=lambda p: -p[0])
     best: SpanChoice | None = None
     steps = 0
+    no_answer_lp: float | None = None
+    if no_answer:
+        words = [int(t) for t in no_answer]
+        no_answer_lp = float(first[words[0]])
+        for j, lp in enumerate(follow(words)):
+            steps += 1
+            no_answer_lp += float(lp[words[j + 1]]) if j + 1 < len(words) else max(float(lp[s]) for s in stops)
     for first_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
         if best is not None and first_lp <= best.logprob:
             break                       # every span from here scores below the best already found
@@ -120,6 +131,7 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
             running += next_lp
     if best is not None:
         best.steps = steps
+        best.no_answer_logprob = no_answer_lp
     return best
 
 
@@ -137,6 +149,7 @@ class Extraction:
     prompt_tokens: int
     cached_tokens: int = 0
     steps: int = 0
+    no_answer_logprob: float | None = None
 
 
 def to_extraction(choice: SpanChoice | None, offsets: Sequence[Sequence[tuple[int, int]]], texts: Sequence[str],
@@ -155,4 +168,4 @@ def to_extraction(choice: SpanChoice | None, offsets: Sequence[Sequence[tuple[in
     if start >= end:
         return None
     return Extraction(choice.text, start, end, choice.logprob, choice.first_logprob, choice.end - choice.start,
-                      prompt_tokens, cached_tokens, choice.steps)
+                      prompt_tokens, cached_tokens, choice.steps, choice.no_answer_logprob)
