@@ -78,7 +78,7 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     outcome = run_checks(READ_CHECKS, draft, context)
     assert outcome.draft.text == "Internet2 is a computer networking group [1]."
     assert [(c["check"], c["action"]) for c in outcome.log] == [("confident", "keep"), ("no_answer", "keep"),
-                                                                 ("trimmed", "keep"),
+                                                                 ("sure", "keep"), ("trimmed", "keep"),
                                                                  ("key_value", "keep"), ("unit", "keep"),
                                                                  ("echo", "replace")]
     # Unless the question offers a choice of its own words.

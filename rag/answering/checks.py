@@ -48,6 +48,9 @@ class Context:
     extractive_fallback: bool = True
     min_confidence: float = 0.0
     no_answer_margin: float | None = None
+    relevance: float = 1.0              # the best passage's share of the question's words
+    sure_below: float = 0.0             # under this relevance the reader must be sure ...
+    sure_margin: float = 0.0            # ... preferring its span to no answer by this much
 
 
 @dataclass
@@ -223,6 +226,16 @@ def answers_at_all(draft: Draft, context: Context) -> Verdict:
     return Verdict(REFUSE, f"the reader prefers no answer to any span (log-odds {draft.no_answer:+.2f})")
 
 
+@check("sure")
+def sure_on_little_evidence(draft: Draft, context: Context) -> Verdict:
+    """Passages that hold few of the question's words may only mention its subject: the answer
+    stands only if the reader clearly prefers it to saying the passage does not answer."""
+    if draft.no_answer is None or context.relevance >= context.sure_below or draft.no_answer <= context.sure_margin:
+        return Verdict(KEEP)
+    return Verdict(REFUSE, f"the passages hold few of the question's words (relevance {context.relevance:.2f}) "
+                           f"and the reader is not sure (log-odds {draft.no_answer:+.2f})")
+
+
 @check("trimmed")
 def trimmed(draft: Draft, context: Context) -> Verdict:
     """Words of the question at the span's edges are cut (:func:`trim_echo`)."""
@@ -315,7 +328,8 @@ def key_value(draft: Draft, context: Context) -> Verdict:
                    replace(draft, text=append_marker(value, evidence.passage), span=span))
 
 
-READ_CHECKS: tuple[Check, ...] = (confident, answers_at_all, trimmed, key_value, with_unit, not_an_echo)
+READ_CHECKS: tuple[Check, ...] = (confident, answers_at_all, sure_on_little_evidence, trimmed, key_value, with_unit,
+                                  not_an_echo)
 
 
 _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)

@@ -288,7 +288,9 @@ class AnswerPipeline:
         """The answer after the mode's checks (rag/answering/checks.py), with what each decided."""
         context = Context(turn.question, turn.query, turn.language, turn.passages, self.settings.min_support,
                           self.settings.extractive_fallback, self.settings.reader_min_confidence,
-                          self.settings.reader_no_answer_margin)
+                          self.settings.reader_no_answer_margin,
+                          turn.retrieval.best_relevance if turn.retrieval is not None else 1.0,
+                          self.settings.reader_sure_below_relevance, self.settings.reader_sure_margin)
         outcome = run_checks(checks, draft, context)
         for entry in outcome.log:
             if entry["action"] != "keep":
