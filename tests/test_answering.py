@@ -3,11 +3,14 @@ the short answer read by the real default model over a real index."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import pytest
 
 from rag.answering import AnswerPipeline
+from rag.config import Settings
+from rag.generation import make_generator
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Context, Draft, append_marker, run_checks
 from rag.documents import Span
 from rag.generation.base import GenerationResult
@@ -119,11 +122,17 @@ def test_markers_go_where_a_reader_expects_them():
     assert append_marker("每天七点半开门。", 1) == "每天七点半开门[1]。"
 
 
+@functools.lru_cache(maxsize=1)
+def default_generator():
+    """The default generator (the reader's model), loaded once per test process."""
+    generator = make_generator(Settings.load(env={}, overrides={"device": "cpu"}))
+    generator.warm_up()
+    return generator
+
+
 @pytest.fixture(scope="module")
 def reading(index_settings):  # noqa: F811
-    from tests.test_generation_onnx import shared_onnx
-
-    return AnswerPipeline(index_settings.replace(answer_mode="read"), generator=shared_onnx())
+    return AnswerPipeline(index_settings.replace(answer_mode="read"), generator=default_generator())
 
 
 @pytest.mark.slow
@@ -137,7 +146,7 @@ def test_the_short_answer_is_the_fact_with_its_place_in_the_passage(reading):
     assert answer.evidence.text == "The daily meal allowance is 45 euros on business trips."
     assert passage[answer.evidence.start:answer.evidence.end] == answer.evidence.text
     assert answer.citations[0].source.startswith("policies/travel") and 0 < answer.confidence <= 1
-    assert answer.timings_ms["read"] > 0 and answer.model == "SmolLM2-135M-Instruct"
+    assert answer.timings_ms["read"] > 0 and answer.model == Settings().generator_model
     # Streaming gives the same short answer, in one piece.
     events = list(reading.stream(MEALS, top_k=2))
     assert [e["type"] for e in events] == ["retrieval", "token", "done"]
