@@ -103,7 +103,7 @@ def test_the_question_s_own_words_are_cut_off_a_short_answer():
         return span[start:len(span) - end]
 
     assert trimmed("45 euros on business trips", MEALS) == "45 euros"
-    assert trimmed("七点半开门", "熊猫基地早上几点开门？") == "七点半"
+    assert trimmed("锣鼓点", "锣鼓经常用的节奏型称为什么？") == "锣鼓点"      # Chinese spans are left whole
     assert trimmed("New York", "Which is larger, New York or Boston?") == "New York"     # nothing would be left
     assert trimmed("515 million years ago", "How old are the fossils?") == "515 million years ago"
     passage = "The daily meal allowance is 45 euros on business trips."

@@ -344,16 +344,17 @@ def _offers_a_choice(question: str) -> bool:
 _LINKING_EN = frozenset("""a an the of in on at by for to from with about as into onto over under per and or
     is are was were be been being has have had do does did its it their his her this that these those""".split())
 _WORD_RE = re.compile(r"[\w'’.\-]+|[^\w\s]", re.UNICODE)
-_LINKING_ZH = "的了是在于为和与及之"
 
 
 def trim_echo(span: str, question: str) -> tuple[int, int]:
     """How many characters to cut off the start and the end of ``span``: words the question
     already says, and the little words that tie them on ("45 euros on business trips" asked
-    about business trips -> "45 euros"; "七点半开门" asked when it opens -> "七点半"). Nothing
-    is cut when too little would be left."""
+    about business trips -> "45 euros"). Nothing is cut when too little would be left.
+
+    Chinese spans are left alone: cut the same way, 120 of 500 CMRC answers lost F1 (55.3 ->
+    44.5 on those; "锣鼓点" asked about 锣鼓经 became "点", a company's "有限公司" lost "公司")."""
     if has_cjk(span):
-        return _trim_echo_zh(span, question)
+        return 0, 0
     words = [(m.start(), m.end(), m.group().lower().strip(".'’")) for m in _WORD_RE.finditer(span)]
     asked = {w.lower().strip(".'’?") for w in _WORD_RE.findall(question)} - _LINKING_EN
     if len(words) < 2:
@@ -374,30 +375,3 @@ def trim_echo(span: str, question: str) -> tuple[int, int]:
     if not any(w[2] not in asked and w[2] not in _LINKING_EN for w in kept):
         return 0, 0
     return kept[0][0], len(span) - kept[-1][1]
-
-
-def _trim_echo_zh(span: str, question: str) -> tuple[int, int]:
-    start, end = 0, len(span)
-    for _ in range(3):                       # a few rounds: "开门的时间" -> "时间" ...
-        moved = False
-        for n in range(min(end - start - 1, 8), 1, -1):
-            if span[end - n:end] in question:
-                end -= n
-                moved = True
-                break
-        while end - start > 1 and span[end - 1] in _LINKING_ZH:
-            end -= 1
-            moved = True
-        for n in range(min(end - start - 1, 8), 1, -1):
-            if span[start:start + n] in question:
-                start += n
-                moved = True
-                break
-        while end - start > 1 and span[start] in _LINKING_ZH:
-            start += 1
-            moved = True
-        if not moved:
-            break
-    if end - start < 1 or not any(ch.isalnum() for ch in span[start:end]):
-        return 0, 0
-    return start, len(span) - end
