@@ -235,7 +235,7 @@ def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpu
 def pipeline(index_settings):
     from tests.test_generation import shared_smollm2
 
-    pipeline = AnswerPipeline(index_settings, generator=shared_smollm2())
+    pipeline = AnswerPipeline(index_settings.replace(answer_mode="generate"), generator=shared_smollm2())
     pipeline.warm_up()
     return pipeline
 

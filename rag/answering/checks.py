@@ -252,13 +252,15 @@ def trimmed(draft: Draft, context: Context) -> Verdict:
 
 
 # Units a bare figure is read with: measures, money, time, shares (English and Chinese).
-_UNITS_EN = (r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|m|metres?|meters?|cm|mm|mi|miles?|"
-             r"ft|feet|foot|inch(?:es)?|in|yards?|kg|kilograms?|g|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
-             r"l|litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|w|watts?|volts?|v|hz|khz|mhz|ghz|"
+_UNITS_EN = (r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|metres?|meters?|cm|mm|miles?|"
+             r"feet|foot|inch(?:es)?|yards?|kg|kilograms?|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
+             r"litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|watts?|volts?|hz|khz|mhz|ghz|"
              r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
-             r"seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|years?|decades?|centuries|"
+             r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|decades?|centuries|"
              r"million|billion|trillion|thousand|hundred")
-_UNIT_AFTER_EN = re.compile(rf"\s?(?:{_UNITS_EN})\b(?!-)", re.IGNORECASE)
+# One- and two-letter units that are also words ("in", "m", "s") only when written onto the figure.
+_UNITS_ATTACHED = r"m|s|h|g|l|v|w|ft|mi|in"
+_UNIT_AFTER_EN = re.compile(rf"(?:\s?(?:{_UNITS_EN})|(?:{_UNITS_ATTACHED}))\b(?!-)", re.IGNORECASE)
 _UNIT_AFTER_ZH = re.compile(r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
                             r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
                             r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|号|路|个))")
@@ -271,6 +273,8 @@ def with_unit(draft: Draft, context: Context) -> Verdict:
     span = draft.span
     if span is None or not span.text or not span.text[-1].isdigit() or not 1 <= span.passage <= len(context.passages):
         return Verdict(KEEP)
+    if re.search(r"\d\.\d+\.\d", span.text):
+        return Verdict(KEEP)            # an address or a version number, not a quantity
     passage = context.passages[span.passage - 1].chunk.text
     if passage[span.start:span.end] != span.text:
         return Verdict(KEEP)

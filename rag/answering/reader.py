@@ -137,7 +137,7 @@ class Reader:
         else:
             extraction = extract(messages, raws, prefix=ANSWER_PREFIX[lang], method=method,
                                  starts=self.starts, max_tokens=self.max_tokens,
-                                 no_answer=(" " if lang == "en" else "") + NO_ANSWER[lang])
+                                 no_answer=(" " if lang == "en" else "") + NO_ANSWER[lang], near=question)
             found = None if extraction is None else (extraction.text, extraction.start, extraction.end,
                                                       extraction.logprob, extraction.first_logprob,
                                                       extraction.prompt_tokens, extraction.cached_tokens,

@@ -42,7 +42,7 @@ from rag.generation.base import (
     GenerationResult, Message, TextDeltas, TextStream, answer_room, finished, threaded_stream,
 )
 from rag.generation.packaged import SPLIT_MODELS
-from rag.generation.spans import Extraction, SpanChoice, to_extraction, word_edges
+from rag.generation.spans import Extraction, SpanChoice, nearness, to_extraction, word_edges
 from rag.generation.transformers_lm import DEFAULT_MODEL, ModelSource, TransformersGenerator, resolve_model
 
 log = logging.getLogger(__name__)
@@ -553,12 +553,13 @@ class OnnxGenerator:
         return threaded_stream(work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped))
 
     def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
-                starts: int = 4, max_tokens: int = 16, no_answer: str = "") -> Extraction | None:
+                starts: int = 4, max_tokens: int = 16, no_answer: str = "", near: str = "") -> Extraction | None:
         """The span of ``texts`` the model most likely answers ``messages`` with, its reply
         opened with ``prefix`` (:mod:`rag.generation.spans`); ``None`` for empty texts. With
-        ``no_answer``, that word is scored too (``Extraction.no_answer_logprob``)."""
+        ``no_answer``, that word is scored too (``Extraction.no_answer_logprob``); with
+        ``near`` (the question), spans next to its words rank higher."""
         if self._ready_worker() is None:
-            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens, no_answer)
+            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens, no_answer, near)
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
@@ -568,6 +569,8 @@ class OnnxGenerator:
         done = self._call({"op": "extract", "ids": ids, "texts": [e.ids for e in encoded], "stop_ids": self._stop_ids,
                            "method": method, "starts": starts, "max_tokens": max_tokens, "edges": edges,
                            "no_answer": self._tokenizer.encode(no_answer, add_special_tokens=False).ids if no_answer
+                           else None,
+                           "prior": [nearness(text, e.offsets, near) for text, e in zip(texts, encoded)] if near
                            else None})
         span = done.get("span")
         choice = None if span is None else SpanChoice(int(span[0]), int(span[1]), int(span[2]), float(span[3]),

@@ -14,7 +14,7 @@ PARALLEL``) and talks to it in JSON lines, each about one generation named by it
   ``{"id": i, "error": message}``;
 - ``{"op": "cancel", "id": i}`` ends generation ``i`` before its next token;
 - ``{"op": "extract", "id": i, "ids": [...], "texts": [[...], ...], "stop_ids": [...],
-  "method": m, "starts": k, "max_tokens": n, "edges": [[[start_ok, end_ok], ...], ...], "no_answer": [...]}`` reads the prompt and answers with one
+  "method": m, "starts": k, "max_tokens": n, "edges": [[[start_ok, end_ok], ...], ...], "no_answer": [...], "prior": [[[start_bonus, end_bonus], ...], ...]}`` reads the prompt and answers with one
   ``{"id": i, "done": {"span": [text, start, end, logprob, first_logprob, steps] | null,
   "cached_tokens": n}}``: the run of a text's tokens the model most likely answers with
   (:mod:`rag.generation.spans`). It is one unit of work: the answers under way wait for it;
@@ -170,7 +170,7 @@ class Model:
             choice = search_span(first, request["texts"], request["stop_ids"], follow,
                                  method=request.get("method", "span"), starts=int(request.get("starts", 4)),
                                  max_tokens=int(request.get("max_tokens", 16)), edges=request.get("edges"),
-                                 no_answer=request.get("no_answer"))
+                                 no_answer=request.get("no_answer"), prior=request.get("prior"))
         finally:
             if generator.token_count() > len(ids):
                 generator.rewind_to(len(ids))

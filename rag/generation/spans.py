@@ -71,6 +71,37 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
     return edges
 
 
+NEAR_BONUS = 1.0                   # nats for a span edge next to a word of the question
+_STOP_EN = frozenset("a an the of in on at by for to from with and or is are was were be it its this that".split())
+
+
+def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> list[tuple[float, float]]:
+    """For each token: a bonus for a span starting at it right after a word of the question,
+    and for one ending after it right before one ("每天早上[七点半]开门" asked "早上几点开门"):
+    the answer usually sits next to what the question says about it."""
+    import re
+
+    q = question.lower()
+    words = {w for w in re.findall(r"[a-z0-9]+", q) if w not in _STOP_EN}
+    pairs = {q[i:i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
+
+    def asked_before(at: int) -> bool:
+        left = text[:at].rstrip().lower()
+        if left and _cjk(left[-1]):
+            return left[-2:] in pairs
+        match = re.search(r"([a-z0-9]+)\W*$", left[-40:])
+        return bool(match and match.group(1) in words)
+
+    def asked_after(at: int) -> bool:
+        right = text[at:].lstrip().lower()
+        if right and _cjk(right[0]):
+            return right[:2] in pairs
+        match = re.match(r"\W*([a-z0-9]+)", right[:40])
+        return bool(match and match.group(1) in words)
+
+    return [(NEAR_BONUS if asked_before(a) else 0.0, NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
+
+
 def _cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
@@ -78,12 +109,22 @@ def _cjk(ch: str) -> bool:
 def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Sequence[int], follow: Follow,
                 method: str = "span", starts: int = 4, max_tokens: int = 16,
                 edges: Sequence[Sequence[tuple[bool, bool]]] | None = None,
-                no_answer: Sequence[int] | None = None) -> SpanChoice | None:
+                no_answer: Sequence[int] | None = None,
+                prior: Sequence[Sequence[tuple[float, float]]] | None = None) -> SpanChoice | None:
     """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
     the log-probabilities of the answer's first token; ``None`` when the texts are empty.
     ``edges`` (:func:`word_edges`) keeps spans to whole words and numbers. ``no_answer`` (the
     tokens of the word the prompt says to answer when the text does not hold the answer) is
-    scored the same way, as the option of saying that instead."""
+    scored the same way, as the option of saying that instead. ``prior`` (:func:`nearness`)
+    adds a bonus per start and end token to the score spans are ranked by; ``logprob`` stays
+    the model's own."""
+    def bonus_start(t: int, i: int) -> float:
+        return prior[t][i][0] if prior is not None else 0.0
+
+    def bonus_end(t: int, i: int) -> float:
+        return prior[t][i][1] if prior is not None else 0.0
+
+    top_end = max((b for p in prior for _, b in p), default=0.0) if prior is not None else 0.0
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
     stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
@@ -93,8 +134,8 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
     def may_end(t: int, i: int) -> bool:
         return edges is None or edges[t][i][1]
 
-    positions = [(float(first[token]), t, i) for t, ids in enumerate(texts) for i, token in enumerate(ids)
-                 if 0 <= token < first.shape[0] and may_start(t, i)]
+    positions = [(float(first[token]) + bonus_start(t, i), t, i) for t, ids in enumerate(texts)
+                 for i, token in enumerate(ids) if 0 <= token < first.shape[0] and may_start(t, i)]
     if not positions or not stops:
         return None
     positions.sort(key=lambda p: -p[0])
@@ -107,26 +148,30 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
         for j, lp in enumerate(follow(words)):
             steps += 1
             no_answer_lp += float(lp[words[j + 1]]) if j + 1 < len(words) else max(float(lp[s]) for s in stops)
-    for first_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
-        if best is not None and first_lp <= best.logprob:
+    best_score = float("-inf")
+    for ranked_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
+        if best is not None and ranked_lp + top_end <= best_score:
             break                       # every span from here scores below the best already found
         ids = texts[t]
+        first_lp = ranked_lp - bonus_start(t, i)
         running = first_lp
         path = list(ids[i:i + max_tokens])
         for j, lp in enumerate(follow(path)):
             steps += 1
             end_lp = max(float(lp[s]) for s in stops)
             score = running + end_lp
+            ranked = score + bonus_start(t, i) + bonus_end(t, i + j)
             # greedy keeps the span it has reached; span keeps the best one seen
-            if may_end(t, i + j) and (method == "greedy" or best is None or score > best.logprob):
+            if may_end(t, i + j) and (method == "greedy" or best is None or ranked > best_score):
                 best = SpanChoice(t, i, i + j + 1, score, first_lp, steps)
+                best_score = ranked
             if j + 1 >= len(path):
                 break
             next_lp = float(lp[path[j + 1]])
             if method == "greedy":
                 if end_lp >= next_lp and may_end(t, i + j):
                     break
-            elif best is not None and running + next_lp <= best.logprob:
+            elif best is not None and running + next_lp + bonus_start(t, i) + top_end <= best_score:
                 break                   # longer spans only lose probability
             running += next_lp
     if best is not None:

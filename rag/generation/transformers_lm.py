@@ -31,7 +31,7 @@ from rag.generation.base import (
 )
 from rag.generation.packaged import SPLIT_MODELS, assembled
 from rag.generation.prompt_cache import PromptCache
-from rag.generation.spans import Extraction, log_softmax, search_span, to_extraction, word_edges
+from rag.generation.spans import Extraction, log_softmax, nearness, search_span, to_extraction, word_edges
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class TransformersGenerator:
         return threaded_stream(work, streamer, run.stop, run.cancel, finish)
 
     def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
-                starts: int = 4, max_tokens: int = 16, no_answer: str = "") -> Extraction | None:
+                starts: int = 4, max_tokens: int = 16, no_answer: str = "", near: str = "") -> Extraction | None:
         """The span of ``texts`` the model most likely answers ``messages`` with, its reply
         opened with ``prefix`` (:mod:`rag.generation.spans`). Each starting point costs one
         forward pass over its tokens, on the prompt's cached keys and values."""
@@ -377,7 +377,9 @@ class TransformersGenerator:
                 edges = [word_edges(text, e["offset_mapping"]) for text, e in zip(texts, encoded)]
                 refusal = tokenizer(no_answer, add_special_tokens=False)["input_ids"] if no_answer else None
                 choice = search_span(first, [e["input_ids"] for e in encoded], stop_ids, follow, method=method,
-                                     starts=starts, max_tokens=max_tokens, edges=edges, no_answer=refusal)
+                                     starts=starts, max_tokens=max_tokens, edges=edges, no_answer=refusal,
+                                     prior=[nearness(text, e["offset_mapping"], near)
+                                            for text, e in zip(texts, encoded)] if near else None)
             finally:
                 back_to_prompt()
                 self._prompt_cache.keep(cache, ids)
