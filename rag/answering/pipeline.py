@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
-from rag.answering.quote import best_sentence, complete_lead_in, ranked_sentences
+from rag.answering.quote import best_sentence, complete_lead_in, ranked_with_shares
 from rag.answering.reader import Reader
 from rag.answering.refusal import refusal_text
 from rag.config import ANSWER_MODES, READER_METHODS, Settings
@@ -39,7 +39,7 @@ from rag.generation.base import GenerationResult
 from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
-from rag.retrieval import HybridRetriever, Retrieval, Retriever, query_terms, relevance, term_overlap
+from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
 from rag.text import detect_language
 
 log = logging.getLogger(__name__)
@@ -239,11 +239,12 @@ class AnswerPipeline:
             return turn
         if turn.mode == "read":
             wanted = max(1, self.settings.reader_sentences)
-            turn.evidence = ranked_sentences(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
+            ranked = ranked_with_shares(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
             # The best sentence holding few of the question's words may be the wrong one (a
             # question reworded from its passage): the reader then weighs a few more.
-            if turn.evidence and term_overlap(query_terms(turn.query), turn.evidence[0][1]) >= UNSURE_SHARE:
-                turn.evidence = turn.evidence[:wanted]
+            if ranked and ranked[0][2] >= UNSURE_SHARE:
+                ranked = ranked[:wanted]
+            turn.evidence = [(number, sentence) for number, sentence, _ in ranked]
             turn.quote = turn.evidence[0] if turn.evidence else None   # None: refuse
             return turn
 

@@ -51,7 +51,14 @@ def best_sentence(query: str, passages: Sequence[SearchHit]) -> tuple[int, str] 
 
 def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) -> list[tuple[int, str]]:
     """The ``limit`` passage sentences that best answer ``query``, best first, as (1-based
-    passage number, sentence).
+    passage number, sentence) (:func:`ranked_with_shares`)."""
+    return [(number, sentence) for number, sentence, _ in ranked_with_shares(query, passages, limit)]
+
+
+def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3) -> list[tuple[int, str, float]]:
+    """The ``limit`` passage sentences that best answer ``query``, best first, as (1-based
+    passage number, sentence, share of the question's words that picked it; for an FAQ's
+    answer, the share its question holds).
 
     A sentence scores the share of the question's content words it holds plus its passage's
     relevance (the share the whole passage holds): a sentence about the question's subject
@@ -64,7 +71,7 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
     # Chinese questions reworded from their passage share few of jieba's words but many
     # character pairs ("一次最多可以借几本书" / "每人每次最多可借图书五册"): those count too.
     pairs = _char_pairs(query) if has_cjk(query) else set()
-    scored: list[tuple[float, int, int, str]] = []
+    scored: list[tuple[float, int, int, str, float]] = []
     for number, hit in enumerate(passages, start=1):
         prior = relevance(hit)
         titles = _heading_texts(hit)
@@ -101,12 +108,12 @@ def ranked_sentences(query: str, passages: Sequence[SearchHit], limit: int = 3) 
                 else:
                     score *= 0.5
             score += prior
-            scored.append((score, -len(scored), number, sentence))
+            scored.append((score, -len(scored), number, sentence, len(found) / len(terms) if terms else 0.0))
     scored.sort(reverse=True)          # best first; of equal scores, the earlier sentence
-    out: list[tuple[int, str]] = []
-    for _, _, number, sentence in scored:
-        if (number, sentence) not in out:
-            out.append((number, sentence))
+    out: list[tuple[int, str, float]] = []
+    for _, _, number, sentence, share in scored:
+        if all((number, sentence) != (n, t) for n, t, _ in out):
+            out.append((number, sentence, share))
         if len(out) >= limit:
             break
     return out
@@ -124,7 +131,7 @@ class Unit:
 
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_KEY_VALUE = re.compile(r"^\s*(?:[-*+•]\s+)?[^\s:：=|][^:：=|]{0,60}?\s*(?:[:：]|={1,2})\s*\S")
+_KEY_VALUE = re.compile(r"^\s*(?:[-*+•]\s+)?[^\s:：=|][^:：=|]{0,60}?\s*(?:[:：](?!//)|={1,2})\s*\S")
 _CODE = re.compile(r"[=(){}\[\];]|^\s*(?:def|class|import|from|return|for|if|while|let|const|var)\b|^\s*[$>#]\s")
 _ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)、]|\[\d{1,3}\]|（\d{1,3}）|\(\d{1,3}\))\s*\S")
 # A reference entry: a year, and initials, "et al." or a quoted title ("Smith, J. "Title". 2021.").
@@ -138,6 +145,8 @@ def _is_row(line: str) -> bool:
 
 def _structured(line: str) -> bool:
     stripped = line.strip()
+    if stripped.endswith(("?", "？")):
+        return False                # a question (an FAQ's) is prose
     return bool(stripped) and len(stripped) <= _MAX_LINE and bool(
         _is_row(stripped) or _KEY_VALUE.match(stripped) or _CODE.search(stripped) or _ITEM.match(stripped))
 

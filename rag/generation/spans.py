@@ -88,7 +88,9 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     def asked_before(at: int) -> bool:
         left = text[:at].rstrip().lower()
         if left and _cjk(left[-1]):
-            return left[-2:] in pairs
+            # Chinese words are not delimited: "每周[一]" asked "每周哪天" would cut "周一" in two,
+            # so only what follows a Chinese span counts.
+            return False
         match = re.search(r"([a-z0-9]+)\W*$", left[-40:])
         return bool(match and match.group(1) in words)
 
