@@ -77,6 +77,8 @@ def ask_once(settings: Settings, question: str, as_json: bool = False) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     print(answer.answer)
+    if answer.evidence is not None:
+        print(f"  from: \u201c{answer.evidence.text}\u201d")      # the sentence the short answer was read from
     if answer.citations:
         print("\nSources:")
         for citation in answer.citations:
