@@ -123,3 +123,18 @@ def test_the_transformers_generator_reads_the_same_span_as_onnx():
     assert (a.start, a.end) == (b.start, b.end)
     assert a.logprob == pytest.approx(b.logprob, abs=0.05)
     assert "3400" in texts[0][a.start:a.end]
+
+
+def test_a_generator_without_probabilities_is_read_by_aligning_what_it_writes():
+    """An OpenAI-compatible server shows no log-probabilities: its written answer is found in
+    the sentence (method "align"), and one that is not there is no answer."""
+    from tests.test_answering import ScriptedGenerator
+
+    sentence = "The nightly hotel limit is 240 pounds in London and 210 euros in Paris."
+    hit = _hit("Hotels\n\n" + sentence)
+    reading = Reader(ScriptedGenerator("Answer: 240 Pounds [1]")).read(
+        "What is the nightly hotel limit in London?", [hit], [(1, sentence)], "en")
+    assert reading.method == "align" and reading.span.text == "240 pounds"
+    assert hit.chunk.text[reading.span.start:reading.span.end] == "240 pounds"
+    for written in ("Answer: unknown", "Answer: three hundred dollars"):
+        assert Reader(ScriptedGenerator(written)).read("What is the limit?", [hit], [(1, sentence)], "en") is None
