@@ -270,12 +270,7 @@ def score_record(
         "sentences": sentences,
         "timings_ms": {**answer.timings_ms, "wall": round(wall_ms, 1)},
         "usage": dict(answer.usage),
-        "answer_span": answer.answer_span.to_dict() if answer.answer_span else None,
-        "evidence": answer.evidence.to_dict() if answer.evidence else None,
-        "confidence": answer.confidence,
-        "relevance": answer.relevance,
-        "no_answer": answer.no_answer,
-        "checks": [dict(c) for c in answer.checks],
+        **answer.reader_fields(),
         "error": None,
     }
     if answer.evidence is not None:

@@ -113,6 +113,12 @@ class Answer:
             "model": self.model,
             "timings_ms": dict(self.timings_ms),
             "usage": dict(self.usage),
+            **self.reader_fields(),
+        }
+
+    def reader_fields(self) -> dict[str, Any]:
+        """The reader's and the checks' part of :meth:`to_dict` (eval's results.jsonl records it too)."""
+        return {
             "answer_span": self.answer_span.to_dict() if self.answer_span else None,
             "evidence": self.evidence.to_dict() if self.evidence else None,
             "confidence": self.confidence,

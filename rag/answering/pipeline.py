@@ -29,9 +29,9 @@ from typing import Any, Iterator, Sequence
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
 from rag.answering.quote import best_sentence, complete_lead_in, ranked_with_shares
-from rag.answering.reader import Reader
+from rag.answering.reader import Reader, check_method
 from rag.answering.refusal import refusal_text
-from rag.config import ANSWER_MODES, READER_METHODS, Settings
+from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, SearchHit
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
 from rag.generation import Generator, make_generator
@@ -85,8 +85,7 @@ class AnswerPipeline:
                  retriever: Retriever | None = None, reranker: Reranker | None = None) -> None:
         if settings.answer_mode not in ANSWER_MODES:
             raise ConfigError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, not '{settings.answer_mode}'.")
-        if settings.reader_method not in READER_METHODS:
-            raise ConfigError(f"reader_method must be one of {', '.join(READER_METHODS)}, not '{settings.reader_method}'.")
+        check_method(settings.reader_method)
         self.settings = settings
         self._generator = generator
         self._retriever = retriever

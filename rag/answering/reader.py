@@ -101,8 +101,7 @@ class Reader:
     """Reads the short answer out of an evidence sentence with ``generator``."""
 
     def __init__(self, generator: Generator, method: str = "span", starts: int = 4, max_tokens: int = 16) -> None:
-        if method not in READER_METHODS:
-            raise ConfigError(f"reader_method must be one of {', '.join(READER_METHODS)}, not '{method}'.")
+        check_method(method)
         self.generator = generator
         self.method = method
         self.starts = starts
@@ -113,21 +112,10 @@ class Reader:
         """The answer to ``question`` inside the ``evidence`` sentences ((passage number,
         sentence), best first), or ``None`` when the reader finds none in them."""
         lang = "zh" if language == "zh" else "en"
-        found_at: list[tuple[int, int, int]] = []          # (passage number, start, end) of each sentence
-        for number, sentence in evidence:
-            located = locate(passages[number - 1].chunk.text, sentence)
-            if located is not None:
-                found_at.append((number, *located))
-        if not found_at:
+        prompt = _reader_prompt(question, passages, evidence, lang)
+        if prompt is None:
             return None
-        raws = [passages[n - 1].chunk.text[a:b] for n, a, b in found_at]
-        shown_parts = []
-        for (n, a, _), raw in zip(found_at, raws):
-            # A table row is shown under its header, so the model knows which column is which.
-            header = table_header(passages[n - 1].chunk.text, a) if "|" in raw else None
-            shown_parts.append(f"{header}\n{raw}" if header else raw)
-        shown = ("\n" if any("\n" in p for p in shown_parts) else "" if lang == "zh" else " ").join(shown_parts)
-        messages = to_chat_messages(reader_template(lang).format_messages(passage=shown, question=question.strip()))
+        found_at, raws, messages = prompt
         method = self.method
         extract = getattr(self.generator, "extract", None)
         if method != "align" and extract is None:
@@ -174,6 +162,34 @@ class Reader:
                 return (which, span[0], span[1], 0.0, 0.0, result.prompt_tokens, result.cached_tokens,
                         result.completion_tokens, result.completion_tokens, None)
         return None
+
+
+def _reader_prompt(question: str, passages: Sequence[SearchHit], evidence: Sequence[tuple[int, str]],
+                   lang: str) -> tuple[list[tuple[int, int, int]], list[str], list[dict]] | None:
+    """Where each evidence sentence is ((passage number, start, end)), its text as it stands in
+    the passage, and the reader's messages showing them; ``None`` when none is found."""
+    found_at: list[tuple[int, int, int]] = []
+    for number, sentence in evidence:
+        located = locate(passages[number - 1].chunk.text, sentence)
+        if located is not None:
+            found_at.append((number, *located))
+    if not found_at:
+        return None
+    raws = [passages[n - 1].chunk.text[a:b] for n, a, b in found_at]
+    shown_parts = []
+    for (n, a, _), raw in zip(found_at, raws):
+        # A table row is shown under its header, so the model knows which column is which.
+        header = table_header(passages[n - 1].chunk.text, a) if "|" in raw else None
+        shown_parts.append(f"{header}\n{raw}" if header else raw)
+    shown = ("\n" if any("\n" in p for p in shown_parts) else "" if lang == "zh" else " ").join(shown_parts)
+    messages = to_chat_messages(reader_template(lang).format_messages(passage=shown, question=question.strip()))
+    return found_at, raws, messages
+
+
+def check_method(method: str) -> None:
+    """Raise :class:`~rag.errors.ConfigError` for a ``reader_method`` that does not exist."""
+    if method not in READER_METHODS:
+        raise ConfigError(f"reader_method must be one of {', '.join(READER_METHODS)}, not '{method}'.")
 
 
 def locate(text: str, sentence: str) -> tuple[int, int] | None:
@@ -234,14 +250,9 @@ def reference_perplexity(generator: Generator, question: str, passages: Sequence
     if score is None or not reference.strip():
         return None
     lang = "zh" if language == "zh" else "en"
-    raws = []
-    for number, sentence in evidence:
-        located = locate(passages[number - 1].chunk.text, sentence)
-        if located is not None:
-            raws.append(passages[number - 1].chunk.text[located[0]:located[1]])
-    if not raws:
+    prompt = _reader_prompt(question, passages, evidence, lang)
+    if prompt is None:
         return None
-    shown = ("" if lang == "zh" else " ").join(raws)
-    messages = to_chat_messages(reader_template(lang).format_messages(passage=shown, question=question.strip()))
+    messages = prompt[2]
     logprob, tokens = score(messages, (" " if lang == "en" else "") + reference.strip(), prefix=ANSWER_PREFIX[lang])
     return round(math.exp(-logprob / max(1, tokens)), 4)

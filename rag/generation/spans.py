@@ -23,6 +23,7 @@ which is what the model would assign to saying exactly that span and stopping. T
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -79,8 +80,6 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     """For each token: a bonus for a span starting at it right after a word of the question,
     and for one ending after it right before one ("每天早上[七点半]开门" asked "早上几点开门"):
     the answer usually sits next to what the question says about it."""
-    import re
-
     q = question.lower()
     words = {w for w in re.findall(r"[a-z0-9]+", q) if w not in _STOP_EN}
     pairs = {q[i:i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
