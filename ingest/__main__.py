@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N] for the embedder")
     parser.add_argument("--rebuild", action="store_true", help="drop the index and embed everything again")
+    parser.add_argument("--include-removed", action="store_true",
+                        help="index again the files that were removed from the index through the API (DELETE /documents)")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="parse and embed as Ray Data batches (needs the 'ray' extra); "
                         "ADDRESS of a running cluster, or none to start a local one")
@@ -53,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         from ingest.progress import make_progress
 
         progress = make_progress(quiet=args.quiet)
+        if args.include_removed:
+            from rag.removals import forget_removals
+
+            for path in forget_removals(settings.index_dir):
+                progress.log(f"{path}: removed through the API before; indexed again.")
         if args.ray:
             from rag.ingestion_ray import ingest_folder_ray
 

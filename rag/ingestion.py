@@ -360,6 +360,24 @@ def ingest_folder(
     return run_ingest(root, settings, process, progress=progress, rebuild=rebuild)
 
 
+def _leave_out_removed(files: list[SourceFile], directory: Path, report: IngestReport,
+                       progress: Progress) -> list[SourceFile]:
+    """The files, less those removed from the index through the API (see :mod:`rag.removals`)."""
+    from rag.removals import removed_paths
+
+    removed = removed_paths(directory)
+    kept = []
+    for source in files:
+        if source.path in removed:
+            reason = (f"{source.path}: removed from the index through the API; left out "
+                      "(python -m ingest --include-removed indexes it again).")
+            report.skipped.append({"path": source.path, "reason": reason})
+            progress.log(reason)
+        else:
+            kept.append(source)
+    return kept
+
+
 def processing_signature(settings: Settings) -> str:
     """What decides how a file becomes chunks, besides its bytes and the embedder (checked
     apart): the parser's and chunker's versions and the chunk settings."""
@@ -403,6 +421,7 @@ def run_ingest(
         reason = f"{rel}: file type '{Path(rel).suffix or '(none)'}' is not supported; skipped."
         report.skipped.append({"path": rel, "reason": reason})
         progress.log(reason)
+    files = _leave_out_removed(files, directory, report, progress)
     if not files:
         raise InputError(
             f"{root} holds no supported documents; supported types are {', '.join(sorted(SUPPORTED_SUFFIXES))}."
