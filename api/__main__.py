@@ -15,7 +15,7 @@ from pathlib import Path
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
 from rag.config import Settings
-from rag.errors import IndexMissingError, RagError
+from rag.errors import ConfigError, IndexMissingError, RagError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML file with settings (see README)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--allow-no-keys", action="store_true", default=None,
+                        help="listen on an address other than loopback without API keys (anyone who can reach it "
+                        "may then ask, upload and delete); without this flag the server refuses to")
     parser.add_argument("--docs-root", help="the folder the index is built from; uploads are saved in its uploads/ "
                         "subfolder and the folder is ingested again (default: the folder the last ingest recorded, "
                         "if it did, else INDEX_DIR/../documents)")
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(args.config, overrides={
             "index_dir": args.index_dir, "host": args.host, "port": args.port,
-            "docs_root": args.docs_root, "top_k": args.top_k,
+            "docs_root": args.docs_root, "top_k": args.top_k, "allow_no_keys": args.allow_no_keys,
         })
         if args.ask is not None:
             return ask_once(settings, args.ask, as_json=args.json)
@@ -86,11 +89,38 @@ def ask_once(settings: Settings, question: str, as_json: bool = False) -> int:
     return 0
 
 
+def open_access_warning(settings: Settings) -> str | None:
+    """What the operator is told at start-up about who may use the server; raises when it must not start.
+
+    Without keys, anyone who can reach the port may ask, upload and delete. On loopback that is
+    the users of this machine (and, the guard stops, not the web pages they visit); on any other
+    address it is the network, which needs ``allow_no_keys``.
+    """
+    from api.guard import is_loopback
+
+    if settings.api_keys or settings.read_only_keys:
+        return None
+    if not is_loopback(settings.host) and not settings.allow_no_keys:
+        raise ConfigError(
+            f"Refusing to listen on {settings.host} without API keys: anyone who can reach it could add and delete "
+            "documents. Set api_keys (RAG_API_KEYS), or listen on 127.0.0.1, or pass --allow-no-keys to accept that.")
+    who = "anyone on this machine" if is_loopback(settings.host) else f"anyone who can reach {settings.host}"
+    return (f"No API keys are set: {who} can ask questions and add or delete documents "
+            "(set api_keys, RAG_API_KEYS, to require a key).")
+
+
 def serve(settings: Settings, log_level: str = "info") -> int:
     import uvicorn
 
     from api.app import create_app
 
+    try:
+        warning = open_access_warning(settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     print(f"Serving {settings.index_dir} on http://{settings.host}:{settings.port} "

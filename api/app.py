@@ -9,8 +9,10 @@
 ``GET  /metrics``          Prometheus metrics
 =========================  ====================================================================
 
-Middleware, outermost first: metrics (every request counted and timed), CORS (when
-``cors_origins`` is set), API keys (when ``api_keys`` is set).
+Middleware, outermost first: metrics (every request counted and timed), the guard (host names,
+cross-origin changes, body size: :mod:`api.guard`), CORS (when ``cors_origins`` is set), API
+keys (when ``api_keys`` or ``read_only_keys`` is set). Answering routes pass admission control
+(:mod:`api.admission`) before any work.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from fastapi.staticfiles import StaticFiles
 import rag
 from rag.config import Settings
 
+from api.admission import Admission
 from api.auth import ApiKeyMiddleware
 from api.context import ApiContext
-from api.errors import ApiError, install_error_handlers
+from api.errors import COMMON_RESPONSES, ApiError, install_error_handlers
+from api.guard import RequestGuardMiddleware
 from api.library import DocumentLibrary
 from api.metrics import ApiMetrics, MetricsMiddleware, endpoint_of
 from api.routes import ask, documents, health, openai
@@ -49,7 +53,8 @@ def create_app(settings: Settings, pipeline_factory: Callable[[Settings], Any] |
     service = AnswerService(settings, pipeline_factory)
     metrics = ApiMetrics()
     library = DocumentLibrary(settings, embedder=service.embedder)
-    context = ApiContext(settings=settings, service=service, library=library, metrics=metrics)
+    admission = Admission(settings.max_pending_answers, settings.rate_limit_per_minute)
+    context = ApiContext(settings=settings, service=service, library=library, metrics=metrics, admission=admission)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -61,11 +66,17 @@ def create_app(settings: Settings, pipeline_factory: Callable[[Settings], Any] |
         version=rag.__version__,
         description="Answers questions from your documents, with citations; says so when the documents don't.",
         lifespan=lifespan,
+        # "/documents/" is a 404 that says so, not a redirect a client may follow with another method.
+        redirect_slashes=False,
+        responses=COMMON_RESPONSES,
     )
     app.state.context = context
 
     def count_error(request: Request, error: ApiError) -> None:
         metrics.errors.labels(endpoint_of(request.scope), error.code).inc()
+
+    def count_refusal(scope, error: ApiError) -> None:
+        metrics.errors.labels(endpoint_of(scope), error.code).inc()
 
     install_error_handlers(app, on_error=count_error)
     for module in (ask, openai, documents, health):
@@ -77,11 +88,13 @@ def create_app(settings: Settings, pipeline_factory: Callable[[Settings], Any] |
     async def chat_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    if settings.api_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys,
-                           on_refused=lambda scope, error: metrics.errors.labels(endpoint_of(scope), error.code).inc())
+    if settings.api_keys or settings.read_only_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, read_only_keys=settings.read_only_keys,
+                           on_refused=count_refusal)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
+    app.add_middleware(RequestGuardMiddleware, settings=settings, trusted_origins=settings.cors_origins,
+                       on_refused=count_refusal)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from rag.config import Settings
 
+from api.admission import Admission
 from api.library import DocumentLibrary
 from api.metrics import ApiMetrics
 from api.service import AnswerService
@@ -19,6 +20,7 @@ class ApiContext:
     service: AnswerService
     library: DocumentLibrary
     metrics: ApiMetrics
+    admission: Admission
 
 
 def get_context(request: Request) -> ApiContext:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (ConfigError, GenerationError, IndexLockedError, IndexMissingError, InputError,
@@ -32,6 +33,51 @@ class ApiError(Exception):
         self.code = code
         self.details = list(details or [])
         self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    """How every failure looks outside ``/v1``."""
+
+    error: str
+    code: str
+    details: list[dict[str, Any]] | None = None
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    code: str
+    param: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """How every failure looks under ``/v1`` (the OpenAI protocol's shape)."""
+
+    error: OpenAIError
+
+
+def error_responses(statuses: dict[int, str], model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``statuses`` (status -> when), all with the error body ``model``."""
+    return {status: {"model": model, "description": why} for status, why in statuses.items()}
+
+
+# What any request may get, before or beside its route's own answers.
+COMMON_STATUSES = {
+    400: "The Host header names a host this server does not serve (see the allowed_hosts setting).",
+    401: "An API key is required and was missing or wrong.",
+    403: "A cross-origin request that would change or cost something, or a read-only key used to change documents.",
+    413: "The request body is over max_body_kb (uploads: max_upload_mb).",
+    422: "The request is invalid: the sentence says which field and what to send.",
+    431: "The request headers are over 32 KB together.",
+}
+ANSWER_STATUSES = {
+    429: "This client's rate limit (rate_limit_per_minute) is used up; see Retry-After.",
+    502: "The generator failed.",
+    503: "No index yet, the models are still loading, or the server is answering as many questions as it takes "
+         "(max_pending_answers); see Retry-After.",
+}
+COMMON_RESPONSES = error_responses(COMMON_STATUSES)
 
 
 # RagError subclasses -> (status, code). Anything else from the library is a server fault.
@@ -161,6 +207,9 @@ def install_error_handlers(app: FastAPI, on_error=None) -> None:
             message = f"There is no {request.url.path} here; see /docs for the endpoints."
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the methods it takes."
+        elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer to a body it cannot decode (e.g. bytes that are not UTF-8).
+            message = "The request body could not be read; send JSON encoded as UTF-8."
         else:
             message = str(exc.detail)
         return report(request, ApiError(exc.status_code, message, "http_error", headers=getattr(exc, "headers", None)))

@@ -16,6 +16,10 @@ Which folder is ``docs_root``:
 Before ingesting, the folder is checked against the index: if the index holds documents and
 none of them is in the folder, the server refuses (409) rather than guess, since ingesting the
 wrong folder would drop every indexed document. ``GET /documents`` shows the folder in use.
+
+Deleting never touches a user's own file: an uploaded document's file (in ``uploads/``, which the
+service owns) is deleted; any other document is recorded as removed (:mod:`rag.removals`) and
+left out of this and every later ingest, its file kept where it is.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from typing import Any, BinaryIO, Callable
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index import DB_NAME
+from rag.removals import forget_removals, mark_removed, removed_paths
 from rag.stores.chunk_store import ChunkStore, DocumentRecord
 
 from api.errors import ApiError
+from api.paths import shown_path
 
 UPLOADS = "uploads"
 
@@ -112,17 +118,28 @@ class DocumentLibrary:
         """What ``GET /documents`` shows."""
         documents, failures, meta = self._read()
         try:
-            root: str | None = str(self.docs_root(documents, meta))
+            root: Path | None = self.docs_root(documents, meta)
         except ApiError:
             root = None
         return {
             "documents": [record_dict(r) for r in documents.values()],
             "failed": [{"path": path, "reason": reason} for path, (_, reason) in sorted(failures.items())],
             "count": len(documents),
-            "docs_root": root,
-            "uploads_dir": str(Path(root) / UPLOADS) if root else None,
+            "docs_root": self._shown(root) if root else None,
+            "uploads_dir": f"{self._shown(root)}{os.sep}{UPLOADS}" if root else None,
+            "removed": sorted(removed_paths(self.index_dir)),
             "generation": int(meta.get("generation", "0") or 0),
         }
+
+    def _shown(self, path: Path) -> str:
+        return shown_path(path, self.settings)
+
+    def _report(self, report) -> dict[str, Any]:
+        data = report.to_dict()
+        for key in ("root", "index_dir"):
+            if data.get(key):
+                data[key] = self._shown(Path(str(data[key])))
+        return data
 
     def find(self, doc_id: str) -> DocumentRecord:
         for record in self.manifest().values():
@@ -213,26 +230,42 @@ class DocumentLibrary:
                     pass
             documents = self.manifest()
             added = [record_dict(documents[path]) for path in saved if path in documents and path not in failed]
-            return {"documents": added, "failed": rejected, "docs_root": str(root), "ingest": report.to_dict()}
+            return {"documents": added, "failed": rejected, "docs_root": self._shown(root), "ingest": self._report(report)}
 
     def delete(self, doc_id: str) -> dict[str, Any]:
-        """Delete a document's file from ``docs_root`` and ingest, which drops it from the index."""
+        """Drop a document from the index; delete its file only if the service stored it (an upload).
+
+        A user's own file stays where it is: its path is recorded as removed
+        (:mod:`rag.removals`), so this ingest and later ones leave it out.
+        """
         from rag.ingestion import scan_folder
         from rag.parsing import SUPPORTED_SUFFIXES
 
         with self._lock:
             record = self.find(doc_id)
             root = self.docs_root()
-            target = (root / record.path).resolve()
-            if not target.is_relative_to(root.resolve()):
-                raise ApiError(409, f"{record.path} is outside {root}; remove it there by hand.", "outside_docs_root")
+            uploaded = record.path.startswith(UPLOADS + "/")
+            removed = removed_paths(self.index_dir)
             files, _ = scan_folder(root, SUPPORTED_SUFFIXES, exclude=self.index_dir)
-            if not [f for f in files if f.path != record.path]:
-                raise ApiError(409, f"{record.path} is the last document in {root}, and an index needs at least one; "
-                               "add another document first.", "last_document")
-            target.unlink(missing_ok=True)
-            report = self._ingest(root)
-            return {"deleted": record_dict(record), "docs_root": str(root), "ingest": report.to_dict()}
+            if not [f for f in files if f.path != record.path and f.path not in removed]:
+                raise ApiError(409, f"{record.path} is the last document in the index, and an index needs at least "
+                               "one; add another document first.", "last_document")
+            if uploaded:
+                target = (root / record.path).resolve()
+                if not target.is_relative_to((root / UPLOADS).resolve()):
+                    raise ApiError(409, f"{record.path} is outside the uploads folder; remove it there by hand.",
+                                   "outside_uploads")
+                target.unlink(missing_ok=True)
+            else:
+                mark_removed(self.index_dir, record.path, record.sha256)
+            try:
+                report = self._ingest(root)
+            except BaseException:
+                if not uploaded:
+                    forget_removals(self.index_dir, [record.path])
+                raise
+            return {"deleted": record_dict(record), "file_deleted": uploaded, "docs_root": self._shown(root),
+                    "ingest": self._report(report)}
 
     def _ingest(self, root: Path):
         from rag.ingestion import ingest_folder

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from rag.config import ANSWER_MODES, Settings
 
@@ -12,6 +13,28 @@ from api.errors import ApiError
 
 MAX_TOP_K = 50
 MAX_HISTORY = 40
+MAX_MESSAGES = MAX_HISTORY + 24      # the OpenAI endpoint: history, the question, and system messages
+
+
+_BAD_CHARACTER = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(value: Any, info: ValidationInfo) -> Any:
+    """Text fields hold only characters one can send as UTF-8 and show: no lone surrogates, no control characters.
+
+    A lone surrogate (JSON "\\ud800") cannot be encoded, and would fail deep inside the tokenizer.
+    """
+    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    for text in texts:
+        bad = _BAD_CHARACTER.search(text)
+        if bad is None:
+            continue
+        code = ord(bad.group())
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"The field '{info.field_name}' holds invalid Unicode (a lone surrogate, "
+                             f"U+{code:04X}); send valid UTF-8 text.")
+        raise ValueError(f"The field '{info.field_name}' holds a control character (U+{code:04X}); remove it.")
+    return value
 
 
 AnswerMode = Literal[ANSWER_MODES]  # type: ignore[valid-type]   # "generate" | "quote"
@@ -26,6 +49,8 @@ class Filters(BaseModel):
     file_type: str | list[str] | None = Field(None, description="file extension(s) without the dot, e.g. 'pdf'")
     exclude: str | list[str] | None = Field(None, description="glob(s) over document paths to leave out, e.g. 'drafts/*'")
 
+    _text = field_validator("source", "file_type", "exclude")(check_text)
+
     def to_pipeline(self) -> dict[str, Any] | None:
         values = {key: value for key, value in self.model_dump().items() if value}
         return values or None
@@ -36,6 +61,8 @@ class Turn(BaseModel):
 
     role: Literal["user", "assistant"]
     content: str
+
+    _text = field_validator("content")(check_text)
 
 
 def _check_top_k(value: int | None) -> int | None:
@@ -58,6 +85,7 @@ class AskRequest(BaseModel):
                           "answers, word for word; default from settings")
 
     _top_k = field_validator("top_k")(_check_top_k)
+    _text = field_validator("question")(check_text)
 
 
 class ChatMessage(BaseModel):
@@ -65,6 +93,14 @@ class ChatMessage(BaseModel):
 
     role: str
     content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _valid_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, list):
+            check_text([part.get("text") for part in value if isinstance(part, dict)], info)
+            return value
+        return check_text(value, info)
 
     def text(self) -> str:
         """The message text; the text parts of a multi-part content list, joined."""
@@ -90,7 +126,7 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str | None = None
-    messages: list[ChatMessage] = Field(..., min_length=1)
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     stream_options: StreamOptions | None = None
     top_k: int | None = None
@@ -114,3 +150,22 @@ def check_question(question: str, settings: Settings) -> str:
             [{"loc": ["body", "question"], "msg": "too long", "type": "value_error"}],
         )
     return text
+
+
+def check_history_size(history: list[Turn] | None, settings: Settings) -> None:
+    """422 when the earlier turns together are longer than ``max_history_chars``."""
+    total = sum(len(turn.content) for turn in history or [])
+    if total > settings.max_history_chars:
+        raise ApiError(422, f"The history is {total} characters long, over the limit of {settings.max_history_chars}; "
+                            "send fewer or shorter earlier turns.", "history_too_long",
+                       [{"loc": ["body", "history"], "msg": "too long", "type": "value_error"}])
+
+
+def check_messages_size(messages: list[ChatMessage], settings: Settings) -> None:
+    """422 when the messages together are longer than ``max_history_chars`` plus one question."""
+    total = sum(len(message.text()) for message in messages)
+    limit = settings.max_history_chars + settings.max_question_chars
+    if total > limit:
+        raise ApiError(422, f"The messages are {total} characters long together, over the limit of {limit}; "
+                            "send fewer or shorter messages.", "messages_too_long",
+                       [{"loc": ["body", "messages"], "msg": "too long", "type": "value_error"}])

@@ -135,6 +135,8 @@ class AnswerService:
 
 
 def _no_index_message(settings: Settings) -> str:
-    index_dir = settings.index_dir
+    from api.paths import shown_path
+
+    index_dir = shown_path(settings.index_dir, settings)
     return (f"No index found in {index_dir}; build one with: python -m ingest DOCS_FOLDER --index-dir {index_dir} "
             "(or upload documents with POST /documents).")

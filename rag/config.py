@@ -168,10 +168,22 @@ class Settings:
     # --- HTTP API ----------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
+    # Keys: api_keys may do everything (ask, upload, delete); read_only_keys may ask and list.
+    # With neither set, the server listens on loopback only unless allow_no_keys is set.
     api_keys: list[str] = field(default_factory=list)
+    read_only_keys: list[str] = field(default_factory=list)
+    allow_no_keys: bool = False
+    # Host names the server answers to besides its own (loopback, its bind address; "*" = any).
+    allowed_hosts: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=list)
     max_question_chars: int = 2000
+    max_history_chars: int = 20000     # all earlier turns (and, on /v1, all messages) together
+    max_body_kb: int = 1024            # JSON request bodies; uploads have max_upload_mb
     max_upload_mb: float = 20.0
+    # Admission: answers being worked on or waiting, past which a request gets 503 + Retry-After
+    # at once instead of a long wait; requests per minute per key (per client without keys), 0 = off.
+    max_pending_answers: int = 8
+    rate_limit_per_minute: int = 0
     # The folder the index is built from. Uploads are saved in its "uploads" subfolder and the
     # whole folder is ingested again, because an ingest drops files missing from its folder.
     # "" = the folder the last ingest recorded, else <index_dir>/../documents (an index begun by uploads).
@@ -228,7 +240,7 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
-            if f.name in ("api_keys", "openai_api_key") and value:
+            if f.name in ("api_keys", "read_only_keys", "openai_api_key") and value:
                 value = "***"
             out[f.name] = value
         return out

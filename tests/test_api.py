@@ -25,6 +25,7 @@ from tests.conftest import REPO
 from tests.docfactory import make_md, make_pdf, make_txt
 
 API_KEY = "test-key-3f9a"
+READ_ONLY_KEY = "read-only-key-61c2"
 MAX_UPLOAD_MB = 1
 ALLOWED_ORIGIN = "http://chat.example.org"
 
@@ -154,6 +155,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, config: pytest.Confi
         ingest_s = round(time.perf_counter() - started, 1)
         server = start_server(index_dir, docs, base / "server.log", env={
             "RAG_API_KEYS": API_KEY,
+            "RAG_READ_ONLY_KEYS": READ_ONLY_KEY,
             "RAG_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
             "RAG_CORS_ORIGINS": ALLOWED_ORIGIN,
             # Short answers keep the suite fast; every answer here fits in a sentence or two.
@@ -237,6 +239,21 @@ def test_the_right_key_opens_and_the_page_and_health_stay_open(api_server, clien
         assert page.status_code == 200 and "<textarea" in page.text
         assert anonymous.get("/static/app.js").status_code == 200
         assert anonymous.get("/static/style.css").status_code == 200
+
+
+def test_a_read_only_key_may_ask_and_list_but_not_change_documents(api_server):
+    with api_server.client(key=READ_ONLY_KEY) as reader:
+        listing = reader.get("/documents")
+        assert listing.status_code == 200
+        doc_id = listing.json()["documents"][0]["doc_id"]
+        for response in (reader.delete(f"/documents/{doc_id}"),
+                         reader.post("/documents", files={"files": ("note.md", b"# Note\n\nA note.\n")})):
+            assert response.status_code == 403, response.text
+            assert response.json()["code"] == "read_only_key"
+            assert "api_keys" in response.json()["error"]
+        answer = reader.post("/ask", json={"question": LONDON, "answer_mode": "quote"})
+        assert answer.status_code == 200 and "240 pounds" in answer.json()["answer"]
+    assert doc_id in [d["doc_id"] for d in api_server.client().get("/documents").json()["documents"]]
 
 
 def test_openai_client_with_a_wrong_key_gets_an_authentication_error(api_server):
@@ -558,7 +575,11 @@ def test_upload_errors(client):
     no_files = client.post(
         "/documents", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         content=f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'.encode())
-    assert no_files.status_code == 422 and "No file" in no_files.json()["error"]
+    assert no_files.status_code == 422 and no_files.json()["code"] == "unknown_field"
+    assert "'note' is not accepted" in no_files.json()["error"]
+    empty = client.post("/documents", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                        content=f"--{boundary}--\r\n".encode())
+    assert empty.status_code == 422 and "No file" in empty.json()["error"], empty.text
     unreadable = client.post("/documents", files={"files": ("broken.pdf", b"%PDF-1.4 this is not a pdf")})
     assert unreadable.status_code == 422, unreadable.text
     assert "broken.pdf" in unreadable.json()["error"]

@@ -15,15 +15,16 @@ from __future__ import annotations
 import logging
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from rag.errors import GenerationError
 
+from api.admission import admit
 from api.context import ApiContext, get_context
-from api.errors import api_error_from
-from api.schemas import AskRequest, check_question
+from api.errors import ANSWER_STATUSES, api_error_from, error_responses
+from api.schemas import AskRequest, check_history_size, check_question
 from api.streaming import SSE_HEADERS, sse, start_in_thread
 
 log = logging.getLogger("api")
@@ -32,10 +33,7 @@ router = APIRouter(tags=["ask"])
 ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The answer (``Answer.to_dict()``), or with ``stream: true`` a ``text/event-stream``.",
           "content": {"text/event-stream": {}}},
-    401: {"description": "An API key is required and was missing or wrong."},
-    422: {"description": "Empty or too long question, bad top_k, bad filters or history, malformed JSON."},
-    502: {"description": "The generator failed."},
-    503: {"description": "No index yet, or the models are still loading."},
+    **error_responses(ANSWER_STATUSES),
 }
 
 
@@ -49,14 +47,17 @@ def pipeline_arguments(body: AskRequest) -> dict[str, Any]:
 
 
 @router.post("/ask", responses=ASK_RESPONSES, summary="Answer a question from the documents, with citations")
-async def ask(body: AskRequest, context: ApiContext = Depends(get_context)):
+async def ask(body: AskRequest, request: Request, context: ApiContext = Depends(get_context)):
     question = check_question(body.question, context.settings)
+    check_history_size(body.history, context.settings)
     pipeline = await run_in_threadpool(context.service.require)
     arguments = pipeline_arguments(body)
+    admission = context.admission
+    started = admit(admission, request)
     if body.stream:
-        events = await start_in_thread(lambda: pipeline.stream(question, **arguments))
+        events = await start_in_thread(lambda: admission.stream(started, lambda: pipeline.stream(question, **arguments)))
         return StreamingResponse(_sse(context, events), media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = await run_in_threadpool(pipeline.answer, question, **arguments)
+    answer = await run_in_threadpool(admission.run, started, pipeline.answer, question, **arguments)
     data = answer.to_dict()
     context.metrics.observe_answer(data)
     return data

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from api.context import ApiContext, get_context
+from api.paths import shown_path
 from api.service import READY
 
 router = APIRouter(tags=["operations"])
@@ -33,7 +34,10 @@ async def health(context: ApiContext = Depends(get_context)) -> JSONResponse:
     }
     if ready:
         # Off the event loop: it may load an index generation an ingest just committed.
-        body["index"] = await run_in_threadpool(service.index_stats)
+        stats = await run_in_threadpool(service.index_stats)
+        if stats and "index_dir" in stats:
+            stats["index_dir"] = shown_path(stats["index_dir"], context.settings)
+        body["index"] = stats
         body["load_seconds"] = service.load_seconds
     elif service.error:
         body["error"] = service.error

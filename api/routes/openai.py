@@ -17,20 +17,23 @@ import time
 import uuid
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from rag.errors import GenerationError
 
+from api.admission import admit
 from api.context import ApiContext, get_context
-from api.errors import ApiError, api_error_from, error_body
-from api.schemas import ChatCompletionRequest, ChatMessage, check_question
+from api.errors import (ANSWER_STATUSES, COMMON_STATUSES, ApiError, OpenAIErrorBody, api_error_from, error_body,
+                        error_responses)
+from api.schemas import ChatCompletionRequest, ChatMessage, check_messages_size, check_question
 from api.sources import sources_block, strip_sources
 from api.streaming import SSE_HEADERS, sse, start_in_thread
 
 log = logging.getLogger("api")
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"],
+                   responses=error_responses({**COMMON_STATUSES, **ANSWER_STATUSES}, OpenAIErrorBody))
 
 MODEL_ID = "rag-service"
 
@@ -74,20 +77,23 @@ async def models(context: ApiContext = Depends(get_context)) -> dict[str, Any]:
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion, answered from the documents")
-async def chat_completions(body: ChatCompletionRequest, context: ApiContext = Depends(get_context)):
+async def chat_completions(body: ChatCompletionRequest, request: Request, context: ApiContext = Depends(get_context)):
+    check_messages_size(body.messages, context.settings)
     question, history = split_messages(body.messages)
     question = check_question(question, context.settings)
     pipeline = await run_in_threadpool(context.service.require)
+    admission = context.admission
+    started = admit(admission, request)
     arguments = {"top_k": body.top_k, "filters": body.filters.to_pipeline() if body.filters else None,
                  "history": history or None, "answer_mode": body.answer_mode}
     model = body.model or MODEL_ID
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = await start_in_thread(lambda: pipeline.stream(question, **arguments))
+        events = await start_in_thread(lambda: admission.stream(started, lambda: pipeline.stream(question, **arguments)))
         return StreamingResponse(_chunks(context, events, model, completion_id, include_usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = (await run_in_threadpool(pipeline.answer, question, **arguments)).to_dict()
+    answer = (await run_in_threadpool(admission.run, started, pipeline.answer, question, **arguments)).to_dict()
     context.metrics.observe_answer(answer)
     return {
         "id": completion_id,
