@@ -161,6 +161,10 @@ def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
         return f"The field '{field}' must be at least {ctx.get('ge')}, not {got!r}."
     if kind == "less_than_equal":
         return f"The field '{field}' must be at most {ctx.get('le')}, not {got!r}."
+    if kind == "string_unicode":
+        return f"The field '{field}' holds invalid Unicode (a lone surrogate); send valid UTF-8 text."
+    if kind == "string_too_short":
+        return f"The field '{field}' is empty; send some text in it."
     if kind == "string_too_long":
         return f"The field '{field}' is too long: at most {ctx.get('max_length')} characters are accepted."
     if kind == "too_long":
@@ -172,6 +176,19 @@ def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
 def _plain_details(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic's errors without the parts that may not serialise (exceptions in ctx, raw input)."""
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")} for e in errors]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI, on_error=None) -> None:
@@ -206,7 +223,10 @@ def install_error_handlers(app: FastAPI, on_error=None) -> None:
         if exc.status_code == 404:
             message = f"There is no {request.url.path} here; see /docs for the endpoints."
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs for the methods it takes."
+            allowed = allowed_methods(request)
+            message = (f"{request.method} is not allowed on {request.url.path}; use "
+                       f"{' or '.join(allowed) or 'another method'}.")
+            return report(request, ApiError(405, message, "method_not_allowed", headers={"Allow": ", ".join(allowed)}))
         elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
             # FastAPI's answer to a body it cannot decode (e.g. bytes that are not UTF-8).
             message = "The request body could not be read; send JSON encoded as UTF-8."

@@ -43,7 +43,7 @@ AnswerMode = Literal[ANSWER_MODES]  # type: ignore[valid-type]   # "generate" | 
 class Filters(BaseModel):
     """Which documents retrieval may draw from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     source: str | list[str] | None = Field(None, description="glob(s) over document paths, e.g. 'policies/*.md'")
     file_type: str | list[str] | None = Field(None, description="file extension(s) without the dot, e.g. 'pdf'")
@@ -59,6 +59,8 @@ class Filters(BaseModel):
 class Turn(BaseModel):
     """One earlier message of the conversation."""
 
+    model_config = ConfigDict(strict=True)
+
     role: Literal["user", "assistant"]
     content: str
 
@@ -72,9 +74,12 @@ def _check_top_k(value: int | None) -> int | None:
 
 
 class AskRequest(BaseModel):
-    """``POST /ask``."""
+    """``POST /ask``. Strict: ``"stream": 0`` or ``"top_k": "3"`` are refused, not guessed at."""
 
-    question: str = Field(..., description="the question, in English or Chinese")
+    model_config = ConfigDict(strict=True)
+
+    question: str = Field(..., min_length=1, description="the question, in English or Chinese (at most "
+                          "max_question_chars characters, 2000 by default)")
     top_k: int | None = Field(None, description=f"passages handed to the generator (1-{MAX_TOP_K}); default from settings")
     filters: Filters | None = None
     history: list[Turn] | None = Field(None, max_length=MAX_HISTORY,
@@ -89,7 +94,7 @@ class AskRequest(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: str
     content: str | list[dict[str, Any]] | None = None
@@ -110,7 +115,7 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     include_usage: bool = False
 
@@ -123,7 +128,7 @@ class ChatCompletionRequest(BaseModel):
     service's own settings decide how the grounded answer is generated.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
