@@ -130,10 +130,13 @@ def proc_cpu_seconds(pid: int) -> float | None:
 class ServerProcess:
     """One ``python -m api`` subprocess listening on 127.0.0.1, its output going to a log file."""
 
-    def __init__(self, index_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, index_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None,
+                 args: Iterable[str] = ()) -> None:
         self.index_dir = index_dir
         self.port = port
         self.log_path = log_path
+        self.env = dict(env or {})          # on top of this process's environment
+        self.args = list(args)              # more ``python -m api`` arguments
         self.base_url = f"http://{HOST}:{port}"
         self.process: subprocess.Popen | None = None
         self.launched_at = 0.0
@@ -147,9 +150,9 @@ class ServerProcess:
     def launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
-        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        env = dict(os.environ, HF_HUB_OFFLINE="1", **self.env)
         command = [sys.executable, "-m", "api", "--index-dir", str(self.index_dir), "--host", HOST,
-                   "--port", str(self.port)]
+                   "--port", str(self.port), *self.args]
         self.launched_at = time.perf_counter()
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                         stdout=self._log_file, stderr=subprocess.STDOUT)
