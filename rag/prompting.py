@@ -7,6 +7,11 @@ The rules are written in the question's language: a 135M-parameter model follows
 instructions better when they are in Chinese, and answers in the language it was instructed
 in. Passages are quoted, numbered data with their source, and are trimmed to fit the model's
 window: the lowest-ranked passages go first, then the last one kept is cut short.
+
+Passages are data, never instructions: the instructions planted in a document ("ignore previous
+instructions", fake ``system:`` turns, role tags; :mod:`rag.answering.injection`) are left out
+of what the model is shown, and chat-template tokens (``<|im_start|>``, ``[INST]``, ``<<SYS>>``)
+anywhere in a message's text are written so that no tokenizer reads them as its special tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Callable, Sequence
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
+from rag.answering.injection import strip_instructions
 from rag.answering.refusal import REFUSALS
 from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
@@ -63,9 +69,25 @@ MIN_PASSAGE_TOKENS = 32
 
 
 def to_chat_messages(messages: Sequence[BaseMessage]) -> list[Message]:
-    """langchain-core messages as ``{"role", "content"}`` dicts."""
+    """langchain-core messages as ``{"role", "content"}`` dicts, their text unable to open or
+    close a turn of the chat template (:func:`neutralise_special_tokens`)."""
     roles = {"system": "system", "human": "user", "ai": "assistant"}
-    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
+    return [{"role": roles.get(m.type, m.type), "content": neutralise_special_tokens(str(m.content))} for m in messages]
+
+
+# Chat-template and tokenizer special tokens: <|im_start|>, <|endoftext|> (Qwen, SmolLM2),
+# <｜begin▁of▁sentence｜> (DeepSeek), [INST] and <<SYS>> (Llama 2, Mistral), <s> </s>,
+# <start_of_turn> (Gemma), <tool_call>, <think>.
+_SPECIAL_TOKEN = re.compile(r"<\|([^|<>\n]{1,40})\|>|<｜([^｜<>\n]{1,40})｜>|\[(/?INST)\]|<<(/?SYS)>>|"
+                            r"<(/?(?:s|bos|eos|pad|start_of_turn|end_of_turn|tool_call|tool_response|think))>",
+                            re.IGNORECASE)
+
+
+def neutralise_special_tokens(text: str) -> str:
+    """``text`` with chat-template tokens written as plain words in brackets ("<|im_start|>" ->
+    "(im_start)"): the tokenizer matches its special tokens in the raw text, so a passage holding
+    one could otherwise end the quoted data and open a system turn of its own."""
+    return _SPECIAL_TOKEN.sub(lambda m: "(" + next(g for g in m.groups() if g is not None) + ")", text)
 
 
 # One worked example, shown as an earlier turn of the chat. A 135M-parameter model imitates an
@@ -157,7 +179,8 @@ class GroundedPrompt:
 
         fixed = size(messages_for([]))
         room = self.budget + self.overhead_tokens - fixed
-        bodies = [h.chunk.text for h in hits]
+        # Instructions planted in a passage are no part of what it says.
+        bodies = [strip_instructions(h.chunk.text) for h in hits]
         if self.selection_budget > 0:
             bodies = select_context(question, bodies, self.selection_budget, self.count_tokens)
         kept: list[SearchHit] = []

@@ -47,13 +47,13 @@ def _pipeline(settings, *texts: str) -> AnswerPipeline:
 
 def test_the_checks_of_a_generated_answer_run_in_their_order(index_settings):  # noqa: F811
     names = [c.name for c in GENERATE_CHECKS]
-    assert names == ["repeats", "markers", "model_refused", "supported", "attributed", "lead_in"]
+    assert names == ["repeats", "markers", "model_refused", "supported", "attributed", "lead_in", "instructions", "leak"]
 
     looped = "The daily meal allowance is 45 euros【1】. The daily meal allowance is 45 euros【1】."
     answer = _pipeline(index_settings, looped).answer(MEALS, top_k=2)
     assert answer.answer == "The daily meal allowance is 45 euros[1]."
     assert [c["check"] for c in answer.checks] == names
-    assert [c["action"] for c in answer.checks] == ["replace", "replace", "keep", "keep", "keep", "keep"]
+    assert [c["action"] for c in answer.checks] == ["replace", "replace", "keep", "keep", "keep", "keep", "keep", "keep"]
 
     # A refusal ends the list there.
     refused = _pipeline(index_settings, "I could not find that in the passages.").answer(MEALS, top_k=2)
@@ -83,7 +83,8 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     assert [(c["check"], c["action"]) for c in outcome.log] == [("confident", "keep"), ("no_answer", "keep"),
                                                                  ("sure", "keep"), ("trimmed", "keep"),
                                                                  ("key_value", "keep"), ("unit", "keep"),
-                                                                 ("echo", "replace")]
+                                                                 ("echo", "replace"), ("instructions", "keep"),
+                                                                 ("leak", "keep")]
     # Unless the question offers a choice of its own words.
     choice = run_checks(READ_CHECKS, draft, Context("Is it Internet2 or NSFNET?", "", "en", []))
     assert choice.draft.text == "Internet2 [1]"

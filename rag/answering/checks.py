@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
+from rag.answering.injection import reveals_instructions, taken_from_instructions
 from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
 from rag.answering.refusal import is_refusal
 from rag.answering.repairs import drop_repeats
@@ -188,7 +189,39 @@ def complete_list(draft: Draft, context: Context) -> Verdict:
                    replace(draft, text=append_marker(completed, number)))
 
 
-GENERATE_CHECKS: tuple[Check, ...] = (drop_loops, check_markers, model_refused, supported, attribute, complete_list)
+# --- checks of every answer: passages are data ---------------------------------------------------
+
+
+def _texts(context: Context) -> list[str]:
+    return [hit.chunk.text for hit in context.passages]
+
+
+@check("instructions")
+def not_an_instruction(draft: Draft, context: Context) -> Verdict:
+    """An answer that is an instruction, or carries words only an instruction planted in a
+    passage holds (its canary, its link, its false figure: the model obeyed it), is not the
+    documents' answer: the best passage sentence answers instead (it is never a planted one),
+    or, for a short answer, nothing does."""
+    if not taken_from_instructions(draft.text, _texts(context), context.question):
+        return Verdict(KEEP)
+    reason = "the answer follows or repeats an instruction planted in a passage"
+    fallback = _sentence_draft(context) if context.extractive_fallback and draft.span is None else None
+    if fallback is None or taken_from_instructions(fallback.text, _texts(context), context.question):
+        return Verdict(REFUSE, reason)
+    return Verdict(REPLACE, f"{reason}; the best passage sentence answers instead", fallback)
+
+
+@check("leak")
+def no_leak(draft: Draft, context: Context) -> Verdict:
+    """The service's own instructions (the answer prompt's and the reader's rules) are never
+    an answer."""
+    if reveals_instructions(draft.text, _texts(context), context.question):
+        return Verdict(REFUSE, "the answer repeats the service's own instructions")
+    return Verdict(KEEP)
+
+
+GENERATE_CHECKS: tuple[Check, ...] = (drop_loops, check_markers, model_refused, supported, attribute, complete_list,
+                                      not_an_instruction, no_leak)
 
 
 # --- checks of a read (short) answer ----------------------------------------------------------
@@ -333,7 +366,7 @@ def key_value(draft: Draft, context: Context) -> Verdict:
 
 
 READ_CHECKS: tuple[Check, ...] = (confident, answers_at_all, sure_on_little_evidence, trimmed, key_value, with_unit,
-                                  not_an_echo)
+                                  not_an_echo, not_an_instruction, no_leak)
 
 
 _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rag.answering.citations import MARKER_RE, support_units
+from rag.answering.injection import Screened
 from rag.documents import SearchHit
 from rag.text import has_cjk, split_sentences
 
@@ -63,7 +64,8 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
     A sentence scores the share of the question's content words it holds plus its passage's
     relevance (the share the whole passage holds): a sentence about the question's subject
     usually leaves the subject's name to the sentences around it, which only the passage
-    sees. Sentences that hold none of the words are left out."""
+    sees. Sentences that hold none of the words are left out, and so are instructions planted
+    in a passage (:mod:`rag.answering.injection`): they are no evidence of anything."""
     from rag.retrieval import query_terms, relevance, terms_found
 
     terms = query_terms(query)
@@ -83,9 +85,12 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
         units = reading_units(hit.chunk.text)
         raw = [u.text for u in units]
         sentences = [" ".join(sentence.split()) for sentence in raw]
+        screened = Screened(hit.chunk.text)
         for i, sentence in enumerate(sentences):
             if len(sentence) < 4 or _bare(sentence) in headings:
                 continue                # a title names the topic, it does not answer
+            if screened.planted(sentence):
+                continue
             # A table row is read with its header: "Accuracy" names the column of "86.7".
             found = terms_found(terms, f"{units[i].header}\n{sentence}" if units[i].header else sentence)
             if not found and not (pairs and pairs & _char_pairs(sentence)):
@@ -103,7 +108,8 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
                 # asks it finds it best.
                 following = sentences[i + 1] if i + 1 < len(sentences) else ""
                 opens = units[i].opens
-                if opens and following and not following.endswith(("?", "？")) and _bare(following) not in headings:
+                if (opens and following and not following.endswith(("?", "？")) and _bare(following) not in headings
+                        and not screened.planted(following)):
                     sentence = following
                 else:
                     score *= 0.5
@@ -235,10 +241,13 @@ def complete_lead_in(answer: str, hit: SearchHit) -> str | None:
     if start is None:
         return None
     items: list[str] = []
+    screened = Screened(hit.chunk.text)
     for paragraph in paragraphs[start[1] + 1:]:
         full = len(items) == _MAX_LIST_ITEMS or (bool(items) and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS)
         if not paragraph or paragraph.endswith(_LEAD_IN_END) or _NUMBERED_HEADING.match(paragraph) or full:
             break
+        if screened.planted(paragraph):
+            continue                    # an instruction planted in the list is no item of it
         items.append(paragraph.rstrip("。；;.，, "))
     if not items:
         return None
