@@ -10,6 +10,12 @@ needs around it:
 * clear failures: anything wrong with a file (unsupported, empty, too big, corrupt, binary,
   undecodable, invalid JSON) raises :class:`~rag.errors.ParseError` with one sentence naming
   the file and what to do; no other exception escapes.
+* encodings: UTF-8 first (the fast path); then BOMs, BOM-less UTF-16, Chinese legacy encodings
+  (GB18030/GBK, Big5) told apart by how common their characters are, and anything else
+  charset-normalizer recognises; binary bytes under a text extension are refused.
+* bounded work: a line of tens of thousands of characters is cut into paragraphs before
+  partitioning, and very large plain text skips unstructured's per-paragraph classifier, so
+  a one-line 10 MB file takes seconds, not minutes.
 * Chinese text: hard-wrapped Chinese lines are re-joined before partitioning, and Chinese
   sentences that unstructured's English heuristics mistake for titles are demoted.
 * Markdown by content: a .txt file written in Markdown (headings, bold, links, code fences,
@@ -51,8 +57,10 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 # Raised whenever a change makes parse_file return other elements for a file; an index built
 # by another version parses its files again on the next ingest (rag/ingestion.py). 2: PDF heads,
 # feet, ligatures and Chinese line breaks (_tidy_pdf). 3: Markdown in .txt files read as
-# Markdown; Chinese lines wrapped inside a Markdown paragraph joined without a space.
-PARSER_VERSION = 3
+# Markdown; Chinese lines wrapped inside a Markdown paragraph joined without a space. 4: legacy
+# encodings detected (Big5, Latin-1/cp1252, BOM-less UTF-16 were refused), huge lines cut into
+# paragraphs, very large plain text read without the classifier.
+PARSER_VERSION = 4
 
 _OFFICE_NAMES = {".docx": "Word document", ".pptx": "PowerPoint deck"}
 
@@ -64,12 +72,14 @@ _MIN_WRAPPED_CJK_LINE = 20
 _MAX_CJK_TITLE = 40
 
 
-def parse_file(path: Path, max_bytes: int) -> list[Element]:
+def parse_file(path: Path, max_bytes: int, data: bytes | None = None) -> list[Element]:
     """Parse one document into elements, or raise :class:`ParseError` saying why not.
 
-    ``max_bytes`` is the size limit (``Settings.max_file_mb`` in bytes). Elements come in
-    document order with stripped, non-empty text, unstructured's category as ``kind``, the
-    1-based page where the format has pages, and the nearest title above as ``section``.
+    ``max_bytes`` is the size limit (``Settings.max_file_mb`` in bytes). ``data``, when given,
+    is the file's content as already read (the ingest hashes exactly the bytes it parses);
+    ``path`` then only names the file and its type. Elements come in document order with
+    stripped, non-empty text, unstructured's category as ``kind``, the 1-based page where the
+    format has pages, and the nearest title above as ``section``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -78,25 +88,23 @@ def parse_file(path: Path, max_bytes: int) -> list[Element]:
         raise ParseError(
             f"{path} has an unsupported file type '{suffix or path.name}'; convert it to one of {kinds} or remove it."
         )
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseError(
-            f"Cannot read {path} ({exc.strerror or exc}); check that it exists and is readable, then retry."
-        ) from exc
+    if data is None:
+        data = _read_bytes(path, max_bytes)
+    size = len(data)
     if size > max_bytes:
-        raise ParseError(
-            f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
-            "split the file or raise max_file_mb (RAG_MAX_FILE_MB)."
-        )
+        raise too_big(path, size, max_bytes)
     if size == 0:
         raise ParseError(f"{path} is empty (0 bytes); add content to it or remove it.")
 
     try:
         _prepare_unstructured()
-        elements = _PARTITIONERS[suffix](path)
+        elements = _PARTITIONERS[suffix](path, data)
     except ParseError:
         raise
+    except RecursionError as exc:  # deeply nested markup or JSON
+        raise ParseError(
+            f"{path} is nested too deeply to read (RecursionError); flatten its structure or remove it."
+        ) from exc
     except Exception as exc:  # unstructured and the format libraries raise anything at all
         raise ParseError(
             f"Could not parse {path} ({_describe(exc)}); check that it opens in its usual application, "
@@ -107,7 +115,38 @@ def parse_file(path: Path, max_bytes: int) -> list[Element]:
     return elements
 
 
+def too_big(path: Path, size: int, max_bytes: int) -> ParseError:
+    """The error for a file over the size limit."""
+    return ParseError(
+        f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
+        "split the file or raise max_file_mb (RAG_MAX_FILE_MB)."
+    )
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, read once; an unreadable or oversized file raises ParseError."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise too_big(path, os.fstat(handle.fileno()).st_size, max_bytes)
+            return data
+    except OSError as exc:
+        raise ParseError(
+            f"Cannot read {path} ({exc.strerror or exc}); check that it exists and is readable, then retry."
+        ) from exc
+
+
 # --- one-time setup per process ----------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Import and load what parsing needs (unstructured, its spaCy pipeline) once per process,
+    so a file's time budget is spent on the file, not on a worker's start."""
+    from unstructured.nlp import tokenize
+
+    _prepare_unstructured()
+    tokenize._get_nlp()
 
 
 @functools.cache
@@ -159,6 +198,10 @@ def _classify_without_spacy() -> None:
     original_title = text_type.is_possible_title
 
     def is_possible_narrative_text(text: str, *args: Any, **kwargs: Any) -> bool:
+        if len(text) > _LONG_PARAGRAPH and not kwargs.get("language_checks"):
+            # Never a heading; spaCy over it would take seconds per 100 KB for a verdict that
+            # only picks NarrativeText or UncategorizedText.
+            return not text.isnumeric()
         if cjk_ratio(text) >= 0.5:
             return chinese_is_paragraph(text)
         if not kwargs.get("language_checks") and has_sentences(text, 2):
@@ -168,6 +211,8 @@ def _classify_without_spacy() -> None:
         return original_narrative(text, *args, **kwargs)
 
     def is_possible_title(text: str, *args: Any, **kwargs: Any) -> bool:
+        if len(text) > _LONG_PARAGRAPH:
+            return False
         if cjk_ratio(text) >= 0.5:
             return chinese_is_title(text)
         return original_title(text, *args, **kwargs)
@@ -251,10 +296,12 @@ def _load_spacy_offline() -> Any:
 # metadata we never read.
 
 
-def _parse_txt(path: Path) -> list[Element]:
+def _parse_txt(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.text import partition_text
 
-    text = _read_text(path)
+    text = _cut_huge_lines(_read_text(path, data))
+    if len(text) > _LARGE_TEXT_CHARS:
+        return _plain_paragraphs(text)
     if looks_like_markdown(text):
         return _markdown_elements(text)
     text = _rejoin_wrapped_cjk_lines(text)
@@ -272,7 +319,8 @@ def _short_english_paragraphs(text: str) -> list[str]:
     found = []
     for paragraph in _split_by_paragraph(auto_paragraph_grouper(text)):
         paragraph = paragraph.strip()
-        if (paragraph and cjk_ratio(paragraph) < 0.5 and not is_bulleted_text(paragraph)
+        if (paragraph and len(paragraph) <= _LONG_PARAGRAPH and cjk_ratio(paragraph) < 0.5
+                and not is_bulleted_text(paragraph)
                 and not has_sentences(paragraph, 2)):
             found.append(paragraph)
     return found
@@ -299,8 +347,11 @@ def _tagged_in_one_batch(texts: list[str]) -> Iterator[None]:
         _BATCH_DOCS.clear()
 
 
-def _parse_md(path: Path) -> list[Element]:
-    return _markdown_elements(_read_text(path))
+def _parse_md(path: Path, data: bytes) -> list[Element]:
+    text = _cut_huge_lines(_read_text(path, data))
+    if len(text) > _LARGE_TEXT_CHARS:
+        return _plain_paragraphs(text)
+    return _markdown_elements(text)
 
 
 def _markdown_elements(text: str) -> list[Element]:
@@ -353,22 +404,22 @@ def _join_wrapped_cjk_markdown(text: str) -> str:
     return "\n".join(out)
 
 
-def _parse_html(path: Path) -> list[Element]:
+def _parse_html(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.html import partition_html
 
-    return _to_elements(partition_html(text=_read_text(path), languages=[""]))
+    return _to_elements(partition_html(text=_read_text(path, data), languages=[""]))
 
 
-def _parse_csv(path: Path) -> list[Element]:
+def _parse_csv(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.csv import partition_csv
 
     # Re-encoded after our own decoding, so legacy encodings and BOMs are handled once.
-    data = io.BytesIO(_read_text(path).encode("utf-8"))
-    return _to_elements(partition_csv(file=data, encoding="utf-8", include_header=True, languages=[""]))
+    utf8 = io.BytesIO(_read_text(path, data).encode("utf-8"))
+    return _to_elements(partition_csv(file=utf8, encoding="utf-8", include_header=True, languages=[""]))
 
 
-def _parse_json(path: Path) -> list[Element]:
-    text = _read_text(path)
+def _parse_json(path: Path, data: bytes) -> list[Element]:
+    text = _read_text(path, data)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -386,10 +437,8 @@ def _parse_json(path: Path) -> list[Element]:
     return _json_elements(value)
 
 
-def _parse_pdf(path: Path) -> list[Element]:
-    with path.open("rb") as handle:
-        head = handle.read(1024)
-    if b"%PDF-" not in head:
+def _parse_pdf(path: Path, data: bytes) -> list[Element]:
+    if b"%PDF-" not in data[:1024]:
         raise ParseError(f"{path} is not a PDF (no PDF header); rename it to its real type or remove it.")
     from unstructured.partition.pdf import partition_pdf
 
@@ -398,10 +447,10 @@ def _parse_pdf(path: Path) -> list[Element]:
     logging.getLogger("pdfminer").setLevel(logging.ERROR)
     # languages only steers OCR, which the "fast" strategy never runs; naming one keeps
     # unstructured from warning about the default on every file.
-    elements = _to_elements(partition_pdf(filename=str(path), strategy="fast", languages=["eng"]))
+    elements = _to_elements(partition_pdf(file=io.BytesIO(data), strategy="fast", languages=["eng"]))
     if not elements:
         # unstructured swallows pdfminer's errors and returns nothing: find out why.
-        raise ParseError(_explain_empty_pdf(path))
+        raise ParseError(_explain_empty_pdf(path, data))
     return _tidy_pdf(elements)
 
 
@@ -461,23 +510,27 @@ def _reads_like_heading(text: str) -> bool:
     return len(text.split()) <= 12 and not text.endswith(_SENTENCE_END + (",", ":", ";"))
 
 
-def _parse_docx(path: Path) -> list[Element]:
+def _parse_docx(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.docx import partition_docx
 
-    return _to_elements(_open_office(path, partition_docx))
+    return _to_elements(_open_office(path, data, partition_docx))
 
 
-def _parse_pptx(path: Path) -> list[Element]:
+def _parse_pptx(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.pptx import partition_pptx
 
     # Speaker notes are text the author wrote: index them with their slide.
-    return _to_elements(_open_office(path, functools.partial(partition_pptx, include_slide_notes=True)))
+    return _to_elements(_open_office(path, data, functools.partial(partition_pptx, include_slide_notes=True)))
 
 
-def _parse_eml(path: Path) -> list[Element]:
+def _parse_eml(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.email import partition_email
 
-    raw = partition_email(filename=str(path), process_attachments=False, languages=[""])
+    # An e-mail is text (its parts are MIME-encoded); random bytes named .eml would otherwise
+    # come out as a "body" of mojibake.
+    if _control_share(data) > _MAX_CONTROL_SHARE:
+        raise _binary_error(path)
+    raw = partition_email(file=io.BytesIO(data), process_attachments=False, languages=[""])
     elements = _to_elements(raw)
     # The subject is the email's title: make it the first element and the body's section.
     subject = next((e.metadata.subject for e in raw if getattr(e.metadata, "subject", None)), None)
@@ -489,7 +542,7 @@ def _parse_eml(path: Path) -> list[Element]:
     return elements
 
 
-_PARTITIONERS: dict[str, Callable[[Path], list[Element]]] = {
+_PARTITIONERS: dict[str, Callable[[Path, bytes], list[Element]]] = {
     ".txt": _parse_txt,
     ".md": _parse_md,
     ".markdown": _parse_md,
@@ -507,13 +560,29 @@ _PARTITIONERS: dict[str, Callable[[Path], list[Element]]] = {
 # --- format helpers ----------------------------------------------------------------------
 
 
-def _open_office(path: Path, partition: Callable[..., list[Any]]) -> list[Any]:
-    """Run a DOCX/PPTX partitioner, reporting damaged or renamed files as such."""
+# A DOCX/PPTX unpacking to more than this (or to many times its own size) is refused unread:
+# python-docx and python-pptx load whole parts into memory, so a "zip bomb" would exhaust it.
+_MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+_MAX_UNPACK_RATIO = 200
+
+
+def _open_office(path: Path, data: bytes, partition: Callable[..., list[Any]]) -> list[Any]:
+    """Run a DOCX/PPTX partitioner, reporting damaged, renamed or bomb-like files as such."""
     # Both formats are zip archives; anything else with that name is damaged or renamed.
-    if not zipfile.is_zipfile(path):
+    if not zipfile.is_zipfile(io.BytesIO(data)):
         raise _invalid_office_file(path, "damaged, or another format renamed")
     try:
-        return partition(filename=str(path), languages=[""])
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise _invalid_office_file(path, _describe(exc)) from exc
+    if unpacked > _MAX_UNPACKED_BYTES or unpacked > _MAX_UNPACK_RATIO * max(len(data), 1) + 10_000_000:
+        raise ParseError(
+            f"{path} would unpack to {unpacked / 1e6:.0f} MB from {len(data) / 1e6:.1f} MB, which no real "
+            f"{_OFFICE_NAMES[path.suffix.lower()]} does (a zip bomb?); re-save it from its application or remove it."
+        )
+    try:
+        return partition(file=io.BytesIO(data), languages=[""])
     except (zipfile.BadZipFile, KeyError) as exc:
         # A zip without the parts python-docx / python-pptx expect (KeyError: missing part).
         raise _invalid_office_file(path, _describe(exc)) from exc
@@ -530,12 +599,12 @@ def _invalid_office_file(path: Path, reason: str) -> ParseError:
     )
 
 
-def _explain_empty_pdf(path: Path) -> str:
+def _explain_empty_pdf(path: Path, data: bytes) -> str:
     """Why a PDF gave no elements: damaged, encrypted, image-only, or a missing dependency."""
     try:
         import pypdf
 
-        reader = pypdf.PdfReader(str(path))
+        reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             return f"{path} is password-protected; save an unprotected copy and retry."
         has_text = any((page.extract_text() or "").strip() for page in reader.pages)
@@ -564,65 +633,299 @@ def _describe(exc: BaseException) -> str:
 
 # C0/C1 control characters other than the white-space ones (tab, newlines, form feed).
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]+")
+# Bytes that text in an ASCII-compatible encoding hardly ever holds: C0 controls other than
+# tab, line feed, vertical tab, form feed, carriage return, SUB (an old end-of-file mark) and
+# ESC (ISO-2022 shifts). Random or binary data is ~11% such bytes.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 26, 27)) + b"\x7f"
+_TEXT_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
+# How much of a file the encoding tests look at; the whole file is then decoded strictly.
+_SAMPLE_BYTES = 256 * 1024
+# Share of a sample's characters that must read as plausible text (or, for a Chinese encoding,
+# its ideographs that must be among the commonest) for a decoding to be taken.
+_MIN_PLAUSIBLE = 0.9
+# charset-normalizer's guesses that are all "Latin script, 8 bits": between them, bytes alone
+# cannot tell French in cp1252 from Czech in cp1250 ("crème" / "crčme"), so the Western one
+# is taken unless the other reads clearly better (see _western_score).
+_LATIN_FAMILY = frozenset({
+    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4",
+    "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "mac_latin2",
+    "mac_roman", "mac_iceland", "mac_turkish", "cp437", "cp850", "cp852", "cp858", "cp775", "cp1125",
+    "hp_roman8", "cp037", "cp500", "cp1140",
+})
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, data: bytes) -> str:
     """Decode a text-format file, refusing binary data and undecodable bytes."""
-    data = path.read_bytes()
     text = _decode(path, data)
     if not text.strip():
         raise ParseError(f"{path} contains only white space; add text to it or remove it.")
     controls = sum(map(len, _CONTROL_CHARS.findall(text)))
     if "\x00" in text or controls > _MAX_CONTROL_SHARE * len(text):
-        raise ParseError(
-            f"{path} holds binary data, not text; give it the extension of its real format or remove it."
-        )
+        raise _binary_error(path)
     return text
 
 
+def _binary_error(path: Path) -> ParseError:
+    return ParseError(
+        f"{path} holds binary data, not text; give it the extension of its real format or remove it."
+    )
+
+
+def _control_share(data: bytes) -> float:
+    """Share of ``data`` that is control bytes no text file holds (see _CONTROL_BYTES)."""
+    return len(data.translate(None, _TEXT_BYTES)) / len(data) if data else 0.0
+
+
 def _decode(path: Path, data: bytes) -> str:
-    if data.startswith(codecs.BOM_UTF8):
-        candidates = ["utf-8-sig"]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        candidates = ["utf-16"]
-    elif b"\x00" in data:
-        raise ParseError(
-            f"{path} holds binary data, not text; give it the extension of its real format or remove it."
-        )
-    else:
-        # gb18030 is a superset of GBK/GB2312, the usual legacy encodings of Chinese files.
-        candidates = ["utf-8", "gb18030"]
-    for encoding in candidates:
+    """The text of ``data``: UTF-8 when it is valid UTF-8 (most files, and the fast path), then
+    a byte-order mark, BOM-less UTF-16, GB18030/GBK or Big5, or what charset-normalizer finds;
+    refuses binary data and bytes that no encoding reads as plausible text."""
+    try:
+        return data.decode("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8")
+    except UnicodeDecodeError:
+        pass
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                raise ParseError(
+                    f"{path} starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()}; "
+                    "re-save it as UTF-8 and retry."
+                ) from None
+    text = _utf16_without_bom(data)
+    if text is not None:
+        return text
+    if b"\x00" in data or _control_share(data[:_SAMPLE_BYTES]) > _MAX_CONTROL_SHARE:
+        raise _binary_error(path)
+    text = _chinese_legacy(data)
+    if text is not None:
+        return text
+    text = _detected(data)
+    if text is not None:
+        return text
+    raise ParseError(
+        f"{path} is not in a text encoding we recognise (tried UTF-8, UTF-16, GB18030, Big5, and "
+        "charset-normalizer's guesses); re-save it as UTF-8 and retry."
+    )
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``data`` as UTF-16 (little or big endian) without a BOM, when it reads as text that way."""
+    if len(data) < 2 or len(data) % 2:
+        return None
+    best: tuple[float, str] | None = None
+    for encoding in ("utf-16-le", "utf-16-be"):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if encoding != "gb18030" or _plausible_chinese(text):
-            return text
-    raise ParseError(
-        f"{path} is not in a text encoding we can read (UTF-8, UTF-16 with BOM, or GB18030); "
-        "re-save it as UTF-8 and retry."
-    )
+        score = _plausible_share(text[:_SAMPLE_BYTES // 2])
+        if score >= _MIN_PLAUSIBLE and (best is None or score > best[0]):
+            best = (score, text)
+    return best[1] if best else None
 
 
-def _plausible_chinese(text: str) -> bool:
-    """Whether text decoded as GB18030 reads as Chinese rather than decoded garbage.
+def _plausible_share(text: str) -> float:
+    """Share of characters that ordinary English, Western European or Chinese text is made of:
+    printable ASCII and white space, Latin-1 letters, general and CJK punctuation, full-width
+    forms, and the commonest Chinese characters. Text decoded with the wrong encoding lands
+    all over Unicode instead."""
+    if not text:
+        return 0.0
+    common = _common_hanzi()
+    good = 0
+    for ch in text:
+        code = ord(ch)
+        if (32 <= code < 127 or ch in "\t\n\r\f" or 0xC0 <= code <= 0xFF or 0x2000 <= code <= 0x206F
+                or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or ch in common):
+            good += 1
+    return good / len(text)
 
-    GB18030 accepts most byte sequences, so a successful decode proves little. Real Chinese
-    uses mostly the 6,763 common characters of GB2312; random bytes land there about a third
-    of the time.
+
+def _chinese_legacy(data: bytes) -> str | None:
+    """``data`` as GB18030 (a superset of GBK and GB2312) or Big5, when one of them reads as
+    real Chinese; GB18030 when both do.
+
+    Either encoding accepts most byte pairs, so a clean decode proves little, and detectors
+    confuse short Chinese texts with Korean or Japanese. Real Chinese text is nearly all made
+    of the commonest characters of its script (GB2312's first level, 3,755 characters, for
+    simplified; Big5's first level, 5,401, for traditional); the same bytes read with the wrong
+    encoding give rare characters, symbols and kana.
     """
-    ideographs = _CJK_CHAR.findall(text[:100_000])
-    if not ideographs:
-        return False
-    common = 0
-    for ch in ideographs:
+    best: tuple[float, str] | None = None
+    for encoding, common in (("gb18030", _common_hanzi("gb2312")), ("big5", _common_hanzi("big5"))):
         try:
-            ch.encode("gb2312")
-            common += 1
-        except UnicodeEncodeError:
-            pass
-    return common >= 0.9 * len(ideographs)
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        score = _chinese_score(text[:100_000], common)
+        if score >= _MIN_PLAUSIBLE and (best is None or score > best[0]):
+            best = (score, text)
+    return best[1] if best else None
+
+
+def _chinese_score(text: str, common: frozenset[str]) -> float:
+    """Share of the non-ASCII characters of ``text`` that are common Chinese characters or
+    CJK/full-width punctuation; 0 when it holds no Chinese character at all."""
+    frequent = rare = marks = others = 0
+    for ch in text:
+        code = ord(ch)
+        if code < 128:
+            continue
+        if ch in common:
+            frequent += 1
+        elif _CJK_CHAR.match(ch):
+            rare += 1
+        elif 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or 0x2010 <= code <= 0x2027:
+            marks += 1
+        else:
+            others += 1
+    if not frequent:
+        return 0.0
+    return (frequent + marks) / (frequent + rare + marks + others)
+
+
+@functools.cache
+def _common_hanzi(encoding: str = "") -> frozenset[str]:
+    """The first (most frequent) level of GB2312 or Big5, or both when ``encoding`` is ''."""
+    if not encoding:
+        return _common_hanzi("gb2312") | _common_hanzi("big5")
+    if encoding == "gb2312":
+        leads, trails = range(0xB0, 0xD8), range(0xA1, 0xFF)
+    else:
+        leads, trails = range(0xA4, 0xC7), [*range(0x40, 0x7F), *range(0xA1, 0xFF)]
+    found = set()
+    for lead in leads:
+        for trail in trails:
+            try:
+                ch = bytes((lead, trail)).decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if _CJK_CHAR.match(ch):
+                found.add(ch)
+    return frozenset(found)
+
+
+def _detected(data: bytes) -> str | None:
+    """``data`` decoded with the encoding charset-normalizer finds, or None if it finds none."""
+    import charset_normalizer
+
+    sample = data
+    if len(data) > _SAMPLE_BYTES:
+        # Cut at a line end so the sample does not end inside a multi-byte character.
+        cut = data.rfind(b"\n", 0, _SAMPLE_BYTES)
+        sample = data[:cut + 1] if cut > 0 else data[:_SAMPLE_BYTES]
+    # UTF-16 and UTF-32 without a BOM were tried already, against what text is made of; the
+    # detector also guesses them for binary data with a repeating pattern.
+    matches = [m for m in charset_normalizer.from_bytes(sample) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if not matches:
+        return None
+    encodings = [m.encoding for m in matches]
+    if encodings[0] in _LATIN_FAMILY:
+        western = _decode_western(data)
+        if western is not None and _western_score(western[:100_000]) >= _western_score(str(matches[0])[:100_000]):
+            return western
+    for encoding in encodings:  # the sample decoded; the rest of the file may not
+        try:
+            return data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
+def _decode_western(data: bytes) -> str | None:
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: ISO 8859-1 maps every byte
+        return data.decode("latin-1")
+
+
+_WORD_CHAR = re.compile(r"[A-Za-z]")
+
+
+def _western_score(text: str) -> float:
+    """Share of the non-ASCII characters next to an ASCII letter that are letters themselves:
+    in the right 8-bit encoding, accented letters sit inside words ("crème"); in a wrong one
+    they often come out as symbols ("cr³me")."""
+    letters = inside = 0
+    for i, ch in enumerate(text):
+        if ord(ch) < 128:
+            continue
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if _WORD_CHAR.match(before) or _WORD_CHAR.match(after):
+            inside += 1
+            letters += ch.isalpha()
+    return letters / inside if inside else 1.0
+
+
+# --- large text --------------------------------------------------------------------------
+
+# A line longer than this is cut into paragraphs of at most _LINE_PIECE characters before
+# partitioning, at sentence ends where it has them, else at white space.
+_HUGE_LINE = 10_000
+_LINE_PIECE = 1_000
+# Text longer than this (characters, after decoding) is read as plain paragraphs split at blank
+# lines, without unstructured's partitioner and its per-paragraph classifier (about 1.5 s per MB
+# on these machines, and much more for long paragraphs without sentence ends): a short line in
+# such a file is not made a heading.
+_LARGE_TEXT_CHARS = 2_000_000
+# A paragraph longer than this is never a heading, so unstructured's classifier is not asked
+# about it (the answer would only pick NarrativeText or UncategorizedText, which chunk alike).
+_LONG_PARAGRAPH = 500
+_SENTENCE_CUTS = ("。", "！", "？", "；", ". ", "! ", "? ", "; ")
+
+
+def _cut_huge_lines(text: str) -> str:
+    """``text`` with every line over _HUGE_LINE characters cut into paragraphs."""
+    if len(text) <= _HUGE_LINE or max(map(len, text.splitlines())) <= _HUGE_LINE:
+        return text
+    out = []
+    for line in text.splitlines():
+        if len(line) <= _HUGE_LINE:
+            out.append(line)
+        else:
+            out.append("\n" + "\n\n".join(_cut_line(line, _LINE_PIECE)) + "\n")
+    return "\n".join(out)
+
+
+def _cut_line(line: str, size: int) -> list[str]:
+    """Pieces of at most ``size`` characters (joined, they give ``line`` back)."""
+    pieces = []
+    start = 0
+    while len(line) - start > size:
+        low, high = start + size // 2, start + size
+        cut = -1
+        for mark in _SENTENCE_CUTS:
+            at = line.rfind(mark, low, high)
+            if at >= 0:
+                cut = max(cut, at + len(mark))
+        if cut < 0:
+            space = max(line.rfind(" ", low, high), line.rfind("\t", low, high))
+            cut = space + 1 if space >= 0 else high
+        pieces.append(line[start:cut])
+        start = cut
+    pieces.append(line[start:])
+    return [p for p in pieces if p.strip()]
+
+
+_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+
+
+def _plain_paragraphs(text: str) -> list[Element]:
+    """Very large text as paragraphs split at blank lines; a paragraph's lines are joined with
+    a space, or with nothing where a Chinese line was wrapped."""
+    text = _rejoin_wrapped_cjk_lines(text)
+    elements = []
+    for paragraph in _BLANK_LINES.split(text):
+        paragraph = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+        pieces = _cut_line(paragraph, _LINE_PIECE) if len(paragraph) > _HUGE_LINE else [paragraph]
+        elements.extend(Element(text=p.strip(), kind="NarrativeText", page=None, section=None)
+                        for p in pieces if p.strip())
+    return elements
 
 
 # --- Chinese -----------------------------------------------------------------------------
@@ -757,4 +1060,4 @@ def _json_scalar(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "parse_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "parse_file", "too_big", "warm_up"]

@@ -310,9 +310,13 @@ def make_binary_txt(path: str | Path) -> Path:
 
 
 def make_undecodable_txt(path: str | Path) -> Path:
-    """Text in an encoding we cannot identify (Latin-1 accents with stray high bytes)."""
+    """Bytes no text encoding reads as text: random high bytes (no control bytes, so not
+    "binary" by that test either). Latin-1 text, once the example here, is now read."""
+    import random
+
     path = _prepare(path)
-    path.write_bytes("Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve r\xe9sum\xe9. ".encode("latin-1") * 20 + b"\xff\xfe\x80")
+    rng = random.Random(13)
+    path.write_bytes(bytes(rng.randrange(0x80, 0x100) for _ in range(2000)))
     return path
 
 
@@ -376,14 +380,14 @@ def make_mixed_folder(root: str | Path) -> dict[str, list[str]]:
     make_corrupt_pdf(root / "bad" / "corrupt.pdf")
     make_corrupt_docx(root / "bad" / "corrupt.docx")
     make_binary_txt(root / "bad" / "binary.txt")
-    make_undecodable_txt(root / "bad" / "latin1.txt")
+    make_undecodable_txt(root / "bad" / "undecodable.txt")
     _prepare(root / "bad" / "broken.json").write_text('{"a": [1, 2', encoding="utf-8")
     bad = [
         "bad/empty.txt",
         "bad/corrupt.pdf",
         "bad/corrupt.docx",
         "bad/binary.txt",
-        "bad/latin1.txt",
+        "bad/undecodable.txt",
         "bad/broken.json",
     ]
     return {"good": good, "bad": bad}

@@ -581,7 +581,7 @@ def test_control_characters_without_nul_bytes_are_binary(tmp_path):
 
 
 def test_undecodable_text(tmp_path):
-    path = docfactory.make_undecodable_txt(tmp_path / "latin1.txt")
+    path = docfactory.make_undecodable_txt(tmp_path / "undecodable.txt")
     with pytest.raises(ParseError) as error:
         parse_file(path, MAX)
     assert_helpful(error, path, "UTF-8")
