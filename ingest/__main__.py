@@ -87,7 +87,7 @@ def format_summary(report) -> str:
     lines = [
         f"Indexed {report.root} -> {report.index_dir} (generation {report.generation}, {report.dense_kind or 'empty'} index)",
         f"  files:  {report.files_new} new, {report.files_changed} changed, {report.files_unchanged} unchanged, "
-        f"{report.files_removed} removed, {report.files_failed} failed, {len(report.skipped)} unsupported",
+        f"{report.files_removed} removed, {report.files_failed} failed, {len(report.skipped)} skipped",
         f"  chunks: {report.chunks_added} added, {report.chunks_removed} removed, {report.chunks_embedded} embedded, "
         f"{report.chunks_total} in the index from {report.documents_total} documents",
         f"  time:   {report.seconds:.1f} s, {report.chunks_per_s:.1f} chunks/s embedded; "
@@ -99,8 +99,8 @@ def format_summary(report) -> str:
         lines.append("  failed files:")
         lines.extend(f"    - {item['reason']}" for item in report.failed)
     if report.skipped:
-        lines.append("  unsupported files:")
-        lines.extend(f"    - {item['path']}" for item in report.skipped)
+        lines.append("  skipped files (unsupported, unreadable, or not regular files):")
+        lines.extend(f"    - {item['reason']}" for item in report.skipped)
     return "\n".join(lines)
 
 

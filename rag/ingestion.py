@@ -9,19 +9,29 @@ The rules, as a user sees them:
 * A file that is gone from the folder is removed from the index, and so is a file that
   changed into something that can no longer be parsed (it is reported as failed).
 * A file that fails to parse is reported and skipped; it is tried again once it changes.
+* No single file stops a run: what cannot be read (permissions, a file gone since the scan,
+  dangling or looping links, FIFOs and devices, folders that cannot be listed) is skipped with
+  one line naming it and why; a file that takes longer than ``parse_timeout_s`` to prepare is
+  stopped and reported; a file that changed while it was read is recorded with the hash of
+  exactly the bytes that were parsed.
 * Everything a run changes is committed at once at the end; a run that is killed leaves the
   previous index as it was. Only one ingest may write an index at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
 import os
+import signal
+import stat
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -85,7 +95,9 @@ class IngestReport:
     files_removed: int = 0
     files_failed: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)      # {path, reason}
-    skipped: list[dict[str, str]] = field(default_factory=list)     # unsupported types
+    # {path, reason}: unsupported types, and what was never read (unreadable, gone, links,
+    # FIFOs, devices, folders that cannot be listed)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_embedded: int = 0
@@ -97,6 +109,8 @@ class IngestReport:
     chunks_per_s: float = 0.0
     index_bytes: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # The files that took longest to prepare (read, parse, chunk, tokenise): {path, seconds}.
+    slowest: list[dict[str, object]] = field(default_factory=list)
     # Why every file was parsed again, when the parser, the chunker or the chunk settings
     # changed since the index was built; "" otherwise.
     reprocessed: str = ""
@@ -108,36 +122,126 @@ class IngestReport:
 # -- scanning ------------------------------------------------------------------------------
 
 
-def scan_folder(root: Path, supported: Iterable[str], exclude: Path | None = None) -> tuple[list[SourceFile], list[str]]:
-    """Supported files under ``root`` (hidden files and folders skipped) and unsupported ones."""
+def scan_folder(root: Path, supported: Iterable[str], exclude: Path | None = None,
+                problems: list[dict[str, str]] | None = None) -> tuple[list[SourceFile], list[str]]:
+    """Supported files under ``root`` (hidden files and folders skipped) and unsupported ones.
+
+    Only regular files (or links to them) are taken, and nothing is opened here: dangling
+    links, link loops, FIFOs, devices and sockets, links to folders (never followed) and
+    folders that cannot be listed are left out, each added to ``problems`` when it is given as
+    ``{path, reason}``, the reason one sentence naming the file.
+    """
     supported = set(supported)
     files: list[SourceFile] = []
     unsupported: list[str] = []
     exclude_resolved = exclude.resolve() if exclude is not None else None
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def note(rel: str, why: str) -> None:
+        if problems is not None:
+            problems.append({"path": rel, "reason": f"{rel}: {why}; skipped."})
+
+    def unlistable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        rel = where.relative_to(root).as_posix() if where != root and where.is_relative_to(root) else str(where)
+        why = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else (exc.strerror or "error")
+        note(rel + "/", f"the folder cannot be listed ({why}), so none of its files were read")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and (exclude_resolved is None or (here / d).resolve() != exclude_resolved)
-        )
+        folders = []
+        for name in sorted(dirnames):
+            full = here / name
+            if name.startswith(".") or (exclude_resolved is not None and full.resolve() == exclude_resolved):
+                continue
+            if full.is_symlink():
+                # os.walk does not follow them either; following could loop or leave the folder.
+                note(full.relative_to(root).as_posix(),
+                     "a link to a folder, and links to folders are not followed (ingest that folder itself)")
+                continue
+            folders.append(name)
+        dirnames[:] = folders
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             full = here / name
-            if not full.is_file():
-                continue
             rel = full.relative_to(root).as_posix()
+            try:
+                info = os.stat(full)  # follows links; opens nothing
+            except OSError as exc:
+                note(rel, _stat_reason(full, exc))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                note(rel, f"{_file_kind(info.st_mode)}, not a regular file, so it was not opened")
+                continue
             if full.suffix.lower() not in supported:
                 unsupported.append(rel)
                 continue
-            stat = full.stat()
-            files.append(SourceFile(rel, full, stat.st_size, stat.st_mtime))
+            files.append(SourceFile(rel, full, info.st_size, info.st_mtime))
     return files, unsupported
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _stat_reason(path: Path, exc: OSError) -> str:
+    """Why ``os.stat`` failed on a name the folder listing gave, in words."""
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop (the link leads back to itself)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR) and path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a dangling symbolic link (its target {target} does not exist)"
+    return _os_reason(exc)
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OS error on a file as a user reads it."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (the service cannot read it)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "it vanished (deleted or moved while the ingest ran)"
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop (the link leads back to itself)"
+    if isinstance(exc, NotRegularFileError):
+        return str(exc)
+    return f"it could not be read ({exc.strerror or exc.__class__.__name__})"
+
+
+class NotRegularFileError(OSError):
+    """A path that was a regular file at the scan is now something else (a FIFO, a folder)."""
+
+
+def open_regular(path: Path):
+    """Open a regular file for reading, never blocking: a FIFO put in a file's place after the
+    scan would otherwise hang the ingest on ``open``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(f"{_file_kind(mode) if not stat.S_ISDIR(mode) else 'a folder'} now, "
+                                      "not the regular file it was when the folder was scanned")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -194,6 +298,7 @@ class ChunkPlan:
     max_tokens: int
     overlap: int
     max_bytes: int
+    parse_timeout_s: float = 0.0   # Settings.parse_timeout_s; 0 = no limit
 
 
 @dataclass
@@ -205,29 +310,138 @@ class Prepared:
     tokens: list[list[str]] | None = None     # BM25 tokens, one list per chunk
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # What was read: the SHA-256, size and mtime of exactly the bytes parsed ("" when the file
+    # could not be read at all).
+    sha256: str = ""
+    size: int = 0
+    mtime: float = 0.0
+
+
+class ParseTimeout(BaseException):
+    """Raised inside a file's preparation when it runs past its time budget. A BaseException,
+    so the ``except Exception`` of parsers and format libraries cannot swallow it."""
 
 
 def prepare_file(abspath: Path, rel: str, plan: ChunkPlan, chunker=None) -> Prepared:
-    """Parse, chunk and tokenise one file; never raises for a bad file."""
-    from rag.parsing import parse_file
+    """Read, parse, chunk and tokenise one file; never raises for a bad file.
+
+    The file is read once: its hash is taken of those bytes and they are what is parsed, so a
+    file changing meanwhile cannot be recorded with one version's hash and another's text.
+    Past ``plan.parse_timeout_s`` the work is stopped (where a timer can interrupt it: the
+    main thread of a process) and the file reported.
+    """
+    if plan.parse_timeout_s:
+        _warm_up(plan, chunker)
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    try:
+        with time_limit(plan.parse_timeout_s):
+            return _prepare(Path(abspath), rel, plan, chunker, seconds)
+    except ParseTimeout:
+        seconds["parse"] = time.perf_counter() - started - sum(seconds.values())
+        return Prepared(rel, error=timeout_reason(rel, plan.parse_timeout_s), seconds=seconds)
+
+
+def _warm_up(plan: ChunkPlan, chunker) -> None:
+    """Load the parser and tokenizer outside any file's time budget (once per process)."""
+    from rag.parsing import warm_up
+
+    try:
+        warm_up()
+        if chunker is None:
+            _worker_chunker(plan)
+    except Exception:  # noqa: BLE001 - the file's own preparation reports what is wrong
+        pass
+
+
+def timeout_reason(rel: str, limit: float) -> str:
+    return (f"{rel}: preparing it took longer than the {limit:g} s budget (parse_timeout_s), so it was "
+            "stopped; split the file, or raise parse_timeout_s (RAG_PARSE_TIMEOUT_S) and retry.")
+
+
+def _prepare(abspath: Path, rel: str, plan: ChunkPlan, chunker, seconds: dict[str, float]) -> Prepared:
+    from rag.parsing import parse_file, too_big
     from rag.text import search_tokens
 
-    seconds: dict[str, float] = {}
     t = time.perf_counter()
     try:
-        elements = parse_file(Path(abspath), plan.max_bytes)
+        with open_regular(abspath) as handle:
+            info = os.fstat(handle.fileno())
+            if info.st_size > plan.max_bytes:  # reported from its size, unread
+                return Prepared(rel, error=str(too_big(abspath, info.st_size, plan.max_bytes)))
+            data = handle.read(plan.max_bytes + 1)
+    except OSError as exc:
+        return Prepared(rel, error=f"{rel}: {_os_reason(exc)}")
+    read = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "mtime": info.st_mtime}
+    seconds["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    try:
+        elements = parse_file(abspath, plan.max_bytes, data)
     except ParseError as exc:
-        return Prepared(rel, error=str(exc))
+        return Prepared(rel, error=str(exc), seconds=seconds, **read)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the whole run
-        return Prepared(rel, error=f"{rel} could not be parsed ({exc.__class__.__name__}: {exc}); remove it or report the bug.")
+        return Prepared(rel, error=f"{rel} could not be parsed ({exc.__class__.__name__}: {exc}); remove it or report the bug.",
+                        seconds=seconds, **read)
     seconds["parse"] = time.perf_counter() - t
     t = time.perf_counter()
     chunks = (chunker or _worker_chunker(plan)).chunk(rel, elements)
     seconds["chunk"] = time.perf_counter() - t
     t = time.perf_counter()
-    tokens = [search_tokens(c.text) for c in chunks]
+    seen: dict[str, list[str]] = {}  # a repetitive file repeats chunk texts: tokenise each once
+    tokens = [seen[c.text] if c.text in seen else seen.setdefault(c.text, search_tokens(c.text)) for c in chunks]
     seconds["tokenize"] = time.perf_counter() - t
-    return Prepared(rel, chunks, tokens, None, seconds)
+    return Prepared(rel, chunks, tokens, None, seconds, **read)
+
+
+def can_time_limit() -> bool:
+    """Whether :func:`time_limit` can interrupt work here: a timer signal reaches only the main
+    thread of a process (an API server ingests in a worker thread)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`ParseTimeout` in this block once ``seconds`` have passed (0: no limit, and
+    no limit where :func:`can_time_limit` is false). Python code is stopped at once; a long call
+    into a C library at its return."""
+    if not seconds or seconds <= 0 or not can_time_limit():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ParseTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# A file still being prepared after this long gets a line "still parsing X (N s)", and again
+# at every multiple of it.
+SLOW_NOTICE_S = 10.0
+
+
+@contextlib.contextmanager
+def slow_notice(progress: "Progress", rel: str, every: float = SLOW_NOTICE_S) -> Iterator[None]:
+    """Log "still parsing REL (N s)" every ``every`` seconds while the block runs."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def watch() -> None:
+        while not done.wait(every):
+            progress.log(f"still parsing {rel} ({time.monotonic() - started:.0f} s)")
+
+    watcher = threading.Thread(target=watch, name="slow-notice", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 @functools.lru_cache(maxsize=2)
@@ -237,6 +451,37 @@ def _worker_chunker(plan: ChunkPlan):
 
     count, split = token_functions(plan.tokenizer)
     return Chunker(count, plan.max_tokens, plan.overlap, split)
+
+
+COUNT_MEMO_CHARS = 50_000_000
+
+
+def remembering(count: Callable[[Sequence[str]], list[int]]) -> Callable[[Sequence[str]], list[int]]:
+    """``count`` (texts -> token counts), remembering recent answers.
+
+    The chunker counts a section's elements, then the sentences of a section too big for one
+    chunk: an element that is one sentence is counted twice, and repetitive files repeat whole
+    paragraphs. Remembering halves the tokenising of a one-line 10 MB file. What is held is
+    bounded by characters (COUNT_MEMO_CHARS).
+    """
+    memo: dict[str, int] = {}
+    held = 0
+
+    def counted(texts: Sequence[str]) -> list[int]:
+        nonlocal held
+        if not texts:
+            return []
+        missing = list(dict.fromkeys(t for t in texts if t not in memo))
+        if missing:
+            if held > COUNT_MEMO_CHARS:
+                memo.clear()
+                held = 0
+            for text, n in zip(missing, count(missing)):
+                memo[text] = n
+                held += len(text)
+        return [memo[t] for t in texts]
+
+    return counted
 
 
 def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
@@ -253,7 +498,7 @@ def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], 
         fast = Tokenizer.from_file(str(path))
         fast.no_truncation()
         fast.no_padding()
-
+        @remembering
         def count(texts: Sequence[str]) -> list[int]:
             return [len(e.ids) for e in fast.encode_batch(list(texts), add_special_tokens=False)] if texts else []
 
@@ -283,17 +528,26 @@ def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], 
     return count, split
 
 
+_STARTS = None  # in a pool worker: the queue on which it says which file it starts
+
+
 def _prepare_in_worker(abspath: str, rel: str, plan: ChunkPlan) -> Prepared:
+    if _STARTS is not None:
+        _STARTS.put((rel, os.getpid(), time.monotonic()))
     return prepare_file(Path(abspath), rel, plan)
 
 
 PARENT_CHECK_S = 1.0
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, starts=None) -> None:
     """Pool initializer: end this worker when the process that started it is gone. A killed
     ingest (or server) otherwise leaves its parsing workers waiting for work forever, since
-    each holds both ends of the pool's task pipe."""
+    each holds both ends of the pool's task pipe. ``starts`` is the queue on which the worker
+    says which file it starts, so the parent can show and stop slow ones."""
+    global _STARTS
+    _STARTS = starts
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_S)
@@ -310,34 +564,153 @@ def _exit_with_parent(parent: int) -> None:
 # (Overlapping with the parsers at the lowest priority, os.nice(19), was no better on CMRC:
 # 134.0 s against 135.8 s, one run each.)
 PARSE_WAVE_FILES = 512
+# Without a way to stop a file in this thread (see can_time_limit), files bigger than this go
+# to a worker process, where the time budget holds.
+UNGUARDED_MAX_BYTES = 4 * 1024 * 1024
 
 
 def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunker=None,
-                  wave_files: int | None = None) -> Iterator[Prepared]:
+                  wave_files: int | None = None, progress: "Progress | None" = None) -> Iterator[Prepared]:
     """Prepare files, in worker processes for larger batches; results arrive as they finish.
 
     Without ``wave_files`` every file is handed to the workers at once, so parsing overlaps
     whatever the caller does between results (embedding on a GPU). With it, the files go in
     waves on one worker per core: a wave's results are handed over only when the whole wave is
     done, and the next wave starts when the caller asks for more, so parsing and embedding
-    take turns on the CPU.
+    take turns on the CPU. A file that takes long is named on ``progress`` while it runs.
     """
-    if len(files) < POOL_MIN_FILES and workers <= 1:
+    progress = progress or SilentProgress()
+    guarded = not plan.parse_timeout_s or can_time_limit() or all(s.size <= UNGUARDED_MAX_BYTES for s in files)
+    if len(files) < POOL_MIN_FILES and workers <= 1 and guarded:
         for source in files:
-            yield prepare_file(source.abspath, source.path, plan, chunker)
+            with slow_notice(progress, source.path):
+                item = prepare_file(source.abspath, source.path, plan, chunker)
+            yield item
         return
     if wave_files:
         workers = max(workers, os.cpu_count() or 1)
-    wave = wave_files or len(files)
-    # spawn, not fork: the parent already holds torch's thread pools.
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"),
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-        for start in range(0, len(files), wave):
-            futures = [pool.submit(_prepare_in_worker, str(s.abspath), s.path, plan) for s in files[start:start + wave]]
-            if wave_files:
-                wait(futures)
-            for future in as_completed(futures):
-                yield future.result()
+    yield from _WorkerPool(plan, max(1, workers), progress).prepare(files, wave_files)
+
+
+# A worker whose file runs this long past its budget did not stop itself (stuck inside a C
+# library that never returns to Python): it is killed, and the files it and its neighbours
+# had are handed to a fresh pool.
+HARD_STOP_GRACE_S = 10.0
+POLL_S = 0.5
+
+
+class _WorkerPool:
+    """Parsing worker processes (spawned: the parent already holds torch's thread pools) that
+    say which file each is on, so the parent can name slow files and stop stuck ones without
+    losing the rest of the wave."""
+
+    def __init__(self, plan: ChunkPlan, workers: int, progress: "Progress") -> None:
+        self.plan = plan
+        self.workers = workers
+        self.progress = progress
+        self.context = get_context("spawn")
+        self.pool: ProcessPoolExecutor | None = None
+        self.starts = None
+        self.crashes: dict[str, int] = {}
+
+    def _start(self) -> None:
+        self.starts = self.context.Queue()
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context,
+                                        initializer=_exit_with_parent, initargs=(os.getpid(), self.starts))
+
+    def _stop(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+        if self.starts is not None:
+            self.starts.close()
+            self.starts.cancel_join_thread()
+            self.starts = None
+
+    def prepare(self, files: list[SourceFile], wave_files: int | None) -> Iterator[Prepared]:
+        wave = wave_files or len(files) or 1
+        try:
+            for start in range(0, len(files), wave):
+                if wave_files:
+                    yield from list(self._wave(files[start:start + wave]))
+                else:
+                    yield from self._wave(files[start:start + wave])
+        finally:
+            self._stop()
+
+    def _wave(self, todo: list[SourceFile]) -> Iterator[Prepared]:
+        remaining = {s.path: s for s in todo}
+        while remaining:
+            if self.pool is None:
+                self._start()
+            futures = {self.pool.submit(_prepare_in_worker, str(s.abspath), s.path, self.plan): s
+                       for s in remaining.values()}
+            running: dict[str, tuple[int, float]] = {}   # path -> (worker pid, started)
+            noticed: dict[str, int] = {}
+            killed: dict[str, float] = {}
+            pending = set(futures)
+            broken = False
+            while pending and not broken:
+                done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    source = futures[future]
+                    try:
+                        item = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled
+                        item = Prepared(source.path, error=f"{source.path}: its parsing worker failed "
+                                        f"({exc.__class__.__name__}: {exc})")
+                    running.pop(source.path, None)
+                    remaining.pop(source.path, None)
+                    yield item
+                self._read_starts(running, remaining)
+                self._watch(running, noticed, killed)
+            if broken or pending:
+                # The pool broke (a worker we stopped, or one that crashed): report the stopped
+                # files, hand everything else to a fresh pool. A file running when workers crashed
+                # twice is reported instead of retried for ever.
+                self._read_starts(running, remaining)
+                for path, elapsed in killed.items():
+                    remaining.pop(path, None)
+                    yield Prepared(path, error=timeout_reason(path, self.plan.parse_timeout_s),
+                                   seconds={"parse": elapsed})
+                for path in list(running):
+                    if path in killed or path not in remaining:
+                        continue
+                    self.crashes[path] = self.crashes.get(path, 0) + 1
+                    if self.crashes[path] >= 2:
+                        remaining.pop(path)
+                        yield Prepared(path, error=f"{path}: parsing it crashed its worker process twice")
+                self._stop()
+
+    def _read_starts(self, running: dict[str, tuple[int, float]], remaining: dict[str, SourceFile]) -> None:
+        import queue
+
+        while True:
+            try:
+                path, pid, started = self.starts.get_nowait()
+            except (queue.Empty, OSError, ValueError, EOFError):
+                return
+            if path in remaining:  # a finished file's start can arrive after its result
+                running[path] = (pid, started)
+
+    def _watch(self, running: dict[str, tuple[int, float]], noticed: dict[str, int], killed: dict[str, float]) -> None:
+        now = time.monotonic()
+        limit = self.plan.parse_timeout_s
+        for path, (pid, started) in running.items():
+            elapsed = now - started
+            step = int(elapsed // SLOW_NOTICE_S)
+            if step >= 1 and noticed.get(path, 0) < step and path not in killed:
+                noticed[path] = step
+                self.progress.log(f"still parsing {path} ({elapsed:.0f} s)")
+            if limit and elapsed > limit + HARD_STOP_GRACE_S and path not in killed:
+                killed[path] = elapsed
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -416,11 +789,15 @@ def run_ingest(
     report = IngestReport(root=str(root), index_dir=str(directory))
     stages: dict[str, float] = {}
 
-    files, unsupported = scan_folder(root, SUPPORTED_SUFFIXES, exclude=directory)
+    problems: list[dict[str, str]] = []
+    files, unsupported = scan_folder(root, SUPPORTED_SUFFIXES, exclude=directory, problems=problems)
     for rel in unsupported:
         reason = f"{rel}: file type '{Path(rel).suffix or '(none)'}' is not supported; skipped."
         report.skipped.append({"path": rel, "reason": reason})
         progress.log(reason)
+    for problem in problems:
+        report.skipped.append(problem)
+        progress.log(problem["reason"])
     files = _leave_out_removed(files, directory, report, progress)
     if not files:
         raise InputError(
@@ -451,8 +828,19 @@ def run_ingest(
             progress.stage("hash", len(files))
             to_parse: list[SourceFile] = []
             unchanged: list[SourceFile] = []
+            readable: list[SourceFile] = []
             for source in files:
-                source.sha256 = file_sha256(source.abspath)
+                try:
+                    source.sha256 = file_sha256(source.abspath)
+                except OSError as exc:
+                    # Unreadable or gone since the scan: left out like a deleted file (its old
+                    # chunks, if any, go), with one line; tried again on the next run.
+                    reason = f"{source.path}: {_os_reason(exc)}; skipped."
+                    report.skipped.append({"path": source.path, "reason": reason})
+                    progress.log(reason)
+                    progress.advance(1)
+                    continue
+                readable.append(source)
                 old = known.get(source.path)
                 if old is not None and old.sha256 == source.sha256 and not report.reprocessed:
                     unchanged.append(source)
@@ -463,6 +851,7 @@ def run_ingest(
                     to_parse.append(source)
                 progress.advance(1)
             progress.done()
+            files = readable
             on_disk = {s.path for s in files}
             removed = [path for path in known if path not in on_disk]
             vanished_failures = [path for path in failures if path not in on_disk]
@@ -556,9 +945,10 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
         max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
         overlap=settings.chunk_overlap,
         max_bytes=int(settings.max_file_mb * 1024 * 1024),
+        parse_timeout_s=settings.parse_timeout_s,
     )
     # In-process preparation reuses the loaded model's tokenizer instead of loading another.
-    local_chunker = Chunker(embedder.count_tokens, plan.max_tokens, plan.overlap, embedder.split_tokens)
+    local_chunker = Chunker(remembering(embedder.count_tokens), plan.max_tokens, plan.overlap, embedder.split_tokens)
     by_path = {s.path: s for s in to_parse}
 
     per_file: list[tuple[SourceFile, list[str]]] = []
@@ -577,7 +967,13 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
         nonlocal embed_seconds, waiting_files
         if pending:
             t0 = time.perf_counter()
-            vectors.append(embedder.embed([c.text for c in pending]))
+            # Repeated texts (a repetitive file, boilerplate) are embedded once.
+            unique = list(dict.fromkeys(c.text for c in pending))
+            embedded = embedder.embed(unique)
+            if len(unique) < len(pending):
+                row = {text: i for i, text in enumerate(unique)}
+                embedded = embedded[[row[c.text] for c in pending]]
+            vectors.append(embedded)
             embed_seconds += time.perf_counter() - t0
             new_chunks.extend(pending)
             new_tokens.extend(pending_tokens)
@@ -589,11 +985,19 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
 
     t_prepare = time.perf_counter()
     prepare = prepare or functools.partial(
-        prepare_files, wave_files=None if pick_device(settings.device) == "cuda" else PARSE_WAVE_FILES)
+        prepare_files, wave_files=None if pick_device(settings.device) == "cuda" else PARSE_WAVE_FILES,
+        progress=progress)
+    took: list[tuple[float, str]] = []
     for item in prepare(to_parse, plan, settings.workers, local_chunker):
         source = by_path[item.path]
         for key, value in item.seconds.items():
             worker_seconds[key] = worker_seconds.get(key, 0.0) + value
+        took.append((sum(item.seconds.values()), source.path))
+        if item.sha256 and item.sha256 != source.sha256:
+            # It changed between the hashing and the parsing: record what was parsed.
+            source.sha256, source.size, source.mtime = item.sha256, item.size, item.mtime
+            progress.log(f"{source.path}: changed while the ingest ran; indexed as it was read "
+                         f"(SHA-256 {item.sha256[:12]}).")
         if item.error is not None:
             failed_now.append((source, item.error))
             report.files_failed += 1
@@ -621,6 +1025,7 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     stages["prepare_and_embed"] = time.perf_counter() - t_prepare
     stages["embed"] = embed_seconds
     stages.update({f"{k}_cpu": v for k, v in worker_seconds.items()})
+    report.slowest = [{"path": path, "seconds": round(seconds, 2)} for seconds, path in sorted(took, reverse=True)[:5]]
     report.chunks_embedded = len(new_chunks)
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), dtype=np.float32)
     return new_chunks, matrix, new_tokens, per_file, failed_now
