@@ -35,6 +35,11 @@ class Settings:
 
     # --- parsing -----------------------------------------------------------
     max_file_mb: float = 50.0          # larger files are skipped and reported
+    # Seconds one file may take to be read, parsed, chunked and tokenised before it is stopped,
+    # skipped and reported (0 = no limit). 25 keeps a refusal inside the 30 s the reliability
+    # bar allows (a stop can land a little late, at the end of a call into a C library); a
+    # one-line 10 MB text file takes ~11 s here.
+    parse_timeout_s: float = 25.0
     workers: int = 1                   # parsing processes beside a GPU embedder; on a CPU, files are parsed in waves on every core
 
     # --- chunking ----------------------------------------------------------
