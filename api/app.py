@@ -53,7 +53,7 @@ def create_app(settings: Settings, pipeline_factory: Callable[[Settings], Any] |
     service = AnswerService(settings, pipeline_factory)
     metrics = ApiMetrics()
     library = DocumentLibrary(settings, embedder=service.embedder)
-    admission = Admission(settings.max_pending_answers, settings.rate_limit_per_minute)
+    admission = Admission(settings.max_pending_answers, settings.rate_limit_per_minute, settings.max_queue_wait_s)
     context = ApiContext(settings=settings, service=service, library=library, metrics=metrics, admission=admission)
 
     @asynccontextmanager

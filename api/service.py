@@ -96,6 +96,10 @@ class AnswerService:
 
     # -- use ------------------------------------------------------------------------------
 
+    def ready_pipeline(self) -> Any:
+        """The pipeline if it is loaded and ready, else ``None`` (never waits)."""
+        return self.pipeline if self.state == READY and self._done.is_set() else None
+
     def require(self, wait: float = WARM_UP_WAIT_S) -> Any:
         """The ready pipeline; waits for a warm-up in progress, raises a 503 otherwise."""
         self.refresh()

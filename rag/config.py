@@ -186,8 +186,10 @@ class Settings:
     max_body_kb: int = 1024            # JSON request bodies; uploads have max_upload_mb
     max_upload_mb: float = 20.0
     # Admission: answers being worked on or waiting, past which a request gets 503 + Retry-After
-    # at once instead of a long wait; requests per minute per key (per client without keys), 0 = off.
+    # at once instead of a long wait; the longest a new answer may be expected to wait for those
+    # ahead (0 = no limit); requests per minute per key (per client without keys), 0 = off.
     max_pending_answers: int = 8
+    max_queue_wait_s: float = 10.0
     rate_limit_per_minute: int = 0
     # The folder the index is built from. Uploads are saved in its "uploads" subfolder and the
     # whole folder is ingested again, because an ingest drops files missing from its folder.

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from rag.errors import GenerationError
 
-from api.admission import admit
+from api.admission import admitted_pipeline
 from api.context import ApiContext, get_context
 from api.errors import ANSWER_STATUSES, api_error_from, error_responses
 from api.schemas import AskRequest, check_history_size, check_question
@@ -50,14 +50,16 @@ def pipeline_arguments(body: AskRequest) -> dict[str, Any]:
 async def ask(body: AskRequest, request: Request, context: ApiContext = Depends(get_context)):
     question = check_question(body.question, context.settings)
     check_history_size(body.history, context.settings)
-    pipeline = await run_in_threadpool(context.service.require)
     arguments = pipeline_arguments(body)
     admission = context.admission
-    started = admit(admission, request)
+    pipeline, slot = await admitted_pipeline(context, request)
     if body.stream:
-        events = await start_in_thread(lambda: admission.stream(started, lambda: pipeline.stream(question, **arguments)))
+        events = await start_in_thread(lambda: admission.stream(slot, lambda: pipeline.stream(question, **arguments)))
         return StreamingResponse(_sse(context, events), media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = await run_in_threadpool(admission.run, started, pipeline.answer, question, **arguments)
+    try:
+        answer = await run_in_threadpool(admission.run, slot, pipeline.answer, question, **arguments)
+    finally:
+        admission.abandon(slot)         # only if the work never started
     data = answer.to_dict()
     context.metrics.observe_answer(data)
     return data

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from rag.errors import GenerationError
 
-from api.admission import admit
+from api.admission import admitted_pipeline
 from api.context import ApiContext, get_context
 from api.errors import (ANSWER_STATUSES, COMMON_STATUSES, ApiError, OpenAIErrorBody, api_error_from, error_body,
                         error_responses)
@@ -81,19 +81,21 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, contex
     check_messages_size(body.messages, context.settings)
     question, history = split_messages(body.messages)
     question = check_question(question, context.settings)
-    pipeline = await run_in_threadpool(context.service.require)
     admission = context.admission
-    started = admit(admission, request)
+    pipeline, slot = await admitted_pipeline(context, request)
     arguments = {"top_k": body.top_k, "filters": body.filters.to_pipeline() if body.filters else None,
                  "history": history or None, "answer_mode": body.answer_mode}
     model = body.model or MODEL_ID
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = await start_in_thread(lambda: admission.stream(started, lambda: pipeline.stream(question, **arguments)))
+        events = await start_in_thread(lambda: admission.stream(slot, lambda: pipeline.stream(question, **arguments)))
         return StreamingResponse(_chunks(context, events, model, completion_id, include_usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = (await run_in_threadpool(admission.run, started, pipeline.answer, question, **arguments)).to_dict()
+    try:
+        answer = (await run_in_threadpool(admission.run, slot, pipeline.answer, question, **arguments)).to_dict()
+    finally:
+        admission.abandon(slot)         # only if the work never started
     context.metrics.observe_answer(answer)
     return {
         "id": completion_id,
