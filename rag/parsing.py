@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import functools
 import importlib.util
 import io
@@ -414,8 +415,27 @@ def _parse_csv(path: Path, data: bytes) -> list[Element]:
     from unstructured.partition.csv import partition_csv
 
     # Re-encoded after our own decoding, so legacy encodings and BOMs are handled once.
-    utf8 = io.BytesIO(_read_text(path, data).encode("utf-8"))
+    utf8 = io.BytesIO(_even_rows(_read_text(path, data)).encode("utf-8"))
     return _to_elements(partition_csv(file=utf8, encoding="utf-8", include_header=True, languages=[""]))
+
+
+def _even_rows(text: str) -> str:
+    """CSV text with short rows padded to the longest one. With ragged rows, pandas (under
+    partition_csv) takes a long row's extra leading cells for an index and drops whole rows."""
+    try:
+        dialect = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text), dialect) if row]
+    except csv.Error:  # e.g. a cell over the csv module's field limit: leave it to pandas
+        return text
+    width = max(map(len, rows), default=0)
+    if all(len(row) == width for row in rows):
+        return text
+    out = io.StringIO()
+    csv.writer(out, dialect).writerows(row + [""] * (width - len(row)) for row in rows)
+    return out.getvalue()
 
 
 def _parse_json(path: Path, data: bytes) -> list[Element]:
@@ -698,6 +718,9 @@ def _decode(path: Path, data: bytes) -> str:
     text = _utf16_without_bom(data)
     if text is not None:
         return text
+    text = _mostly_utf8(data)
+    if text is not None:
+        return text
     if b"\x00" in data or _control_share(data[:_SAMPLE_BYTES]) > _MAX_CONTROL_SHARE:
         raise _binary_error(path)
     text = _chinese_legacy(data)
@@ -710,6 +733,16 @@ def _decode(path: Path, data: bytes) -> str:
         f"{path} is not in a text encoding we recognise (tried UTF-8, UTF-16, GB18030, Big5, and "
         "charset-normalizer's guesses); re-save it as UTF-8 and retry."
     )
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 text with a few stray bytes (a bad copy, a file cut mid-character), with those bytes
+    replaced: when its valid multi-byte characters outnumber the bad bytes fiftyfold. Text in an
+    8-bit encoding has almost no valid UTF-8 sequences, so it never passes."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    wide = sum(1 for ch in text[:200_000] if ord(ch) > 127) - min(bad, 200_000)
+    return text if bad and wide >= 50 * bad else None
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
@@ -846,11 +879,16 @@ def _decode_western(data: bytes) -> str | None:
 _WORD_CHAR = re.compile(r"[A-Za-z]")
 
 
+# Non-ASCII punctuation of English and Western European text (cp1252's curly quotes, dashes,
+# ellipsis, euro sign, guillemets, degree sign).
+_WESTERN_MARKS = frozenset("‘’‚‛“”„–—…€•«»°·‹›\u00a0")
+
+
 def _western_score(text: str) -> float:
-    """Share of the non-ASCII characters next to an ASCII letter that are letters themselves:
-    in the right 8-bit encoding, accented letters sit inside words ("crème"); in a wrong one
-    they often come out as symbols ("cr³me")."""
-    letters = inside = 0
+    """Share of the non-ASCII characters next to an ASCII letter that are letters or common
+    Western punctuation: in the right 8-bit encoding, accented letters sit inside words
+    ("crème", "café’s"); in a wrong one they often come out as symbols ("cr³me")."""
+    fine = inside = 0
     for i, ch in enumerate(text):
         if ord(ch) < 128:
             continue
@@ -858,8 +896,8 @@ def _western_score(text: str) -> float:
         after = text[i + 1] if i + 1 < len(text) else ""
         if _WORD_CHAR.match(before) or _WORD_CHAR.match(after):
             inside += 1
-            letters += ch.isalpha()
-    return letters / inside if inside else 1.0
+            fine += ch.isalpha() or ch in _WESTERN_MARKS
+    return fine / inside if inside else 1.0
 
 
 # --- large text --------------------------------------------------------------------------
