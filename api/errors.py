@@ -90,7 +90,8 @@ _RAG_STATUS: list[tuple[type[RagError], int, str]] = [
     (ConfigError, 500, "config_error"),
 ]
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "not_found_error",
                  413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
                  429: "rate_limit_error", 503: "service_unavailable"}
 
