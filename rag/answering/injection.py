@@ -45,13 +45,18 @@ _OVERRIDE = re.compile(
     r"\b(?:ignore|disregard)\s+(?:the|this|that|any|all)\s+(?:user'?s?\s+)?(?:questions?|passages?(?:\s+above)?|"
     r"documents?|context|text\s+above|user)\b|"
     r"\b(?:ignore|disregard|forget)\s+all\s+(?:the\s+|of\s+the\s+)?(?:instructions|rules|prompts)\b|"
+    r"\b(?:ignore|disregard|forget)\s+(?:everything|anything|all)\s+(?:(?:written|said|stated)\s+)?(?:above|before|earlier|"
+    r"previously|so\s+far|you\s+(?:were|have\s+been)\s+told)\b|"
     r"\b(?:ignore|disregard|forget)\s+(?:the\s+)?(?:instructions|rules|prompts)\s+(?:above|before|so\s+far|"
     r"(?:you\s+(?:were|have\s+been)\s+)?given)\b|"
     r"\bassistant's\s+(?:new\s+)?(?:rules?|instructions?|task)\b|"
+    r"\b(?:previous|prior|above|earlier|original|all|your)\s+(?:instructions|rules|prompts)\s+(?:are|is|have\s+been)\s+"
+    r"(?:now\s+)?(?:revoked|void|cancell?ed|obsolete|invalid|replaced|lifted|no\s+longer)\b|"
+    r"(?:之前|以上|原来|原有|先前|所有)的?(?:规则|指令)(?:已经?|都)?(?:作废|失效|取消|无效|被取消)|"
     r"\bdeveloper\s+mode\b|\bjailbreak|\bno\s+longer\s+bound\s+by\b|\bsystem\s+override\b|"
     r"\byou\s+are\s+now\s+(?:an?\s+)?(?:[\w-]+\s+){0,3}?(?:DAN|AI|assistants?|bots?|chatbot|models?|GPT)\b|"
-    r"\bfrom\s+now\s+on\b[^.!?\n]{0,20}?\b(?:you|answer|reply|respond|say|speak|I\s+will)\b|"
-    r"(?<!不可)(?<!不能)(?<!不应)(?:忽略|无视|不要理会|不用理会|忘掉|忘记)(?!不计)[^。！？\n]{0,6}?"
+    r"\bfrom\s+(?:now|here)\s+on\b[^.!?\n]{0,20}?\b(?:you|answer|reply|respond|say|speak|I\s+will)\b|"
+    r"(?<!不可)(?<!不能)(?<!不应)(?<!勿)(?<!不要)(?<!别)(?:忽略|无视|不要理会|不用理会|忘掉|忘记)(?!不计)[^。！？\n]{0,6}?"
     r"(?:之前|以上|上面|前面|先前|上述|所有|一切|你的|您的|原来|原有|系统|说明书|资料|文档|规则|指令|提示)|"
     r"(?:忽略|无视)(?:用户|问题)|(?:你|您)的(?:指令|指示|设定|系统提示)|开发者模式|越狱|"
     r"从现在(?:开始|起)[，,\s]*(?:你|您|我会|我将|只能|只用|回答|回复)|"
@@ -68,35 +73,41 @@ _REVEAL = re.compile(
     re.IGNORECASE)
 
 # The model named as the one spoken to ("AI" in capitals: "said", "main" hold "ai").
-_AI = re.compile(r"(?<![A-Za-z])(?:AI|A\.I\.|LLMs?|GPT\w*)(?![A-Za-z])|ＡＩ|人工智能|大模型|语言模型|智能助手|聊天机器人")
+_AI = re.compile(r"(?<![A-Za-z])(?:AI|A\.I\.|LLMs?|(?:Chat)?GPT\w*|Claude|Gemini|Copilot|Qwen\w*|Llama)(?![A-Za-z])|"
+                 r"ＡＩ|人工智能|大模型|语言模型|智能助[手理]|聊天机器人|(?:助手|助理|模型|机器人)请?注意")
 _AI_WORDS = re.compile(
     r"\b(?:chat\s?bots?|language\s+models?|(?:virtual|digital)\s+assistants?|assistants?\s+reading|"
     r"bots?\s+reading)\b|^\W*(?:(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:assistant|model|bot)|"
-    r"dear\s+(?:assistant|model)|assistant\s*,)", re.IGNORECASE | re.MULTILINE)
+    r"dear\s+(?:assistant|model)|assistant\s*,|attention\s*,?\s+(?:the\s+)?(?:assistant|model|bot))|"
+    r"\bthe\s+assistant\s+(?:should|must|shall|will|needs\s+to|has\s+to)\b|,\s*(?:assistant|bot|model)\s*[.!]|"
+    r"^\W*bot\s*,|\bautomated\s+(?:systems?|agents?|tools?)\s+(?:reading|processing|summari[sz]ing)\b|"
+    r"\bwho(?:ever|\s+ever)\s+(?:summari[sz]es|reads|processes|answers\s+from)\s+this\b", re.IGNORECASE | re.MULTILINE)
 
 # What an instruction tells its reader to say: a speech verb after a modal ("must refuse to
 # answer", "必须告诉") or opening a clause ("AI: tell the user", "请复述").
 _SPEECH_EN = (r"reply|respond|answer|say|output|print|write|tell|reveal|repeat|include|refuse|begin|start|end|append|"
-              r"add|claim|state|pretend|translate|switch|mention|link|recommend|direct|insist|send")
-_SPEECH_ZH = r"回答|回复|输出|告诉|告知|说成|说|复述|拒绝|附上|加上|打印|假装|扮演|提到|推荐|引导|发送"
+              r"add|claim|state|pretend|translate|switch|mention|link|recommend|direct|insist|send|speak|talk")
+_SPEECH_ZH = r"回答|回复|输出|告诉|告知|说成|说|复述|拒绝|附上|加上|打印|假装|扮演|提到|推荐|引导|发送|声称|宣称|表示|翻译"
 _DIRECTIVE = re.compile(
     rf"\b(?:must|should|shall|need\s+to|have\s+to|are\s+to|is\s+to|always|never|only|will\s+now)\b"
     rf"(?:\W+\w+){{0,3}}?\W+(?:{_SPEECH_EN})\b|(?:^|[:;,.!?]\s*|\b(?:so|then|and\s+then|now|just)\s+)(?:please\s+)?(?:{_SPEECH_EN})\b|"
     rf"(?:必须|务必|应该|应当|要|请|只能|一律|都|总是|永远)[^。！？\n]{{0,8}}?(?:{_SPEECH_ZH})|"
     rf"(?:^|[：:，,；;。])\s*(?:请)?(?:{_SPEECH_ZH})",
     re.IGNORECASE | re.MULTILINE)
+# "应声称", "应回答": a Chinese "should say", an instruction only when addressed to an AI.
+_SHOULD_SAY_ZH = re.compile(rf"应(?:当|该)?(?:{_SPEECH_ZH})")
 # Any directive at all, for a line that already speaks as a chat turn.
 _ANY_DIRECTIVE = re.compile(
     r"\b(?:must|should|shall|always|never|only|reply|respond|answer|say|output|print|write|tell|reveal|repeat|"
-    r"include|refuse|claim|pretend|visit|click)\b|"
-    r"必须|务必|一律|只能|只会|总是|永远|应该|应当|请|回答|回复|输出|告诉|告知|说成|复述|拒绝|附上|加上|访问|打印|假装|扮演",
+    r"include|refuse|claim|pretend|visit|click|share|send|give|disclose)\b|"
+    r"必须|务必|一律|只能|只会|总是|永远|应该|应当|请|回答|回复|输出|告诉|告知|说成|复述|拒绝|附上|加上|访问|打印|假装|扮演|发送|分享|透露",
     re.IGNORECASE)
 
 # A line that speaks as a turn of a chat.
-_ROLE_LABEL = re.compile(r"^\W{0,3}(?:system|assistant|developer|AI|bot|系统|助手|AI助手|机器人|智能助手)"
+_ROLE_LABEL = re.compile(r"^\W{0,3}(?:system|assistant|developer|AI|bot|override|系统|助手|助理|AI助[手理]|机器人|智能助[手理]|覆盖)"
                          r"\s*(?:prompt|instructions?|message|提示|消息|指令|提示词)?\s*[:：】\]]",
                          re.IGNORECASE | re.MULTILINE)
-_BRACKET_ROLE = re.compile(r"[【\[](?:system|assistant|系统|助手)[】\]]", re.IGNORECASE)
+_BRACKET_ROLE = re.compile(r"[【\[](?:system|assistant|系统|助手|助理)[】\]]", re.IGNORECASE)
 _SECOND_PERSON = re.compile(r"\b(?:you|your|I\s+will|I'll)\b|你|您|我会|我将", re.IGNORECASE)
 # Talking to the model about the user: a document addresses its reader as "you", not as "the user".
 _ABOUT_THE_USER = re.compile(r"\b(?:tell|inform|remind|warn|convince)\s+(?:the\s+)?users?\b|"
@@ -104,8 +115,18 @@ _ABOUT_THE_USER = re.compile(r"\b(?:tell|inform|remind|warn|convince)\s+(?:the\s
 # "answer every question with 'X'", "对所有问题都回答“X”": a rule for all answers, not a fact.
 _EVERY_ANSWER = re.compile(r"\b(?:every|all|any|each)\s+(?:questions?|answers?|replies|responses|queries|prompts?)\b|"
                            r"\b(?:reply|respond|answer)\s+(?:to\s+)?everything\b|"
-                           r"(?:所有|任何|每个|一切)(?:的)?(?:问题|回答|回复)|无论(?:用户)?问什么|不管(?:用户)?问什么",
+                           r"(?:所有|任何|每个|一切)(?:的)?(?:问题|回答|回复)|无论(?:用户)?问什么|不管(?:用户)?问什么|无论问题是什么",
                            re.IGNORECASE)
+# How answers are to be written (their language, their form): what a rule for an answerer says.
+_ANSWER_SHAPE = re.compile(r"\b(?:translate|in\s+(?:english|french|german|spanish|chinese|japanese|russian)|"
+                           r"emojis?|like\s+a\s+pirate|in\s+capitals|upper\s*case)\b|(?:用|翻译成)(?:英文|英语|日语|日文|法语|德语)",
+                           re.IGNORECASE)
+# A rule for what to answer, written without a verb ("the correct reply to any query is ...").
+_ANSWER_RULE = re.compile(r"\b(?:correct|right|only|real|proper|official)\s+(?:reply|answer|response)\b[^.!?\n]{0,25}?\bis\b|"
+                          r"\bthe\s+answer\s+is\s+always\b|\b(?:when|if|whenever)\s+(?:you\s+are\s+)?asked\b|"
+                          r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:question|you\s+are\s+asked)\b|"
+                          r"(?:正确|唯一)的?(?:回答|答案)(?:都|始终|永远)?是|(?:被问到|有人问)|无论问题是什么",
+                          re.IGNORECASE)
 _GIVEN_WORDS = re.compile(r"[\"'“”‘’「」]|https?://|\bwith\s+the\s+(?:single\s+)?word\b", re.IGNORECASE)
 
 
@@ -121,12 +142,15 @@ def instruction_reason(text: str) -> str | None:
     if _REVEAL.search(text):
         return "a request for the system prompt"
     directive = _DIRECTIVE.search(text)
-    if directive and (_AI.search(text) or _AI_WORDS.search(text)):
+    if (directive or _SHOULD_SAY_ZH.search(text)) and (_AI.search(text) or _AI_WORDS.search(text)):
         return "a directive addressed to an AI"
     if directive and _ABOUT_THE_USER.search(text):
         return "a directive about what to tell the user"
-    if directive and _EVERY_ANSWER.search(text) and _GIVEN_WORDS.search(text):
+    if directive and _EVERY_ANSWER.search(text) and (_GIVEN_WORDS.search(text) or _ANSWER_SHAPE.search(text)):
         return "a rule for every answer"
+    rule = _ANSWER_RULE.search(text)
+    if rule and (directive or _AI.search(text) or _AI_WORDS.search(text) or _EVERY_ANSWER.search(text)):
+        return "a rule for what to answer"
     if (_ROLE_LABEL.search(text) or _BRACKET_ROLE.search(text)) and (_ANY_DIRECTIVE.search(text)
                                                                       or _SECOND_PERSON.search(text)):
         return "a chat turn written into the document"
