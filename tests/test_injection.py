@@ -130,6 +130,7 @@ BENIGN = [
     "Reply to this email to confirm your booking.",
     "Write your name at the top of every answer sheet.",
     "The system must be restarted after the update.",
+    "Print the rules and post them in the classroom.",
     "回答问题时请举手。",
     "机器人吸尘器每天自动清扫一次。",
     "请在回复邮件时抄送经理。",

@@ -67,7 +67,7 @@ _OVERRIDE = re.compile(
 # Requests for the system prompt.
 _REVEAL = re.compile(
     r"\b(?:reveal|print|repeat|output|show|disclose|leak|tell|share|display)\b[^.!?\n]{0,40}?"
-    r"\b(?:system\s+(?:prompt|message)|(?:your|its|the|hidden|secret)\s+(?:hidden\s+)?(?:instructions|rules|prompt|configuration))\b|"
+    r"\b(?:system\s+(?:prompt|message)|(?:your|its|hidden|secret)\s+(?:hidden\s+)?(?:instructions|rules|prompt|configuration))\b|"
     r"系统提示词|(?:复述|输出|透露|公开|泄露|告诉|打印|显示)[^。！？\n]{0,12}"
     r"(?:系统提示|提示词|隐藏(?:的)?规则|(?:你|您)(?:收到|得到|的)(?:的)?(?:全部|所有)?(?:规则|指令|配置))",
     re.IGNORECASE)
