@@ -5,8 +5,10 @@ the bundled example documents; ``clients`` threads each ask streamed questions f
 ``examples/qa.jsonl`` for ``seconds``, with a 60 s client timeout, honouring ``Retry-After``
 (capped at 10 s) when refused, as a well-behaved client does. Beside them, ``/health`` is polled
 every 0.5 s. Every request is a case: it passes with a complete answer (a ``done`` event) within
-60 s, or with a 503/429 that carries ``Retry-After``. The figures: time to first token of
-admitted answers (p50/p95), refusal latency (p95, bar 100 ms), ``/health`` latency (p95, bar 50 ms).
+60 s, or with a 503/429 that carries ``Retry-After``; ``/health`` must answer every poll. The
+figures: time to first token of admitted answers (p50/p95), refusal latency (p95, bar 100 ms) and
+``/health`` latency (p95, bar 50 ms), which are cases of the full run and notes of the short one
+(a shared CI machine is no place for latency bars).
 """
 
 from __future__ import annotations
@@ -138,10 +140,14 @@ def run(work: Path, quick: bool, clients: int = 16, seconds: float | None = None
             else:
                 outcome.record(False, case, f"{r['status']}: {r['error']}")
         refusal_p95, health_p95 = _p(refusals, 95), _p(health_ms, 95)
-        outcome.record(refusal_p95 is None or refusal_p95 <= BAR_REFUSAL_P95_MS, "refusals p95 <= 100 ms",
-                       f"p95 {refusal_p95:.0f} ms" if refusal_p95 else "")
-        outcome.record(health_p95 is not None and health_p95 <= BAR_HEALTH_P95_MS, "/health p95 <= 50 ms",
-                       f"p95 {health_p95:.0f} ms" if health_p95 is not None else "no /health answer")
+        outcome.record(bool(health_ms) and max(health_ms) < 10_000, "/health answered every poll",
+                       "a /health poll failed or took 10 s")
+        if not quick:
+            # Latency bars are for the full run on a quiet machine; the short run (CI) only notes them.
+            outcome.record(refusal_p95 is None or refusal_p95 <= BAR_REFUSAL_P95_MS, "refusals p95 <= 100 ms",
+                           f"p95 {refusal_p95:.0f} ms" if refusal_p95 else "")
+            outcome.record(health_p95 is not None and health_p95 <= BAR_HEALTH_P95_MS, "/health p95 <= 50 ms",
+                           f"p95 {health_p95:.0f} ms" if health_p95 is not None else "no /health answer")
         fmt = lambda v: "-" if v is None else f"{v:.0f} ms"  # noqa: E731
         outcome.notes.append(f"{len(results)} requests: {answered} answered, {len(refusals)} refused (503/429), "
                              f"{len(results) - answered - len(refusals)} other")
