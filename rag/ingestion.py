@@ -489,8 +489,14 @@ def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], 
 
     A model folder with a ``tokenizer.json`` is read with the ``tokenizers`` library alone:
     importing transformers took most of a parsing worker's ~7 s start (same tokens; tested).
-    Anything else goes through ``transformers.AutoTokenizer``.
+    ``"python:MODULE"`` (embedders that are not transformers models, ``rag/embedders/``) calls
+    that module's ``token_functions()``. Anything else goes through ``transformers.AutoTokenizer``.
     """
+    if source.startswith("python:"):
+        import importlib
+
+        count, split = importlib.import_module(source.removeprefix("python:")).token_functions()
+        return remembering(count), split
     path = Path(source) / "tokenizer.json"
     if path.is_file():
         from tokenizers import Tokenizer

