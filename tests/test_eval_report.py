@@ -209,8 +209,9 @@ def test_http_answerer_against_the_api_app(tmp_path, items):
             return scripted.answer(question, top_k)
 
     app = create_app(Settings.load(env={}, overrides={"index_dir": tmp_path / "ix"}), lambda settings: Pipeline())
-    with TestClient(app) as client:
-        answerer = HttpAnswerer("http://testserver")
+    # The server answers only to its own host names (api/guard.py), not TestClient's "testserver".
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        answerer = HttpAnswerer("http://127.0.0.1")
         answerer.client = client
         answerer.warm_up(wait_s=30)
         subset = [*items[:3], items[-1]]
