@@ -12,7 +12,6 @@ chunks are sized in its SentencePiece tokens like any other embedder's.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -64,8 +63,11 @@ class UseMultilingualEmbedder:
 
     name = NAME
 
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads or os.cpu_count() or 1
+    def __init__(self, threads: int = 1) -> None:
+        # One BLAS thread: the model's matrices are small (micro-batches of ~384 tokens), and
+        # with FAISS loaded beside it numpy's OpenBLAS threads made a question take ~165 ms
+        # instead of ~1.5 ms and a batch ~12x slower (2 cores, measured in one process).
+        self.threads = threads
         self._model = None
         self._tokenizer = None
         self._lock = threading.Lock()
