@@ -241,6 +241,22 @@ def test_the_right_key_opens_and_the_page_and_health_stay_open(api_server, clien
         assert anonymous.get("/static/style.css").status_code == 200
 
 
+def test_with_a_key_cross_origin_changes_and_foreign_hosts_are_still_refused(api_server, client):
+    doc_id = client.get("/documents").json()["documents"][0]["doc_id"]
+    cross = client.delete(f"/documents/{doc_id}", headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and cross.json()["code"] == "cross_origin"
+    planted = client.post("/documents", headers={"Origin": "http://evil.example"},
+                          files={"files": ("planted.md", b"# Planted\n\nPWNED\n")})
+    assert planted.status_code == 403
+    rebound = client.get("/documents", headers={"Host": "rebind.evil.example"})
+    assert rebound.status_code == 400 and rebound.json()["code"] == "host_not_allowed"
+    trusted = client.post("/ask", headers={"Origin": ALLOWED_ORIGIN}, json={"question": LONDON, "answer_mode": "quote"})
+    assert trusted.status_code == 200                      # an origin in cors_origins may ask
+    paths = [d["path"] for d in client.get("/documents").json()["documents"]]
+    assert doc_id in [d["doc_id"] for d in client.get("/documents").json()["documents"]]
+    assert "uploads/planted.md" not in paths
+
+
 def test_a_read_only_key_may_ask_and_list_but_not_change_documents(api_server):
     with api_server.client(key=READ_ONLY_KEY) as reader:
         listing = reader.get("/documents")
