@@ -8,6 +8,7 @@ Routes under ``/v1/`` speak the OpenAI protocol, whose clients read
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Sequence
 
 from fastapi import FastAPI, Request
@@ -180,15 +181,22 @@ def _plain_details(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route takes on this path (Starlette's own 405 names only the first route's)."""
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's).
+
+    Read from the app's OpenAPI description (routers included with a prefix are not plain routes
+    to walk), plus the routes it leaves out, such as the chat page.
+    """
     from starlette.routing import Match
 
     methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}")),
+                        request.url.path):
+            methods |= {method.upper() for method in operations}
     for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
         route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= set(route_methods)
+        if route_methods and route.matches({**request.scope, "method": "GET"})[0] != Match.NONE:
+            methods |= set(route_methods) - {"HEAD"}
     return sorted(methods)
 
 

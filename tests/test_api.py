@@ -345,8 +345,12 @@ def test_unknown_paths_and_methods_get_one_sentence(client):
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and "/nowhere" in missing.json()["error"]
     wrong_method = client.put("/ask", json={})
-    assert wrong_method.status_code == 405
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     assert_one_sentence(wrong_method.json()["error"])
+    both = client.put("/documents")                 # GET and POST live on two routes: Allow names both
+    assert both.status_code == 405 and both.headers["allow"] == "GET, POST"
+    slash = client.delete("/documents/")            # a 404 that says so, not a redirect to follow
+    assert slash.status_code == 404 and "location" not in slash.headers
 
 
 # --- answering --------------------------------------------------------------------------------
