@@ -266,6 +266,36 @@ def run_timing(key: str, work: Path, chunks: list[str], queries: list[str]) -> d
             "loadavg": os.getloadavg()}
 
 
+def run_fusion(key: str, sets: dict[str, Any], work: Path, factors: Sequence[float]) -> dict[str, Any]:
+    """Hybrid recall with the dense ranking weighted ``factor`` times the BM25 ranking in the
+    fusion (the service: 1), over the indexes the quality run built. Only the ranking of the
+    fused lists changes; RRF is invariant to scaling both weights."""
+    import rag.index
+    from rag.config import Settings
+    from rag.index import Index
+
+    base = rag.index.dense_weight
+    out: dict[str, Any] = {}
+    for factor in factors:
+        rag.index.dense_weight = lambda ratio, cutoff=0.4, f=factor: base(ratio, cutoff) * f
+        figures = {}
+        for name, spec in sets.items():
+            corpus = spec.get("corpus", name)
+            settings = Settings.load(env={}, overrides={"index_dir": work / "index" / key / corpus,
+                                                        "embed_model": MODELS[key], "device": "cpu"})
+            index = Index.open(settings)
+            rows = []
+            for q in spec["questions"]:
+                gold = set(q["gold_docs"])
+                rows.append({"unrelated": False,
+                             "hybrid": _found_at(_doc_ranks(index.search(q["question"], k=DEPTH, mode="hybrid"), gold), gold)})
+            figures[name] = retrieval_figures(rows, "hybrid")
+        out[str(factor)] = figures
+        _log(f"{key}: fusion with dense weight x{factor} done")
+    rag.index.dense_weight = base
+    return out
+
+
 def _child(mode: str, key: str, work: Path, timeout: float) -> dict[str, Any]:
     result = work / f"{mode}-{key}.json"
     result.unlink(missing_ok=True)
@@ -284,6 +314,17 @@ def retrieval_figures(rows: list[dict[str, Any]], mode: str) -> dict[str, float]
             "recall@1": round(sum(1 for r in ranks if r is not None and r <= 1) / n, 3),
             "recall@5": round(sum(1 for r in ranks if r is not None and r <= 5) / n, 3),
             "mrr": round(sum(1 / r for r in ranks if r is not None) / n, 3)}
+
+
+def by_language(model_out: dict[str, Any]) -> dict[str, Any]:
+    """The written sets' figures for each question language (the bars are per language)."""
+    out: dict[str, Any] = {}
+    for name in ("paraphrase", "crosslingual"):
+        rows = [r for r in model_out["sets"].get(name, []) if not r["unrelated"]]
+        for lang in sorted({r["lang"] for r in rows}):
+            subset = [r for r in rows if r["lang"] == lang]
+            out[f"{name}-{lang}"] = {mode: retrieval_figures(subset, mode) for mode in ("dense", "hybrid")}
+    return out
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
@@ -367,7 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/rag-embedder-bench")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
-    parser.add_argument("--child", choices=["quality", "timing"], help=argparse.SUPPRESS)
+    parser.add_argument("--fusion-only", action="store_true",
+                        help="over the indexes of an earlier run in --workdir: hybrid recall with the dense ranking "
+                             "weighted 1, 2, 4 and 8 times BM25's in the fusion; adds 'fusion' to --out")
+    parser.add_argument("--child", choices=["quality", "timing", "fusion"], help=argparse.SUPPRESS)
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     return parser
 
@@ -379,12 +423,28 @@ def main(argv: list[str] | None = None) -> int:
         plan = json.loads((work / "plan.json").read_text(encoding="utf-8"))
         if args.child == "quality":
             result = run_model(args.child_model, plan["sets"], work)
+        elif args.child == "fusion":
+            result = run_fusion(args.child_model, plan["sets"], work, plan["fusion_factors"])
         else:
             result = run_timing(args.child_model, work, plan["timing_chunks"], plan["timing_queries"])
         (work / f"{args.child}-{args.child_model}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
         return 0
 
     from rag.config import Settings
+
+    if args.fusion_only:
+        plan = json.loads((work / "plan.json").read_text(encoding="utf-8"))
+        plan["fusion_factors"] = [1.0, 2.0, 4.0, 8.0]
+        (work / "plan.json").write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
+        out = Path(args.out)
+        result = json.loads(out.read_text(encoding="utf-8"))
+        result["fusion"] = {key: _child("fusion", key, work, timeout=3600) for key in args.models.split(",")}
+        result["fusion_command"] = "python -m bench.embedder_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        _write(out, result)
+        for key, by_factor in result["fusion"].items():
+            for factor, figures in by_factor.items():
+                print(key, f"dense x{factor}", {n: (f["recall@1"], f["recall@5"]) for n, f in figures.items()})
+        return 0
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -418,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         model_out = _child("quality", key, work, timeout=3600)
         model_out["retrieval"] = {name: {mode: retrieval_figures(rows, mode) for mode in ("dense", "hybrid")}
                                   for name, rows in model_out["sets"].items()}
+        model_out["retrieval_by_lang"] = by_language(model_out)
         model_out["gate"] = gate_figures(model_out, min_relevance)
         result["models"][key] = model_out
         _write(out, result)
