@@ -55,12 +55,14 @@ def run(work: Path, quick: bool, examples: int | None = None, seed: int = 0) -> 
         fuzzing = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", server.base_url + "/openapi.json",
              "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(examples),
-             "--seed", str(seed), "--workers", "1", "--no-shrink", "--request-timeout", "120"],
+             "--seed", str(seed), "--workers", "1", "--no-shrink", "--request-timeout", "120",
+             # An upload is ingested before it is answered: seconds on 2 busy cores, not a hang.
+             "--max-response-time", "60"],
             cwd=work, env=env, capture_output=True, text=True)
         summary = fuzzing.stdout
         (work / "schemathesis.txt").write_text(summary, encoding="utf-8")
         generated = re.search(r"(\d+) generated", summary)
-        failures = re.findall(r"^\s*❌ (.+)$", summary, flags=re.MULTILINE)
+        failures = [f.strip() for f in re.findall(r"^\s*❌\s*(.+)$", summary, flags=re.MULTILINE)]
         cases = int(generated.group(1)) if generated else 0
         failed = [f for f in failures if not f.startswith(("Coverage", "Fuzzing", "Examples", "Stateful"))]
         for n in range(cases):
