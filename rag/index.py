@@ -49,7 +49,8 @@ def check_model(meta: dict[str, str], model: str, directory: Path) -> None:
     if recorded and recorded != model:
         raise ModelMismatchError(
             f"The index in {directory} holds embeddings of '{recorded}' but '{model}' is configured; "
-            f"set embed_model back to '{recorded}' or use a new --index-dir."
+            f"set embed_model back to '{recorded}', use a new --index-dir, or re-embed everything with "
+            f"'{model}': python -m ingest DOCS --index-dir {directory} --rebuild."
         )
 
 
