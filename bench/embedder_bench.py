@@ -59,7 +59,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "embedder_bench.json"
-MODELS = {"minilm": "all-MiniLM-L6-v2", "use": "use-multilingual-v3", "e5": "multilingual-e5-small"}
+MODELS = {"minilm": "all-MiniLM-L6-v2", "use": "use-multilingual-v3", "e5": "multilingual-e5-small",
+          "mix": "use-m3+minilm-l6"}
 SETS = ("cmrc", "xquad", "hotpotqa", "domainrag", "paraphrase", "crosslingual")
 DEPTH = 50          # chunks read from each ranking
 UNRELATED_PER_SET = 60

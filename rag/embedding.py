@@ -23,6 +23,12 @@ from rag.config import Settings
 from rag.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# What a new index is built with when embed_model is "auto" (the setting's default): USE-m3 and
+# MiniLM in one vector (rag/embedders/use_minilm.py), chosen in bench/README.md ("Which embedder").
+DEFAULT_EMBEDDER = "use-m3+minilm-l6"
+# embed_model's default: the model an existing index records, else DEFAULT_EMBEDDER
+# (rag.index.resolve_embed_model).
+AUTO_MODEL = "auto"
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +286,7 @@ def split_by_counting(text: str, max_tokens: int, count: Callable[[Sequence[str]
 # Embedders that are not sentence-transformers models, by the short name ``embed_model`` takes.
 # The name is what an index records, so it must never change meaning.
 EMBEDDERS = {
+    "use-m3+minilm-l6": "rag.embedders.use_minilm:UseMiniLMEmbedder",
     "use-multilingual-v3": "rag.embedders.use_multilingual:UseMultilingualEmbedder",
     "multilingual-e5-small": "rag.embedders.e5_small:E5SmallEmbedder",
 }
@@ -291,31 +298,20 @@ EMBEDDER_MEMBERS = ("dimension", "max_tokens", "count_tokens", "split_tokens", "
 def embedder_class(name: str) -> type | None:
     """The class for a short name or a ``"module:Class"`` path, or ``None`` for a
     sentence-transformers model (a hub name or a local path)."""
-    import importlib
+    from rag.registry import backend_class
 
-    target = EMBEDDERS.get(name)
-    if target is None:
-        if ":" not in name or Path(name).exists() or name.count(":") != 1:
-            return None
-        target = name
-    module_name, _, class_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"embed_model '{name}': cannot import {target} ({exc}).") from exc
-    missing = [m for m in EMBEDDER_MEMBERS if not hasattr(cls, m)]
-    if missing:
-        raise ConfigError(f"embed_model '{name}': {target} lacks {', '.join(missing)} of the embedder "
-                          "interface (rag.embedding.Embedder).")
-    return cls
+    return backend_class("embed_model", name, EMBEDDERS, EMBEDDER_MEMBERS, "embedder (rag.embedding.Embedder)")
 
 
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder named by the settings: a short name from :data:`EMBEDDERS`, a
     ``"module:Class"`` path, or else a sentence-transformers model name or path."""
+    if settings.embed_model == AUTO_MODEL:          # no index to ask: a new one gets the default
+        settings = settings.replace(embed_model=DEFAULT_EMBEDDER)
     cls = embedder_class(settings.embed_model)
     if cls is not None:
-        factory = getattr(cls, "from_settings", None)
-        return factory(settings) if factory is not None else cls()
+        from rag.registry import build
+
+        return build(cls, settings)
     return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
                                        settings.query_encoder, settings.model_cache_dir)

@@ -32,6 +32,8 @@ from rag.text import search_tokens
 
 DB_NAME = "chunks.sqlite"
 SearchMode = Literal["dense", "sparse", "hybrid"]
+# BM25's first passages that the query's coverage is read from (sparse_weight).
+COVERAGE_DEPTH = 3
 
 
 def dense_params(settings: Settings) -> DenseParams:
@@ -41,6 +43,40 @@ def dense_params(settings: Settings) -> DenseParams:
 
 def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
     return directory / f"dense-{generation:06d}.faiss", directory / f"sparse-{generation:06d}.npz"
+
+
+def resolve_embed_model(settings: Settings, directory: Path | None = None, embedder: Embedder | None = None,
+                        rebuild: bool = False) -> Settings:
+    """Settings whose ``embed_model`` names a model rather than ``"auto"``.
+
+    ``"auto"`` (the default) means the model the index in ``directory`` (default
+    ``settings.index_dir``) was built with, so an index built before the default changed keeps
+    working; for a new index, or one being rebuilt, the default embedder
+    (:data:`rag.embedding.DEFAULT_EMBEDDER`). A given ``embedder`` names itself. Any other value
+    is returned as it is (and :func:`check_model` refuses it if the index holds another model).
+    """
+    from rag.embedding import AUTO_MODEL, DEFAULT_EMBEDDER
+
+    if settings.embed_model != AUTO_MODEL:
+        return settings
+    if embedder is not None:
+        return settings.replace(embed_model=embedder.name)
+    recorded = None if rebuild else recorded_model(Path(directory or settings.index_dir))
+    return settings.replace(embed_model=recorded or DEFAULT_EMBEDDER)
+
+
+def recorded_model(directory: Path) -> str | None:
+    """The embedding model the index in ``directory`` records, or ``None`` (no index yet)."""
+    if not (directory / DB_NAME).is_file():
+        return None
+    try:
+        store = ChunkStore(directory / DB_NAME, readonly=True)
+    except Exception:  # an unreadable index is reported by whoever opens it next
+        return None
+    try:
+        return store.get_meta().get("embed_model") or None
+    finally:
+        store.close()
 
 
 def check_model(meta: dict[str, str], model: str, directory: Path) -> None:
@@ -75,12 +111,37 @@ def dense_weight(unknown_ratio: float, cutoff: float = 0.4) -> float:
     return max(0.0, 1.0 - unknown_ratio / cutoff)
 
 
+def dense_background(scores: Sequence[float], first: int = 2, last: int = 10) -> float:
+    """The level of the dense ranking's ordinary passages: the mean score at ranks ``first`` to
+    ``last``. How far a passage's score stands above it (``scores["dense_margin"]``) says more
+    about relevance than the score itself, whose scale differs from one embedder to another
+    and from one question to the next (e5's cosines sit at 0.8-0.9 for unrelated text)."""
+    rest = list(scores[first - 1:last])
+    return float(np.mean(rest)) if rest else 0.0
+
+
+def sparse_weight(coverage: float, dense: float, power: float) -> float:
+    """How much to trust the BM25 ranking for a query, from ``coverage``: the share of the
+    query's content words that the best of BM25's first few passages holds.
+
+    BM25 ranks by shared words, so when its best passages hold few of the question's words
+    its ranking says little: the question is a paraphrase, or in another language than the
+    passage that answers it. Reciprocal rank fusion then lets those passages displace the
+    dense ranking's good ones (USE-m3 found 1.000 of the English questions over Chinese
+    documents dense-only and 0.426 fused at equal weights; bench/README.md). The weight is
+    ``coverage ** power``, raised towards 1 as the dense ranking is trusted less (``dense``
+    weight 0: BM25 alone decides, whatever it matched). ``power`` 0 = always 1.
+    """
+    lexical = coverage ** power if power > 0 else 1.0
+    return 1.0 - dense * (1.0 - lexical)
+
+
 class Index:
     """A read-only view of an index folder that can search and reload itself."""
 
     def __init__(self, directory: Path, settings: Settings, embedder: Embedder | None = None) -> None:
         self.directory = directory
-        self.settings = settings
+        self.settings = settings = resolve_embed_model(settings, directory, embedder)
         self.embedder = embedder or make_embedder(settings)
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -151,8 +212,11 @@ class Index:
         """The ``k`` best chunks for ``query``.
 
         ``dense`` ranks by cosine similarity of embeddings, ``sparse`` by BM25, ``hybrid`` fuses
-        both rankings with reciprocal rank fusion (k=60). ``candidates`` is how deep each ranking
-        is read before fusion (default: max(k, settings.retrieve_k)).
+        both rankings with reciprocal rank fusion (``rrf_k``), BM25's weighted by how many of the
+        query's words its best passages hold (:func:`sparse_weight`). ``candidates`` is how deep
+        each ranking is read before fusion (default: max(k, settings.retrieve_k)). Hits from the
+        dense ranking carry ``scores["dense"]`` and ``scores["dense_margin"]``
+        (:func:`dense_background`).
         """
         if mode not in ("dense", "sparse", "hybrid"):
             raise ValueError(f"search mode must be dense, sparse or hybrid, not {mode!r}")
@@ -181,9 +245,12 @@ class Index:
             ranked = [(row, sparse_scores[row]) for row in sparse_rank]
         else:
             weight = dense_weight(self.embedder.unknown_ratio(query))
-            fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, [weight, 1.0])
+            lexical = sparse_weight(self._coverage(query, sparse_rank[:COVERAGE_DEPTH]), weight,
+                                    self.settings.fusion_coverage_power)
+            fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, [weight, lexical])
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         ranked = ranked[:k]
+        background = dense_background([dense_scores[row] for row in dense_rank])
 
         chunks = self._store().chunks_by_rows([row for row, _ in ranked])
         hits: list[SearchHit] = []
@@ -194,12 +261,23 @@ class Index:
             scores = {}
             if row in dense_scores:
                 scores["dense"] = dense_scores[row]
+                scores["dense_margin"] = dense_scores[row] - background
             if row in sparse_scores:
                 scores["sparse"] = sparse_scores[row]
             if mode == "hybrid":
                 scores["rrf"] = score
             hits.append(SearchHit(chunk=chunk, score=score, scores=scores, rank=len(hits) + 1))
         return hits
+
+    def _coverage(self, query: str, rows: Sequence[int]) -> float:
+        """The best share of the query's content words among the passages ``rows``."""
+        from rag.lexical import query_terms, term_overlap
+
+        if not rows or self.settings.fusion_coverage_power <= 0:
+            return 1.0
+        terms = query_terms(query)
+        chunks = self._store().chunks_by_rows(list(rows))
+        return max((term_overlap(terms, chunk.text) for chunk in chunks.values()), default=0.0)
 
     def stats(self) -> dict[str, object]:
         return {

@@ -42,7 +42,7 @@ import numpy as np
 from rag.config import Settings
 from rag.documents import Chunk
 from rag.errors import IndexLockedError, InputError, ParseError
-from rag.index import DB_NAME, check_model, dense_params, generation_files
+from rag.index import DB_NAME, check_model, dense_params, generation_files, resolve_embed_model
 
 EMBED_BLOCK = 1024  # chunks embedded per call: big enough for length-sorted batching
 
@@ -732,6 +732,7 @@ def ingest_folder(
 ) -> IngestReport:
     """Bring the index in ``settings.index_dir`` up to date with the folder ``root``."""
     progress = progress or SilentProgress()
+    settings = resolve_embed_model(settings, embedder=embedder, rebuild=rebuild)
 
     def process(to_parse, known, store, report, stages):
         return _process(to_parse, known, store, settings, progress, embedder, report, stages, prepare, rebuild)

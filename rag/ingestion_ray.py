@@ -39,6 +39,7 @@ import numpy as np
 from rag.config import Settings
 from rag.documents import Chunk
 from rag.errors import ConfigError, InputError, RagError
+from rag.index import resolve_embed_model
 from rag.ingestion import ChunkPlan, IngestReport, Progress, SilentProgress, SourceFile, prepare_file, run_ingest
 
 LOCAL = "local"          # the address meaning "start a private cluster on this machine"
@@ -66,6 +67,7 @@ def ingest_folder_ray(
     if importlib.util.find_spec("ray") is None:
         raise ConfigError("--ray needs Ray; install it with: pip install 'rag-service[ray]' (or 'ray[data]>=2.30').")
     progress = progress or SilentProgress()
+    settings = resolve_embed_model(settings, rebuild=rebuild)
     session = RaySession(address or LOCAL, progress)
 
     def process(to_parse, known, store, report, stages):

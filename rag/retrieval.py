@@ -23,15 +23,8 @@ from rag.documents import Chunk, SearchHit
 from rag.errors import InputError
 from rag.index import Index, SearchMode
 from rag.reranking import Reranker, make_reranker, rerank, sigmoid
-from rag.text import detect_language, has_cjk, normalize, plain_words, search_tokens
-
-# Question words carry no topic: leaving them out of the overlap keeps an answerable question
-# ("...是多少？") from looking less relevant than it is.
-_QUESTION_WORDS = frozenset(
-    "什么 多少 哪里 哪儿 哪个 哪些 哪天 哪年 哪位 几 几个 几本 为什么 怎么 怎样 如何 是否 吗 呢 谁 请问 应该 可以 需要 是 有".split()
-    + "many much long often does did do whose kind type".split()
-)
-
+from rag.lexical import query_terms, term_overlap, terms_found  # noqa: F401  (re-exported: old import path)
+from rag.text import detect_language, normalize, search_tokens
 
 @dataclass
 class SearchFilters:
@@ -90,6 +83,10 @@ class Retrieval:
     hits: list[SearchHit]
     timings_ms: dict[str, float] = field(default_factory=dict)   # retrieve, rerank
     reranked: bool = False
+    # Whether a hit's dense score stands out from the ranking's ordinary passages by the
+    # embedder's calibrated margin (see HybridRetriever.dense_gate): relevant even when it
+    # shares few of the question's words (a paraphrase, or a passage in another language).
+    dense_relevant: bool = False
 
     @property
     def best_relevance(self) -> float:
@@ -158,7 +155,22 @@ class HybridRetriever:
             hit.rank = rank
             hit.scores["overlap"] = term_overlap(terms, hit.chunk.text)
         timings["retrieve"] = round(timings["retrieve"] + _ms(started), 2)
-        return Retrieval(query=query, hits=hits, timings_ms=timings, reranked=reranked)
+        gate = self.dense_gate
+        dense_relevant = gate is not None and any(h.scores.get("dense_margin", -1.0) >= gate for h in hits)
+        return Retrieval(query=query, hits=hits, timings_ms=timings, reranked=reranked, dense_relevant=dense_relevant)
+
+    @property
+    def dense_gate(self) -> float | None:
+        """The dense margin at which a passage counts as relevant whatever its words:
+        ``min_dense_margin`` when set above 0, else the embedder's calibrated
+        ``relevance_margin``; ``None`` (overlap alone decides) when ``min_dense_margin`` is
+        negative, the embedder has no calibrated margin, or the search is not dense."""
+        setting = self.settings.min_dense_margin
+        if setting < 0 or self.mode == "sparse":
+            return None
+        if setting > 0:
+            return setting
+        return getattr(self.index.embedder, "relevance_margin", None)
 
     def _candidates(self, query: str, depth: int, filters: SearchFilters | None) -> list[SearchHit]:
         """Search results that pass the filters; with filters, search deeper until ``depth``
@@ -189,38 +201,6 @@ def relevance(hit: SearchHit) -> float:
     if "rerank" in hit.scores:
         return sigmoid(hit.scores["rerank"])
     return float(hit.scores.get("overlap", 0.0))
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's content words: BM25 tokens without stop words and question words; for
-    Chinese, jieba's words rather than single characters (a single character matches almost
-    any Chinese passage)."""
-    tokens = [t for t in dict.fromkeys(search_tokens(query)) if t not in _QUESTION_WORDS]
-    words = [t for t in tokens if not (has_cjk(t) and len(t) == 1)]
-    return words or tokens
-
-
-def terms_found(terms: Sequence[str], text: str) -> list[str]:
-    """The ``terms`` that occur in ``text``. Chinese words are matched as substrings, so a
-    different word segmentation of the passage does not hide them; other words as words."""
-    normalized = normalize(text)
-    words: set[str] | None = None
-    found = []
-    for term in terms:
-        if has_cjk(term):
-            if term in normalized:
-                found.append(term)
-            continue
-        if words is None:
-            words = plain_words(text)
-        if term in words:
-            found.append(term)
-    return found
-
-
-def term_overlap(terms: Sequence[str], text: str) -> float:
-    """Share of ``terms`` found in ``text`` (see :func:`terms_found`)."""
-    return len(terms_found(terms, text)) / len(terms) if terms else 0.0
 
 
 _SPACE_RE = re.compile(r"\s+")

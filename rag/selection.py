@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.retrieval import query_terms, terms_found
+from rag.lexical import query_terms, terms_found
 from rag.text import split_sentences
 
 GAP = " … "

@@ -18,7 +18,18 @@ SHARED = REPO.parent / "shared"
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real default embedder, loaded once for the whole test session."""
+    """The real default embedder (USE-m3 + MiniLM), loaded once for the whole test session."""
+    from rag.config import Settings
+    from rag.embedding import make_embedder
+
+    model = make_embedder(Settings.load(env={}, overrides={"device": "cpu"}))
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """all-MiniLM-L6-v2 alone (the default before the multilingual one), loaded once."""
     from rag.embedding import SentenceTransformerEmbedder
 
     model = SentenceTransformerEmbedder(device="cpu")

@@ -46,3 +46,16 @@ def test_secrets_are_masked():
     settings = Settings.from_mapping({"api_keys": ["k1"], "openai_api_key": "sk"})
     shown = settings.to_dict()
     assert shown["api_keys"] == "***" and shown["openai_api_key"] == "***"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("answer_mode", "summarise"), ("reader_method", "beam"), ("query_encoder", "tensorrt"), ("use_gpu", "maybe"),
+    ("generator_runtime", "tensorrt"), ("generator_quantize", "int4"), ("device", "gpu"),
+])
+def test_choice_settings_are_checked_when_settings_load(name, value):
+    """A typo in a choice fails when the settings load, naming the choices, from any layer."""
+    with pytest.raises(ConfigError, match=rf"Setting '{name}' must be .* not '{value}'"):
+        Settings.load(env={f"RAG_{name.upper()}": value})
+    with pytest.raises(ConfigError, match=rf"Setting '{name}'"):
+        Settings.load(env={}).replace(**{name: value})
+    assert Settings.load(env={}, overrides={"device": "cuda:1"}).device == "cuda:1"

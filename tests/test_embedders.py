@@ -13,7 +13,7 @@ from rag.index import Index
 from rag.ingestion import ingest_folder, token_functions
 from tests import docfactory
 
-BACKENDS = ["use-multilingual-v3", "multilingual-e5-small"]
+BACKENDS = ["use-m3+minilm-l6", "use-multilingual-v3", "multilingual-e5-small"]
 
 PASSAGES = [
     "长城是中国古代的军事防御工程，东西绵延两万多公里，修建历时两千多年。",
@@ -122,20 +122,47 @@ def test_ingest_and_search_round_trip(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_a_minilm_index_keeps_working_and_rebuild_moves_it(tmp_path, embedder):
+def test_a_minilm_index_keeps_working_and_rebuild_moves_it(tmp_path, minilm):
+    """An index built when MiniLM was the default opens, answers and takes new files with the
+    default settings (embed_model "auto"); --rebuild moves it to the new default."""
     docs = _folder(tmp_path / "docs")
-    minilm = Settings.load(env={}, overrides={"index_dir": tmp_path / "index"})
-    ingest_folder(docs, minilm, embedder=embedder)
-    use = minilm.replace(embed_model="use-multilingual-v3")
+    old = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "embed_model": "all-MiniLM-L6-v2"})
+    ingest_folder(docs, old, embedder=minilm)
+    default = Settings.load(env={}, overrides={"index_dir": tmp_path / "index"})
+    assert default.embed_model == "auto"
+    opened = Index.open(default)
+    assert isinstance(opened.embedder, SentenceTransformerEmbedder)
+    assert opened.stats()["embed_model"] == "all-MiniLM-L6-v2"
+    assert opened.search("Eiffel Tower", k=1)[0].chunk.source == "paris.md"
+    docfactory.make_txt(docs / "new.txt", "The night bus leaves the harbour at 23:40 every day.")
+    added = ingest_folder(docs, default, embedder=opened.embedder)
+    assert added.files_new == 1 and Index.open(default, embedder=opened.embedder).stats()["embed_model"] == "all-MiniLM-L6-v2"
+
+    use = default.replace(embed_model="use-multilingual-v3")
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2.*use-multilingual-v3.*--rebuild"):
         Index.open(use)
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
         ingest_folder(docs, use)
-    assert Index.open(minilm, embedder=embedder).search("Eiffel Tower", k=1)[0].chunk.source == "paris.md"
-    ingest_folder(docs, use, rebuild=True)
-    moved = Index.open(use)
-    assert moved.stats()["embed_model"] == "use-multilingual-v3" and moved.stats()["dimension"] == 512
-    assert moved.search("泡绿茶用多热的水合适？", k=1, mode="dense")[0].chunk.source == "tea.txt"
+
+    ingest_folder(docs, default, rebuild=True)
+    moved = Index.open(default)
+    assert moved.stats()["embed_model"] == "use-m3+minilm-l6" and moved.stats()["dimension"] == 896
+    assert moved.search("How hot should the water be for Longjing tea?", k=1)[0].chunk.source == "tea.txt"
+
+
+def test_the_default_embedder_weights_minilm_by_what_it_reads(embedder):
+    """Chinese questions are ranked by USE alone (MiniLM reads them as [UNK]); English ones by
+    the mean of both cosines; passages are unit vectors."""
+    passages = embedder.embed(PASSAGES)
+    assert embedder.name == "use-m3+minilm-l6" and passages.shape == (5, 896)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    chinese, english = embedder.embed_queries(["泡绿茶用多热的水合适？", "How hot should the water be for tea?"])
+    assert not chinese[512:].any()
+    use_alone = embedder.use.embed_queries(["泡绿茶用多热的水合适？"])[0]
+    assert np.allclose(chinese @ passages.T, (use_alone @ embedder.use.embed(PASSAGES).T), atol=1e-5)
+    cos_use = embedder.use.embed(PASSAGES) @ embedder.use.embed_queries(["How hot should the water be for tea?"])[0]
+    cos_minilm = embedder.minilm.embed(PASSAGES) @ embedder.minilm.embed_queries(["How hot should the water be for tea?"])[0]
+    assert np.allclose(english @ passages.T, (cos_use + cos_minilm) / 2, atol=1e-4)
 
 
 class _Incomplete:
@@ -146,7 +173,9 @@ class _Incomplete:
 def test_names_and_import_paths():
     assert embedder_class("all-MiniLM-L6-v2") is None
     assert embedder_class("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") is None
-    assert isinstance(make_embedder(Settings.load(env={})), SentenceTransformerEmbedder)
+    assert isinstance(make_embedder(Settings.load(env={})), embedder_class("use-m3+minilm-l6"))
+    assert isinstance(make_embedder(Settings.load(env={}, overrides={"embed_model": "all-MiniLM-L6-v2"})),
+                      SentenceTransformerEmbedder)
     own = embedder_class("rag.embedders.use_multilingual:UseMultilingualEmbedder")
     assert own is embedder_class("use-multilingual-v3")
     with pytest.raises(ConfigError, match="lacks dimension"):

@@ -229,7 +229,7 @@ class AnswerPipeline:
         turn.timings_ms["rerank"] = turn.retrieval.timings_ms.get("rerank", 0.0)
         turn.passages = list(turn.retrieval.hits)
         best = turn.retrieval.best_relevance
-        if not turn.passages or best < self.settings.min_relevance:
+        if not turn.passages or (best < self.settings.min_relevance and not turn.retrieval.dense_relevant):
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]

@@ -66,7 +66,8 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
     usually leaves the subject's name to the sentences around it, which only the passage
     sees. Sentences that hold none of the words are left out, and so are instructions planted
     in a passage (:mod:`rag.answering.injection`): they are no evidence of anything."""
-    from rag.retrieval import query_terms, relevance, terms_found
+    from rag.lexical import query_terms, terms_found
+    from rag.retrieval import relevance
 
     terms = query_terms(query)
     wants_number = bool(_ASKS_NUMBER.search(query))
