@@ -112,6 +112,19 @@ def test_relevance_separates_answerable_from_unrelated_questions(retriever):
     assert unrelated <= 0.2 and unrelated_zh <= 0.2
 
 
+def test_a_reworded_question_passes_the_gate_by_its_dense_margin(retriever):
+    """A question sharing none of its passage's words is let through by how far the passage's
+    dense score stands out; questions about nothing in the documents are not."""
+    reworded = retriever.retrieve("How much can I spend on food per day when travelling for work?")
+    assert reworded.best_relevance < 0.33 and reworded.dense_relevant
+    assert reworded.hits[0].chunk.source.startswith("policies/travel")
+    for unrelated in ("What is the capital of Australia?", "火星上有多少颗卫星？", "How do I bake bread?",
+                      "Who won the 2018 World Cup?"):
+        assert not retriever.retrieve(unrelated).dense_relevant, unrelated
+    off = HybridRetriever(retriever.index, retriever.settings.replace(min_dense_margin=-1.0))
+    assert not off.retrieve("How much can I spend on food per day when travelling for work?").dense_relevant
+
+
 def test_source_and_type_filters(retriever):
     only_policies = retriever.retrieve("limit", top_k=5, filters={"source": "policies/*"})
     assert only_policies.hits and all(s.startswith("policies/") for s in sources(only_policies.hits))

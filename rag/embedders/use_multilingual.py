@@ -62,6 +62,9 @@ class UseMultilingualEmbedder:
     """USE multilingual v3 behind the :class:`rag.embedding.Embedder` interface."""
 
     name = NAME
+    # The relevance gate's dense margin: what 95% of the bench's unrelated questions stay under
+    # (python -m bench.embedder_bench, 0.164; bench/README.md).
+    relevance_margin = 0.16
 
     def __init__(self, threads: int = 1) -> None:
         # One BLAS thread: the model's matrices are small (micro-batches of ~384 tokens), and
