@@ -139,3 +139,55 @@ def test_the_method_says_it_is_an_estimate_without_rapl():
     with EnergyMeter() as meter:
         _busy(0.3)
     assert "no RAPL counters" in meter.report.method and "estimated" in meter.report.method
+
+
+# -- python -m ingest --energy ------------------------------------------------------------------
+
+
+def _ingest(folder, index_dir, *flags, pythonpath: str = "", cwd=None):
+    from tests.conftest import REPO
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(p for p in (pythonpath, str(REPO)) if p))
+    return subprocess.run([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet", *flags],
+                          capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=300)
+
+
+@pytest.mark.slow
+def test_ingest_reports_energy_per_1000_documents_and_runs_without_codecarbon(tmp_path):
+    import json
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Tea\n\nGreen tea is brewed at 80 degrees for two minutes.\n", encoding="utf-8")
+    (docs / "b.txt").write_text("The library is closed on Mondays and opens at nine.\n", encoding="utf-8")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    done = _ingest(docs, tmp_path / "ix", "--energy", "--energy-country", "FRA", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    energy = json.loads(done.stdout)["energy"]
+    assert energy["measured"] and energy["count"] == 2 and energy["unit"] == "documents"
+    assert energy["country"] == "FRA" and energy["kwh"] > 0 and energy["g_co2e"] > 0
+    assert energy["per_1000_documents"]["kwh"] == pytest.approx(energy["kwh"] / 2 * 1000)
+    assert energy["per_1000_documents"]["g_co2e"] == pytest.approx(energy["g_co2e"] / 2 * 1000)
+    assert list(work.iterdir()) == []            # no emissions.csv where it ran
+
+    # codecarbon missing: the ingest still succeeds and says why there is no figure.
+    fake = tmp_path / "no-codecarbon" / "codecarbon"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named codecarbon')\n", encoding="utf-8")
+    done = _ingest(docs, tmp_path / "ix2", "--energy", pythonpath=str(fake.parent))
+    assert done.returncode == 0, done.stderr
+    assert "\n  energy not measured: codecarbon is not installed (pip install codecarbon)" in done.stdout
+    assert "2 new" in done.stdout
+
+
+def test_eval_report_shows_the_energy_line():
+    from eval.report import energy_text
+
+    with EnergyMeter() as meter:
+        _busy(0.3)
+    line = energy_text(meter.report.to_dict(3, "answers"))
+    assert line.startswith(f"{meter.report.kwh:.3g} kWh") and "per 1,000 answers" in line and "codecarbon" in line
+    assert energy_text(EnergyMeter(off="switched off (--no-energy)").start().stop().to_dict(3, "answers")) == \
+        "not measured: switched off (--no-energy)"
+    assert energy_text(None) == ""
