@@ -71,7 +71,8 @@ def test_process_scope_counts_a_child_process():
     with EnergyMeter(scope="process") as busy:
         subprocess.run(child, check=True)
     assert idle.report.measured and busy.report.measured
-    assert busy.report.cpu_w_mean > idle.report.cpu_w_mean + 0.3, (busy.report, idle.report)
+    # A child busy for 3 s is a share of 8 W even on a crowded machine; this process alone waits.
+    assert busy.report.cpu_w_mean > max(0.15, 2 * idle.report.cpu_w_mean), (busy.report, idle.report)
 
 
 def test_it_never_reaches_the_network_whatever_codecarbon_is_told(monkeypatch, tmp_path):
