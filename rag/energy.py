@@ -31,13 +31,12 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 # The grid's carbon intensity when the country is unknown or not given (codecarbon's world
 # average, read from its own data when it is installed).
 WORLD = "WORLD"
 SCOPES = ("process", "machine")
-Scope = Literal["process", "machine"]
 
 _RAPL_DIR = "/sys/class/powercap"
 
@@ -145,8 +144,11 @@ class EnergyMeter:
             return self
         try:
             self._start()
-        except ImportError:
-            self._failure = "codecarbon is not installed (pip install codecarbon)"
+        except ImportError as exc:
+            if getattr(exc, "name", None) == "codecarbon":
+                self._failure = "codecarbon is not installed (pip install codecarbon)"
+            else:                          # installed, but one of its own imports fails
+                self._failure = f"codecarbon cannot be imported ({exc.__class__.__name__}: {exc})"
             self._restore_logging()
         except ValueError as exc:          # a country codecarbon has no data for
             self._failure = str(exc)
@@ -165,15 +167,13 @@ class EnergyMeter:
         self._version = getattr(codecarbon, "__version__", None)
         logger = logging.getLogger("codecarbon")
         logger.setLevel(logging.ERROR)      # quiet while it reads its configuration
+        from codecarbon.input import DataSource
+
         kwargs: dict[str, Any] = {}
         if self.country == WORLD:
-            from codecarbon.input import DataSource
-
             self._intensity = float(DataSource().get_carbon_intensity_per_source_data()["world_average"])
             kwargs["force_carbon_intensity_g_co2e_kwh"] = self._intensity
         else:
-            from codecarbon.input import DataSource
-
             mix = DataSource().get_global_energy_mix_data()
             if self.country not in mix:
                 raise ValueError(f"codecarbon has no grid data for country {self.country!r}; use a 3-letter "

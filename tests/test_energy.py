@@ -119,6 +119,17 @@ def test_missing_package_is_a_reason_not_an_error(monkeypatch):
     assert report.to_dict(10, "documents")["per_1000_documents"] is None
 
 
+def test_a_broken_dependency_of_codecarbon_is_named():
+    # In a process of its own: a half-imported codecarbon must not stay behind for other tests.
+    code = ("import sys; sys.modules['psutil'] = None\n"          # codecarbon imports psutil
+            "from rag.energy import EnergyMeter\n"
+            "print(EnergyMeter().start().stop().reason)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("codecarbon cannot be imported (") and "psutil" in done.stdout
+
+
 def test_an_error_inside_codecarbon_is_a_reason(monkeypatch):
     import codecarbon
 
@@ -175,7 +186,8 @@ def test_ingest_reports_energy_per_1000_documents_and_runs_without_codecarbon(tm
     # codecarbon missing: the ingest still succeeds and says why there is no figure.
     fake = tmp_path / "no-codecarbon" / "codecarbon"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named codecarbon')\n", encoding="utf-8")
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError('No module named codecarbon', name='codecarbon')\n",
+                                     encoding="utf-8")
     done = _ingest(docs, tmp_path / "ix2", "--energy", pythonpath=str(fake.parent))
     assert done.returncode == 0, done.stderr
     assert "\n  energy not measured: codecarbon is not installed (pip install codecarbon)" in done.stdout
