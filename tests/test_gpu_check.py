@@ -91,3 +91,21 @@ def test_dry_run_embeds_with_the_carried_float16_copy(tmp_path):
     a = SentenceTransformer(original, device="cpu").encode(texts, normalize_embeddings=True)
     b = SentenceTransformer(str(unpack_model(packed, tmp_path)), device="cpu").encode(texts, normalize_embeddings=True)
     assert float(np.min(np.sum(a * b, axis=1))) > 0.9999
+
+
+def test_a_faiss_gpu_build_that_cannot_load_is_reported_not_a_crash(tmp_path):
+    # What faiss-gpu-cu12 does on a CUDA 13 machine without CUDA 12's cuBLAS.
+    fake = tmp_path / "site" / "faiss"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError('libcublas.so.12: cannot open shared object file: No such file or directory')\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(fake.parent), str(REPO)]))
+    out = tmp_path / "gpu_check.json"
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--part", "faiss", "--out", str(out)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert "libcublas.so.12" in result["environment"]["faiss_import_error"]
+    checks = result["checks"]
+    assert len(checks) == 7 and all(c["status"] == "skipped" and "libcublas.so.12" in c["detail"] for c in checks)
+    assert "no GPU: skipped faiss: CPU flat equals numpy brute force" in done.stdout
