@@ -228,10 +228,16 @@ def _git_state() -> dict[str, Any]:
 
 def first_ingest(docs: Path, settings: Settings) -> tuple[Phase, Any]:
     from ingest.progress import PlainProgress
+    from rag.energy import EnergyMeter
     from rag.ingestion import ingest_folder
 
-    with phase("first ingest", children_every=0.5) as record:
-        report = ingest_folder(docs, settings, progress=PlainProgress(every=30.0))
+    # Started before the timed step: codecarbon's own start (~2 s) is not ingest time.
+    meter = EnergyMeter(settings.energy_country, "process").start()
+    try:
+        with phase("first ingest", children_every=0.5) as record:
+            report = ingest_folder(docs, settings, progress=PlainProgress(every=30.0))
+    finally:
+        energy = meter.stop()
     files = report.files_new + report.files_changed
     record.extra = {
         "files": files,
@@ -243,7 +249,10 @@ def first_ingest(docs: Path, settings: Settings) -> tuple[Phase, Any]:
         "stage_seconds": report.stage_seconds,
         "dense_kind": report.dense_kind,
         "index_mb": round(report.index_bytes / 1e6, 1),
+        # this process and its parse workers (rag/energy.py: how codecarbon estimates here)
+        "energy": energy.to_dict(files, "documents"),
     }
+    _log(f"[first ingest] {energy.summary_line(files, 'documents')}")
     if report.failed:
         record.extra["failed_examples"] = report.failed[:5]
     return record, report
@@ -542,6 +551,14 @@ def _write(args: argparse.Namespace) -> None:
     tmp.replace(out)
 
 
+def _energy_cell(energy: dict[str, Any], unit: str) -> str:
+    """kWh / g CO2e per 1,000 ``unit`` for a table cell, or why there is none."""
+    per = energy.get(f"per_1000_{unit}") if energy.get("measured") else None
+    if not per:
+        return "not measured" + (f" ({energy.get('reason')})" if energy.get("reason") else "")
+    return f"{per['kwh']:.3g} / {per['g_co2e']:.3g}"
+
+
 def format_table(state: dict[str, Any]) -> str:
     corpora = state.get("corpora", {})
     names = list(corpora)
@@ -568,6 +585,7 @@ def format_table(state: dict[str, Any]) -> str:
     row("  files/s", lambda c: f"{c['first_ingest']['files_per_s']:.2f}")
     row("  chunks/s (pipeline)", lambda c: f"{c['first_ingest']['chunks_per_s']:.2f}")
     row("  stages s", lambda c: ", ".join(f"{k}={v:.1f}" for k, v in c["first_ingest"]["stage_seconds"].items()))
+    row("  energy kWh / g CO2e per 1,000 files", lambda c: _energy_cell(c["first_ingest"]["energy"], "documents"))
     row("raw encode s", lambda c: f"{c['raw_encode']['wall_s']:.1f}")
     row("  chunks/s (raw)", lambda c: f"{c['raw_encode']['chunks_per_s']:.2f}")
     row("pipeline / raw (bar >= 0.85)",
@@ -604,6 +622,10 @@ def format_table(state: dict[str, Any]) -> str:
         lines.append(label.ljust(width) + " | " + " | ".join(c.ljust(col[i]) for i, c in enumerate(cells)))
     if any("note" in c.get("bars", {}).get("search_p95_ms <= 30", {}) for c in corpora.values()):
         lines.append(f"* the search bar is set for {BAR_SEARCH_CHUNKS} chunks; this index is smaller.")
+    method = next((c["first_ingest"]["energy"].get("method") for c in corpora.values()
+                   if c.get("first_ingest", {}).get("energy", {}).get("measured")), None)
+    if method:
+        lines.append(f"energy: {method}")
     machine = state.get("machine", {})
     lines.append(f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores, "
                  f"torch threads {machine.get('torch_threads')}; peak RSS {state.get('peak_rss_mb')} MB "

@@ -43,8 +43,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 
 import rag  # noqa: E402,F401  (telemetry off before anything heavy loads)
-from bench.ingest_bench import _log, machine_info, percentiles  # noqa: E402
+from bench.ingest_bench import _energy_cell, _log, machine_info, percentiles  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.energy import EnergyMeter  # noqa: E402
 from rag.index import DB_NAME  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -491,10 +492,17 @@ def measure_level(server: ServerProcess, questions: list[tuple[str, str]], concu
     """One concurrency level: the requests, and the server's CPU and memory while they ran."""
     _log(f"[c={concurrency}] {len(questions)} requests (load average {_load()[0]})")
     load_before = _load()
+    # Energy over the level's wall time (rag/energy.py). Scope "process" counts this process and
+    # its children: the server it launched and the server's generator process (and the
+    # clients' own CPU, "bench CPU s"); "machine" counts everything on the machine.
+    meter = EnergyMeter(args.energy_country, args.energy_scope).start()
     cpu_before = proc_cpu_seconds(server.pid) or 0.0
     own_before = os.times()
-    with RssSampler(server.pid) as sampler:
-        results, wall_s, not_sent = run_requests(server, questions, concurrency, args, args.max_level_s)
+    try:
+        with RssSampler(server.pid) as sampler:
+            results, wall_s, not_sent = run_requests(server, questions, concurrency, args, args.max_level_s)
+    finally:
+        energy = meter.stop()
     own_after = os.times()
     status = proc_status(server.pid)
     summary = summarise(results, wall_s)
@@ -509,10 +517,12 @@ def measure_level(server: ServerProcess, questions: list[tuple[str, str]], concu
         "server_rss_after_mb": status.get("VmRSS"),
         "server_hwm_mb": status.get("VmHWM"),
         "server_threads_max": sampler.max_threads,
+        "energy": energy.to_dict(summary["ok"], "answers"),
         "requests_detail": [asdict(r) for r in results],
     })
     if not_sent:
         _log(f"[c={concurrency}] {not_sent} requests not sent: the level ran out of its {args.max_level_s:.0f} s")
+    _log(f"[c={concurrency}] {energy.summary_line(summary['ok'], 'answers')}")
     _log(f"[c={concurrency}] {summary['ok']} ok, {summary['errors']} errors in {wall_s:.1f} s; "
          f"TTFT p50 {_get(summary, 'ttft', 'p50_ms')} ms, retrieve p95 {_get(summary, 'server', 'retrieve', 'p95_ms')} ms")
     return summary
@@ -671,6 +681,7 @@ def format_table(state: dict[str, Any]) -> str:
         ("server CPU s / bench CPU s", lambda v: f"{v['server_cpu_s']:.1f} / {v['bench_cpu_s']:.1f}"),
         ("server RSS MB: max during / after", lambda v: f"{fmt(v['server_rss_max_mb'], '.0f')} / "
                                                       f"{fmt(v['server_rss_after_mb'], '.0f')}"),
+        ("energy kWh / g CO2e per 1,000 answers", lambda v: _energy_cell(v.get("energy") or {}, "answers")),
         ("load average before / after", lambda v: f"{v['load_before'][0]:.2f} / {v['load_after'][0]:.2f}"),
     ]
     if levels:
@@ -686,6 +697,9 @@ def format_table(state: dict[str, Any]) -> str:
     for key, verdict in verdicts.items():
         lines.append(f"bar {key}: {verdict['value']} -> {'PASS' if verdict['pass'] else 'FAIL'}"
                      + (f" ({verdict['note']})" if "note" in verdict else ""))
+    method = next((v["energy"]["method"] for v in levels if (v.get("energy") or {}).get("measured")), None)
+    if method:
+        lines.append(f"energy over each level's wall time: {method}")
     machine = state.get("machine", {})
     lines.append(f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores; "
                  f"load average at start {machine.get('load_average_at_start')}, now {state.get('load_average_now')}; "
@@ -724,6 +738,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-level-s", type=float, default=None, help="no new request starts this many seconds "
                         "into a level (default 900; 120 with --quick)")
     parser.add_argument("--seed", type=int, default=2018, help="seed of the question order")
+    parser.add_argument("--energy-country", default=None, metavar="ISO3",
+                        help="grid for the CO2e figures: a 3-letter country code or WORLD (default: the "
+                             "energy_country setting, WORLD)")
+    parser.add_argument("--energy-scope", choices=("process", "machine"), default="process",
+                        help="energy of this process and its children, the server among them (default), "
+                             "or of the whole machine, other users' work included")
     parser.add_argument("--quick", action="store_true", help="a few requests: a smoke test")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_bench.json"),
                         help="JSON results file; the servers' logs go beside it")
@@ -752,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, out: Path, command: str) -> int:
-    settings = Settings.load(overrides={"index_dir": args.index_dir})
+    settings = Settings.load(overrides={"index_dir": args.index_dir, "energy_country": args.energy_country})
+    args.energy_country = settings.energy_country
     index_dir = Path(settings.index_dir)
     warmup_questions, measured, repeated = pick_questions(load_questions(Path(args.questions)),
                                                           args.warmup, args.requests, args.seed)

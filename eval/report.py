@@ -240,7 +240,25 @@ def console_table(summary: dict[str, Any]) -> str:
         parts.append(f"{t['prompt_tokens_mean']:.0f} prompt tokens per question")
     if parts:
         lines.append("  throughput: " + ", ".join(parts))
+    energy = energy_text(summary.get("energy"))
+    if energy:
+        lines.append("  energy: " + energy)
     return "\n".join(lines)
+
+
+def energy_text(energy: dict[str, Any] | None) -> str:
+    """The energy of the answering as one line (rag/energy.py): kWh and g CO2e in all and per
+    1,000 answers, and how it was estimated; or why it was not measured."""
+    if not energy:
+        return ""
+    if not energy.get("measured"):
+        return f"not measured: {energy.get('reason')}"
+    text = (f"{energy['kwh']:.3g} kWh, {energy['g_co2e']:.3g} g CO2e for {energy.get('count')} answers "
+            f"in {energy['seconds']:.0f} s")
+    per = energy.get("per_1000_answers")
+    if per:
+        text += f"; per 1,000 answers {per['kwh']:.3g} kWh, {per['g_co2e']:.3g} g CO2e"
+    return text + f" ({energy.get('method')})"
 
 
 # --- plots ---------------------------------------------------------------------------------------
@@ -384,6 +402,8 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
         parts.append("</table>")
     t = summary["throughput"]
     parts.append("<p>" + "; ".join(f"{_e(k.replace('_', ' '))}: {v:.2f}" for k, v in t.items() if v) + "</p>")
+    if summary.get("energy"):
+        parts.append(f"<h3>Energy</h3><p>{_e(energy_text(summary['energy']))}</p>")
     if images:
         parts.append("<h2>Plots</h2><div class=plots>" + "".join(
             f"<img alt='{_e(k)}' src='data:image/png;base64,{v}'>" for k, v in images.items()) + "</div>")

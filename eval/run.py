@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
 from rag.config import ANSWER_MODES, Settings
 from rag.documents import Answer, Chunk, Citation, SearchHit, Span
+from rag.energy import EnergyMeter
 from rag.errors import RagError
 
 from eval.dataset import QAItem, load_qa, select
@@ -465,6 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also judge faithfulness with the configured generator (slow), reported as faithfulness_llm")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
                         help="compare two runs (their summary.json or folders) with paired-bootstrap significance")
+    parser.add_argument("--energy-country", metavar="ISO3",
+                        help="grid for the CO2e of the answering: a 3-letter country code (FRA, USA, CHN...) or WORLD "
+                             "(default: the energy_country setting, WORLD)")
+    parser.add_argument("--energy-scope", choices=("process", "machine"),
+                        help="what the energy estimate counts: this process and its children (default in-process), "
+                             "or the whole machine (default with --url, where the server is another process)")
+    parser.add_argument("--no-energy", action="store_true", help="do not estimate the energy of the answering")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -502,6 +510,17 @@ def _llm_judge(settings: Settings, answerer: Answerer) -> LLMJudge:
     return LLMJudge(generator)
 
 
+ENERGY_COVERS = ("answering and scoring the questions of this run (evaluate()), not loading the models; "
+                 "with --llm-judge or --perplexity, those too")
+
+
+def _energy_meter(args: argparse.Namespace, settings: Settings) -> EnergyMeter:
+    """Start the energy estimate of the answering (rag/energy.py); never raises."""
+    scope = args.energy_scope or ("machine" if args.url else "process")
+    return EnergyMeter(settings.energy_country, scope,
+                       off="switched off (--no-energy)" if args.no_energy else None).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -526,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config, overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode})
+    settings = Settings.load(args.config, overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode,
+                                                     "energy_country": args.energy_country})
     qa = load_qa(args.qa_file, strict=args.strict)
     for problem in qa.problems[:20]:
         print(f"warning: {args.qa_file}, {problem} (skipped)", file=sys.stderr)
@@ -556,6 +576,7 @@ def _run(args: argparse.Namespace) -> int:
         # Keep the timing of the run that did the answering.
         started_at = previous.get("started_at", started_at)
         answered, seconds = previous.get("answered_this_run", 0), previous.get("run_seconds", 0.0)
+        energy = previous.get("energy")
     else:
         if args.url:
             api_key = args.api_key or (settings.api_keys[0] if settings.api_keys else None)
@@ -568,11 +589,16 @@ def _run(args: argparse.Namespace) -> int:
             left = len(items) - len(finished & {i.id for i in items})
             print(f"Evaluating {left} question{'s' * (left != 1)} from {args.qa_file} against the {answerer.description}",
                   file=sys.stderr)
-            records, answered, seconds = evaluate(
-                items, answerer, out, ks=args.k, top_k=args.top_k, concurrency=args.concurrency,
-                resume=args.resume, judge=judge, llm_judge=llm_judge, progress=not args.quiet,
-                perplexity=args.perplexity,
-            )
+            meter = _energy_meter(args, settings)
+            try:
+                records, answered, seconds = evaluate(
+                    items, answerer, out, ks=args.k, top_k=args.top_k, concurrency=args.concurrency,
+                    resume=args.resume, judge=judge, llm_judge=llm_judge, progress=not args.quiet,
+                    perplexity=args.perplexity,
+                )
+            finally:
+                energy_report = meter.stop()
+            energy = energy_report.to_dict(answered, "answers") | {"covers": ENERGY_COVERS}
         finally:
             answerer.close()
     meta = {
@@ -593,6 +619,7 @@ def _run(args: argparse.Namespace) -> int:
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_seconds": seconds,
         "answered_this_run": answered,
+        "energy": energy,
     }
     summary = summarize(records, args.k, meta, seed=args.seed)
     summary_path = write_summary(out, summary)

@@ -8,6 +8,7 @@ import sys
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
 from rag.config import Settings
+from rag.energy import EnergyMeter, EnergyReport
 from rag.errors import RagError
 
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="parse and embed as Ray Data batches (needs the 'ray' extra); "
                         "ADDRESS of a running cluster, or none to start a local one")
+    parser.add_argument("--energy", action="store_true",
+                        help="estimate the run's energy and CO2e with codecarbon, offline (adds ~2 s; README, Energy)")
+    parser.add_argument("--energy-country", metavar="ISO3",
+                        help="grid for --energy: a 3-letter country code (FRA, USA, CHN...) or WORLD "
+                             "(default: the energy_country setting, WORLD)")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chunk_overlap": args.chunk_overlap,
                 "max_file_mb": args.max_file_mb,
                 "device": args.device,
+                "energy_country": args.energy_country,
             },
         )
         from ingest.progress import make_progress
@@ -60,14 +67,19 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in forget_removals(settings.index_dir):
                 progress.log(f"{path}: removed through the API before; indexed again.")
-        if args.ray:
-            from rag.ingestion_ray import ingest_folder_ray
+        meter = EnergyMeter(settings.energy_country, "process").start() if args.energy else None
+        try:
+            if args.ray:
+                from rag.ingestion_ray import ingest_folder_ray
 
-            report = ingest_folder_ray(args.folder, settings, address=args.ray, progress=progress, rebuild=args.rebuild)
-        else:
-            from rag.ingestion import ingest_folder
+                report = ingest_folder_ray(args.folder, settings, address=args.ray, progress=progress,
+                                           rebuild=args.rebuild)
+            else:
+                from rag.ingestion import ingest_folder
 
-            report = ingest_folder(args.folder, settings, progress=progress, rebuild=args.rebuild)
+                report = ingest_folder(args.folder, settings, progress=progress, rebuild=args.rebuild)
+        finally:
+            energy = meter.stop() if meter else None
         progress.close()
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -75,15 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the previous index is unchanged.", file=sys.stderr)
         return 130
+    documents = report.files_new + report.files_changed
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        data = report.to_dict()
+        if energy is not None:
+            data["energy"] = energy.to_dict(documents, "documents")
+        print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        print(format_summary(report))
+        print(format_summary(report, energy))
     return 0
 
 
-def format_summary(report) -> str:
-    """The human-readable end-of-run summary."""
+def format_summary(report, energy: EnergyReport | None = None) -> str:
+    """The human-readable end-of-run summary; with ``energy``, a line of kWh and g CO2e per
+    1,000 documents parsed and embedded (new and changed files)."""
     lines = [
         f"Indexed {report.root} -> {report.index_dir} (generation {report.generation}, {report.dense_kind or 'empty'} index)",
         f"  files:  {report.files_new} new, {report.files_changed} changed, {report.files_unchanged} unchanged, "
@@ -93,6 +110,11 @@ def format_summary(report) -> str:
         f"  time:   {report.seconds:.1f} s, {report.chunks_per_s:.1f} chunks/s embedded; "
         f"index size {report.index_bytes / 1e6:.1f} MB",
     ]
+    if energy is not None:
+        line = energy.summary_line(report.files_new + report.files_changed, "documents")
+        lines.append(f"  energy: {line}" if energy.measured else f"  {line}")
+        if energy.measured:
+            lines.append(f"          {energy.method}")
     if report.reprocessed:
         lines.append(f"  parsed again: {report.reprocessed}")
     if report.failed:

@@ -223,6 +223,12 @@ class Settings:
     # "" = the folder the last ingest recorded, else <index_dir>/../documents (an index begun by uploads).
     docs_root: str = ""
 
+    # --- energy (rag/energy.py) ----------------------------------------------
+    # The grid whose carbon intensity turns kWh into CO2e in the eval and bench reports: a
+    # 3-letter ISO country code of codecarbon's table (FRA, USA, CHN...) or "WORLD" for its
+    # world average (475 g/kWh), the default because where a reader runs this is unknown.
+    energy_country: str = "WORLD"
+
     def __post_init__(self) -> None:
         hints = _type_hints(type(self))
         for f in fields(self):

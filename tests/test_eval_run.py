@@ -110,6 +110,15 @@ def test_in_process_and_http_runs_agree(workspace, server, capsys, monkeypatch):
         assert records["en-2"]["timings_ms"]["total"] > 0
         assert (Path(summary.get("qa_file")).name) == "qa.jsonl"
     assert summary_r["mode"] == "http" and summary_l["mode"] == "in-process"
+    # The energy of the answering: this process and its children in-process, the machine over
+    # HTTP (the server is not ours); two answers, so per 1,000 is 500 times the total.
+    for summary, scope in ((summary_l, "process"), (summary_r, "machine")):
+        energy = summary["energy"]
+        assert energy["measured"], energy["reason"]
+        assert energy["scope"] == scope and energy["count"] == 2 and energy["kwh"] > 0 and energy["g_co2e"] > 0
+        assert energy["per_1000_answers"]["kwh"] == pytest.approx(energy["kwh"] * 500)
+        assert "codecarbon" in energy["method"]
+    assert "energy: " in table
     # same index, same settings: the same passages in the same order, in-process and over HTTP
     for qid in records_l:
         assert records_l[qid]["sources"] == records_r[qid]["sources"]
