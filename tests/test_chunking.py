@@ -1,7 +1,5 @@
 """Chunking with the real embedder's tokenizer: sizes, structure, offsets and ids."""
 
-from pathlib import Path
-
 import pytest
 
 from rag.chunking import ELEMENT_SEPARATOR, Chunker

@@ -77,8 +77,10 @@ def test_e5_questions_and_passages_are_encoded_differently():
     passages = embedder.embed(PASSAGES)
     by_query, by_passage = passages @ as_query, passages @ as_passage
     assert int(np.argmax(by_query)) == 1
-    margin = lambda s: float(s[1] - np.delete(s, 1).max())
-    assert margin(by_query) > 0
+    def margin(scores):
+        return float(scores[1] - np.delete(scores, 1).max())
+
+    assert margin(by_query) > max(0.0, margin(by_passage))      # seen: 0.130 against 0.098
 
 
 def test_token_counts_and_cuts(backend):
