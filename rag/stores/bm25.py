@@ -46,20 +46,21 @@ class TermSegment:
 def term_segment(tokens: Sequence[Sequence[str]], ids: np.ndarray) -> TermSegment:
     """A segment (not yet written) of one token list per id."""
     vocab: dict[str, int] = {}
-    term_ids: list[int] = []
-    doc_ids: list[int] = []
-    lengths = np.zeros(len(tokens), dtype=np.float32)
-    for col, doc in enumerate(tokens):
-        lengths[col] = len(doc)
-        setdefault = vocab.setdefault
-        term_ids.extend(setdefault(token, len(vocab)) for token in doc)
-        doc_ids.extend([col] * len(doc))
-    tf = sparse.coo_matrix(
-        (np.ones(len(term_ids), dtype=np.float32), (np.asarray(term_ids, dtype=np.int64), np.asarray(doc_ids, dtype=np.int64))),
-        shape=(len(vocab), len(tokens)),
-    ).tocsr()
+    setdefault = vocab.setdefault
+    lengths = np.fromiter((len(doc) for doc in tokens), dtype=np.int64, count=len(tokens))
+    # numpy arrays, not Python lists: a million chunks hold ~10^8 tokens.
+    term_ids = np.fromiter((setdefault(t, len(vocab)) for doc in tokens for t in doc), dtype=np.int32,
+                           count=int(lengths.sum()))
+    return segment_from_arrays(term_ids, lengths, vocab, ids)
+
+
+def segment_from_arrays(term_ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], ids: np.ndarray) -> TermSegment:
+    """A segment from every document's term numbers in a row (``lengths`` per document)."""
+    doc_ids = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    tf = sparse.csr_matrix(
+        (np.ones(len(term_ids), dtype=np.float32), (term_ids, doc_ids)), shape=(len(vocab), len(lengths)))
     tf.sum_duplicates()
-    return TermSegment("", np.asarray(ids, dtype=np.int64), tf, lengths, vocab)
+    return TermSegment("", np.asarray(ids, dtype=np.int64), tf, np.asarray(lengths, dtype=np.float32), vocab)
 
 
 class BM25Store:
