@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 from typing import Literal, Sequence
@@ -125,6 +126,7 @@ class Index:
         self._vectors: VectorStore | None = None
         self._keywords: KeywordStore | None = None
         self._count = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, stores: StoreOpener | None = None) -> "Index":
@@ -176,6 +178,13 @@ class Index:
             self.meta, self.generation = meta, generation
         return True
 
+    def _keyword_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25")
+        return self._pool
+
     @property
     def size(self) -> int:
         return self._count
@@ -208,6 +217,11 @@ class Index:
         sparse_scores: dict[int, float] = {}
         dense_rank: list[int] = []
         sparse_rank: list[int] = []
+        keyword_search = None
+        if mode == "hybrid":
+            # BM25 runs beside the query embedding and the vector search (both release the GIL
+            # for most of their work): at a million chunks each takes ~10 ms.
+            keyword_search = self._keyword_pool().submit(sparse.search, search_tokens(query), depth)
         if mode in ("dense", "hybrid"):
             scores, ids = dense.search(self.embed_query(query), depth)
             for score, row in zip(scores[0], ids[0]):
@@ -215,7 +229,7 @@ class Index:
                     dense_rank.append(int(row))
                     dense_scores[int(row)] = float(score)
         if mode in ("sparse", "hybrid"):
-            scores, ids = sparse.search(search_tokens(query), depth)
+            scores, ids = keyword_search.result() if keyword_search else sparse.search(search_tokens(query), depth)
             sparse_rank = [int(r) for r in ids]
             sparse_scores = {int(r): float(s) for r, s in zip(ids, scores)}
 

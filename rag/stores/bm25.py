@@ -37,6 +37,7 @@ class TermSegment:
     lengths: np.ndarray | None = None        # tokens per document
     vocab: dict[str, int] | None = None
     live: np.ndarray | None = None           # False where the deletion set holds the document
+    all_live: bool = True                    # no document of it is deleted
 
     @property
     def vocab_file(self) -> str:
@@ -78,7 +79,8 @@ class BM25Store:
         self._pending_tokens: list[list[str]] = []
         self._pending_segment: TermSegment | None = None
         self._compact_next = False
-        self._norms: dict[int, np.ndarray] = {}
+        self._norms: dict[int, sparse.csr_matrix] = {}
+        self._stats: tuple[int, float] | None = None
 
     @classmethod
     def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int = 0) -> "BM25Store":
@@ -110,6 +112,7 @@ class BM25Store:
         if segment.live is None:
             ids = self._ids(segment)
             segment.live = ~self.deleted.contains(ids) if len(self.deleted) else np.ones(len(ids), dtype=bool)
+            segment.all_live = bool(segment.live.all())
         return segment.live
 
     def _all_segments(self) -> list[TermSegment]:
@@ -124,6 +127,7 @@ class BM25Store:
     def _changed(self) -> None:
         self._pending_segment = None
         self._norms = {}
+        self._stats = None
         for segment in self.segments:
             segment.live = None
 
@@ -179,57 +183,66 @@ class BM25Store:
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         if not counts or not segments or k <= 0:
             return empty
-        live_docs = sum(int(self._live(s).sum()) for s in segments)
+        live_docs, avg_length = self._statistics(segments)
         if not live_docs:
             return empty
-        total_length = sum(float(s.lengths[self._live(s)].sum()) for s in segments)
-        avg_length = total_length / live_docs or 1.0
-        # Postings of each query term in each segment, and its document frequency over live documents.
-        totals: list[np.ndarray | None] = [None] * len(segments)
-        for term, weight in counts.items():
-            postings = []
-            df = 0
+        # Each query term's document frequency over the live documents of every segment.
+        rows: list[list[int]] = [[] for _ in segments]
+        terms: list[list[str]] = [[] for _ in segments]
+        df: Counter[str] = Counter()
+        for term in counts:
             for i, segment in enumerate(segments):
                 row = segment.vocab.get(term)
                 if row is None:
                     continue
                 start, end = segment.tf.indptr[row], segment.tf.indptr[row + 1]
-                cols = segment.tf.indices[start:end]
-                df += int(self._live(segment)[cols].sum())
-                postings.append((i, cols, segment.tf.data[start:end]))
-            if not df:
-                continue
-            idf = np.float32(np.log(1.0 + (live_docs - df + 0.5) / (df + 0.5)))
-            for i, cols, freq in postings:
-                norm = self._norm(i, segments[i], avg_length)[cols]
-                score = idf * freq * np.float32(K1 + 1.0) / (freq + norm) * np.float32(weight)
-                if totals[i] is None:
-                    totals[i] = np.zeros(len(segments[i].lengths), dtype=np.float32)
-                totals[i][cols] += score
+                live = self._live(segment)
+                df[term] += int(end - start) if segment.all_live else int(live[segment.tf.indices[start:end]].sum())
+                rows[i].append(row)
+                terms[i].append(term)
+        idf = {t: np.log(1.0 + (live_docs - n + 0.5) / (n + 0.5)) for t, n in df.items() if n}
         found_scores, found_ids = [], []
-        for i, segment_totals in enumerate(totals):
-            if segment_totals is None:
+        for i, segment in enumerate(segments):
+            keep = [(r, t) for r, t in zip(rows[i], terms[i]) if t in idf]
+            if not keep:
                 continue
-            live = self._live(segments[i])
-            hit = np.flatnonzero((segment_totals > 0) & live)
+            weights = np.array([idf[t] * counts[t] for _, t in keep], dtype=np.float32)
+            matrix = self._weights(i, segment, avg_length)
+            totals = np.asarray(matrix[[r for r, _ in keep]].T @ weights).ravel()
+            if not segment.all_live:
+                totals = totals * self._live(segment)
+            hit = np.flatnonzero(totals)
             if not len(hit):
                 continue
-            top = hit[np.argpartition(-segment_totals[hit], min(k, len(hit)) - 1)[:k]] if len(hit) > k else hit
-            found_scores.append(segment_totals[top])
-            found_ids.append(segments[i].ids[top])
+            top = hit[np.argpartition(-totals[hit], k - 1)[:k]] if len(hit) > k else hit
+            found_scores.append(totals[top])
+            found_ids.append(segment.ids[top])
         if not found_ids:
             return empty
         scores = np.concatenate(found_scores)
         ids = np.concatenate(found_ids)
         order = np.lexsort((ids, -scores))[:k]
-        return scores[order], ids[order]
+        return scores[order].astype(np.float32), ids[order]
 
-    def _norm(self, i: int, segment: TermSegment, avg_length: float) -> np.ndarray:
-        norm = self._norms.get(i)
-        if norm is None:
+    def _statistics(self, segments: list[TermSegment]) -> tuple[int, float]:
+        """Live documents and their average length (kept until the store changes)."""
+        if self._stats is None:
+            live_docs = sum(int(self._live(s).sum()) for s in segments)
+            total = sum(float(s.lengths.sum() if s.all_live else s.lengths[self._live(s)].sum()) for s in segments)
+            self._stats = (live_docs, (total / live_docs if live_docs else 0.0) or 1.0)
+        return self._stats
+
+    def _weights(self, i: int, segment: TermSegment, avg_length: float) -> sparse.csr_matrix:
+        """BM25's term-frequency part, tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len)),
+        per posting, for the current average length; a query multiplies rows of it by idf."""
+        matrix = self._norms.get(i)
+        if matrix is None:
+            tf = segment.tf
             norm = (np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.lengths / np.float32(avg_length))).astype(np.float32)
-            self._norms[i] = norm
-        return norm
+            data = (tf.data * np.float32(K1 + 1.0) / (tf.data + norm[tf.indices])).astype(np.float32)
+            matrix = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
+            self._norms[i] = matrix
+        return matrix
 
     # -- saving ---------------------------------------------------------------------------------
 
