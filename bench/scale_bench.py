@@ -284,6 +284,27 @@ def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
             t = time.perf_counter()
             index.embed_query(q)
             times["embed"].append((time.perf_counter() - t) * 1000)
+    # Recall of the vector store on planted neighbours: a stored vector plus noise (cosine ~0.9 to
+    # it) is asked for; among random unit vectors its own row is the true nearest.
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{Path(settings.index_dir) / 'chunks.sqlite'}?mode=ro", uri=True)
+    top_row = db.execute("SELECT MAX(row) FROM chunks").fetchone()[0]
+    rng = np.random.default_rng(7)
+    picked = [int(r) for r in rng.choice(top_row, size=200, replace=False) + 1]
+    planted = {r: np.frombuffer(v, dtype=np.float32) for r, v in db.execute(
+        f"SELECT row, vector FROM chunks WHERE row IN ({','.join('?' * len(picked))})", picked)}
+    db.close()
+    rows = np.array(list(planted))
+    vectors = np.stack([planted[r] for r in rows])
+    noise = rng.standard_normal(vectors.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    queries = vectors + 0.45 * noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, found_rows = index._vectors.search(queries, 10)
+    recall = {"recall_at_1": round(float(np.mean(found_rows[:, 0] == rows)), 3),
+              "recall_at_10": round(float(np.mean([r in f for r, f in zip(rows, found_rows)])), 3),
+              "query_cosine": round(float(np.mean(np.sum(queries * vectors, axis=1))), 3)}
     found = {}
     for question, source in QUESTIONS:
         hits = index.search(question, 5)
@@ -295,7 +316,7 @@ def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
         "queries": len(times["hybrid"]),
         **{f"{mode}_p50_ms": percentile(v, 50) for mode, v in times.items()},
         **{f"{mode}_p95_ms": percentile(v, 95) for mode, v in times.items()},
-        "real_file_top3": found, "load": load_average(),
+        "planted_neighbours": recall, "real_file_top3": found, "load": load_average(),
     }
 
 

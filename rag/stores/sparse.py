@@ -98,14 +98,20 @@ class LegacySparseStore:
     name = "bm25-v1"
     versioned = True
 
-    def __init__(self, index: SparseIndex | None, file: str | None) -> None:
-        self._index = index
+    def __init__(self, directory: Path, file: str | None) -> None:
+        self._directory = Path(directory)
         self._file = file
+        self._loaded: SparseIndex | None = None
 
     @classmethod
     def open(cls, directory: Path, state: dict | None, settings=None, dimension: int = 0) -> "LegacySparseStore":
-        file = (state or {}).get("file")
-        return cls(SparseIndex.load(Path(directory) / file) if file else None, file)
+        return cls(directory, (state or {}).get("file"))
+
+    @property
+    def _index(self) -> SparseIndex | None:
+        if self._loaded is None and self._file:
+            self._loaded = SparseIndex.load(self._directory / self._file)
+        return self._loaded
 
     def count(self) -> int:
         return self._index.size if self._index is not None else 0
