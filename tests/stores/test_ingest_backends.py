@@ -18,7 +18,8 @@ from rag.stores.dense import DenseIndex, DenseParams
 from rag.stores.qdrant import close_local_clients
 from rag.stores.sparse import SparseIndex
 from tests import docfactory
-from tests.test_ingestion import _start_cli, _wait_for, small_folder, sources  # noqa: F401 (fixture)
+from tests.test_ingestion import _start_cli, _wait_for, sources
+from tests.test_ingestion import small_folder  # noqa: F401  (a fixture)
 
 BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8", "qdrant"]
 
@@ -41,6 +42,7 @@ def held_ids(index: Index) -> list[int]:
     return sorted(index._vectors.ids().tolist())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_incremental_add_change_delete(backend, small_folder, settings, embedder):
     settings = settings.replace(vector_store=backend)
@@ -134,6 +136,7 @@ def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(small_
     assert sources(index.search("secret ingredient cardamom", 1, mode="dense")) == ["extra.txt"]
 
 
+@pytest.mark.slow
 def test_switching_backend_moves_the_vectors_over(small_folder, settings, embedder):
     ingest_folder(small_folder, settings, embedder=embedder)
     docfactory.make_txt(small_folder / "new.txt", "Quokkas live on Rottnest Island.\n")

@@ -53,6 +53,7 @@ def test_env_setting_reaches_the_store(tmp_path):
     assert Settings.load(env={"RAG_QDRANT_API_KEY": "secret"}).to_dict()["qdrant_api_key"] == "***"
 
 
+@pytest.mark.slow
 def test_index_receives_its_stores(tmp_path, settings, embedder):
     """Index opens each generation's stores through the opener it is given."""
     opened = []
