@@ -4,6 +4,7 @@ folders written before segments. Real files, real embedder, real FAISS and Qdran
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 
@@ -21,7 +22,9 @@ from tests import docfactory
 from tests.test_ingestion import _start_cli, _wait_for, sources
 from tests.test_ingestion import small_folder  # noqa: F401  (a fixture)
 
-BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8", "qdrant"]
+BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8",
+            pytest.param("qdrant", marks=pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None,
+                                                            reason="qdrant-client is not installed (pip install .[qdrant])"))]
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +116,7 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
     assert not (settings.index_dir / rag.ingestion.DIRTY_MARKER).exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None, reason="qdrant-client is not installed")
 def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(small_folder, settings, embedder, monkeypatch):
     settings = settings.replace(vector_store="qdrant")
     ingest_folder(small_folder, settings, embedder=embedder)
