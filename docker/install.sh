@@ -8,8 +8,8 @@ flavour="${1:-cpu}"
 cd "$(dirname "$0")/.."
 
 case "$flavour" in
-  cpu) extras="cpu,pdf,ray,dev" ;;
-  gpu) extras="gpu,pdf,ray,dev" ;;
+  cpu) extras="cpu,pdf,ray,qdrant,dev" ;;
+  gpu) extras="gpu,pdf,ray,qdrant,dev" ;;
   *) echo "usage: bash docker/install.sh [cpu|gpu]" >&2; exit 2 ;;
 esac
 

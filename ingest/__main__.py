@@ -108,7 +108,7 @@ def format_summary(report, energy: EnergyReport | None = None) -> str:
         f"  chunks: {report.chunks_added} added, {report.chunks_removed} removed, {report.chunks_embedded} embedded, "
         f"{report.chunks_total} in the index from {report.documents_total} documents",
         f"  time:   {report.seconds:.1f} s, {report.chunks_per_s:.1f} chunks/s embedded; "
-        f"index size {report.index_bytes / 1e6:.1f} MB",
+        f"index size {report.index_bytes / 1e6:.1f} MB, {report.bytes_written / 1e6:.1f} MB of index files written",
     ]
     if energy is not None:
         line = energy.summary_line(report.files_new + report.files_changed, "documents")

@@ -80,6 +80,18 @@ class Settings:
     hnsw_ef_search: int = 96
     use_gpu: GpuChoice = "auto"              # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
 
+    # --- stores (rag/stores/registry.py; README, "Stores") -------------------
+    # Where vectors are kept: "faiss" (exact up to exact_search_max, HNSW above: the default),
+    # "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8" (compressed, for millions of chunks), "qdrant",
+    # or a "module:Class" path. An index records its backend and is read with it; an ingest with
+    # another one configured moves the vectors over from chunks.sqlite.
+    vector_store: str = "faiss"
+    keyword_store: str = "bm25"        # "bm25" or a "module:Class" path
+    ivf_nprobe: int = 32               # inverted lists read per query by faiss-ivf-sq8
+    qdrant_url: str = ""               # "" = Qdrant's local mode in <index_dir>/qdrant (one process)
+    qdrant_api_key: str = ""
+    qdrant_collection: str = "rag_chunks"
+
     # --- retrieval ---------------------------------------------------------
     top_k: int = 5                     # passages handed to the generator
     retrieve_k: int = 30               # candidates from each retriever before fusion
@@ -290,7 +302,7 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
-            if f.name in ("api_keys", "read_only_keys", "openai_api_key") and value:
+            if f.name in ("api_keys", "read_only_keys", "openai_api_key", "qdrant_api_key") and value:
                 value = "***"
             out[f.name] = value
         return out

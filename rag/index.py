@@ -1,20 +1,28 @@
 """The index on disk, and searching it.
 
-Layout of an index folder::
+Layout of an index folder (default stores)::
 
-    chunks.sqlite            chunk texts, metadata, vectors, document manifest, meta
-    dense-000007.faiss       FAISS index of generation 7 (ids = chunk rows)
-    sparse-000007.npz        BM25 scores of generation 7 (+ .vocab.json)
-    .lock                    held by a running ingest
+    chunks.sqlite                  chunk texts, metadata, vectors, document manifest, meta
+    dense-000007.faiss (+.ids.npy) FAISS base segment written by generation 7 (ids = chunk rows)
+    dense-000009.delta.faiss       a small ingest's new vectors (generation 9)
+    dense-000009.deleted.npy       rows removed since the base (generation 9)
+    sparse-000007.bm25.npz         BM25 term frequencies, same pattern (+ .vocab.json)
+    .lock                          held by a running ingest
 
-``meta.generation`` in SQLite names the live files. An ingest writes the files of the next
-generation beside the live ones and then commits the SQLite transaction that points to them,
-so readers switch from one complete state to the next and never see a half-written one.
+``meta.generation`` in SQLite names the live generation and ``meta.vector_store`` /
+``meta.keyword_store`` the state of each store (which files it reads). An ingest writes the
+files of the next generation beside the live ones, never changing those, and then commits the
+SQLite transaction that points to them, so readers switch from one complete state to the next and
+never see a half-written one. The stores are given to :class:`Index` by a
+:class:`rag.stores.registry.StoreOpener` (see :mod:`rag.stores.base` for the interfaces). Folders
+written before stores had segments (``dense-N.faiss`` + ``sparse-N.npz``) open as they are.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 from typing import Literal, Sequence
@@ -25,9 +33,10 @@ from rag.config import Settings
 from rag.documents import Chunk, SearchHit
 from rag.embedding import Embedder, make_embedder
 from rag.errors import IndexMissingError, ModelMismatchError, RagError
+from rag.stores.base import KeywordStore, State, VectorStore
 from rag.stores.chunk_store import ChunkStore, DocumentRecord
-from rag.stores.dense import DenseIndex, DenseParams
-from rag.stores.sparse import SparseIndex
+from rag.stores.dense import DenseParams
+from rag.stores.registry import StoreOpener
 from rag.text import search_tokens
 
 DB_NAME = "chunks.sqlite"
@@ -42,6 +51,7 @@ def dense_params(settings: Settings) -> DenseParams:
 
 
 def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
+    """The dense and sparse files of a generation written before stores had segments."""
     return directory / f"dense-{generation:06d}.faiss", directory / f"sparse-{generation:06d}.npz"
 
 
@@ -77,6 +87,27 @@ def recorded_model(directory: Path) -> str | None:
         return store.get_meta().get("embed_model") or None
     finally:
         store.close()
+
+
+def store_states(meta: dict[str, str]) -> tuple[State | None, State | None]:
+    """The vector and keyword store states the committed generation recorded (``None`` = none yet).
+
+    An index folder written before stores were recorded holds ``dense-N.faiss`` (an exact or HNSW
+    FAISS index, as ``dense_kind`` says) and ``sparse-N.npz`` (precomputed BM25): the first opens as
+    the base segment of a ``faiss`` store, the second as the read-only ``bm25-v1`` store.
+    """
+    generation = int(meta.get("generation", "0") or 0)
+    if generation == 0:
+        return None, None
+    vector = json.loads(meta["vector_store"]) if meta.get("vector_store") else None
+    keyword = json.loads(meta["keyword_store"]) if meta.get("keyword_store") else None
+    if vector is None:
+        kind = meta.get("dense_kind", "flat") or "flat"
+        vector = {"name": "faiss", "kind": kind, "dimension": int(meta.get("dimension", "0") or 0),
+                  "segments": [{"file": f"dense-{generation:06d}.faiss", "kind": kind, "ids": None}], "deleted": None}
+    if keyword is None:
+        keyword = {"name": "bm25-v1", "file": f"sparse-{generation:06d}.npz"}
+    return vector, keyword
 
 
 def check_model(meta: dict[str, str], model: str, directory: Path) -> None:
@@ -137,28 +168,36 @@ def sparse_weight(coverage: float, dense: float, power: float) -> float:
 
 
 class Index:
-    """A read-only view of an index folder that can search and reload itself."""
+    """A read-only view of an index folder that can search and reload itself.
 
-    def __init__(self, directory: Path, settings: Settings, embedder: Embedder | None = None) -> None:
+    ``stores`` opens the vector and keyword stores of each generation it loads (default: the
+    backends the generation recorded, from :mod:`rag.stores.registry`).
+    """
+
+    def __init__(self, directory: Path, settings: Settings, embedder: Embedder | None = None,
+                 stores: StoreOpener | None = None) -> None:
         self.directory = directory
         self.settings = settings = resolve_embed_model(settings, directory, embedder)
         self.embedder = embedder or make_embedder(settings)
+        self.stores = stores or StoreOpener(settings, directory)
         self._local = threading.local()
         self._lock = threading.Lock()
         self.generation = -1
         self.meta: dict[str, str] = {}
-        self._dense: DenseIndex | None = None
-        self._sparse: SparseIndex | None = None
+        self._vectors: VectorStore | None = None
+        self._keywords: KeywordStore | None = None
+        self._count = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> "Index":
+    def open(cls, settings: Settings, embedder: Embedder | None = None, stores: StoreOpener | None = None) -> "Index":
         """Open the index in ``settings.index_dir``; raises if none was built there."""
         directory = Path(settings.index_dir)
         if not (directory / DB_NAME).is_file():
             raise IndexMissingError(
                 f"No index found in {directory}; build one with: python -m ingest DOCS_FOLDER --index-dir {directory}"
             )
-        index = cls(directory, settings, embedder)
+        index = cls(directory, settings, embedder, stores)
         index.reload_if_changed()
         return index
 
@@ -181,21 +220,35 @@ class Index:
             if generation == self.generation:
                 return False
             check_model(meta, self.settings.embed_model, self.directory)
-            dense_path, sparse_path = generation_files(self.directory, generation)
-            if generation == 0:
-                dense, sparse = None, None
+            vector_state, keyword_state = store_states(meta)
+            if vector_state is None:
+                vectors, keywords, count = None, None, 0
             else:
                 try:
-                    dense = DenseIndex.load(dense_path, meta.get("dense_kind", "flat"), dense_params(self.settings))
-                    sparse = SparseIndex.load(sparse_path)
-                except (OSError, RuntimeError) as exc:
+                    dimension = int(meta.get("dimension", "0") or 0)
+                    vectors = self.stores.vector(vector_state, dimension)
+                    keywords = self.stores.keyword(keyword_state)
+                    count = vectors.count()
+                    # Read every file of the generation now, not on the first question.
+                    if count and dimension:
+                        vectors.search(np.zeros((1, dimension), np.float32), 1)
+                    keywords.search(["warm-up"], 1)
+                except (OSError, RuntimeError, ValueError, KeyError) as exc:
                     raise RagError(f"The index in {self.directory} is damaged ({exc}); rebuild it with python -m ingest --rebuild.") from exc
-            self._dense, self._sparse, self.meta, self.generation = dense, sparse, meta, generation
+            self._vectors, self._keywords, self._count = vectors, keywords, count
+            self.meta, self.generation = meta, generation
         return True
+
+    def _keyword_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25")
+        return self._pool
 
     @property
     def size(self) -> int:
-        return self._dense.size if self._dense is not None else 0
+        return self._count
 
     def documents(self) -> dict[str, DocumentRecord]:
         return self._store().documents()
@@ -220,14 +273,19 @@ class Index:
         """
         if mode not in ("dense", "sparse", "hybrid"):
             raise ValueError(f"search mode must be dense, sparse or hybrid, not {mode!r}")
-        dense, sparse = self._dense, self._sparse
-        if dense is None or sparse is None or dense.size == 0 or not query.strip():
+        dense, sparse = self._vectors, self._keywords
+        if dense is None or sparse is None or self._count == 0 or not query.strip():
             return []
         depth = max(k, candidates or self.settings.retrieve_k)
         dense_scores: dict[int, float] = {}
         sparse_scores: dict[int, float] = {}
         dense_rank: list[int] = []
         sparse_rank: list[int] = []
+        keyword_search = None
+        if mode == "hybrid":
+            # BM25 runs beside the query embedding and the vector search (both release the GIL
+            # for most of their work): at a million chunks each takes ~10 ms.
+            keyword_search = self._keyword_pool().submit(sparse.search, search_tokens(query), depth)
         if mode in ("dense", "hybrid"):
             scores, ids = dense.search(self.embed_query(query), depth)
             for score, row in zip(scores[0], ids[0]):
@@ -235,7 +293,7 @@ class Index:
                     dense_rank.append(int(row))
                     dense_scores[int(row)] = float(score)
         if mode in ("sparse", "hybrid"):
-            scores, ids = sparse.search(search_tokens(query), depth)
+            scores, ids = keyword_search.result() if keyword_search else sparse.search(search_tokens(query), depth)
             sparse_rank = [int(r) for r in ids]
             sparse_scores = {int(r): float(s) for r, s in zip(ids, scores)}
 

@@ -25,6 +25,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import signal
 import stat
@@ -42,7 +43,7 @@ import numpy as np
 from rag.config import Settings
 from rag.documents import Chunk
 from rag.errors import IndexLockedError, InputError, ParseError
-from rag.index import DB_NAME, check_model, dense_params, generation_files, resolve_embed_model
+from rag.index import DB_NAME, check_model, resolve_embed_model
 
 EMBED_BLOCK = 1024  # chunks embedded per call: big enough for length-sorted batching
 
@@ -108,6 +109,7 @@ class IngestReport:
     seconds: float = 0.0
     chunks_per_s: float = 0.0
     index_bytes: int = 0
+    bytes_written: int = 0             # store files this ingest wrote (chunks.sqlite aside)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # The files that took longest to prepare (read, parse, chunk, tokenise): {path, seconds}.
     slowest: list[dict[str, object]] = field(default_factory=list)
@@ -877,23 +879,30 @@ def run_ingest(
             # 3. Commit everything at once, with the next generation's index files.
             t = time.perf_counter()
             store.begin()
+            removed_rows: list[int] = []
+
+            def drop(ids) -> int:
+                ids = list(ids)
+                removed_rows.extend(store.rows_of(ids).values())
+                return store.delete_chunks(ids)
+
             try:
                 if rebuild:
                     store.clear()
                 for path in removed:
-                    report.chunks_removed += store.delete_chunks(known[path].chunk_ids)
+                    report.chunks_removed += drop(known[path].chunk_ids)
                     store.delete_document(path)
                 for path in vanished_failures:
                     store.delete_failure(path)
                 for source, reason in failed_now:
                     if source.path in known:  # it was good before: its old chunks go
-                        report.chunks_removed += store.delete_chunks(known[source.path].chunk_ids)
+                        report.chunks_removed += drop(known[source.path].chunk_ids)
                         store.delete_document(source.path)
                     store.put_failure(source.path, source.sha256, reason)
                 for source, chunk_ids in per_file:
                     if source.path in known:
                         stale = set(known[source.path].chunk_ids) - set(chunk_ids)
-                        report.chunks_removed += store.delete_chunks(stale)
+                        report.chunks_removed += drop(stale)
                     store.put_document(source.path, source.sha256, source.size, source.mtime, chunk_ids)
                 store.add_chunks(new_chunks, new_tokens, new_vectors)
                 report.chunks_added = len(new_chunks)
@@ -901,13 +910,19 @@ def run_ingest(
                     store.touch_document(source.path, source.mtime)
 
                 generation = int(meta.get("generation", "0")) + 1
-                dense_kind = _write_generation(store, directory, generation, settings, progress)
+                rows = store.rows_of([c.id for c in new_chunks])
+                added_rows = np.asarray([rows[c.id] for c in new_chunks], dtype=np.int64)
                 dimension = new_vectors.shape[1] if len(new_vectors) else int(meta.get("dimension", "0") or 0)
+                written = write_stores(store, directory, generation, settings, meta, dimension, rebuild,
+                                       np.asarray(removed_rows, dtype=np.int64), added_rows, new_vectors, new_tokens,
+                                       progress)
                 store.set_meta({
                     "generation": generation,
                     "embed_model": settings.embed_model,
                     "dimension": dimension,
-                    "dense_kind": dense_kind,
+                    "dense_kind": written.vector_state.get("kind", ""),
+                    "vector_store": json.dumps(written.vector_state),
+                    "keyword_store": json.dumps(written.keyword_state),
                     "documents": len(store.documents()),
                     "chunks": store.count_chunks(),
                     "updated_at": time.time(),
@@ -921,8 +936,10 @@ def run_ingest(
             except BaseException:
                 store.rollback()
                 raise
+            written.committed()
             stages["write"] = time.perf_counter() - t
-            _remove_old_generations(directory, generation)
+            report.bytes_written = written.bytes_written
+            remove_unused_files(directory, [written.files, written.previous_files])
             return _finish(report, store, directory, started, stages, store.get_meta())
         finally:
             store.close()
@@ -1038,37 +1055,109 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     return new_chunks, matrix, new_tokens, per_file, failed_now
 
 
-def _write_generation(store, directory: Path, generation: int, settings: Settings, progress: Progress) -> str:
-    """Build the dense and sparse indexes of all chunks and write them for ``generation``."""
-    from rag.stores.dense import DenseIndex
-    from rag.stores.sparse import SparseIndex
+@dataclass
+class WrittenStores:
+    """What :func:`write_stores` wrote for a generation, and what to do once it is committed."""
 
-    ids_parts, vector_parts = [], []
-    for ids, vectors in store.iter_vectors():
-        ids_parts.append(ids)
-        vector_parts.append(vectors)
-    if ids_parts:
-        ids = np.concatenate(ids_parts)
-        vectors = np.concatenate(vector_parts)
+    vector_state: dict
+    keyword_state: dict
+    files: list[str]
+    previous_files: list[str]
+    bytes_written: int
+    dirty_marker: Path | None = None
+
+    def committed(self) -> None:
+        """The generation is committed: an in-place store is in line with the chunk store again."""
+        if self.dirty_marker is not None:
+            self.dirty_marker.unlink(missing_ok=True)
+
+
+DIRTY_MARKER = ".vector-store-dirty"
+
+
+def write_stores(store, directory: Path, generation: int, settings: Settings, meta: dict[str, str], dimension: int,
+                 rebuild: bool, removed_rows: np.ndarray, added_rows: np.ndarray, vectors: np.ndarray,
+                 tokens: list[list[str]], progress: Progress) -> WrittenStores:
+    """Bring the vector and keyword stores to what the chunk store holds now (inside its open
+    transaction) and write their files for ``generation``, beside the live ones.
+
+    A store of the configured backend that the live generation recorded takes only the changes
+    (removed and added rows): with the default stores, a small ingest writes a small delta
+    segment and a deletion set. A new index, ``--rebuild``, a folder written before segments, or
+    another backend configured than the one recorded, gets a new store filled from every chunk
+    in ``chunks.sqlite`` (vectors and tokens are read in batches).
+    """
+    from rag.index import store_states
+    from rag.stores.registry import StoreOpener, keyword_store_class, vector_store_class
+
+    opener = StoreOpener(settings, directory)
+    old_vector, old_keyword = store_states(meta)
+    previous = []
+    for state, cls in ((old_vector, vector_store_class), (old_keyword, keyword_store_class)):
+        if state:
+            try:
+                previous += cls(state["name"]).open(directory, state, settings, dimension).files()
+            except (OSError, ValueError, KeyError):
+                pass
+    dirty: Path | None = None
+
+    vector_fresh = rebuild or old_vector is None or old_vector.get("name") != settings.vector_store
+    vector = opener.vector(None if vector_fresh else old_vector, dimension)
+    if not getattr(vector, "versioned", True):
+        # Changed in place: mark it before touching it, so a crash before the commit is repaired.
+        dirty = directory / DIRTY_MARKER
+        was_dirty = dirty.exists()
+        dirty.write_text(str(generation))
+        _fsync(dirty)
+        if vector_fresh or was_dirty:
+            _reconcile(vector, store, progress)
+        else:
+            vector.delete(removed_rows)
+            vector.add(added_rows, vectors)
+    elif vector_fresh:
+        progress.log(f"building the vector index over {store.count_chunks()} chunks")
+        for ids, part in store.iter_vectors():
+            vector.add(ids, part)
     else:
-        ids = np.zeros(0, dtype=np.int64)
-        vectors = np.zeros((0, 1), dtype=np.float32)
-    progress.log(f"building the search index over {len(ids)} chunks")
-    # The stored index is a CPU index whatever the machine; GPU copies are made when loading.
-    dense = DenseIndex.build(vectors, ids, dense_params(settings), on_gpu=False)
-    token_ids, token_lists = [], []
-    for rows, tokens in store.iter_tokens():
-        token_ids.append(rows)
-        token_lists.extend(tokens)
-    sparse = SparseIndex.build(token_lists, np.concatenate(token_ids) if token_ids else np.zeros(0, np.int64))
+        vector.delete(removed_rows)
+        vector.add(added_rows, vectors)
+    vector_state = vector.save(generation)
 
-    dense_path, sparse_path = generation_files(directory, generation)
-    dense.save(dense_path)
-    sparse.save(sparse_path)
-    for path in (dense_path, sparse_path, Path(str(sparse_path) + ".vocab.json")):
-        _fsync(path)
+    keyword_fresh = rebuild or old_keyword is None or old_keyword.get("name") != settings.keyword_store
+    keyword = opener.keyword(None if keyword_fresh else old_keyword)
+    if keyword_fresh:
+        for ids, part in store.iter_tokens():
+            keyword.add(ids, part)
+    else:
+        keyword.delete(removed_rows)
+        keyword.add(added_rows, tokens)
+    keyword_state = keyword.save(generation)
     _fsync(directory)
-    return dense.kind
+    files = vector.files() + keyword.files()
+    old = set(previous)
+    written = sum((directory / name).stat().st_size for name in files if name not in old)
+    return WrittenStores(vector_state, keyword_state, files, previous, written, dirty)
+
+
+def _reconcile(vector, store, progress: Progress) -> None:
+    """Make an in-place vector store hold exactly the chunk store's rows (after a crash, or when
+    it is filled for the first time)."""
+    want = store.all_rows()
+    have = vector.ids()
+    extra = np.setdiff1d(have, want)
+    missing = set(np.setdiff1d(want, have).tolist())
+    if len(extra) or missing:
+        progress.log(f"bringing the {vector.name} store in line with the chunk store "
+                     f"({len(extra)} to remove, {len(missing)} to add)")
+    vector.delete(extra)
+    if missing:
+        for ids, part in store.iter_vectors():
+            keep = np.fromiter((int(i) in missing for i in ids), dtype=bool, count=len(ids))
+            if keep.any():
+                vector.add(ids[keep], part[keep])
+
+
+STORE_FILE_PREFIXES = ("dense-", "sparse-")
 
 
 def _fsync(path: Path) -> None:
@@ -1079,17 +1168,12 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_old_generations(directory: Path, live: int) -> None:
-    """Keep the live generation and the one before it (a reader may still be loading it)."""
+def remove_unused_files(directory: Path, keep: list[list[str]]) -> None:
+    """Remove store files that neither the live generation nor the one before it reads (a reader
+    may still be loading that one)."""
+    wanted = {name for names in keep for name in names}
     for path in directory.iterdir():
-        name = path.name
-        if not (name.startswith("dense-") or name.startswith("sparse-")):
-            continue
-        try:
-            generation = int(name.split("-", 1)[1].split(".", 1)[0])
-        except ValueError:
-            continue
-        if generation not in (live, live - 1):
+        if path.name.startswith(STORE_FILE_PREFIXES) and path.name not in wanted and path.is_file():
             path.unlink(missing_ok=True)
 
 

@@ -183,6 +183,20 @@ class ChunkStore:
             removed += self._db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", part).rowcount
         return removed
 
+    def rows_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """The row number of each chunk id held (the id the vector and keyword stores use)."""
+        out: dict[str, int] = {}
+        batch = list(ids)
+        for i in range(0, len(batch), 500):
+            part = batch[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update((r[0], int(r[1])) for r in self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({marks})", part))
+        return out
+
+    def all_rows(self) -> np.ndarray:
+        """Every chunk's row number, ascending."""
+        return np.fromiter((r[0] for r in self._db.execute("SELECT row FROM chunks ORDER BY row")), dtype=np.int64)
+
     def count_chunks(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 

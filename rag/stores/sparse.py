@@ -88,3 +88,50 @@ class SparseIndex:
             ids = data["ids"]
         vocab = json.loads(Path(str(path) + ".vocab.json").read_text(encoding="utf-8"))
         return cls(vocab, scores, ids)
+
+
+class LegacySparseStore:
+    """A keyword store over a ``sparse-N.npz`` written before segments (precomputed BM25 scores),
+    for reading old index folders. It cannot change: the next ingest builds a ``bm25`` store from
+    the chunk store's tokens in its place."""
+
+    name = "bm25-v1"
+    versioned = True
+
+    def __init__(self, directory: Path, file: str | None) -> None:
+        self._directory = Path(directory)
+        self._file = file
+        self._loaded: SparseIndex | None = None
+
+    @classmethod
+    def open(cls, directory: Path, state: dict | None, settings=None, dimension: int = 0) -> "LegacySparseStore":
+        return cls(directory, (state or {}).get("file"))
+
+    @property
+    def _index(self) -> SparseIndex | None:
+        if self._loaded is None and self._file:
+            self._loaded = SparseIndex.load(self._directory / self._file)
+        return self._loaded
+
+    def count(self) -> int:
+        return self._index.size if self._index is not None else 0
+
+    def ids(self) -> np.ndarray:
+        return self._index.ids if self._index is not None else np.zeros(0, np.int64)
+
+    def add(self, ids, tokens) -> None:
+        raise NotImplementedError("a keyword index written before segments is read-only; ingest again to convert it")
+
+    def delete(self, ids) -> int:
+        raise NotImplementedError("a keyword index written before segments is read-only; ingest again to convert it")
+
+    def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._index is None:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return self._index.search(tokens, k)
+
+    def save(self, generation: int) -> dict:
+        return {"name": self.name, "file": self._file}
+
+    def files(self) -> list[str]:
+        return [self._file, self._file + ".vocab.json"] if self._file else []
