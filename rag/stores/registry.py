@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from rag.config import Settings
@@ -26,21 +25,12 @@ KEYWORD_STORES = {
 
 
 def _resolve(setting: str, name: str, table: dict[str, str]) -> type:
-    target = table.get(name)
-    if target is None:
-        if name.count(":") != 1:
-            raise ConfigError(f"{setting} must be one of {', '.join(n for n in table if n != 'bm25-v1')} "
-                              f"or a module:Class path, not '{name}'.")
-        target = name
-    module_name, _, class_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{setting} '{name}': cannot import {target} ({exc}).") from exc
-    missing = [m for m in STORE_MEMBERS if not hasattr(cls, m)]
-    if missing:
-        raise ConfigError(f"{setting} '{name}': {target} lacks {', '.join(missing)} of the store interface "
-                          "(rag.stores.base).")
+    from rag.registry import backend_class
+
+    cls = backend_class(setting, name, table, STORE_MEMBERS, "store (rag.stores.base)")
+    if cls is None:
+        raise ConfigError(f"{setting} must be one of {', '.join(n for n in table if n != 'bm25-v1')} "
+                          f"or a module:Class path, not '{name}'.")
     return cls
 
 
