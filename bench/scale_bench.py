@@ -373,12 +373,15 @@ def cli_ingest(folder: Path, settings: Settings, backend: str) -> dict[str, Any]
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from rag.embedding import make_embedder
+    from rag.index import resolve_embed_model
 
     work = Path(args.dir)
     if work.exists() and not args.reuse:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    settings = Settings.load(overrides={"index_dir": work / "index", "vector_store": args.backend})
+    # embed_model "auto" names the default embedder for a new index; the index records the name.
+    settings = resolve_embed_model(Settings.load(overrides={"index_dir": work / "index", "vector_store": args.backend}),
+                                   rebuild=not args.reuse)
     embedder = make_embedder(settings)
     embedder.warm_up()
     dimension = int(embedder.dimension)
