@@ -86,6 +86,7 @@ QUESTIONS = {
 }
 
 
+@pytest.mark.slow
 def test_an_int8_index_answers_as_the_fp32_index_and_records_its_encoder(tmp_path):
     root = _folder(tmp_path)
     tops = {}
@@ -103,6 +104,7 @@ def test_an_int8_index_answers_as_the_fp32_index_and_records_its_encoder(tmp_pat
         .meta["document_encoder"] == FULL_PRECISION
 
 
+@pytest.mark.slow
 def test_a_copy_that_strays_is_refused(tmp_path, int8, monkeypatch):
     """With an impossible bar, the check at build refuses the copy: "auto" falls back to the
     fp32 model, "onnx-int8" says why it cannot run, and no file is left behind."""
