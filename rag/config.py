@@ -29,6 +29,7 @@ AnswerMode = Literal["read", "generate", "quote"]
 # How the reader picks the short answer (Settings.reader_method; rag/answering/reader.py).
 ReaderMethod = Literal["span", "greedy", "align"]
 QueryEncoder = Literal["auto", "onnx", "sentence-transformers"]
+DocumentEncoder = Literal["auto", "onnx-int8", "sentence-transformers"]
 GpuChoice = Literal["auto", "yes", "no"]
 GeneratorRuntime = Literal["auto", "onnx", "transformers"]
 Quantize = Literal["none", "int8", "auto"]
@@ -69,9 +70,13 @@ class Settings:
     # How questions are embedded: "auto" = an ONNX Runtime copy of the embedder on a CPU (a
     # CMRC question in 7.4 ms p50 instead of ~24 ms through sentence-transformers, query part of
     # python -m bench.ingest_bench; same vectors, checked at export),
-    # "onnx" = always that, "sentence-transformers" = the model itself. Documents always go
-    # through sentence-transformers.
+    # "onnx" = always that, "sentence-transformers" = the model itself.
     query_encoder: QueryEncoder = "auto"
+    # How passages are embedded at ingest: "auto" = an int8 ONNX Runtime copy of the embedder on
+    # a CPU (rag/document_encoding.py: ~2x the fp32 speed, recall within a point on CMRC;
+    # python -m bench.ingest_vs_llamaindex), "onnx-int8" = always that, "sentence-transformers"
+    # = the model itself in fp32. The index records which one encoded its documents.
+    document_encoder: DocumentEncoder = "auto"
 
     # --- dense index -------------------------------------------------------
     exact_search_max: int = 50_000     # above this many chunks an HNSW index is built

@@ -124,6 +124,9 @@ def unknown_ratio(tokenizer, text: str) -> float:
 
 
 QUERY_ENCODERS = ("auto", "onnx", "sentence-transformers")
+DOCUMENT_ENCODERS = ("auto", "onnx-int8", "sentence-transformers")
+# What an index records as its documents' encoder when they went through the model itself.
+FULL_PRECISION = "sentence-transformers-fp32"
 
 
 class SentenceTransformerEmbedder:
@@ -132,12 +135,21 @@ class SentenceTransformerEmbedder:
     Queries go through an ONNX Runtime copy of the same model when ``query_encoder`` allows it
     (see :mod:`rag.query_encoding`): ``"auto"`` uses it on a CPU when the model can be exported,
     ``"onnx"`` insists on it, ``"sentence-transformers"`` never uses it.
+
+    Passages being indexed (:meth:`embed_documents`) go through an int8 ONNX Runtime copy
+    (:mod:`rag.document_encoding`, about twice as fast) when ``document_encoder`` allows it:
+    ``"auto"`` on a CPU when the model can be exported and its int8 copy passes the check,
+    ``"onnx-int8"`` insists on it, ``"sentence-transformers"`` never uses it. :meth:`embed`
+    is always the model itself.
     """
 
     def __init__(self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64,
-                 query_encoder: str = "auto", cache_dir: Path | None = None) -> None:
+                 query_encoder: str = "auto", cache_dir: Path | None = None,
+                 document_encoder: str = "auto") -> None:
         if query_encoder not in QUERY_ENCODERS:
             raise ConfigError(f"query_encoder '{query_encoder}' is not one of {', '.join(QUERY_ENCODERS)}.")
+        if document_encoder not in DOCUMENT_ENCODERS:
+            raise ConfigError(f"document_encoder '{document_encoder}' is not one of {', '.join(DOCUMENT_ENCODERS)}.")
         self.name = name
         self.device_setting = device
         self.batch_size = batch_size
@@ -145,6 +157,8 @@ class SentenceTransformerEmbedder:
         self.cache_dir = cache_dir
         self._model = None
         self._queries = None              # an OnnxQueryEncoder, or False when queries use the model
+        self.document_encoder_setting = document_encoder
+        self._documents = None            # an OnnxDocumentEncoder, or False when documents use the model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -252,6 +266,46 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _document_encoder(self):
+        """The int8 document encoder, or ``None`` when documents go through sentence-transformers."""
+        if self._documents is None:
+            with self._lock:
+                if self._documents is None:
+                    self._documents = self._make_document_encoder() or False
+        return self._documents or None
+
+    def _make_document_encoder(self):
+        setting = self.document_encoder_setting
+        if setting == "sentence-transformers" or (setting == "auto" and pick_device(self.device_setting) != "cpu"):
+            return None
+        from rag.document_encoding import OnnxDocumentEncoder
+        from rag.query_encoding import UnsupportedModel
+
+        try:
+            return OnnxDocumentEncoder.load(resolve_model_path(self.name), self.cache_dir, self.batch_size)
+        except (ImportError, UnsupportedModel, RuntimeError, OSError, ValueError) as exc:
+            if setting == "onnx-int8":
+                raise ConfigError(f"document_encoder is 'onnx-int8' but {self.name} has no int8 ONNX copy ({exc}).") from exc
+            log.info("Documents use sentence-transformers: no int8 ONNX copy of %s (%s).", self.name, exc)
+            return None
+
+    @property
+    def document_encoder_name(self) -> str:
+        """What :meth:`embed_documents` runs, as an index records it."""
+        encoder = self._document_encoder()
+        return encoder.name if encoder is not None else FULL_PRECISION
+
+    def warm_up_documents(self) -> None:
+        """Load (and on first use, quantise) what :meth:`embed_documents` needs."""
+        self._document_encoder()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for passages being indexed: the int8 copy when there is one, else :meth:`embed`."""
+        encoder = self._document_encoder()
+        if encoder is None or not texts:
+            return self.embed(texts)
+        return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         encoder = self._query_encoder()
         if encoder is None or not texts:
@@ -314,4 +368,5 @@ def make_embedder(settings: Settings) -> Embedder:
 
         return build(cls, settings)
     return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
-                                       settings.query_encoder, settings.model_cache_dir)
+                                       settings.query_encoder, settings.model_cache_dir,
+                                       settings.document_encoder)

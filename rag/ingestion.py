@@ -116,6 +116,9 @@ class IngestReport:
     # Why every file was parsed again, when the parser, the chunker or the chunk settings
     # changed since the index was built; "" otherwise.
     reprocessed: str = ""
+    # What embedded this run's chunks (the embedder's document_encoder_name, e.g. the int8 ONNX
+    # copy); "" when nothing was embedded.
+    document_encoder: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -930,6 +933,8 @@ def run_ingest(
                     "chunk_overlap": settings.chunk_overlap,
                     "processing": processing,
                     "root": str(root.resolve()),
+                    # what encoded the documents (latest run that embedded any)
+                    "document_encoder": report.document_encoder or meta.get("document_encoder", ""),
                 })
                 _before_commit_hook()
                 store.commit()
@@ -963,6 +968,10 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     progress.stage("ingest", len(to_parse))
     t = time.perf_counter()
     embedder.warm_up()
+    # Passages may go through a faster copy of the model than questions (rag/document_encoding.py).
+    embed_documents = getattr(embedder, "embed_documents", embedder.embed)
+    if hasattr(embedder, "warm_up_documents"):
+        embedder.warm_up_documents()
     stages["load_model"] = time.perf_counter() - t
     plan = ChunkPlan(
         tokenizer=embedder.tokenizer_source,
@@ -993,7 +1002,7 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
             t0 = time.perf_counter()
             # Repeated texts (a repetitive file, boilerplate) are embedded once.
             unique = list(dict.fromkeys(c.text for c in pending))
-            embedded = embedder.embed(unique)
+            embedded = embed_documents(unique)
             if len(unique) < len(pending):
                 row = {text: i for i, text in enumerate(unique)}
                 embedded = embedded[[row[c.text] for c in pending]]
@@ -1051,6 +1060,8 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
     stages.update({f"{k}_cpu": v for k, v in worker_seconds.items()})
     report.slowest = [{"path": path, "seconds": round(seconds, 2)} for seconds, path in sorted(took, reverse=True)[:5]]
     report.chunks_embedded = len(new_chunks)
+    if new_chunks:
+        report.document_encoder = getattr(embedder, "document_encoder_name", "") or getattr(embedder, "name", "")
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), dtype=np.float32)
     return new_chunks, matrix, new_tokens, per_file, failed_now
 

@@ -2,9 +2,8 @@
 
 One short question through PyTorch costs ~15 ms with all-MiniLM-L6-v2 on two cores, nearly all
 of it per-operator overhead; the same weights exported to ONNX answer in ~5 ms and give the same
-vector (checked at export). Documents are still embedded by sentence-transformers: for batches
-of 256-token chunks both runtimes are equally fast, and the ingest keeps the library the users
-asked for. A server that only answers questions never imports sentence-transformers, which is
+vector (checked at export). For batches of 256-token chunks both runtimes are equally fast in
+fp32; documents go through an int8 copy of this export instead (:mod:`rag.document_encoding`). A server that only answers questions never imports sentence-transformers, which is
 most of a warm start.
 
 Only models whose sentence-transformers pipeline is a transformer, mean pooling and (optionally)
@@ -140,6 +139,15 @@ class OnnxQueryEncoder:
         import onnxruntime
 
         model_dir = Path(model_dir)
+        folder = cls.exported(model_dir, cache_dir)
+        tokenizer = FastTokenizer(model_dir, pipeline_of(model_dir)["max_length"])
+        return cls(cls._session(onnxruntime, folder / "model.onnx", threads), tokenizer)
+
+    @classmethod
+    def exported(cls, model_dir: str | Path, cache_dir: Path | None) -> Path:
+        """The cache folder holding the checked fp32 ``model.onnx`` of ``model_dir``, exported
+        on first use; raises as :meth:`load` does."""
+        model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise UnsupportedModel(f"{model_dir} is not a local model folder")
         max_length = pipeline_of(model_dir)["max_length"]
@@ -147,8 +155,7 @@ class OnnxQueryEncoder:
         folder = root / "query-encoders" / cache_key(model_dir)
         if not (folder / "model.onnx").is_file():
             cls._build(model_dir, folder, max_length)
-        tokenizer = FastTokenizer(model_dir, max_length)
-        return cls(cls._session(onnxruntime, folder / "model.onnx", threads), tokenizer)
+        return folder
 
     @classmethod
     def _build(cls, model_dir: Path, folder: Path, max_length: int) -> None:
@@ -215,7 +222,11 @@ class FastTokenizer:
         pad_id = self._tokenizer.token_to_id(pad)
         if pad_id is None:
             raise UnsupportedModel(f"{model_dir}'s tokenizer has no padding token {pad!r}")
+        self._unpadded = Tokenizer.from_file(str(path))
+        self._unpadded.enable_truncation(max_length)
+        self._unpadded.no_padding()
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+        self.pad_id = pad_id
         unk = _token_text(config.get("unk_token"))
         self.unk_id = self._tokenizer.token_to_id(unk) if unk else None
 
@@ -226,6 +237,23 @@ class FastTokenizer:
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
+
+    def encode_unpadded(self, texts: Sequence[str]) -> list[Any]:
+        """``tokenizers`` encodings of the texts, truncated but not padded (see :meth:`pad`)."""
+        return self._unpadded.encode_batch(list(texts))
+
+    def pad(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Model inputs for encodings of :meth:`encode_unpadded`, padded to the longest."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+            types[row, :n] = e.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     def unknown_ratio(self, text: str) -> float:
         from rag.embedding import share_of

@@ -59,7 +59,8 @@ class UseMiniLMEmbedder:
         from rag.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
 
         minilm = SentenceTransformerEmbedder(DEFAULT_MODEL, settings.device, settings.embed_batch_size,
-                                             settings.query_encoder, settings.model_cache_dir)
+                                             settings.query_encoder, settings.model_cache_dir,
+                                             settings.document_encoder)
         return cls(minilm, UseMultilingualEmbedder())
 
     def warm_up(self) -> None:
@@ -96,7 +97,27 @@ class UseMiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        both = np.hstack([self.use.embed(texts), self.minilm.embed(texts)]) / np.sqrt(2.0)   # unit length
+        return self._joined(self.use.embed(texts), self.minilm.embed(texts))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Passages being indexed: MiniLM through its int8 copy where there is one
+        (``document_encoder``; rag/document_encoding.py), USE as always."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._joined(self.use.embed(texts), self.minilm.embed_documents(texts))
+
+    def warm_up_documents(self) -> None:
+        self.minilm.warm_up_documents()
+        self.use.warm_up()
+
+    @property
+    def document_encoder_name(self) -> str:
+        """What encodes passages, as an index records it (MiniLM's half decides)."""
+        return f"{self.use.name} + {self.minilm.document_encoder_name}"
+
+    @staticmethod
+    def _joined(use: np.ndarray, minilm: np.ndarray) -> np.ndarray:
+        both = np.hstack([use, minilm]) / np.sqrt(2.0)          # unit length
         return np.ascontiguousarray(both, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
