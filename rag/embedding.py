@@ -14,17 +14,18 @@ import logging
 import os
 import sys
 import threading
+import typing
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import DocumentEncoder, QueryEncoder, Settings
 from rag.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # What a new index is built with when embed_model is "auto" (the setting's default): USE-m3 and
-# MiniLM in one vector (rag/embedders/use_minilm.py), chosen in bench/README.md ("Which embedder").
+# MiniLM in one vector (rag/embedders/use_minilm.py), chosen in bench/README.md ("The default, chosen").
 DEFAULT_EMBEDDER = "use-m3+minilm-l6"
 # embed_model's default: the model an existing index records, else DEFAULT_EMBEDDER
 # (rag.index.resolve_embed_model).
@@ -123,8 +124,8 @@ def unknown_ratio(tokenizer, text: str) -> float:
     return share_of(ids, tokenizer.unk_token_id)
 
 
-QUERY_ENCODERS = ("auto", "onnx", "sentence-transformers")
-DOCUMENT_ENCODERS = ("auto", "onnx-int8", "sentence-transformers")
+QUERY_ENCODERS: tuple[str, ...] = typing.get_args(QueryEncoder)
+DOCUMENT_ENCODERS: tuple[str, ...] = typing.get_args(DocumentEncoder)
 # What an index records as its documents' encoder when they went through the model itself.
 FULL_PRECISION = "sentence-transformers-fp32"
 

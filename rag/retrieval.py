@@ -26,6 +26,7 @@ from rag.reranking import Reranker, make_reranker, rerank, sigmoid
 from rag.lexical import query_terms, term_overlap, terms_found  # noqa: F401  (re-exported: old import path)
 from rag.text import detect_language, normalize, search_tokens
 
+
 @dataclass
 class SearchFilters:
     """Metadata filters: source globs (``fnmatch`` on the path relative to the ingested
