@@ -40,10 +40,10 @@ def int8():
     return embedder
 
 
-def test_int8_vectors_are_close_to_the_fp32_ones(int8, embedder):
+def test_int8_vectors_are_close_to_the_fp32_ones(int8, minilm):
     assert int8.document_encoder_name != FULL_PRECISION
     got = int8.embed_documents(PASSAGES)
-    want = embedder.embed(PASSAGES)
+    want = minilm.embed(PASSAGES)
     assert got.shape == want.shape == (len(PASSAGES), 384) and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cosines = (got * want).sum(axis=1)
@@ -52,14 +52,14 @@ def test_int8_vectors_are_close_to_the_fp32_ones(int8, embedder):
     assert list((got @ want.T).argmax(axis=1)) == list(range(len(PASSAGES)))
 
 
-def test_batches_sorted_by_length_come_back_in_the_order_given(int8, embedder):
+def test_batches_sorted_by_length_come_back_in_the_order_given(int8, minilm):
     # Several batches of mixed lengths; activations are scaled per batch, so a text's vector
     # moves a little with its batch companions, never away from its own fp32 vector.
     fillers = [f"Line {n}: " + "word " * (n % 40) for n in range(150)]
     texts = fillers[:70] + PASSAGES + fillers[70:]
     whole = int8.embed_documents(texts)
     rows = [70 + i for i in range(len(PASSAGES))]
-    fp32 = embedder.embed(PASSAGES)
+    fp32 = minilm.embed(PASSAGES)
     assert list((whole[rows] @ fp32.T).argmax(axis=1)) == list(range(len(PASSAGES)))
     alone = np.vstack([int8.embed_documents([t]) for t in PASSAGES])
     assert ((whole[rows] * alone).sum(axis=1)).min() >= 0.99

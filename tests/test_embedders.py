@@ -172,6 +172,17 @@ class _Incomplete:
         return texts
 
 
+def test_the_default_embedder_indexes_through_minilms_int8_copy(embedder):
+    """Passages being indexed go through MiniLM's int8 copy (USE as always): unit vectors close
+    to the fp32 ones, and the index records both encoders."""
+    indexed, exact = embedder.embed_documents(PASSAGES), embedder.embed(PASSAGES)
+    assert indexed.shape == exact.shape == (5, 896)
+    assert np.allclose(np.linalg.norm(indexed, axis=1), 1.0, atol=1e-4)
+    assert (indexed * exact).sum(axis=1).min() >= 0.995
+    assert np.allclose(indexed[:, :512], exact[:, :512], atol=1e-6)
+    assert embedder.document_encoder_name.startswith("use-multilingual-v3 + ")
+
+
 def test_names_and_import_paths():
     assert embedder_class("all-MiniLM-L6-v2") is None
     assert embedder_class("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") is None
