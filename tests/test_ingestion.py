@@ -263,9 +263,10 @@ def test_files_over_the_size_limit_are_skipped(small_folder, settings, embedder)
 def test_mixing_embedding_models_is_refused(small_folder, settings, embedder):
     ingest_folder(small_folder, settings, embedder=embedder)
     other = settings.replace(embed_model="sentence-transformers/some-other-model")
-    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+    with pytest.raises(ModelMismatchError, match=r"holds embeddings of 'use-m3\+minilm-l6' but "
+                                                 r"'sentence-transformers/some-other-model'.*--rebuild"):
         ingest_folder(small_folder, other)
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelMismatchError, match="use-m3"):
         Index.open(other)
 
 
