@@ -292,7 +292,7 @@ class EmbedBatch:
         is_chunk = batch["kind"] == "chunk"
         vectors = np.zeros((len(is_chunk), self.embedder.dimension), dtype=np.float32)
         if is_chunk.any():
-            vectors[is_chunk] = self.embedder.embed([str(t) for t in batch["text"][is_chunk]])
+            vectors[is_chunk] = getattr(self.embedder, "embed_documents", self.embedder.embed)([str(t) for t in batch["text"][is_chunk]])
         out = dict(batch)
         out["vector"] = vectors
         out["embed_s"] = np.zeros(len(is_chunk), dtype=np.float64)

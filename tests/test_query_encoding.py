@@ -27,17 +27,17 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("model-cache")
 
 
-def test_onnx_queries_match_sentence_transformers(embedder, cache_dir):
+def test_onnx_queries_match_sentence_transformers(minilm, cache_dir):
     onnx = SentenceTransformerEmbedder(device="cpu", query_encoder="onnx", cache_dir=cache_dir)
     onnx.warm_up_queries()
     assert onnx._model is None, "answering queries must not load the sentence-transformers model"
     got = onnx.embed_queries(TEXTS)
-    want = embedder.embed(TEXTS)
+    want = minilm.embed(TEXTS)
     assert got.shape == want.shape and got.dtype == np.float32
     assert np.abs(got - want).max() < 1e-4
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     for text in TEXTS[:3]:
-        assert onnx.unknown_ratio(text) == pytest.approx(embedder.unknown_ratio(text))
+        assert onnx.unknown_ratio(text) == pytest.approx(minilm.unknown_ratio(text))
     assert list((cache_dir / "query-encoders").iterdir()), "the export is cached"
 
 
