@@ -44,6 +44,18 @@ def settings(tmp_path):
     return Settings.load(env={}, overrides={"index_dir": tmp_path / "index"})
 
 
+@pytest.fixture
+def small_folder(tmp_path):
+    """Three small documents, English and Chinese, in ``tmp_path/docs``."""
+    from tests import docfactory
+
+    root = tmp_path / "docs"
+    docfactory.make_md(root / "pumps.md", "Pump guide", ["The Zephyr pump runs at 3400 rpm.", "Service it yearly."])
+    docfactory.make_txt(root / "harbour.txt", "Harbour notes\n\nThe harbour lighthouse was built in 1887.\n")
+    docfactory.make_txt(root / "中文" / "长城.txt", "长城简介\n\n长城全长约两万一千公里，始建于春秋战国时期。\n")
+    return root
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared; tests that need it skip with a clear reason when it is absent."""
     path = SHARED.joinpath(*parts)

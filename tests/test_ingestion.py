@@ -35,15 +35,6 @@ def sources(hits):
     return [h.chunk.source for h in hits]
 
 
-@pytest.fixture
-def small_folder(tmp_path):
-    root = tmp_path / "docs"
-    docfactory.make_md(root / "pumps.md", "Pump guide", ["The Zephyr pump runs at 3400 rpm.", "Service it yearly."])
-    docfactory.make_txt(root / "harbour.txt", "Harbour notes\n\nThe harbour lighthouse was built in 1887.\n")
-    docfactory.make_txt(root / "中文" / "长城.txt", "长城简介\n\n长城全长约两万一千公里，始建于春秋战国时期。\n")
-    return root
-
-
 def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
     root = tmp_path / "mixed"
     expected = docfactory.make_mixed_folder(root)

@@ -20,7 +20,6 @@ from rag.stores.qdrant import close_local_clients
 from rag.stores.sparse import SparseIndex
 from tests import docfactory
 from tests.test_ingestion import _start_cli, _wait_for, sources
-from tests.test_ingestion import small_folder  # noqa: F401  (a fixture)
 
 BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8",
             pytest.param("qdrant", marks=pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None,
