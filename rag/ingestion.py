@@ -44,6 +44,7 @@ from rag.config import Settings
 from rag.documents import Chunk
 from rag.errors import IndexLockedError, InputError, ParseError
 from rag.index import DB_NAME, check_model, resolve_embed_model
+from rag.stores.segments import fsync
 
 EMBED_BLOCK = 1024  # chunks embedded per call: big enough for length-sorted batching
 
@@ -1119,7 +1120,7 @@ def write_stores(store, directory: Path, generation: int, settings: Settings, me
         dirty = directory / DIRTY_MARKER
         was_dirty = dirty.exists()
         dirty.write_text(str(generation))
-        _fsync(dirty)
+        fsync(dirty)
         if vector_fresh or was_dirty:
             _reconcile(vector, store, progress)
         else:
@@ -1143,7 +1144,7 @@ def write_stores(store, directory: Path, generation: int, settings: Settings, me
         keyword.delete(removed_rows)
         keyword.add(added_rows, tokens)
     keyword_state = keyword.save(generation)
-    _fsync(directory)
+    fsync(directory)
     files = vector.files() + keyword.files()
     old = set(previous)
     written = sum((directory / name).stat().st_size for name in files if name not in old)
@@ -1169,14 +1170,6 @@ def _reconcile(vector, store, progress: Progress) -> None:
 
 
 STORE_FILE_PREFIXES = ("dense-", "sparse-")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_unused_files(directory: Path, keep: list[list[str]]) -> None:
