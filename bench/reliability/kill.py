@@ -110,7 +110,8 @@ def _mutate(folder: Path, rng: random.Random, next_number: list[int], version: i
 
 def run(work: Path, quick: bool, trials: int | None = None, seed: int = 0) -> Outcome:
     """``trials`` kills (default 5 quick, 50 full)."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.config import Settings
+    from rag.embedding import make_embedder
 
     trials = trials or (5 if quick else 50)
     outcome = Outcome("ingest killed at random points")
@@ -125,7 +126,7 @@ def run(work: Path, quick: bool, trials: int | None = None, seed: int = 0) -> Ou
         next_number[0] += 1
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
-    embedder = SentenceTransformerEmbedder(device="cpu")
+    embedder = make_embedder(Settings.load(env={}, overrides={"device": "cpu"}))   # what the CLI ingest uses
     embedder.warm_up()
 
     done = subprocess.run(_ingest_command(folder, index_dir), cwd=REPO, env=_env(), capture_output=True, text=True)
