@@ -7,6 +7,8 @@ cannot answer (the right response is a refusal). ``answers_all_of`` lists groups
 must all appear in the answer (``[["2.4 GHz", "5 GHz"]]``). ``answerable`` defaults to "has
 answers or groups". ``gold_docs`` name the source files (relative to the ingested folder) that
 hold the answer. ``lang`` ("en"/"zh") is optional and otherwise detected from the question.
+``type`` names the kind of question ("bridge", "comparison", "multi-doc"...): the summary
+breaks the figures down by it.
 
 Bad lines are reported with their line numbers and skipped; ``strict=True`` raises instead.
 """
@@ -22,7 +24,7 @@ from typing import Any
 from rag.errors import RagError
 from rag.text import detect_language
 
-KNOWN_FIELDS = ("id", "question", "answers", "answers_all_of", "answerable", "gold_docs", "lang")
+KNOWN_FIELDS = ("id", "question", "answers", "answers_all_of", "answerable", "gold_docs", "lang", "type")
 
 
 class DatasetError(RagError):
@@ -40,6 +42,7 @@ class QAItem:
     answerable: bool = True
     gold_docs: list[str] = field(default_factory=list)
     lang: str = "en"
+    type: str | None = None        # the kind of question ("bridge", "comparison"...), when the QA file says
     line: int = 0
     extra: dict[str, Any] = field(default_factory=dict)   # unknown fields, kept for the report
 
@@ -52,6 +55,7 @@ class QAItem:
             "answerable": self.answerable,
             "gold_docs": list(self.gold_docs),
             "lang": self.lang,
+            "type": self.type,
         }
 
 
@@ -119,6 +123,9 @@ def parse_item(obj: Any, line: int) -> QAItem:
     lang = obj.get("lang")
     if lang is not None and lang not in ("en", "zh"):
         raise ValueError("'lang' must be \"en\" or \"zh\" when given")
+    qtype = obj.get("type")
+    if qtype is not None and not isinstance(qtype, str):
+        raise ValueError("'type' must be a string such as \"bridge\" or \"comparison\" when given")
     return QAItem(
         id=item_id,
         question=question.strip(),
@@ -127,6 +134,7 @@ def parse_item(obj: Any, line: int) -> QAItem:
         answerable=answerable,
         gold_docs=[d.replace("\\", "/") for d in gold_docs],
         lang=lang or detect_language(question),
+        type=(qtype or "").strip() or None,
         line=line,
         extra={k: v for k, v in obj.items() if k not in KNOWN_FIELDS},
     )

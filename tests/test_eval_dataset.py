@@ -96,3 +96,18 @@ def test_sample_is_seeded_and_keeps_file_order(tmp_path):
     assert [i.id for i in a] != [i.id for i in select(items, sample=10, seed=2)]
     assert [i.id for i in select(items, limit=3)] == ["0", "1", "2"]
     assert len(select(items, sample=10, seed=1, limit=4)) == 4
+
+
+def test_question_type_is_a_field_and_other_fields_stay_extra(tmp_path):
+    lines = [
+        json.dumps({"id": "b", "question": "Q?", "answers": ["a"], "type": " bridge ", "level": "hard"}),
+        json.dumps({"id": "n", "question": "Q?", "answers": ["a"]}),
+        json.dumps({"id": "e", "question": "Q?", "answers": ["a"], "type": ""}),
+        json.dumps({"id": "x", "question": "Q?", "answers": ["a"], "type": 3}),
+    ]
+    qa = load_qa(write(tmp_path, lines))
+    bridge, untyped, empty = qa.items
+    assert (bridge.type, bridge.extra) == ("bridge", {"level": "hard"})
+    assert bridge.to_dict()["type"] == "bridge"
+    assert untyped.type is None and empty.type is None and untyped.to_dict()["type"] is None
+    assert [(p.line, "'type'" in p.message) for p in qa.problems] == [(4, True)]
