@@ -273,6 +273,17 @@ def retrieval_scores(sources: Sequence[str], gold_docs: Sequence[str], ks: Seque
     return out
 
 
+def supporting_scores(sources: Iterable[str], gold_docs: Sequence[str]) -> dict[str, float]:
+    """Did the answer's evidence hold its gold documents? ``supporting_recall`` is 1 only when it
+    held every one (a multi-hop question needs them all), ``supporting_fraction`` the share held."""
+    docs = ranked_documents(sources)
+    golds = list(dict.fromkeys(gold_docs))
+    if not golds:
+        return {"supporting_recall": 0.0, "supporting_fraction": 0.0}
+    found = sum(1 for g in golds if any(same_document(d, g) for d in docs))
+    return {"supporting_recall": float(found == len(golds)), "supporting_fraction": found / len(golds)}
+
+
 # --- confidence intervals and significance ----------------------------------------------
 
 
@@ -375,6 +386,7 @@ __all__ = [
     "same_document",
     "ranked_documents",
     "retrieval_scores",
+    "supporting_scores",
     "bootstrap_ci",
     "paired_bootstrap",
     "PairedComparison",

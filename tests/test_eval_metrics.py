@@ -18,6 +18,7 @@ from eval.metrics import (
     same_document,
     score_answer,
     strip_citations,
+    supporting_scores,
     tokens_en,
     tokens_zh,
 )
@@ -145,6 +146,16 @@ def test_retrieval_miss_and_paths():
     assert same_document("a.txt", "cmrc2018/docs/a.txt")
     assert not same_document("ba.txt", "a.txt")
     assert retrieval_scores(["docs/a.txt"], ["a.txt"], [1])["recall@1"] == 1.0
+
+
+def test_supporting_recall_needs_every_gold_document():
+    both = supporting_scores(["x.txt", "docs/b.txt", "a.txt", "a.txt"], ["a.txt", "b.txt"])
+    one = supporting_scores(["x.txt", "a.txt"], ["a.txt", "b.txt"])
+    assert both == {"supporting_recall": 1.0, "supporting_fraction": 1.0}
+    assert one == {"supporting_recall": 0.0, "supporting_fraction": 0.5}
+    # one gold document named twice is one document to find
+    assert supporting_scores(["a.txt"], ["a.txt", "a.txt"])["supporting_recall"] == 1.0
+    assert supporting_scores([], ["a.txt", "b.txt", "c.txt"]) == {"supporting_recall": 0.0, "supporting_fraction": 0.0}
 
 
 # --- confidence intervals and significance ------------------------------------------------------
