@@ -41,6 +41,7 @@ def metric_names(ks: Sequence[int]) -> list[str]:
         "answer_accuracy", "exact_match", "f1", "bleu", "rouge_l", "evidence_accuracy", "evidence_f1",
         "correct_refusal", "wrong_refusal",
         *(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks),
+        "supporting_recall", "supporting_fraction",
         "faithfulness", "citation_precision", "faithfulness_llm",
     ]
 
@@ -56,6 +57,8 @@ METRIC_HELP = {
     "correct_refusal": "share of unanswerable questions refused",
     "wrong_refusal": "share of answerable questions refused (lower is better)",
     "mrr": "1 / rank of the first gold document among retrieved documents",
+    "supporting_recall": "every gold document is among the documents the answer used (its passages and its hops')",
+    "supporting_fraction": "share of the gold documents among the documents the answer used",
     "faithfulness": "share of answer sentences supported by the retrieved passages (offline lexical judge)",
     "citation_precision": "share of citations whose passage supports the citing sentence",
     "faithfulness_llm": "share of the answer's claims an LLM judge found supported",

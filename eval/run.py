@@ -12,6 +12,7 @@ arrives, so ``--resume`` carries on after a stop; at the end ``OUT/summary.json`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,7 +28,7 @@ from rag.errors import RagError
 
 from eval.dataset import QAItem, load_qa, select
 from eval.faithfulness import LexicalJudge, LLMJudge
-from eval.metrics import CITATION_RE, long_form_scores, retrieval_scores, score_answer
+from eval.metrics import CITATION_RE, long_form_scores, retrieval_scores, score_answer, supporting_scores
 from eval.report import (
     RESULTS,
     SUMMARY,
@@ -176,13 +177,18 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         return Span(int(value.get("passage", 0)), int(value.get("start", 0)), int(value.get("end", 0)),
                     str(value.get("text", "")))
 
-    return Answer(
+    answer = Answer(
         answer=data.get("answer", ""), answerable=bool(data.get("answerable", True)), citations=citations,
         passages=passages, query=data.get("query", ""), language=data.get("language", ""),
         model=data.get("model", ""), timings_ms=dict(data.get("timings_ms") or {}), usage=dict(data.get("usage") or {}),
         answer_span=span(data.get("answer_span")), evidence=span(data.get("evidence")),
         confidence=data.get("confidence"), relevance=data.get("relevance"), no_answer=data.get("no_answer"), checks=list(data.get("checks") or []),
     )
+    if data.get("reasoning"):
+        # The hops of a multi-hop answer, kept as the server sent them (dicts), also where this
+        # process's Answer has no ``reasoning`` field yet.
+        answer.reasoning = [dict(h) for h in data["reasoning"] if isinstance(h, dict)]
+    return answer
 
 
 # --- scoring one answer ------------------------------------------------------------------------
@@ -205,6 +211,34 @@ def cited_passages(answer: Answer) -> dict[int, str]:
             if n not in out and 0 < n <= len(answer.passages):
                 out[n] = answer.passages[n - 1].chunk.text
     return out
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON: objects by their ``to_dict()`` (or as dataclasses), anything else as text."""
+    if hasattr(value, "to_dict"):
+        return _plain(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def reasoning_hops(answer: Answer) -> list[dict[str, Any]]:
+    """The answer's reasoning hops as plain dicts; none where no reasoning stage ran (or the
+    pipeline has none: ``Answer.reasoning`` is newer than some)."""
+    hops = [_plain(hop) for hop in getattr(answer, "reasoning", None) or []]
+    return [hop for hop in hops if isinstance(hop, dict)]
+
+
+def hop_sources(hops: Sequence[dict[str, Any]]) -> list[str]:
+    """The documents of the passages each hop read, in hop order."""
+    return [p["source"] for hop in hops for p in hop.get("passages") or []
+            if isinstance(p, dict) and isinstance(p.get("source"), str) and p["source"]]
 
 
 def failures_of(item: QAItem, refused: bool, scores: dict[str, Any]) -> list[str]:
@@ -245,6 +279,11 @@ def score_record(
     retrieval = retrieval_scores(sources, item.gold_docs, ks) if item.gold_docs else None
     for name in [*(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks)]:
         scores[name] = retrieval[name] if retrieval else None
+    # The evidence the answer used: its passages and those of each reasoning hop.
+    reasoning = reasoning_hops(answer)
+    support = supporting_scores([*sources, *hop_sources(reasoning)], item.gold_docs) if item.gold_docs else {}
+    scores["supporting_recall"] = support.get("supporting_recall")
+    scores["supporting_fraction"] = support.get("supporting_fraction")
     sentences: list[dict[str, Any]] = []
     scores["faithfulness"] = scores["citation_precision"] = None
     if not refused and answer.answer.strip():
@@ -267,6 +306,8 @@ def score_record(
         "passages": [{"rank": p.rank, "source": p.chunk.source, "chunk_id": p.chunk.id, "page": p.chunk.page,
                       "section": p.chunk.section, "score": p.score} for p in answer.passages],
         "citations": [{"number": c.number, "source": c.source, "chunk_id": c.chunk_id} for c in answer.citations],
+        "reasoning": reasoning,
+        "hops": len(reasoning),
         "scores": scores,
         "sentences": sentences,
         "timings_ms": {**answer.timings_ms, "wall": round(wall_ms, 1)},

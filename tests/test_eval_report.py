@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from eval.dataset import load_qa
-from eval.report import compare_runs, console_table, format_comparison, read_results, summarize, write_report
-from eval.run import answer_from_dict, evaluate, main
+from eval.faithfulness import LexicalJudge
+from eval.report import (
+    compare_runs,
+    console_table,
+    format_comparison,
+    read_results,
+    summarize,
+    write_report,
+    write_results_line,
+)
+from eval.run import answer_from_dict, evaluate, main, score_record
 from rag.documents import Answer, Chunk, Citation, SearchHit
 from rag.errors import RagError
 
@@ -221,3 +231,97 @@ def test_http_answerer_against_the_api_app(tmp_path, items):
     assert answered == 4
     assert [r["scores"]["answer_accuracy"] for r in records] == [1.0, 1.0, 1.0, 1.0]
     assert records[0]["sources"][0] == "travel-policy.md" and records[0]["citations"][0]["number"] == 1
+
+
+# --- question types and multi-hop evidence ------------------------------------------------------
+
+TYPED = [
+    {"id": "b1", "question": "Which city is the capital of France?", "answers": ["Paris"],
+     "gold_docs": ["a.txt", "b.txt"], "type": "bridge"},
+    {"id": "b2", "question": "Which city hosts the second bank?", "answers": ["Lyon"],
+     "gold_docs": ["c.txt", "d.txt"], "type": "bridge"},
+    {"id": "c1", "question": "Are both rivers in France?", "answers": ["yes"],
+     "gold_docs": ["e.txt", "f.txt"], "type": "comparison"},
+    {"id": "u1", "question": "What colour is the sky?", "answers": ["blue"], "gold_docs": ["g.txt"]},
+]
+
+
+@dataclass
+class Hop:
+    """A reasoning hop as the pipeline will hold it (a dataclass; eval reads it with asdict)."""
+
+    kind: str
+    question: str
+    query: str
+    passages: list
+    finding: str
+    citation: int | None
+
+
+def hop_passages(*sources):
+    return [{"number": n, "source": s, "chunk_id": f"{s}#0"} for n, s in enumerate(sources, start=1)]
+
+
+def typed_answer(text, sources, total=None, reasoning=()):
+    hits = [SearchHit(Chunk(f"{s}#0", f"{s}: {text}", s, None, None, "text", 0, 1), 1 / (i + 1), {}, i + 1)
+            for i, s in enumerate(sources)]
+    answer = Answer(text, True, [Citation(1, hits[0].chunk.id, sources[0], None, None, "")], hits, "q", "en",
+                    "scripted", {"total": total} if total else {}, {})
+    if reasoning:
+        answer.reasoning = list(reasoning)      # not a field of Answer yet: set as the pipeline will
+    return answer
+
+
+def write_run(folder, items, answers, walls=None):
+    """Score ``answers`` (id -> Answer) against ``items`` and write them as a run's results.jsonl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [score_record(item, answers[item.id], LexicalJudge(), [1, 3], (walls or {}).get(item.id, 1.0))
+               for item in items if item.id in answers]
+    with open(folder / "results.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            write_results_line(handle, record)
+    return read_results(folder / "results.jsonl")
+
+
+@pytest.fixture()
+def typed_items(tmp_path):
+    qa = tmp_path / "typed.jsonl"
+    qa.write_text("\n".join(json.dumps(q) for q in TYPED) + "\n", encoding="utf-8")
+    return load_qa(qa).items
+
+
+def run_a(typed_items):
+    """b1: right, both gold documents among its passages; b2: wrong, the second gold document in
+    neither its passages nor its two hops; c1: right, the second gold document only in its hop;
+    u1: right, no type, no total (its latency is the wall time)."""
+    over_http = answer_from_dict(json.loads(json.dumps({
+        **typed_answer("Marseille or Nice", ["c.txt", "x.txt"], total=300.0).to_dict(),
+        "reasoning": [{"kind": "bridge", "question": "Which bank?", "query": "second bank", "passages": hop_passages("x.txt"),
+                       "finding": "the bank is in x", "citation": 1},
+                      {"kind": "bridge", "question": "Where is x?", "query": "x city", "passages": hop_passages("c.txt", "z.txt"),
+                       "finding": "x is in Marseille", "citation": None}],
+    })))
+    return {
+        "b1": typed_answer("It is Paris [1].", ["a.txt", "b.txt"], total=100.0),
+        "b2": over_http,
+        "c1": typed_answer("yes [1]", ["e.txt"], total=50.0,
+                           reasoning=[Hop("comparison", "Is the Loire in France?", "Loire", hop_passages("f.txt"),
+                                          "the Loire is in France", 1)]),
+        "u1": typed_answer("Blue.", ["g.txt"]),
+    }
+
+
+def test_a_hop_that_read_the_second_gold_document_counts_as_found(typed_items):
+    by_id = {i.id: i for i in typed_items}
+    answers = run_a(typed_items)
+    c1 = score_record(by_id["c1"], answers["c1"], LexicalJudge(), [1, 3], 1.0)
+    assert (c1["hops"], c1["scores"]["supporting_recall"], c1["scores"]["supporting_fraction"]) == (1, 1.0, 1.0)
+    assert c1["reasoning"][0]["passages"][0]["source"] == "f.txt" and c1["reasoning"][0]["citation"] == 1
+    assert c1["scores"]["recall@3"] == 0.5            # retrieval metrics still count the passages only
+    without = score_record(by_id["c1"], typed_answer("yes [1]", ["e.txt"]), LexicalJudge(), [1, 3], 1.0)
+    assert (without["hops"], without["reasoning"]) == (0, [])
+    assert (without["scores"]["supporting_recall"], without["scores"]["supporting_fraction"]) == (0.0, 0.5)
+    # over HTTP the hops arrive as dicts and are kept
+    b2 = score_record(by_id["b2"], answers["b2"], LexicalJudge(), [1, 3], 1.0)
+    assert b2["hops"] == 2 and [h["finding"] for h in b2["reasoning"]] == ["the bank is in x", "x is in Marseille"]
+    assert (b2["scores"]["supporting_recall"], b2["scores"]["supporting_fraction"]) == (0.0, 0.5)
