@@ -3,7 +3,8 @@
 ``results.jsonl`` holds one scored question a line (written as answers arrive, so a run can be
 inspected while it goes and resumed after a stop); the summary and the HTML report are built
 from it at the end. ``compare_runs`` reads the results of two runs and tests each metric's
-difference with a paired bootstrap over the questions both runs answered.
+difference with a paired bootstrap over the questions both runs answered. Where the QA file
+gives question types (bridge, comparison...), the summary also breaks the figures down by type.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ FAILURE_TYPES = {
     "unfaithful": "unfaithful",
 }
 STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "first_token", "total", "wall")
+UNTYPED = "untyped"       # the group of questions without a type, where other questions have one
+# What the per-type table shows and what --compare tests per type.
+TYPE_METRICS = ("answer_accuracy", "exact_match", "f1", "supporting_recall")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -96,8 +100,33 @@ def latest_by_id(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
 # --- the summary -------------------------------------------------------------------------------
 
 
+def question_types(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The question types of ``records``, sorted, with ``untyped`` last; none when no record has a type."""
+    kinds = {r.get("type") or UNTYPED for r in records}
+    if kinds <= {UNTYPED}:
+        return []
+    return sorted(kinds - {UNTYPED}) + ([UNTYPED] if UNTYPED in kinds else [])
+
+
+def total_ms(record: dict[str, Any]) -> float | None:
+    """A question's latency: the pipeline's total, or the wall time where it gave none."""
+    timings = record.get("timings_ms") or {}
+    value = timings.get("total") or timings.get("wall")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def hop_counts(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Mean and most reasoning hops per question (0: no reasoning stage ran); None for records
+    written before hops were recorded."""
+    values = [r["hops"] for r in records if isinstance(r.get("hops"), int)]
+    if not values:
+        return None
+    return {"mean": sum(values) / len(values), "max": max(values), "n": len(values)}
+
+
 def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """Means with bootstrap 95% CIs, by language, failure counts, latency and throughput."""
+    """Means with bootstrap 95% CIs, by language and by question type, failure counts, reasoning
+    hops, latency and throughput."""
     ok = [r for r in records if not r.get("error")]
     names = metric_names(ks)
 
@@ -132,6 +161,16 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         "completion_tokens_mean": sum(completion) / len(completion) if completion else None,
     }
     models = Counter(r.get("model") for r in ok if r.get("model"))
+    by_type = {}
+    for kind in question_types(records):
+        rows = [r for r in records if (r.get("type") or UNTYPED) == kind]
+        done = [r for r in rows if not r.get("error")]
+        totals = [t for t in (total_ms(r) for r in done) if t is not None]
+        by_type[kind] = {
+            "questions": len(rows), "answered": len(done), "metrics": means(done), "hops": hop_counts(done),
+            "latency_ms": {"p50": percentile(totals, 50), "p95": percentile(totals, 95), "n": len(totals)}
+            if totals else None,
+        }
     return {
         **meta,
         "questions": len(records),
@@ -141,6 +180,8 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         "ks": list(ks),
         "metrics": means(ok),
         "by_language": {lang: means([r for r in ok if r.get("lang", "en") == lang]) for lang in languages},
+        "by_type": by_type,
+        "hops": hop_counts(ok),
         "failures": {name: failures.get(name, 0) for name in FAILURE_TYPES},
         "latency_ms": latency,
         "throughput": throughput,
@@ -220,6 +261,9 @@ def console_table(summary: dict[str, Any]) -> str:
         lines.append("  by language: " + "; ".join(
             f"{lang} " + " ".join(f"{n}={_pct(m[n]['mean']).strip()}" for n in head if n in m)
             for lang, m in summary["by_language"].items()))
+    if summary.get("by_type"):
+        lines.append("")
+        lines.extend(type_table(summary["by_type"]))
     lines.append("")
     lines.append("  failures: " + ", ".join(f"{FAILURE_TYPES[k]} {v}" for k, v in summary["failures"].items()))
     ppl = summary.get("reference_perplexity")
@@ -247,6 +291,20 @@ def console_table(summary: dict[str, Any]) -> str:
     if energy:
         lines.append("  energy: " + energy)
     return "\n".join(lines)
+
+
+def type_table(by_type: dict[str, Any]) -> list[str]:
+    """The per-question-type lines of the console table."""
+    heads = {"answer_accuracy": "acc", "exact_match": "EM", "f1": "F1", "supporting_recall": "support"}
+    lines = ["  by question type (% of answered questions; support: all gold documents used; latency: total ms)",
+             f"  {'type':<16} {'n':>5} " + " ".join(f"{heads[n]:>7}" for n in TYPE_METRICS) + f" {'hops':>5} {'p50 ms':>7}"]
+    for kind, t in by_type.items():
+        m = t["metrics"]
+        hops = f"{t['hops']['mean']:.2f}" if t.get("hops") else "-"
+        p50 = f"{t['latency_ms']['p50']:.0f}" if t.get("latency_ms") else "-"
+        lines.append(f"  {kind:<16} {t['answered']:>5} " + " ".join(
+            f"{_pct(m[n]['mean']) if n in m else '-':>7}" for n in TYPE_METRICS) + f" {hops:>5} {p50:>7}")
+    return lines
 
 
 def energy_text(energy: dict[str, Any] | None) -> str:
@@ -397,6 +455,20 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
             parts.append(f"<tr><td>{_e(lang)}</td>" + "".join(
                 f"<td class=num>{_num(m[n]['mean']) if n in m else '-'}</td>" for n in names) + "</tr>")
         parts.append("</table>")
+    if summary.get("by_type"):
+        names = [*TYPE_METRICS, "supporting_fraction"]
+        parts.append("<h3>By question type</h3><table><tr><th>type</th><th>questions</th><th>answered</th>"
+                     + "".join(f"<th>{_e(n)}</th>" for n in names)
+                     + "<th>mean hops</th><th>latency p50 (total ms)</th></tr>")
+        for kind, t in summary["by_type"].items():
+            m = t["metrics"]
+            hops = f"{t['hops']['mean']:.2f}" if t.get("hops") else "-"
+            p50 = f"{t['latency_ms']['p50']:.0f}" if t.get("latency_ms") else "-"
+            parts.append(
+                f"<tr><td>{_e(kind)}</td><td class=num>{t['questions']}</td><td class=num>{t['answered']}</td>"
+                + "".join(f"<td class=num>{_num(m[n]['mean']) if n in m else '-'}</td>" for n in names)
+                + f"<td class=num>{hops}</td><td class=num>{p50}</td></tr>")
+        parts.append("</table>")
     if summary["latency_ms"]:
         parts.append("<h3>Latency (ms)</h3><table><tr><th>stage</th><th>p50</th><th>p95</th><th>mean</th></tr>")
         for stage, v in summary["latency_ms"].items():
@@ -454,8 +526,10 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
         for src in dict.fromkeys(r.get("sources", [])):
             hit = any(src == g or src.endswith("/" + g) for g in gold_docs)
             sources.append(f"<span class={'good' if hit else 'muted'}>{_e(src)}</span>")
+        about = [x for x in (r.get("type"), f"{r['hops']} hops" if r.get("hops") else None) if x]
+        about_html = f"<br><span class=muted>{_e(', '.join(about))}</span>" if about else ""
         parts.append(
-            f"<tr data-failures='{' '.join(tags)}'><td>{_e(r['id'])}</td><td>{_e(r.get('question'))}</td>"
+            f"<tr data-failures='{' '.join(tags)}'><td>{_e(r['id'])}{about_html}</td><td>{_e(r.get('question'))}</td>"
             f"<td>{_e(gold)}</td><td>{answer}{details}</td>"
             f"<td class=num>{_num(s.get('answer_accuracy'))}</td><td class=num>{_num(s.get('f1'))}</td>"
             f"<td class=num>{_num(s.get(f'recall@{k_main}'))}</td><td class=num>{_num(s.get('faithfulness'))}</td>"
@@ -533,7 +607,8 @@ def format_comparison(result: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "RESULTS", "SUMMARY", "REPORT", "FAILURE_TYPES", "metric_names", "read_results", "latest_by_id",
+    "RESULTS", "SUMMARY", "REPORT", "FAILURE_TYPES", "UNTYPED", "TYPE_METRICS", "metric_names", "question_types",
+    "total_ms", "hop_counts", "type_table", "read_results", "latest_by_id",
     "summarize", "write_results_line", "write_summary", "console_table", "plots", "render_html",
     "write_report", "compare_runs", "format_comparison", "recall_curve",
 ]
