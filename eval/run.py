@@ -477,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m eval.run",
         description="Answer every question of a JSONL QA set and score the answers: EM/F1, answer accuracy, "
-        "refusals, retrieval recall/MRR/nDCG, faithfulness, latency. Writes results.jsonl, summary.json "
-        "and report.html to --out.",
+        "refusals, retrieval recall/MRR/nDCG, supporting recall, faithfulness, latency, also per question type "
+        "where the QA file gives one. Writes results.jsonl, summary.json and report.html to --out.",
     )
     parser.add_argument("qa_file", nargs="?", help="QA set, one JSON object a line (schema: README.md, Evaluation)")
     parser.add_argument("--index-dir", help="index to answer from (default ./index, or RAG_INDEX_DIR)")

@@ -25,7 +25,7 @@ FAST = {"RAG_MAX_NEW_TOKENS": "48", "RAG_TOP_K": "2"}
 
 QUESTIONS = [
     {"id": "en-2", "question": "What is the nightly hotel limit in London?", "answers": ["250 euros", "250"],
-     "gold_docs": ["travel-policy.md"]},
+     "gold_docs": ["travel-policy.md"], "type": "lookup"},
     {"id": "zh-3", "question": "图书馆每周哪天闭馆？", "answers": ["周一", "每周一"], "gold_docs": ["图书馆规定.txt"]},
 ]
 
@@ -109,6 +109,13 @@ def test_in_process_and_http_runs_agree(workspace, server, capsys, monkeypatch):
         assert records["en-2"]["prediction"].strip()
         assert records["en-2"]["timings_ms"]["total"] > 0
         assert (Path(summary.get("qa_file")).name) == "qa.jsonl"
+        # one typed question, one not: both types broken out; the gold document came first
+        assert list(summary["by_type"]) == ["lookup", "untyped"]
+        lookup = summary["by_type"]["lookup"]
+        assert lookup["answered"] == 1 and lookup["metrics"]["supporting_recall"]["mean"] == 1.0
+        assert lookup["metrics"]["answer_accuracy"]["mean"] == records["en-2"]["scores"]["answer_accuracy"]
+        assert lookup["latency_ms"]["p50"] == records["en-2"]["timings_ms"]["total"]
+        assert records["en-2"]["hops"] == len(records["en-2"]["reasoning"])
     assert summary_r["mode"] == "http" and summary_l["mode"] == "in-process"
     # The energy of the answering: this process and its children in-process, the machine over
     # HTTP (the server is not ours); two answers, so per 1,000 is 500 times the total.
@@ -122,6 +129,7 @@ def test_in_process_and_http_runs_agree(workspace, server, capsys, monkeypatch):
     # same index, same settings: the same passages in the same order, in-process and over HTTP
     for qid in records_l:
         assert records_l[qid]["sources"] == records_r[qid]["sources"]
+        assert records_l[qid]["hops"] == records_r[qid]["hops"]      # reasoning hops come through /ask too
     assert (local / "report.html").stat().st_size > 10_000
 
     assert main(["--compare", str(local / "summary.json"), str(remote / "summary.json")]) == 0
