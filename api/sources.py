@@ -17,9 +17,14 @@ def source_label(citation: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def sources_block(citations: Sequence[Mapping[str, Any]], evidence: Mapping[str, Any] | None = None) -> str:
+REASONING_HEADING = "Steps:"
+
+
+def sources_block(citations: Sequence[Mapping[str, Any]], evidence: Mapping[str, Any] | None = None,
+                  reasoning: Sequence[Mapping[str, Any]] = ()) -> str:
     """A "Sources:" list to append to an answer's text; empty when nothing is cited. A short
-    answer's evidence sentence is quoted under the source it comes from."""
+    answer's evidence sentence is quoted under the source it comes from; a multi-hop answer's
+    steps (what each hop asked and found, with its citation) are listed under the sources."""
     if not citations:
         return ""
     lines = []
@@ -27,7 +32,15 @@ def sources_block(citations: Sequence[Mapping[str, Any]], evidence: Mapping[str,
         lines.append(f"[{c.get('number')}] {source_label(c)}")
         if evidence and evidence.get("passage") == c.get("number") and evidence.get("text"):
             lines.append(f"    > {evidence['text']}")
-    return "\n\n" + SOURCES_HEADING + "\n" + "\n".join(lines)
+    block = "\n\n" + SOURCES_HEADING + "\n" + "\n".join(lines)
+    if reasoning:
+        steps = []
+        for number, hop in enumerate(reasoning, start=1):
+            cited = f" [{hop['citation']}]" if hop.get("citation") else ""
+            found = hop.get("value") or hop.get("finding") or "(nothing found)"
+            steps.append(f"{number}. {hop.get('question', '')} -> {found}{cited}")
+        block += "\n\n" + REASONING_HEADING + "\n" + "\n".join(steps)
+    return block
 
 
 def strip_sources(text: str) -> str:

@@ -185,8 +185,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         confidence=data.get("confidence"), relevance=data.get("relevance"), no_answer=data.get("no_answer"), checks=list(data.get("checks") or []),
     )
     if data.get("reasoning"):
-        # The hops of a multi-hop answer, kept as the server sent them (dicts), also where this
-        # process's Answer has no ``reasoning`` field yet.
+        # The hops of a multi-hop answer, kept as the server sent them (dicts).
         answer.reasoning = [dict(h) for h in data["reasoning"] if isinstance(h, dict)]
     return answer
 

@@ -212,6 +212,13 @@ class Settings:
     reader_no_answer_margin: float = 4.0
     reader_sure_below_relevance: float = 0.5
     reader_sure_margin: float = -2.5
+    # Questions that need more than one passage (rag/reasoning/): comparisons, yes/no over two
+    # things, arithmetic over found values and "A and B respectively" are split into one hop an
+    # entity and composed by code; a bridge question ("the author of X was born where?") gets a
+    # second retrieval with what the first hop found. reasoning_hops is the most hops a question
+    # may take; False answers every question in one hop.
+    reasoning: bool = True
+    reasoning_hops: int = 3
     model_cache_dir: Path = Path.home() / ".cache" / "rag-service"
 
     # --- HTTP API ----------------------------------------------------------

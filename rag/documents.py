@@ -79,6 +79,32 @@ class Span:
 
 
 @dataclass
+class Hop:
+    """One step of a question answered in several: what it asked, where it looked, what it found.
+
+    ``passages`` are numbered as in the final answer's ``passages`` and citations, so a finding's
+    ``citation`` points at the passage the whole answer cites for it."""
+
+    kind: str                    # the reasoning kind (rag.reasoning.router.KINDS)
+    question: str                # the sub-question this hop answered
+    query: str                   # what it searched with
+    passages: list[dict[str, Any]] = field(default_factory=list)   # number, source, chunk_id, section
+    finding: str = ""            # the short answer it found, "" when it found none
+    citation: int | None = None  # the passage number of the finding
+    value: str | None = None     # the date or quantity read from the finding, where code used one
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.finding)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["found"] = self.found
+        return out
+
+
+@dataclass
 class Answer:
     """What the answering pipeline returns for one question."""
 
@@ -101,6 +127,8 @@ class Answer:
     no_answer: float | None = None
     # What each answer check decided, in the order they ran (rag/answering/checks.py).
     checks: list[dict[str, str]] = field(default_factory=list)
+    # The hops of a question that took more than one (rag/reasoning/); empty for one hop.
+    reasoning: list[Hop] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +142,8 @@ class Answer:
             "timings_ms": dict(self.timings_ms),
             "usage": dict(self.usage),
             **self.reader_fields(),
+            # hops read back from a server's JSON stay dicts (eval.run --url)
+            "reasoning": [hop.to_dict() if isinstance(hop, Hop) else dict(hop) for hop in self.reasoning],
         }
 
     def reader_fields(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def rag_fields(answer: dict[str, Any]) -> dict[str, Any]:
     return {
         "citations": answer.get("citations", []),
         "rag": {key: answer.get(key) for key in ("answerable", "query", "language", "model", "timings_ms",
-                                                 "answer_span", "evidence", "confidence", "checks")},
+                                                 "answer_span", "evidence", "confidence", "checks", "reasoning")},
     }
 
 
@@ -104,8 +104,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, contex
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": answer["answer"] + sources_block(answer["citations"],
-                                                                                          answer.get("evidence"))},
+            "message": {"role": "assistant", "content": answer["answer"] + sources_block(
+                answer["citations"], answer.get("evidence"), answer.get("reasoning") or ())},
             "finish_reason": "stop",
             "logprobs": None,
         }],
@@ -140,7 +140,7 @@ async def _chunks(context: ApiContext, events: AsyncIterator[dict[str, Any]], mo
                 # The checked answer may differ from the raw tokens (a refusal, renumbered markers);
                 # what was sent cannot be taken back, but what is missing is sent now.
                 rest = final[len(streamed):] if final.startswith(streamed) else ""
-                rest += sources_block(answer.get("citations", []), answer.get("evidence"))
+                rest += sources_block(answer.get("citations", []), answer.get("evidence"), answer.get("reasoning") or ())
                 if rest:
                     yield chunk({"content": rest})
                 yield chunk({}, "stop", **rag_fields(answer))

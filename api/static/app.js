@@ -185,7 +185,20 @@ class AnswerView {
         el("button", { type: "button", class: "cite", dataset: { n: String(n) }, title: "Show the passage",
           onclick: (e) => this.open(n, e.currentTarget) }, `[${n}]`)));
     }
-    if (answer.query && answer.query.trim() !== this.question.trim()) {
+    if (answer.reasoning && answer.reasoning.length) {
+      // A multi-hop answer: each hop's question and finding, collapsed under the answer.
+      const steps = el("ol", { class: "steps" });
+      for (const hop of answer.reasoning) {
+        const found = hop.value || hop.finding;
+        const n = hop.citation;
+        steps.append(el("li", {}, el("span", { class: "step-question" }, hop.question), " → ",
+          found ? el("span", { class: "step-finding" }, found) : el("span", { class: "step-missing" }, "nothing found"),
+          n && this.source(n) ? el("button", { type: "button", class: "cite", dataset: { n: String(n) },
+            title: "Show the passage", onclick: (e) => this.open(n, e.currentTarget) }, `[${n}]`) : null));
+      }
+      extra.push(el("details", { class: "reasoning" },
+        el("summary", {}, `How this was found: ${answer.reasoning.length} steps`), steps));
+    } else if (answer.query && answer.query.trim() !== this.question.trim()) {   // a hop's query is in its step
       extra.push(el("div", { class: "query-note" }, "Searched for: ", el("q", {}, answer.query)));
     }
     if (this.citations.length) {

@@ -148,8 +148,23 @@ class AnswerPipeline:
                history: Sequence[dict] | None = None, answer_mode: str | None = None) -> Answer:
         """A grounded answer to ``question``; ``history`` is the conversation so far
         (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups;
-        ``answer_mode`` overrides the setting for this question."""
-        turn = self._prepare(question, top_k, filters, history, answer_mode)
+        ``answer_mode`` overrides the setting for this question.
+
+        A question that needs several passages (a comparison, a bridge from one document to
+        another, ...) goes through the reasoning stage (:mod:`rag.reasoning`) when the
+        ``reasoning`` setting is on; its hops are in the answer's ``reasoning``."""
+        reasoner = self._reasoner(history)
+        if reasoner is not None:
+            return reasoner.answer(question, top_k, filters, answer_mode)
+        return self.answer_hop(question, top_k=top_k, filters=filters, history=history, answer_mode=answer_mode)
+
+    def answer_hop(self, question: str, query: str | None = None, top_k: int | None = None, filters: Any = None,
+                   history: Sequence[dict] | None = None, answer_mode: str | None = None,
+                   exclude: frozenset[str] = frozenset()) -> Answer:
+        """One retrieval and one reading: the single-hop answer. ``query`` searches in place of
+        the question (the reader still reads the question); passages of the ``exclude``
+        documents are left out (a later hop looks beyond the documents an earlier one read)."""
+        turn = self._prepare(question, top_k, filters, history, answer_mode, query, exclude)
         if turn.quote is not None:
             return self._read(turn) if turn.mode == "read" else self._quoted(turn)
         if turn.messages is None:
@@ -173,6 +188,11 @@ class AnswerPipeline:
         ``{"type": "error", "message": ...}`` and ends the stream. Closing the iterator early
         stops the generation.
         """
+        reasoner = self._reasoner(history)
+        plan = reasoner.plan(question.strip()) if reasoner is not None and question else None
+        if plan is not None:
+            yield from self._stream_planned(reasoner, question.strip(), plan, top_k, filters)
+            return
         turn = self._prepare(question, top_k, filters, history, answer_mode)
         yield {"type": "retrieval", "query": turn.query, "passages": [h.to_dict() for h in turn.passages]}
         if turn.messages is None:
@@ -181,9 +201,13 @@ class AnswerPipeline:
             elif turn.mode == "read":
                 try:
                     answer = self._read(turn)
+                    if reasoner is not None:        # a bridge question takes its next hops here
+                        answer = reasoner.bridged(turn.question, answer, top_k, filters, turn.mode)
                 except RagError as exc:
                     yield {"type": "error", "message": str(exc)}
                     return
+                for hop in answer.reasoning:
+                    yield {"type": "hop", "hop": hop.to_dict()}
             else:
                 answer = self._quoted(turn)
             turn.timings_ms["first_token"] = _ms(turn.started)
@@ -207,10 +231,38 @@ class AnswerPipeline:
         result = pieces.result or GenerationResult("", 0, 0)
         yield {"type": "done", "answer": self._finish(turn, result).to_dict()}
 
+    def _reasoner(self, history: Sequence[dict] | None):
+        """The reasoning stage for a question on its own; ``None`` when it is off or the
+        question follows a conversation (its follow-up rewriting comes first)."""
+        if not self.settings.reasoning or usable_history(history):
+            return None
+        from rag.reasoning.stage import Reasoner
+
+        return Reasoner(self)
+
+    def _stream_planned(self, reasoner, question: str, plan, top_k: int | None, filters: Any) -> Iterator[dict[str, Any]]:
+        """A planned multi-hop answer as events: each hop as it ends (its passages numbered as
+        the hop itself saw them until the answer renumbers them), then the answer."""
+        started = time.perf_counter()
+        try:
+            for step in reasoner.planned_steps(question, plan, top_k, filters):
+                if isinstance(step, Answer):
+                    answer = step
+                else:
+                    yield {"type": "hop", "hop": step.to_dict()}
+        except RagError as exc:
+            yield {"type": "error", "message": str(exc)}
+            return
+        yield {"type": "retrieval", "query": answer.query, "passages": [h.to_dict() for h in answer.passages]}
+        answer.timings_ms["total"] = answer.timings_ms["first_token"] = _ms(started)
+        yield {"type": "token", "text": answer.answer}
+        yield {"type": "done", "answer": answer.to_dict()}
+
     # -- stages -----------------------------------------------------------------------------
 
     def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None,
-                 answer_mode: str | None = None) -> _Turn:
+                 answer_mode: str | None = None, query: str | None = None,
+                 exclude: frozenset[str] = frozenset()) -> _Turn:
         question = (question or "").strip()
         if not question:
             raise InputError("The question is empty; ask something.")
@@ -221,13 +273,16 @@ class AnswerPipeline:
         retriever = self.retriever
 
         started = time.perf_counter()
-        turn.query, turn.rewritten = self._standalone_query(turn, history)
+        if query:
+            turn.query = query
+        else:
+            turn.query, turn.rewritten = self._standalone_query(turn, history)
         turn.timings_ms["rewrite"] = _ms(started)
 
         turn.retrieval = retriever.retrieve(turn.query, top_k=top_k, filters=filters)
         turn.timings_ms["retrieve"] = turn.retrieval.timings_ms.get("retrieve", 0.0)
         turn.timings_ms["rerank"] = turn.retrieval.timings_ms.get("rerank", 0.0)
-        turn.passages = list(turn.retrieval.hits)
+        turn.passages = [h for h in turn.retrieval.hits if h.chunk.source not in exclude]
         best = turn.retrieval.best_relevance
         if not turn.passages or (best < self.settings.min_relevance and not turn.retrieval.dense_relevant):
             return turn

@@ -1,0 +1,494 @@
+"""The reasoning stage: a question answered in several hops, each a retrieval and a reading.
+
+    route (rules) --plan--> one hop an entity (sub-question) --> compose by code
+          \\--none--> hop 1 (the question itself) --bridge?--> hop 2 with what hop 1 found ...
+
+Each hop is the single-hop pipeline (:meth:`AnswerPipeline.answer_hop`): retrieve, pick the
+sentences, read the short answer with the generator, run the answer checks. What the hops found
+is combined here, never by the language model: dates and numbers are compared and subtracted in
+code (:mod:`rag.reasoning.values`), yes/no comes from whether each entity's passage states what
+was asked. Every fact of the final answer cites the passage its hop read it from; the hops
+themselves are in ``Answer.reasoning``.
+
+A bridge question ("What did the writer honoured by the collection X write about?") is found
+after hop 1: its answer (the writer) came from a passage that leaves a fair share of the
+question's words unexplained ("write", "books"). Hop 2 then searches for that answer together
+with the unexplained words, outside hop 1's document, and reads the question again there. When
+hop 2 finds nothing new, hop 1's answer stands.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from rag.answering.citations import build_citations
+from rag.answering.quote import ranked_with_shares
+from rag.answering.refusal import refusal_text
+from rag.documents import Answer, Hop, SearchHit
+from rag.lexical import query_terms, terms_found
+from rag.reasoning.router import BridgePlan, Plan, bridge_plan, route
+from rag.reasoning.values import (
+    Date,
+    Quantity,
+    difference,
+    find_dates,
+    first_quantity,
+    ratio,
+    total,
+    years_between,
+)
+from rag.text import detect_language, plain_words
+
+if TYPE_CHECKING:
+    from rag.answering.pipeline import AnswerPipeline
+
+# A bridge hop is tried when hop 1's passage holds less than this share of the question's words.
+BRIDGE_MAX_COVERED = 0.75
+# ... and the words hop 1's passage leaves out are at least this many.
+BRIDGE_MIN_MISSING = 2
+_MARKER = re.compile(r"\s*\[\d+\](?:\[\d+\])*")
+_HOP_MARKER = re.compile(r"\{c(\d+)\}")
+_YES = {"en": "yes", "zh": "是"}
+_NO = {"en": "no", "zh": "否"}
+
+
+@dataclass
+class _Found:
+    """One hop's answer, kept with the hop record made of it."""
+
+    hop: Hop
+    answer: Answer
+    text: str            # the short answer without its citation marker ("" for a lookup)
+    sentence: str        # the sentence it came from ("" when none)
+    entity: str = ""     # the entity a planned hop is about
+
+
+class Reasoner:
+    """Answers one question through the pipeline's hops (built per question: it holds no state)."""
+
+    def __init__(self, pipeline: "AnswerPipeline") -> None:
+        self.pipeline = pipeline
+        self.max_hops = max(1, pipeline.settings.reasoning_hops)
+
+    def plan(self, question: str) -> Plan | BridgePlan | None:
+        """The router's plan when the question names entities to compare or combine and the
+        hops allowed cover them; else ``None`` (one hop, perhaps a bridge)."""
+        if self.max_hops < 2:
+            return None
+        plan = route(question)
+        if plan is not None and len(plan.entities) <= self.max_hops:
+            return plan
+        return bridge_plan(question)
+
+    def answer(self, question: str, top_k: int | None = None, filters: Any = None,
+               answer_mode: str | None = None) -> Answer:
+        started = time.perf_counter()
+        question = (question or "").strip()
+        plan = self.plan(question)
+        if plan is not None:
+            answer = self.planned(question, plan, top_k, filters)
+        else:
+            first = self.pipeline.answer_hop(question, top_k=top_k, filters=filters, answer_mode=answer_mode)
+            answer = self.bridged(question, first, top_k, filters, answer_mode)
+        answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+        return answer
+
+    # -- hops ------------------------------------------------------------------------------
+
+    def _hop(self, kind: str, question: str, query: str | None, top_k: int | None, filters: Any,
+             answer_mode: str | None = None, exclude: frozenset[str] = frozenset()) -> _Found:
+        answer = self.pipeline.answer_hop(question, query=query, top_k=top_k, filters=filters,
+                                          answer_mode=answer_mode, exclude=exclude)
+        return _found(kind, question, answer)
+
+    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None,
+                filters: Any) -> _Found:
+        """A hop that retrieves and picks the sentence about ``entity`` without reading it: dates
+        and whether a passage states something are taken from that sentence by code."""
+        started = time.perf_counter()
+        retrieval = self.pipeline.retriever.retrieve(query, top_k=top_k, filters=filters)
+        hits = list(retrieval.hits)
+        about = [h for h in hits if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)] or hits
+        ranked = ranked_with_shares(query, about, 1)
+        number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
+        answer = Answer(sentence, bool(sentence), [], about, query, detect_language(question), "lookup",
+                        timings_ms={"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
+                                    "lookup": round((time.perf_counter() - started) * 1000, 2)},
+                        relevance=round(retrieval.best_relevance, 4))
+        hop = Hop(kind, question, query, _local_passages(about), finding=sentence, citation=number,
+                  timings_ms=dict(answer.timings_ms))
+        return _Found(hop, answer, "", sentence, entity)
+
+    # -- bridge ----------------------------------------------------------------------------
+
+    def bridged(self, question: str, answer: Answer, top_k: int | None = None, filters: Any = None,
+                answer_mode: str | None = None) -> Answer:
+        """``answer`` (hop 1's), or the answer of the hops that follow from it when its passage
+        leaves much of the question unexplained (a bridge question)."""
+        first = _found("bridge", question, answer)
+        mode = answer_mode or self.pipeline.settings.answer_mode
+        if mode != "read" or self.max_hops < 2 or not first.text or first.answer.answer_span is None:
+            return first.answer                      # one hop: the answer as the pipeline gives it
+        hops = [first]
+        read: set[str] = set()
+        terms = query_terms(question)
+        while len(hops) < self.max_hops:
+            last = hops[-1]
+            passage = last.answer.passages[last.answer.answer_span.passage - 1]
+            read.add(passage.chunk.source)
+            missing = _missing_terms(terms, [h.answer.passages[h.answer.answer_span.passage - 1] for h in hops],
+                                     last.text)
+            covered = 1 - len(missing) / len(terms) if terms else 1.0
+            if covered >= BRIDGE_MAX_COVERED or len(missing) < BRIDGE_MIN_MISSING:
+                break
+            query = f"{last.text} {' '.join(missing)}"
+            following = self._hop("bridge", question, query, top_k, filters, answer_mode, frozenset(read))
+            span = following.answer.answer_span
+            if (not following.text or span is None or _same(following.text, last.text)
+                    or not _mentions(following.answer.passages[span.passage - 1].chunk.text, last.text)):
+                break                                # hop 2 found nothing that builds on hop 1
+            hops.append(following)
+        if len(hops) == 1:
+            return first.answer
+        final = hops[-1]
+        return self._compose(question, hops, final.text, final.answer, kind="bridge",
+                             reason=f"bridge: {len(hops)} hops through {', '.join(repr(h.text) for h in hops[:-1])}")
+
+    def _bridge_steps(self, question: str, plan: BridgePlan, top_k: int | None, filters: Any) -> Iterator[Hop | Answer]:
+        """"Where was the author of X born?": who the author is, then where that one was born."""
+        first = self._hop("bridge", plan.first_question, plan.query, top_k, filters, "read")
+        if not first.text:
+            # The relation is not in the documents as asked: the question in one hop, as without reasoning.
+            single = self.pipeline.answer_hop(question, top_k=top_k, filters=filters)
+            yield self.bridged(question, single, top_k, filters)
+            return
+        yield first.hop
+        second = self._hop("bridge", plan.second_question(first.text), None, top_k, filters, "read")
+        yield second.hop
+        if not second.text:
+            yield self._refuse(question, [first, second], "bridge")
+            return
+        yield self._compose(question, [first, second], second.text, second.answer, kind="bridge",
+                            reason=f"bridge: {plan.first_question!r} -> {first.text!r}")
+
+    # -- planned: one hop an entity ----------------------------------------------------------
+
+    def planned(self, question: str, plan: Plan | BridgePlan, top_k: int | None = None, filters: Any = None) -> Answer:
+        """One hop an entity of the plan, composed by code."""
+        for step in self.planned_steps(question, plan, top_k, filters):
+            if isinstance(step, Answer):
+                return step
+        raise AssertionError("planned_steps ends with the answer")
+
+    def planned_steps(self, question: str, plan: Plan | BridgePlan, top_k: int | None = None,
+                      filters: Any = None) -> Iterator[Hop | Answer]:
+        """Each hop of the plan as it ends, then the composed answer (for streaming)."""
+        if isinstance(plan, BridgePlan):
+            yield from self._bridge_steps(question, plan, top_k, filters)
+            return
+        found = []
+        # Dates and "does its passage say so" are read by code from the entity's sentence; values
+        # to subtract, list or name come from the reader.
+        lookup = ((plan.kind == "comparison" and plan.direction in ("early", "late", ""))
+                  or (plan.kind == "both" and plan.operation == "all"))
+        for entity, sub_question in zip(plan.entities, plan.sub_questions):
+            query = f"{entity} {plan.attribute}".strip()
+            if lookup:
+                item = self._lookup(plan.kind, sub_question, entity, query, top_k, filters)
+            else:
+                item = self._hop(plan.kind, sub_question, query, top_k, filters, "read")
+                item.entity = entity
+                if item.text and not _about(item, entity):
+                    # Read from a passage about something else ("80摄氏度" of 龙井 for 普洱): not found.
+                    item.text = item.hop.finding = ""
+                    item.sentence, item.hop.citation = "", None
+            found.append(item)
+            yield item.hop
+        language = detect_language(question)
+        composed = _COMPOSERS[plan.kind](plan, found, language)
+        if composed is None:
+            yield self._refuse(question, found, plan.kind)
+            return
+        text, cited, reason = composed
+        yield self._compose(question, found, text, None, kind=plan.kind, reason=reason, cited=cited)
+
+    # -- the final answer ----------------------------------------------------------------------
+
+    def _merged(self, found: Sequence[_Found]) -> tuple[list[SearchHit], list[dict[int, int]]]:
+        """All hops' passages, each once, in hop order; and each hop's numbering into them."""
+        passages: list[SearchHit] = []
+        numbering: list[dict[int, int]] = []
+        index: dict[str, int] = {}
+        for item in found:
+            mapping = {}
+            for number, hit in enumerate(item.answer.passages, start=1):
+                if hit.chunk.id not in index:
+                    passages.append(hit)
+                    index[hit.chunk.id] = len(passages)
+                mapping[number] = index[hit.chunk.id]
+            numbering.append(mapping)
+        for item, mapping in zip(found, numbering):
+            item.hop.passages = [{"number": mapping[n], "source": h.chunk.source, "chunk_id": h.chunk.id,
+                                  "section": h.chunk.section} for n, h in enumerate(item.answer.passages, start=1)]
+            if item.hop.citation is not None:
+                item.hop.citation = mapping.get(item.hop.citation)
+        return passages, numbering
+
+    def _compose(self, question: str, found: Sequence[_Found], text: str, span_answer: Answer | None,
+                 kind: str, reason: str, cited: Sequence[int] | None = None) -> Answer:
+        passages, _ = self._merged(found)
+        numbers = list(dict.fromkeys(
+            [f.hop.citation for f in found if f.hop.citation is not None] if cited is None
+            else [found[i].hop.citation for i in cited if found[i].hop.citation is not None]))
+        if span_answer is not None:                  # a bridge: the last hop's span answers
+            numbers = [found[-1].hop.citation] + [n for n in numbers if n != found[-1].hop.citation]
+        body = _MARKER.sub("", text).strip()
+        if _HOP_MARKER.search(body):                 # each part cites its own hop
+            marked = _HOP_MARKER.sub(lambda m: _cite(found[int(m.group(1))].hop.citation), body)
+        else:
+            marked = body + " " + "".join(f"[{n}]" for n in numbers) if numbers else body
+        last = found[-1].answer
+        answer = Answer(
+            answer=marked, answerable=True,
+            citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),
+            passages=passages, query=found[0].answer.query, language=detect_language(question),
+            model=last.model, timings_ms=_summed([f.answer.timings_ms for f in found]),
+            usage=_summed_usage([f.answer.usage for f in found]), relevance=found[0].answer.relevance,
+            confidence=min((f.answer.confidence for f in found if f.answer.confidence is not None), default=None),
+        )
+        if span_answer is not None and span_answer.answer_span is not None:
+            hop = found[-1].hop
+            answer.answer_span = _renumbered(span_answer.answer_span, hop.citation)
+            answer.evidence = _renumbered(span_answer.evidence, hop.citation) if span_answer.evidence else None
+        answer.checks = [{"check": "reasoning", "action": "replace", "reason": reason}] + [
+            {**c, "hop": str(i + 1)} for i, f in enumerate(found) for c in f.answer.checks if c.get("action") != "keep"]
+        answer.reasoning = [f.hop for f in found]
+        return answer
+
+    def _refuse(self, question: str, found: Sequence[_Found], kind: str) -> Answer:
+        passages, _ = self._merged(found)
+        language = detect_language(question)
+        missing = [f.hop.question for f in found if not f.text and not f.sentence]
+        reason = (f"{kind}: no answer found for {', '.join(repr(m) for m in missing)}" if missing
+                  else f"{kind}: the findings could not be combined")
+        answer = Answer(refusal_text(language), False, [], passages, found[0].answer.query, language,
+                        found[-1].answer.model, timings_ms=_summed([f.answer.timings_ms for f in found]),
+                        usage=_summed_usage([f.answer.usage for f in found]), relevance=found[0].answer.relevance)
+        answer.checks = [{"check": "reasoning", "action": "refuse", "reason": reason}]
+        answer.reasoning = [f.hop for f in found]
+        return answer
+
+
+def _found(kind: str, question: str, answer: Answer) -> _Found:
+    """A hop record of one single-hop answer."""
+    text = _MARKER.sub("", answer.answer).strip() if answer.answerable else ""
+    number = answer.citations[0].number if answer.answerable and answer.citations else None
+    if answer.answer_span is not None:
+        number = answer.answer_span.passage
+    sentence = answer.evidence.text if answer.evidence is not None else text
+    hop = Hop(kind, question, answer.query, _local_passages(answer.passages), finding=text, citation=number,
+              timings_ms={k: v for k, v in answer.timings_ms.items() if v})
+    return _Found(hop, answer, text, sentence)
+
+
+def _local_passages(passages: Sequence[SearchHit]) -> list[dict[str, Any]]:
+    """A hop's passages numbered as the hop saw them (the answer renumbers them, merged)."""
+    return [{"number": n, "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
+            for n, h in enumerate(passages, start=1)]
+
+
+# -- composing the findings -----------------------------------------------------------------------
+
+def _about(item: _Found, entity: str) -> bool:
+    """Whether the passage a hop read its finding from names the entity."""
+    number = item.hop.citation
+    if number is None or not 0 < number <= len(item.answer.passages):
+        return False
+    hit = item.answer.passages[number - 1]
+    return _mentions(f"{hit.chunk.section or ''} {hit.chunk.text}", entity)
+
+
+def _date_of(item: _Found) -> Date | None:
+    """The date a hop found: in its short answer, else its sentence, else the first date of
+    the first passage about its entity (an encyclopedia's "X (3 October 1900 – 1938)")."""
+    texts = [item.text, item.sentence] + [h.chunk.text for h in item.answer.passages[:3]
+                                          if item.entity and _mentions(h.chunk.text, item.entity)]
+    for text in texts:
+        dates = find_dates(text)
+        if dates:
+            return dates[0]
+    return None
+
+
+def _quantity_of(item: _Found, unit_like: str = "") -> Quantity | None:
+    for text in (item.text, item.sentence):
+        quantity = first_quantity(text, unit_like)
+        if quantity is not None:
+            return quantity
+    return None
+
+
+def _supports(item: _Found, attribute: str, entity: str) -> float:
+    """Share of the attribute's words that the hop's sentence (or passage) states of the entity."""
+    terms = [t for t in query_terms(attribute) if t]
+    if not terms or not item.answer.passages:
+        return 0.0
+    # Only text that names the entity counts: another passage's "won an Academy Award" is not its.
+    texts = [h.chunk.text for h in item.answer.passages[:3] if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
+    best = 0.0
+    for text in texts:
+        found = set(terms_found(terms, text)) | {t for t in terms if _stem(t) in {_stem(w) for w in plain_words(text)}}
+        best = max(best, len(found) / len(terms))
+    return best
+
+
+def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+    if plan.direction in ("early", "late"):
+        dates = [_date_of(f) for f in found]
+        if any(d is None for d in dates):
+            return None
+        for item, date in zip(found, dates):
+            item.hop.value = str(date)
+        pick = min if plan.direction == "early" else max
+        chosen = dates.index(pick(dates))
+        if plan.operation == "yes-no":      # "Was A released before B?"
+            yes = chosen == 0 and dates[0] != dates[1]
+            return (_YES if yes else _NO)[language], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
+        return plan.entities[chosen], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
+    if plan.direction in ("more", "less"):
+        values = [_quantity_of(f) for f in found]
+        if all(v is not None for v in values):
+            for item, value in zip(found, values):
+                item.hop.value = value.format()
+            numbers = [v.value for v in values]
+            chosen = numbers.index(max(numbers) if plan.direction == "more" else min(numbers))
+            return plan.entities[chosen], [0, 1], f"comparison of values {', '.join(v.format() for v in values)}"
+    # No value to compare: the entity whose passage states the attribute.
+    support = [_supports(f, plan.attribute, e) for f, e in zip(found, plan.entities)]
+    if max(support) == 0 or support.count(max(support)) > 1:
+        return None
+    chosen = support.index(max(support))
+    return plan.entities[chosen], [chosen], f"the passage of {plan.entities[chosen]!r} states {plan.attribute!r}"
+
+
+def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+    if plan.operation == "common":          # "A and B are both what kind of machine?"
+        for i, item in enumerate(found):
+            if item.text:
+                return item.text, [i], f"what {plan.entities[i]!r} is, as both are"
+        return None
+    if plan.operation == "same":
+        if not all(f.text for f in found):
+            return None
+        same = _same(found[0].text, found[1].text)
+        return (_YES if same else _NO)[language], [0, 1], f"{found[0].text!r} and {found[1].text!r}"
+    support = [_supports(f, plan.attribute, e) for f, e in zip(found, plan.entities)]
+    yes = all(s > 0.5 for s in support)
+    return (_YES if yes else _NO)[language], list(range(len(found))), \
+        "support of the attribute per entity: " + ", ".join(f"{s:.2f}" for s in support)
+
+
+def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+    dates = [_date_of(f) for f in found]
+    asks_years = re.search(r"\byears?\b|年", plan.attribute + " " + " ".join(f.hop.question for f in found))
+    quantities = [_quantity_of(f) for f in found]
+    if asks_years and all(dates) and not all(q is not None and q.unit not in ("年", "") for q in quantities):
+        for item, date in zip(found, dates):
+            item.hop.value = str(date)
+        years = years_between(dates[0], dates[1])
+        text = f"{years}年" if language == "zh" else f"{years} years"
+        return text, [0, 1], f"years between {dates[0]} and {dates[1]}"
+    if not all(quantities):
+        return None
+    unit = quantities[0].unit
+    quantities = [quantities[0]] + [_quantity_of(f, unit) or q for f, q in zip(found[1:], quantities[1:])]
+    for item, value in zip(found, quantities):
+        item.hop.value = value.format()
+    if plan.operation == "sum":
+        result = total(quantities)
+        return (result.format(), [0, 1], "sum of " + ", ".join(q.format() for q in quantities)) if result else None
+    if plan.operation == "ratio":
+        value = ratio(quantities[0], quantities[1])
+        if value is None:
+            return None
+        return (f"{value:.3g}倍" if language == "zh" else f"{value:.3g} times"), [0, 1], \
+            f"ratio of {quantities[0].format()} to {quantities[1].format()}"
+    result = difference(quantities[0], quantities[1])
+    if result is None:
+        return None
+    return result.format(), [0, 1], f"difference of {quantities[0].format()} and {quantities[1].format()}"
+
+
+def _aggregate(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+    if not all(f.text for f in found):
+        return None
+    parts = []
+    for i, (entity, item) in enumerate(zip(plan.entities, found)):
+        # {cI}: hop I's citation, numbered by _compose once the hops' passages are merged
+        parts.append(f"{entity}：{item.text} {{c{i}}}" if language == "zh" else f"{entity}: {item.text} {{c{i}}}")
+    return ("；" if language == "zh" else "; ").join(parts), list(range(len(found))), "every part answered"
+
+
+_COMPOSERS = {"comparison": _compare, "both": _both, "arithmetic": _arithmetic, "aggregation": _aggregate}
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+def _cite(number: int | None) -> str:
+    return f"[{number}]" if number is not None else ""
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _same(a: str, b: str) -> bool:
+    a, b = _MARKER.sub("", a).strip().lower(), _MARKER.sub("", b).strip().lower()
+    return a == b or (min(len(a), len(b)) >= 2 and (a in b or b in a))
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name``: all its words (most, for a long name)."""
+    words = query_terms(name)
+    if not words:
+        return name.lower() in text.lower()
+    found = terms_found(words, text)
+    return len(found) >= max(1, round(0.6 * len(words)))
+
+
+def _missing_terms(terms: Sequence[str], passages: Sequence[SearchHit], answer: str) -> list[str]:
+    """The question's words that none of the hops' passages holds (nor the answer itself)."""
+    text = "\n".join([h.chunk.text + " " + (h.chunk.section or "") for h in passages] + [answer])
+    present = set(terms_found(terms, text))
+    stems = {_stem(w) for w in plain_words(text)}
+    return [t for t in terms if t not in present and _stem(t) not in stems]
+
+
+def _summed(timings: Sequence[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in timings:
+        for key, value in item.items():
+            if key != "total":
+                out[key] = round(out.get(key, 0.0) + value, 2)
+    return out
+
+
+def _summed_usage(usages: Sequence[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in usages:
+        for key, value in item.items():
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def _renumbered(span, number: int | None):
+    from dataclasses import replace
+
+    return replace(span, passage=number) if number is not None else span
