@@ -104,7 +104,7 @@ def test_in_process_and_http_runs_agree(workspace, server, capsys, monkeypatch):
     for summary, records in ((summary_l, records_l), (summary_r, records_r)):
         assert summary["answered"] == 2 and summary["errors"] == 0
         assert set(records) == {"en-2", "zh-3"}
-        # four documents, hybrid search: the gold document comes first
+        # eight documents, hybrid search: the gold document comes first
         assert summary["metrics"]["recall@1"]["mean"] == 1.0
         assert records["en-2"]["prediction"].strip()
         assert records["en-2"]["timings_ms"]["total"] > 0
