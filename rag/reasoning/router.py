@@ -76,14 +76,14 @@ _EN_THAN = re.compile(r"^(?P<pre>.*?)\b(?P<a>[A-Z][^,?]*?)\s+(?:\w+\s+){0,3}?tha
 
 _ZH_SEP = r"(?:和|与|跟|及|、|还是)"
 # Where the second entity ends: its attribute ("的…"), or the words that ask.
-_ZH_ASK = (r"的|哪|谁|都|均|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
+_ZH_ASK = (r"的|哪|谁|都|均|是不是|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
            r"|[，,]|(?:更|较)|(?:谁|哪)")
 _ZH_PAIR = re.compile(rf"^(?P<a>[^和与跟及、，,比]+?){_ZH_SEP}(?P<b>[^，,？?]+?)(?=(?:{_ZH_ASK}))(?P<rest>.*)$")
 _ZH_ATTR_THAN = re.compile(r"^(?P<a>[^比，,]+?)的(?P<attr>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P=attr))?"
                            r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$")
 _ZH_THAN = re.compile(r"^(?P<a>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P<attr>[^，,？?]+?))?"
                       r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$")
-_ZH_WHICH = re.compile(r"哪一个|哪个|哪一家|哪家|哪一位|哪位|哪座|哪部|哪本|哪种|哪所|哪款|哪条|哪一项|哪项|谁")
+_ZH_WHICH = re.compile(r"哪一种|哪一个|哪个|哪一家|哪家|哪一位|哪位|哪座|哪部|哪本|哪种|哪所|哪款|哪条|哪一项|哪项|谁")
 _ZH_ARITH = re.compile(r"(?:相差|差|早|晚|多|少|高|低|大|小|长|短|贵|便宜)(?:了)?(?:多少|几)|一共|总共|合计|加起来|总计|共(?:有|计)?多少|几倍|多少倍")
 _ZH_SUM = re.compile(r"一共|总共|合计|加起来|总计|共")
 _ZH_BOTH = re.compile(r"(?:都|均|全都)")
@@ -103,11 +103,12 @@ class Plan:
     operation: str = ""                          # arithmetic: "difference", "sum", "ratio"
     sub_questions: list[str] = field(default_factory=list)   # one per entity
     language: str = "en"
+    context: str = ""                            # words that place the question ("在城东社区图书馆，"), for search
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "entities": list(self.entities), "attribute": self.attribute,
                 "direction": self.direction, "operation": self.operation,
-                "sub_questions": list(self.sub_questions)}
+                "sub_questions": list(self.sub_questions), "context": self.context}
 
 
 def route(question: str, language: str | None = None) -> Plan | None:
@@ -264,6 +265,13 @@ def _route_zh(question: str) -> Plan | None:
             return Plan("arithmetic", [match.group("a"), match.group("b")], attribute=_attribute_zh(rest),
                         operation=operation)
     match = _ZH_PAIR.match(question)
+    if match is None and "，" in question:
+        # "在城东社区图书馆，纸质图书和电子书哪一种…": the clause before the comma is context.
+        context, _, tail = question.partition("，")
+        plan = _route_zh(tail)
+        if plan is not None:
+            plan.context = re.sub(r"^(?:在|按|根据|对于|关于)", "", context)
+        return plan
     if match is None:
         return None
     a, b, rest = match.group("a"), match.group("b"), match.group("rest")
@@ -272,6 +280,8 @@ def _route_zh(question: str) -> Plan | None:
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
     if _ZH_SAME.search(rest):
         return Plan("both", [a, b], attribute=_attribute_zh(_ZH_SAME.split(rest)[0]), operation="same")
+    if re.match(r"(?:是不是|是否)", rest):    # "A和B是不是产于福建": yes only if each passage says so
+        return Plan("both", [a, b], attribute=re.sub(r"^(?:是不是|是否)", "", rest), operation="all")
     if _ZH_BOTH.search(rest):
         tail = _ZH_BOTH.split(rest, maxsplit=1)[1]
         tail = re.sub(r"(?:吗|么|嘛|呢)$", "", tail)
@@ -282,8 +292,10 @@ def _route_zh(question: str) -> Plan | None:
 
 
 def _attribute_zh(text: str) -> str:
-    """The words about the attribute, without the comparative or the question words."""
-    text = re.sub(r"(?:是否|是|多少|几|什么|吗|呢|了|有)", " ", text)
+    """The words about the attribute, without the comparative, the unit asked for ("多少度")
+    or the question words."""
+    text = re.sub(r"(?:多少|几)[\u4e00-\u9fff]?$", "", text)
+    text = re.sub(r"(?:是不是|是否|相差|相比|比较|是|多少|几|什么|吗|呢|了|有|[，,、：:；;])", " ", text)
     words = []
     for word in re.split(r"[\s的]+", text):
         word = _ZH_COMPARATIVE.sub("", word)
@@ -296,6 +308,8 @@ def _sub_question_zh(plan: Plan, entity: str) -> str:
     attribute = plan.attribute.replace(" ", "")
     if plan.kind == "both" and plan.operation == "all":
         return f"{entity}{attribute or '是什么'}吗？"
+    if attribute.endswith(("于", "在", "自", "到")):          # "产于" -> "白毫银针产于哪里？"
+        return f"{entity}{attribute}哪里？"
     if plan.direction in ("early", "late") and not attribute:
         return f"{entity}是什么时候的？"
     if plan.direction in ("early", "late") and not re.search("年|时间|日期|时候", attribute):
