@@ -385,6 +385,26 @@ def test_ask_answers_with_a_citation_of_the_right_file(api_server, client):
 
 
 @pytest.mark.slow
+def test_ask_answers_each_part_of_a_two_part_question_with_its_hops(client):
+    question = "What are the nightly hotel limits in London and Paris respectively?"
+    answer = client.post("/ask", json={"question": question}).json()
+    assert answer["answer"] == "London: 240 pounds [1]; Paris: 210 euros [1]", answer["answer"]
+    hops = answer["reasoning"]
+    assert [h["kind"] for h in hops] == ["aggregation", "aggregation"]
+    assert [h["finding"] for h in hops] == ["240 pounds", "210 euros"]
+    assert all(answer["passages"][h["citation"] - 1]["source"] == "travel-policy.md" for h in hops)
+    assert answer["checks"][0]["check"] == "reasoning"
+    # Streamed: each hop as it ends, then the answer.
+    with client.stream("POST", "/ask", json={"question": question, "stream": True}) as response:
+        events = list(read_events(response))
+    kinds = [event for event, _ in events]
+    assert kinds[:2] == ["hop", "hop"] and kinds[-1] == "done", kinds
+    assert events[-1][1]["answer"]["answer"] == answer["answer"]
+    # A single-hop question takes no hop.
+    assert client.post("/ask", json={"question": LONDON}).json()["reasoning"] == []
+
+
+@pytest.mark.slow
 def test_ask_in_generate_mode_writes_the_answer(client):
     response = client.post("/ask", json={"question": LONDON, "answer_mode": "generate"})
     assert response.status_code == 200, response.text

@@ -125,3 +125,25 @@ def test_quote_mode_answers_with_the_document_sentence(page):
     page.screenshot(path=str(ARTIFACTS / "chat_page_quote.png"), full_page=True)
     page.reload()
     assert page.input_value("#answer-mode") == "quote"
+
+
+def test_a_multi_hop_answer_shows_its_steps_collapsed_under_it(page):
+    page.evaluate(f"localStorage.setItem('rag-api-key', '{API_KEY}')")
+    page.reload()
+    page.wait_for_selector("#status[data-state='ready']", timeout=30_000)
+    ask(page, "What are the nightly hotel limits in London and Paris respectively?")
+    page.wait_for_selector(".msg.assistant .timings", timeout=ANSWER_TIMEOUT_MS)
+    answer_text = page.inner_text(".msg.assistant .answer")
+    # Each city with its own limit, in the order asked.
+    assert answer_text.startswith("London: 240 pounds") and "Paris: 210 euros" in answer_text, answer_text
+    steps = page.locator(".msg.assistant details.reasoning")
+    assert steps.count() == 1 and not steps.evaluate("d => d.open")       # collapsed until opened
+    page.click(".msg.assistant details.reasoning summary")
+    items = page.locator(".msg.assistant details.reasoning .steps li")
+    assert items.count() == 2
+    assert "London" in items.nth(0).inner_text() and "240 pounds" in items.nth(0).inner_text()
+    assert "Paris" in items.nth(1).inner_text() and "210 euros" in items.nth(1).inner_text()
+    items.nth(1).locator(".cite").click()
+    assert "travel-policy.md" in page.inner_text("#passage-meta")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat_page_steps.png"), full_page=True)

@@ -111,7 +111,11 @@ def landmarks(tmp_path_factory, embedder):
                        ["The Orion report on coastal erosion was written by the geologist Mara Lindqvist "
                         "and published by the Kelmsford Institute."])
     docfactory.make_md(root / "mara-lindqvist.md", "Mara Lindqvist",
-                       ["Mara Lindqvist is a Norwegian geologist. She was born in Tromsø and studied in Bergen."])
+                       ["Mara Lindqvist is a Norwegian geologist. She was born in Tromsø and studied in Bergen. "
+                        "Her husband is the painter Olav Berg."])
+    docfactory.make_md(root / "olav-berg.md", "Olav Berg", ["Olav Berg is a landscape painter. Olav Berg was born in Narvik."])
+    docfactory.make_txt(root / "报告" / "海岸侵蚀报告.txt", "海岸侵蚀报告\n\n《海岸侵蚀报告》由地质学家林晓梅撰写，于2019年发表。\n")
+    docfactory.make_txt(root / "报告" / "林晓梅.txt", "林晓梅\n\n林晓梅是一位地质学家，出生于厦门，毕业于南京大学。\n")
     docfactory.make_txt(root / "茶" / "龙井.txt", "龙井茶\n\n龙井茶产于浙江杭州西湖一带，属于绿茶，冲泡水温以80摄氏度为宜。\n")
     docfactory.make_txt(root / "茶" / "铁观音.txt", "铁观音\n\n铁观音原产于福建安溪，属于乌龙茶，宜用95摄氏度的沸水冲泡。\n")
     docfactory.make_txt(root / "桥" / "青石桥.txt", "青石桥\n\n青石桥是一座石拱桥，建于1921年，全长64米。\n")
@@ -189,6 +193,22 @@ def test_a_bridge_question_takes_a_second_hop_through_what_the_first_found(landm
 
 
 @pytest.mark.slow
+def test_bridges_in_chinese_and_through_two_relations(landmarks):
+    zh = landmarks.answer("《海岸侵蚀报告》的作者出生在哪里？")
+    assert zh.answerable and zh.answer.startswith("厦门"), (zh.answer, zh.reasoning)
+    assert [h.question for h in zh.reasoning] == ["《海岸侵蚀报告》的作者是谁？", "林晓梅出生在哪里？"]
+    assert _sources(zh) == {"报告/海岸侵蚀报告.txt", "报告/林晓梅.txt"}
+    # "the husband of the author of X": the author first, then her husband, then where he was born.
+    three = landmarks.answer("Where was the husband of the author of the Orion report born?")
+    assert three.answer.startswith("Narvik"), (three.answer, [(h.question, h.query, h.finding) for h in three.reasoning], three.checks)
+    assert [h.finding for h in three.reasoning][1:] == ["Olav Berg", "Narvik"]
+    assert _sources(three) == {"orion-report.md", "mara-lindqvist.md", "olav-berg.md"}
+    # With two hops allowed the inner relation is not resolved first: the question stays two hops.
+    two = AnswerPipeline(landmarks.settings.replace(reasoning_hops=2), generator=_generator())
+    assert len(two.answer("Where was the husband of the author of the Orion report born?").reasoning) <= 2
+
+
+@pytest.mark.slow
 def test_a_single_hop_question_takes_one_hop_and_reasoning_off_changes_nothing(landmarks):
     answer = landmarks.answer("How tall is the Aurora Tower?")
     assert answer.reasoning == [] and "212 metres" in answer.answer, answer.answer
@@ -204,3 +224,16 @@ def test_a_hop_that_finds_nothing_refuses_the_whole_question(landmarks):
     assert not answer.answerable, answer.answer
     assert answer.checks[0]["check"] == "reasoning" and answer.checks[0]["action"] == "refuse"
     assert len(answer.reasoning) == 2 and answer.reasoning[0].found
+
+
+def test_the_openai_footer_lists_what_each_hop_asked_and_found():
+    from api.sources import sources_block
+
+    citations = [{"number": 1, "source": "aurora-tower.md"}, {"number": 2, "source": "beacon-bridge.md"}]
+    hops = [{"question": "When was Aurora Tower completed?", "finding": "It was completed in 1931.", "value": "1931",
+             "citation": 1},
+            {"question": "When was Beacon Bridge completed?", "finding": "", "value": None, "citation": None}]
+    block = sources_block(citations, None, hops)
+    assert block.endswith("Steps:\n1. When was Aurora Tower completed? -> 1931 [1]\n"
+                          "2. When was Beacon Bridge completed? -> (nothing found)")
+    assert "Steps:" not in sources_block(citations, None, [])

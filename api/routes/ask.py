@@ -2,6 +2,9 @@
 
 Streamed answers are a sequence of events, each ``event: <type>`` plus one JSON ``data`` line:
 
+- ``hop``: ``{"type", "hop"}`` for a question answered in several hops (rag/reasoning/), each as
+  it ends, before ``retrieval`` (whose passages are then those of all hops); the ``done`` answer's
+  ``reasoning`` has the hops numbered as its passages;
 - ``retrieval``: ``{"type", "query", "passages"}``, once, before generation (``query`` is the
   standalone query a follow-up was rewritten into);
 - ``token``: ``{"type", "text"}``, as the model writes;

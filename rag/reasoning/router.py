@@ -58,6 +58,9 @@ _EN_BOTH_FIRST = re.compile(     # "Are both A and B American musicians?"
 _EN_BOTH_WHAT = re.compile(      # "The LNW-80 and Amstrad PCW are both what kind of machine?"
     r"^(?:the\s+)?(?P<a>.+?)\s+and\s+(?:the\s+)?(?P<b>.+?)\s+(?:are|were)\s+both\s+(?P<rest>(?:what|which)\b.*?)\s*\?*\s*$",
     re.IGNORECASE)
+_EN_SHARED = re.compile(         # "What occupation do A and B share?", "Where are A and B located?"
+    r"^(?P<wh>what|which|where|when|in which)\b(?P<noun>.*?)\s+(?:are|were|do|did|is)\s+(?P<a>.+?)\s+and\s+"
+    r"(?P<b>.+?)\s+(?P<verb>share|have in common|located|based|from|found)\s*\?*\s*$", re.IGNORECASE)
 _EN_BEFORE = re.compile(         # "Was the film X released before the comic book Y?"
     r"^(?P<aux>was|were|is|did|does)\s+(?P<a>.+?)\s+(?P<verb>\w+)\s+(?P<rel>before|after|earlier than|later than)\s+"
     r"(?P<b>.+?)\s*\?*\s*$", re.IGNORECASE)
@@ -70,7 +73,7 @@ _EN_DIFF = re.compile(r"\b(?:difference|differ)\b", re.IGNORECASE)
 _EN_TOTAL = re.compile(r"\b(?:in total|combined|altogether|total|sum)\b", re.IGNORECASE)
 _EN_RATIO = re.compile(r"\bhow many times\b|\bratio\b", re.IGNORECASE)
 _EN_RESPECTIVELY = re.compile(r"\brespectively\b|\beach of\b", re.IGNORECASE)
-_EN_PAIR = re.compile(r"\b(?:between|of|for|in|at|by)\s+(?P<a>[^,?]+?)\s+and\s+(?P<b>[^,?]+?)(?:\s+respectively)?\s*\??\s*$",
+_EN_PAIR = re.compile(r"\b(?P<prep>between|of|for|in|at|by)\s+(?P<a>[^,?]+?)\s+and\s+(?P<b>[^,?]+?)(?:\s+respectively)?\s*\??\s*$",
                       re.IGNORECASE)
 _EN_THAN = re.compile(r"^(?P<pre>.*?)\b(?P<a>[A-Z][^,?]*?)\s+(?:\w+\s+){0,3}?than\s+(?P<b>[^,?]+?)\s*\??\s*$")
 
@@ -159,6 +162,14 @@ def _route_en(question: str) -> Plan | None:
     match = _EN_BOTH_WHAT.match(question)
     if match:
         return Plan("both", [match.group("a"), match.group("b")], attribute=match.group("rest"), operation="common")
+    match = _EN_SHARED.match(question)
+    if match:
+        wh, noun, verb = match.group("wh").lower(), match.group("noun").strip(), match.group("verb").lower()
+        if wh == "where" or verb in ("located", "based", "from", "found"):
+            attribute = f"where {verb}"
+        else:
+            attribute = f"{wh} {noun}".strip()
+        return Plan("both", [match.group("a"), match.group("b")], attribute=attribute, operation="common")
     match = _EN_BOTH_FIRST.match(question)
     if match:
         split = _split_names_en(match.group("pair"))
@@ -181,9 +192,9 @@ def _route_en(question: str) -> Plan | None:
                     direction=_direction_en(head.split()))
     if _EN_RESPECTIVELY.search(question):
         pair = _EN_PAIR.search(question)
-        if pair:
+        if pair and "prep" in pair.groupdict():
             return Plan("aggregation", [pair.group("a"), pair.group("b")],
-                        attribute=_attribute_en(question[:pair.start("a")]))
+                        attribute=_attribute_en(question[:pair.start("prep")]), operation=pair.group("prep").lower())
     return None
 
 
@@ -225,6 +236,10 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
     if plan.kind == "both":
         tail = attribute.strip() or "described"
         if plan.operation == "common":
+            if tail.startswith("where "):                 # "Where is A located?"
+                return f"Where is {entity} {tail[6:]}?"
+            if tail.startswith(("what ", "which ")) and len(tail.split()) >= 2 and not tail.endswith(" of"):
+                return f"{tail[:1].upper()}{tail[1:]} is {entity}?"
             return f"{tail[:1].upper()}{tail[1:]} is {entity}?"
         return f"Is {entity} {tail}?" if plan.operation == "all" else f"What is the {tail} of {entity}?"
     if plan.direction in ("early", "late") or re.search(r"\b(year|born|founded|date|when)\b", attribute, re.I):
@@ -232,6 +247,11 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
         return f"When was {entity} {verb}?"
     if plan.kind == "arithmetic" or plan.direction in ("more", "less"):
         return f"How many {attribute} {entity}?" if attribute else f"How many for {entity}?"
+    if plan.kind == "aggregation" and attribute:          # "What is the hotel limit in London?"
+        prep = plan.operation if plan.operation != "between" else "of"
+        if attribute.endswith("s") and not attribute.endswith("ss"):     # "the hotel limits" of each
+            attribute = attribute[:-1]
+        return f"What is the {attribute} {prep} {entity}?"
     return f"{attribute} {entity}?".strip() if attribute else f"What about {entity}?"
 
 
@@ -368,6 +388,8 @@ class BridgePlan:
     phrase: str                  # the words of the question that hop 1's finding replaces
     question: str                # the whole question
     language: str = "en"
+    named: str = ""              # what the relation is of ("the Orion report")
+    role: str = ""               # the relation ("author")
 
     def second_question(self, finding: str) -> str:
         return self.question.replace(self.phrase, finding, 1)
@@ -386,7 +408,7 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
         if len(np) < 2:
             return None
         ask = "谁" if role in _ZH_PERSON_ROLES else "什么"
-        return BridgePlan(f"{np}的{role}是{ask}？", f"{np} {role}", f"{np}的{role}", question, "zh")
+        return BridgePlan(f"{np}的{role}是{ask}？", f"{np} {role}", f"{np}的{role}", question, "zh", np, role)
     match = _EN_ROLE_OF.search(question)
     if not match:
         return None
@@ -406,4 +428,23 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
     # "Who is the author of X?" asks for the relation itself: one hop.
     if len([w for w in re.findall(r"[\w'’-]+", rest) if w.lower() not in _EN_WH | _EN_AUX | {"the", "name", "of"}]) < 1:
         return None
-    return BridgePlan(f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase, question, "en")
+    return BridgePlan(f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase, question, "en",
+                      np, role)
+
+
+def inner_bridge(plan: BridgePlan) -> BridgePlan | None:
+    """The relation inside a relation: for "Who is the wife of the author of X?", the plan
+    of "the author of X" (whose finding then stands in for it). English only: in Chinese the
+    inner relation comes first ("X的作者的妻子"), and the question that follows is planned again."""
+    if plan.language != "en" or not plan.named:
+        return None
+    match = _EN_ROLE_OF.search(plan.named)
+    if not match or match.start() > 4:               # "the author of X" must be the whole of it
+        return None
+    role, np = match.group("role").strip(), match.group("np").strip()
+    if not any(w[:1].isupper() or w[:1].isdigit() for w in np.split()) or role.split()[-1][:1].isupper():
+        return None
+    ask = "Who" if role.split()[-1].lower() in _PERSON_ROLES else "What"
+    phrase = plan.named[match.start():match.end()].strip()
+    return BridgePlan(f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase,
+                      plan.first_question, "en", np, role)

@@ -33,7 +33,7 @@ from rag.answering.quote import ranked_with_shares
 from rag.answering.refusal import refusal_text
 from rag.documents import Answer, Hop, SearchHit
 from rag.lexical import query_terms, terms_found
-from rag.reasoning.router import BridgePlan, Plan, bridge_plan, route
+from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
 from rag.reasoning.values import (
     Date,
     Quantity,
@@ -124,20 +124,58 @@ class Reasoner:
     # -- bridge ----------------------------------------------------------------------------
 
     def _bridge_steps(self, question: str, plan: BridgePlan, top_k: int | None, filters: Any) -> Iterator[Hop | Answer]:
-        """"Where was the author of X born?": who the author is, then where that one was born."""
-        first = self._hop("bridge", plan.first_question, plan.query, top_k, filters, "read")
-        if not first.text:
-            # The relation is not in the documents as asked: the question in one hop, as without reasoning.
+        """"Where was the author of X born?": who the author is, then where that one was born.
+        A relation inside the relation ("the wife of the author of X") takes a hop more, the
+        inner one first, as far as ``reasoning_hops`` allows."""
+        found: list[_Found] = []
+
+        def lookup(sub_question: str, query: str | None, last: bool = False) -> _Found:
+            # What a hop found is asked about in another document, most often: the one it was
+            # read from ("…written by Mara Lindqvist") would only name it again. That document
+            # is searched too when the others hold no answer.
+            read_in = frozenset(f.answer.passages[f.hop.citation - 1].chunk.source for f in found[-1:]
+                                if f.hop.citation is not None and f.hop.citation <= len(f.answer.passages))
+            item = self._hop("bridge", sub_question, query, top_k, filters, "read", read_in)
+            if read_in and (not item.text or item.answer.answer_span is None):
+                item = self._hop("bridge", sub_question, query, top_k, filters, "read")
+            if item.answer.answer_span is None and not last:
+                # A sentence in place of a short answer (the reader found none) names nothing
+                # the next hop could ask about.
+                item.text = item.hop.finding = ""
+                item.hop.citation = None
+            found.append(item)
+            return item
+
+        while True:
+            sub_question, query = plan.first_question, plan.query
+            inner = inner_bridge(plan)
+            if inner is not None and len(found) + 3 <= self.max_hops:
+                item = lookup(inner.first_question, inner.query)
+                yield item.hop
+                if not item.text:
+                    break
+                sub_question, query = inner.second_question(item.text), None
+            item = lookup(sub_question, query)
+            yield item.hop
+            if not item.text:
+                break
+            following = plan.second_question(item.text)
+            nested = bridge_plan(following)
+            if nested is not None and len(found) + 2 <= self.max_hops:
+                plan = nested                              # "X的作者的妻子…": the next relation
+                continue
+            last = lookup(following, None, last=True)
+            yield last.hop
+            if not last.text:
+                break
+            yield self._compose(question, found, last.text, last.answer, kind="bridge",
+                                reason="bridge: " + " -> ".join(repr(f.text) for f in found[:-1]))
+            return
+        if len(found) == 1:
+            # The first relation is not in the documents as asked: the question in one hop.
             yield self.pipeline.answer_hop(question, top_k=top_k, filters=filters)
             return
-        yield first.hop
-        second = self._hop("bridge", plan.second_question(first.text), None, top_k, filters, "read")
-        yield second.hop
-        if not second.text:
-            yield self._refuse(question, [first, second], "bridge")
-            return
-        yield self._compose(question, [first, second], second.text, second.answer, kind="bridge",
-                            reason=f"bridge: {plan.first_question!r} -> {first.text!r}")
+        yield self._refuse(question, found, "bridge")
 
     # -- planned: one hop an entity ----------------------------------------------------------
 
@@ -341,10 +379,16 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
 
 def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
     if plan.operation == "common":          # "A and B are both what kind of machine?"
-        for i, item in enumerate(found):
-            if item.text:
-                return item.text, [i], f"what {plan.entities[i]!r} is, as both are"
-        return None
+        answered = [i for i, item in enumerate(found) if item.text]
+        if not answered:
+            return None
+        # A finding that the other entity's passages state too is the shared one; else the first.
+        for i in answered:
+            others = [f for j, f in enumerate(found) if j != i]
+            if all(any(_stem_in(found[i].text, h.chunk.text) for h in f.answer.passages[:3]) for f in others):
+                return found[i].text, list(range(len(found))), f"what {' and '.join(map(repr, plan.entities))} share"
+        i = answered[0]
+        return found[i].text, [i], f"what {plan.entities[i]!r} is, as both are"
     if plan.operation == "same":
         if not all(f.text for f in found):
             return None
@@ -412,6 +456,15 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) > len(suffix) + 3:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
+
+
+def _stem_in(finding: str, text: str) -> bool:
+    """Whether ``text`` states ``finding`` (its words, plural or not)."""
+    wanted = [_stem(w) for w in plain_words(finding)]
+    if not wanted:
+        return finding in text
+    words = {_stem(w) for w in plain_words(text)}
+    return all(w in words for w in wanted)
 
 
 def _same(a: str, b: str) -> bool:
