@@ -232,6 +232,22 @@ def long_form_scores(prediction: str, answers: Sequence[str], lang: str) -> dict
     return {"bleu": round(bleu, 4), "rouge_l": round(rouge, 4)}
 
 
+def point_coverage(prediction: str, points: Sequence[str], lang: str) -> float | None:
+    """How much of a long answer's parts the prediction states: the mean, over the reference's
+    ``answer_points``, of ROUGE-L recall (rouge-score; the share of a point's tokens in its
+    longest common subsequence with the prediction), 0..1. ``None`` without points."""
+    points = [p for p in points if p and p.strip()]
+    if not points:
+        return None
+    text = strip_citations(prediction).strip()
+    if not text:
+        return 0.0
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_RougeTokens(lang))
+    return round(sum(scorer.score(point, text)["rougeL"].recall for point in points) / len(points), 4)
+
+
 # --- retrieval ---------------------------------------------------------------------------
 
 

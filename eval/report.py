@@ -42,8 +42,8 @@ TYPE_METRICS = ("answer_accuracy", "exact_match", "f1", "supporting_recall")
 def metric_names(ks: Sequence[int]) -> list[str]:
     """Every per-question score, in the order tables show them."""
     return [
-        "answer_accuracy", "exact_match", "f1", "bleu", "rouge_l", "evidence_accuracy", "evidence_f1",
-        "correct_refusal", "wrong_refusal",
+        "answer_accuracy", "exact_match", "f1", "bleu", "rouge_l", "point_coverage", "evidence_accuracy",
+        "evidence_f1", "correct_refusal", "wrong_refusal",
         *(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks),
         "supporting_recall", "supporting_fraction",
         "faithfulness", "citation_precision", "faithfulness_llm",
@@ -55,6 +55,7 @@ METRIC_HELP = {
     "exact_match": "normalised answer equals a gold alternative (SQuAD / CMRC 2018 normalisation)",
     "bleu": "sentence BLEU (sacreBLEU, zh tokenizer for Chinese) against the gold alternatives, 0-1",
     "rouge_l": "ROUGE-L F (rouge-score, EM/F1 tokens), best over the gold alternatives",
+    "point_coverage": "mean ROUGE-L recall of the reference's answer_points in the answer (0 for a refusal), 0-1",
     "evidence_accuracy": "the sentence a short answer was read from contains a gold alternative",
     "evidence_f1": "token F1 of that sentence, as if it were the answer",
     "f1": "token F1 (English words; Chinese characters, longest common run as in CMRC 2018)",

@@ -28,7 +28,7 @@ from rag.errors import RagError
 
 from eval.dataset import QAItem, load_qa, select
 from eval.faithfulness import LexicalJudge, LLMJudge
-from eval.metrics import CITATION_RE, long_form_scores, retrieval_scores, score_answer, supporting_scores
+from eval.metrics import CITATION_RE, long_form_scores, point_coverage, retrieval_scores, score_answer, supporting_scores
 from eval.report import (
     RESULTS,
     SUMMARY,
@@ -274,6 +274,10 @@ def score_record(
         # For long-form reference answers (all alternatives as references).
         scores.update(long_form_scores(answer.answer, item.answers or [" ".join(g) for g in item.answers_all_of],
                                        item.lang))
+    if item.answerable and item.extra.get("answer_points"):
+        # The parts of a long reference answer the prediction states (a refusal states none).
+        points = [str(p) for p in item.extra["answer_points"]]
+        scores["point_coverage"] = 0.0 if refused else point_coverage(answer.answer, points, item.lang)
     sources = [p.chunk.source for p in answer.passages]
     retrieval = retrieval_scores(sources, item.gold_docs, ks) if item.gold_docs else None
     for name in [*(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks)]:

@@ -182,3 +182,13 @@ def test_paired_bootstrap():
     assert not noisy.significant and noisy.ci_low < 0 < noisy.ci_high
     with pytest.raises(ValueError):
         paired_bootstrap([1, 2], [1])
+
+
+def test_point_coverage_is_the_share_of_each_reference_point_the_answer_states():
+    from eval.metrics import point_coverage
+
+    points = ["都注重数学基础", "数据计算专业强调交叉融合"]
+    assert point_coverage("两个专业都注重数学基础。[1]", points, "zh") == pytest.approx((1.0 + 2 / 12) / 2, abs=1e-3)
+    assert point_coverage("", points, "zh") == 0.0
+    assert point_coverage("anything", [], "en") is None
+    assert point_coverage("Both train strong maths [1]; only one stresses data", ["both train strong maths"], "en") == 1.0

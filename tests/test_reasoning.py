@@ -37,6 +37,13 @@ from tests import docfactory
     ("龙井的冲泡水温比铁观音低多少度？", "arithmetic", ["龙井", "铁观音"], "less"),
     ("图书馆和博物馆都在周一闭馆吗？", "both", ["图书馆", "博物馆"], ""),
     ("伦敦和巴黎的酒店限额分别是多少？", "aggregation", ["伦敦", "巴黎"], ""),
+    ("数学与应用数学专业与数据计算及应用专业在人才培养方面有哪些共同点和不同点？", "contrast",
+     ["数学与应用数学专业", "数据计算及应用专业"], ""),
+    ("计算机科学与技术专业与软件工程专业培养的学生在毕业后的职业发展方向有何异同？", "contrast",
+     ["计算机科学与技术专业", "软件工程专业"], ""),
+    ("How do green tea and oolong tea differ in brewing temperature?", "contrast", ["green tea", "oolong tea"], ""),
+    ("What is the difference between the AX-3000 and the AX-5000 routers?", "contrast", ["AX-3000", "AX-5000 routers"], ""),
+    ("What occupation do Chris Menges and Aram Avakian share?", "both", ["Chris Menges", "Aram Avakian"], ""),
 ])
 def test_the_router_names_the_kind_and_the_entities(question, kind, entities, direction):
     plan = route(question)
@@ -163,6 +170,18 @@ def test_each_part_of_a_respectively_question_is_answered_with_its_own_citation(
     assert part_one.startswith("龙井") and part_two.startswith("铁观音")
     cited = {answer.passages[h.citation - 1].chunk.source for h in answer.reasoning}
     assert cited == {"茶/龙井.txt", "茶/铁观音.txt"}
+
+
+@pytest.mark.slow
+def test_a_contrast_sets_what_each_document_says_side_by_side(landmarks):
+    answer = landmarks.answer("龙井和铁观音在产地和茶类上有哪些不同？")
+    assert answer.answerable, answer.answer
+    lines = answer.answer.split("\n")
+    assert len(lines) == 2 and lines[0].startswith("龙井：") and lines[1].startswith("铁观音："), answer.answer
+    assert "绿茶" in lines[0] and "乌龙茶" in lines[1]
+    cited = [answer.passages[h.citation - 1].chunk.source for h in answer.reasoning]
+    assert cited == ["茶/龙井.txt", "茶/铁观音.txt"]
+    assert lines[0].endswith(f"[{answer.reasoning[0].citation}]") and lines[1].endswith(f"[{answer.reasoning[1].citation}]")
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from rag.text import detect_language
 
-KINDS = ("comparison", "both", "arithmetic", "aggregation", "bridge")
+KINDS = ("comparison", "both", "arithmetic", "aggregation", "contrast", "bridge")
 
 # English comparatives, by what decides them: a time ("earlier"), a quantity ("larger").
 _EARLY = "earlier earliest first older oldest before sooner".split()
@@ -61,6 +61,11 @@ _EN_BOTH_WHAT = re.compile(      # "The LNW-80 and Amstrad PCW are both what kin
 _EN_SHARED = re.compile(         # "What occupation do A and B share?", "Where are A and B located?"
     r"^(?P<wh>what|which|where|when|in which)\b(?P<noun>.*?)\s+(?:are|were|do|did|is)\s+(?P<a>.+?)\s+and\s+"
     r"(?P<b>.+?)\s+(?P<verb>share|have in common|located|based|from|found)\s*\?*\s*$", re.IGNORECASE)
+_EN_CONTRAST = re.compile(       # "What is the difference between A and B?", "How do A and B differ in X?"
+    r"^(?:what\s+(?:is|are)\s+the\s+(?:main\s+|key\s+)?(?:differences?|similarities)\s+between\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)"
+    r"|how\s+(?:do|does|did)\s+(?P<a2>.+?)\s+and\s+(?P<b2>.+?)\s+(?:differ|compare))"
+    r"(?P<rest>\s+(?:in|on|for|regarding|when|as)\b.*?)?\s*\?*\s*$",
+    re.IGNORECASE)
 _EN_BEFORE = re.compile(         # "Was the film X released before the comic book Y?"
     r"^(?P<aux>was|were|is|did|does)\s+(?P<a>.+?)\s+(?P<verb>\w+)\s+(?P<rel>before|after|earlier than|later than)\s+"
     r"(?P<b>.+?)\s*\?*\s*$", re.IGNORECASE)
@@ -79,9 +84,48 @@ _EN_THAN = re.compile(r"^(?P<pre>.*?)\b(?P<a>[A-Z][^,?]*?)\s+(?:\w+\s+){0,3}?tha
 
 _ZH_SEP = r"(?:和|与|跟|及|、|还是)"
 # Where the second entity ends: its attribute ("的…"), or the words that ask.
-_ZH_ASK = (r"的|哪|谁|都|均|是不是|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
+_ZH_ASK = (r"的|在|哪|谁|都|均|是不是|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
            r"|[，,]|(?:更|较)|(?:谁|哪)")
-_ZH_PAIR = re.compile(rf"^(?P<a>[^和与跟及、，,比]+?){_ZH_SEP}(?P<b>[^，,？?]+?)(?=(?:{_ZH_ASK}))(?P<rest>.*)$")
+_ZH_SECOND = re.compile(rf"(?P<b>[^，,？?]+?)(?=(?:{_ZH_ASK}))(?P<rest>.*)$")
+_ZH_CONTRAST = re.compile(r"(?:共同|不同|相同|相似|共通|重合)(?:点|之处|性)|差异性|相似性|区别|差异|异同|差别|共同|不同|相似|对比|相比之下")
+
+
+@dataclass
+class _Pair:
+    a: str
+    b: str
+    rest: str
+
+    def group(self, name: str) -> str:
+        return getattr(self, name)
+
+
+def _zh_pair(question: str) -> _Pair | None:
+    """The two things a Chinese question names: "A和B…" where A and B may hold 与/和 themselves
+    ("数学与应用数学专业与数据计算及应用专业"): of the places the question could be split, one where
+    both sides end alike ("…专业", "…专业") is taken, else the first."""
+    candidates = []
+    for sep in re.finditer(_ZH_SEP, question):
+        a, after = question[:sep.start()], question[sep.end():]
+        second = _ZH_SECOND.match(after)
+        if not a or not second or re.search(r"[，,比]", a):
+            continue
+        candidates.append(_Pair(a, second.group("b"), second.group("rest")))
+    for pair in candidates:
+        pair.b = _ZH_B_TAIL.sub("", pair.b) or pair.b
+    for pair in candidates:                            # both end alike: "…专业" and "…专业"
+        if len(pair.a) >= 3 and len(pair.b) >= 3 and pair.b.endswith(pair.a[-2:]):
+            return pair
+    for pair in candidates:                            # "软件工程专业培养" -> "软件工程专业" + "培养…"
+        suffix = pair.a[-2:]
+        if len(pair.a) >= 3 and len(pair.b) >= 3 and suffix in pair.b:
+            cut = pair.b.rfind(suffix) + len(suffix)
+            return _Pair(pair.a, pair.b[:cut], pair.b[cut:] + pair.rest)
+    return candidates[0] if candidates else None
+
+
+# Words that close the second name without being part of it ("…专业之间有", "…这两门学科").
+_ZH_B_TAIL = re.compile(r"(?:这?两(?:门学科|个专业|个|门|者)|二者|之间|有)+$")
 _ZH_ATTR_THAN = re.compile(r"^(?P<a>[^比，,]+?)的(?P<attr>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P=attr))?"
                            r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$")
 _ZH_THAN = re.compile(r"^(?P<a>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P<attr>[^，,？?]+?))?"
@@ -150,6 +194,10 @@ def _direction_en(words: list[str]) -> str:
 
 
 def _route_en(question: str) -> Plan | None:
+    contrast = _EN_CONTRAST.match(question)
+    if contrast and not _EN_ARITH.search(question):
+        return Plan("contrast", [contrast.group("a") or contrast.group("a2"), contrast.group("b") or contrast.group("b2")],
+                    attribute=_attribute_en(contrast.group("rest") or ""))
     arithmetic = _EN_ARITH.search(question) or _EN_DIFF.search(question) or _EN_RATIO.search(question)
     if arithmetic:
         pair = _EN_PAIR.search(question) or _EN_THAN.search(question)
@@ -247,6 +295,8 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
         return f"When was {entity} {verb}?"
     if plan.kind == "arithmetic" or plan.direction in ("more", "less"):
         return f"How many {attribute} {entity}?" if attribute else f"How many for {entity}?"
+    if plan.kind == "contrast":
+        return f"What is the {attribute} of {entity}?" if attribute else f"What is {entity}?"
     if plan.kind == "aggregation" and attribute:          # "What is the hotel limit in London?"
         prep = plan.operation if plan.operation != "between" else "of"
         if attribute.endswith("s") and not attribute.endswith("ss"):     # "the hotel limits" of each
@@ -278,13 +328,13 @@ def _route_zh(question: str) -> Plan | None:
             return Plan("arithmetic", [match.group("a"), match.group("b")],
                         attribute=_attribute_zh(match.group("attr") or ""), operation="difference",
                         direction=_direction_zh(rest[:1]))
-        match = _ZH_PAIR.match(question)
+        match = _zh_pair(question)
         if match:
             rest = match.group("rest")
             operation = "ratio" if "倍" in rest else "sum" if _ZH_SUM.search(rest) else "difference"
             return Plan("arithmetic", [match.group("a"), match.group("b")], attribute=_attribute_zh(rest),
                         operation=operation)
-    match = _ZH_PAIR.match(question)
+    match = _zh_pair(question)
     if match is None and "，" in question:
         # "在城东社区图书馆，纸质图书和电子书哪一种…": the clause before the comma is context.
         context, _, tail = question.partition("，")
@@ -295,6 +345,8 @@ def _route_zh(question: str) -> Plan | None:
     if match is None:
         return None
     a, b, rest = match.group("a"), match.group("b"), match.group("rest")
+    if _ZH_CONTRAST.search(rest):                 # "A与B在培养方面有哪些共同点和不同点？"
+        return Plan("contrast", [a, b], attribute=_contrast_attribute_zh(rest))
     if _ZH_WHICH.search(rest) or re.match(r"^(?:比较|相比)", rest):
         attribute = _ZH_WHICH.sub(" ", rest)
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
@@ -309,6 +361,15 @@ def _route_zh(question: str) -> Plan | None:
     if _ZH_RESPECTIVELY.search(rest):
         return Plan("aggregation", [a, b], attribute=_attribute_zh(_ZH_RESPECTIVELY.sub(" ", rest)))
     return None
+
+
+def _contrast_attribute_zh(rest: str) -> str:
+    """"在人才培养方面有哪些共同点和不同点" -> "人才培养": what the two are compared in."""
+    text = _ZH_CONTRAST.sub(" ", rest)
+    text = re.sub(r"(?<=\s)(?:和|及|与)(?=\s)|之间|哪些|有何|何|分别|主要|独特|是什么|什么|有|都", " ", text)
+    text = re.sub(r"^\s*在|(?:方面|上|中)\s*$", "", text.strip())
+    text = re.sub(r"(?:方面|上|中)(?=\s|$)", "", text)
+    return _attribute_zh(text)
 
 
 def _attribute_zh(text: str) -> str:
@@ -326,6 +387,8 @@ def _attribute_zh(text: str) -> str:
 
 def _sub_question_zh(plan: Plan, entity: str) -> str:
     attribute = plan.attribute.replace(" ", "")
+    if plan.kind == "contrast":
+        return f"{entity}的{attribute}有什么特点？" if attribute else f"{entity}有什么特点？"
     if plan.kind == "both" and plan.operation == "all":
         return f"{entity}{attribute or '是什么'}吗？"
     if attribute.endswith(("于", "在", "自", "到")):          # "产于" -> "白毫银针产于哪里？"

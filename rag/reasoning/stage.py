@@ -202,7 +202,9 @@ class Reasoner:
             if lookup:
                 item = self._lookup(plan.kind, sub_question, entity, query, top_k, filters)
             else:
-                item = self._hop(plan.kind, sub_question, query, top_k, filters, "read")
+                # A contrast is told in the documents' sentences; the other kinds need the value.
+                mode = "quote" if plan.kind == "contrast" else "read"
+                item = self._hop(plan.kind, sub_question, query, top_k, filters, mode)
                 item.entity = entity
                 if item.text and not _about(item, entity):
                     # Read from a passage about something else ("80摄氏度" of 龙井 for 普洱): not found.
@@ -441,7 +443,17 @@ def _aggregate(plan: Plan, found: list[_Found], language: str) -> tuple[str, lis
     return ("；" if language == "zh" else "; ").join(parts), list(range(len(found))), "every part answered"
 
 
-_COMPOSERS = {"comparison": _compare, "both": _both, "arithmetic": _arithmetic, "aggregation": _aggregate}
+def _contrast(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+    """"How do A and B differ in X?": what the documents say of each, side by side, each cited."""
+    if not all(f.text for f in found):
+        return None
+    lines = [f"{entity}：{item.text} {{c{i}}}" if language == "zh" else f"{entity}: {item.text} {{c{i}}}"
+             for i, (entity, item) in enumerate(zip(plan.entities, found))]
+    return "\n".join(lines), list(range(len(found))), "what the documents say of each"
+
+
+_COMPOSERS = {"comparison": _compare, "both": _both, "arithmetic": _arithmetic, "aggregation": _aggregate,
+              "contrast": _contrast}
 
 
 # -- small helpers ---------------------------------------------------------------------------------
