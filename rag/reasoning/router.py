@@ -234,7 +234,9 @@ def _route_en(question: str) -> Plan | None:
         return Plan("both", [match.group("a"), match.group("b")], attribute=rest,
                     operation="same" if "same" in match.group("q").lower() else "all")
     match = _EN_CHOICE.match(question) or _EN_CHOICE_TAIL.match(question)
-    if match:
+    # Two things to choose from are names, a few words each; "Were the tapes restored ... or did
+    # they lose ..." chooses between two statements, which is one question.
+    if match and all(len(match.group(g).split()) <= 6 for g in ("a", "b")):
         head = match.group("head")
         return Plan("comparison", [match.group("a"), match.group("b")], attribute=_attribute_en(head),
                     direction=_direction_en(head.split()))
@@ -347,7 +349,9 @@ def _route_zh(question: str) -> Plan | None:
     a, b, rest = match.group("a"), match.group("b"), match.group("rest")
     if _ZH_CONTRAST.search(rest):                 # "A与B在培养方面有哪些共同点和不同点？"
         return Plan("contrast", [a, b], attribute=_contrast_attribute_zh(rest))
-    if _ZH_WHICH.search(rest) or re.match(r"^(?:比较|相比)", rest):
+    which = _ZH_WHICH.search(rest)
+    # "A和B哪个更早": a which-word and then a comparative; "A和谁商讨" is a question about A alone.
+    if (which and re.search(r"更|较|最|先|早|晚|后", rest[which.end():])) or re.match(r"^(?:比较|相比)", rest):
         attribute = _ZH_WHICH.sub(" ", rest)
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
     if _ZH_SAME.search(rest):
@@ -355,8 +359,12 @@ def _route_zh(question: str) -> Plan | None:
     if re.match(r"(?:是不是|是否)", rest):    # "A和B是不是产于福建": yes only if each passage says so
         return Plan("both", [a, b], attribute=re.sub(r"^(?:是不是|是否)", "", rest), operation="all")
     if _ZH_BOTH.search(rest):
-        tail = _ZH_BOTH.split(rest, maxsplit=1)[1]
-        tail = re.sub(r"(?:吗|么|嘛|呢)$", "", tail)
+        head, tail = _ZH_BOTH.split(rest, maxsplit=1)
+        if re.search(_ZH_SEP, head):
+            return None                  # "A与B和C都…": more than two things, which no plan here takes
+        tail = re.sub(r"(?:吗|嘛|呢|(?<![什怎那这])么)$", "", tail)
+        if re.search(r"什么|哪|谁|多少|几", tail):        # "A和B都指什么？": what both are, not yes/no
+            return Plan("both", [a, b], attribute=tail, operation="common")
         return Plan("both", [a, b], attribute=tail, operation="all")
     if _ZH_RESPECTIVELY.search(rest):
         return Plan("aggregation", [a, b], attribute=_attribute_zh(_ZH_RESPECTIVELY.sub(" ", rest)))
@@ -391,6 +399,8 @@ def _sub_question_zh(plan: Plan, entity: str) -> str:
         return f"{entity}的{attribute}有什么特点？" if attribute else f"{entity}有什么特点？"
     if plan.kind == "both" and plan.operation == "all":
         return f"{entity}{attribute or '是什么'}吗？"
+    if plan.kind == "both" and plan.operation == "common":
+        return f"{entity}{plan.attribute.replace(' ', '')}？"
     if attribute.endswith(("于", "在", "自", "到")):          # "产于" -> "白毫银针产于哪里？"
         return f"{entity}{attribute}哪里？"
     if plan.direction in ("early", "late") and not attribute:
@@ -441,6 +451,11 @@ _ZH_ROLE_OF = re.compile(
     r"(?P<rest>(?:是|在|于|出生|位于|叫|有|的|毕业|来自|成立|创办|办公|住).*)$")
 
 
+# A relation at the end of the question after one of these is what the question asks for.
+_ASKED_BY = {"be", "is", "was", "were", "are", "become", "became", "as", "named", "appointed", "elected", "hired",
+             "called", "crowned"}
+
+
 @dataclass
 class BridgePlan:
     """A question about something named only by its relation to another ("the author of X"):
@@ -468,7 +483,8 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
         if not match:
             return None
         np, role = match.group("np"), match.group("role")
-        if len(np) < 2:
+        # "X的作者是谁？" asks for the relation itself: one hop.
+        if len(np) < 2 or re.match(r"^(?:(?:是|为)(?:谁|什么|哪|多少|何)|在(?:哪|什么地方|何处)|叫什么|位于|是哪)", match.group("rest")):
             return None
         ask = "谁" if role in _ZH_PERSON_ROLES else "什么"
         return BridgePlan(f"{np}的{role}是{ask}？", f"{np} {role}", f"{np}的{role}", question, "zh", np, role)
@@ -487,6 +503,12 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
         return None
     ask = "Who" if head.lower() in _PERSON_ROLES else "What"
     phrase = question[match.start():match.end()].strip()
+    before = question[:match.start()].split()
+    after = question[match.end():].strip(" ?.!")
+    # "Who was hired to be the director of X?" asks for the relation itself; "the nickname of
+    # the winner of X" asks about what the relation names.
+    if not after and before and before[-1].lower() in _ASKED_BY:
+        return None
     rest = question.replace(phrase, " ", 1)
     # "Who is the author of X?" asks for the relation itself: one hop.
     if len([w for w in re.findall(r"[\w'’-]+", rest) if w.lower() not in _EN_WH | _EN_AUX | {"the", "name", "of"}]) < 1:
