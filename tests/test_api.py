@@ -405,6 +405,24 @@ def test_ask_answers_each_part_of_a_two_part_question_with_its_hops(client):
 
 
 @pytest.mark.slow
+def test_reasoning_works_with_an_openai_compatible_generator(api_server):
+    """The hops read through a generator that is a second instance of this service, over its
+    /v1 endpoint (a model server without log-probabilities: the reader aligns what it writes)."""
+    from rag.answering.pipeline import AnswerPipeline
+    from rag.config import Settings
+
+    settings = Settings.load(env={}, overrides={
+        "index_dir": api_server.index_dir, "device": "cpu", "generator": "openai",
+        "openai_base_url": api_server.url + "/v1", "openai_model": "rag", "openai_api_key": API_KEY,
+        "openai_timeout": 300})
+    pipeline = AnswerPipeline(settings)
+    answer = pipeline.answer("What are the nightly hotel limits in London and Paris respectively?")
+    assert answer.model == "rag" and len(answer.reasoning) == 2, answer
+    assert answer.answer == "London: 240 pounds [1]; Paris: 210 euros [1]", answer.answer
+    assert [h.finding for h in answer.reasoning] == ["240 pounds", "210 euros"]
+
+
+@pytest.mark.slow
 def test_ask_in_generate_mode_writes_the_answer(client):
     response = client.post("/ask", json={"question": LONDON, "answer_mode": "generate"})
     assert response.status_code == 200, response.text

@@ -110,9 +110,11 @@ class Reasoner:
         started = time.perf_counter()
         retrieval = self.pipeline.retriever.retrieve(query, top_k=top_k, filters=filters)
         hits = list(retrieval.hits)
-        about = [h for h in hits if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)] or hits
-        ranked = ranked_with_shares(query, about, 1)
+        # Only passages that name the entity count: a date of something else is no finding.
+        about = [h for h in hits if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
+        ranked = ranked_with_shares(query, about, 1) if about else []
         number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
+        about = about or hits
         answer = Answer(sentence, bool(sentence), [], about, query, detect_language(question), "lookup",
                         timings_ms={"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
                                     "lookup": round((time.perf_counter() - started) * 1000, 2)},

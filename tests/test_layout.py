@@ -1,0 +1,91 @@
+"""The library's layering: no import cycle among ``rag`` modules.
+
+Module-level imports only (an import inside a function, or under ``if TYPE_CHECKING``, is how a
+module reaches a later stage without depending on it at import time). A cycle makes the import
+order matter and the stages impossible to read one at a time.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+RAG = REPO / "rag"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The ``rag`` modules ``path`` imports when it is imported itself."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    statements = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            continue
+        if isinstance(node, ast.Try):
+            statements.extend(node.body)
+        else:
+            statements.append(node)
+    for node in statements:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in RAG.rglob("*.py")}
+    return {name: _imports(path, set(paths)) for name, path in paths.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_rag_modules_import_without_a_cycle():
+    graph = import_graph()
+    assert len(graph) > 40 and "rag.reasoning.stage" in graph        # the walk found the library
+    assert cycles(graph) == [], "\n".join(" -> ".join(c) for c in cycles(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+
+
+def test_the_reasoning_stage_reaches_the_pipeline_only_at_run_time():
+    # The stage drives the pipeline, and the pipeline builds the stage per question: the stage
+    # may name the pipeline only for type checking, or the two would import each other.
+    graph = import_graph()
+    assert "rag.answering.pipeline" not in graph["rag.reasoning.stage"]
+    assert "rag.reasoning.stage" not in graph["rag.answering.pipeline"]
