@@ -118,7 +118,7 @@ def landmarks(tmp_path_factory, embedder):
                        ["The Orion report on coastal erosion was written by the geologist Mara Lindqvist "
                         "and published by the Kelmsford Institute."])
     docfactory.make_md(root / "mara-lindqvist.md", "Mara Lindqvist",
-                       ["Mara Lindqvist is a Norwegian geologist. She was born in Tromsø and studied in Bergen. "
+                       ["Mara Lindqvist is a Norwegian geologist. She was born in Tromsø in 1961 and studied in Bergen. "
                         "Her husband is the painter Olav Berg."])
     docfactory.make_md(root / "olav-berg.md", "Olav Berg", ["Olav Berg is a landscape painter. Olav Berg was born in Narvik."])
     docfactory.make_txt(root / "报告" / "海岸侵蚀报告.txt", "海岸侵蚀报告\n\n《海岸侵蚀报告》由地质学家林晓梅撰写，于2019年发表。\n")
@@ -209,6 +209,17 @@ def test_a_bridge_question_takes_a_second_hop_through_what_the_first_found(landm
     assert [e["type"] for e in events] == ["hop", "hop", "retrieval", "token", "done"]
     assert events[1]["hop"]["finding"] == "Tromsø" and events[-1]["answer"]["answer"] == answer.answer
     assert len(events[-1]["answer"]["reasoning"]) == 2
+
+
+@pytest.mark.slow
+def test_a_short_answer_of_the_wrong_kind_is_asked_about_again(landmarks):
+    # "When ...?" answered with a name: the name is the bridge, and the date is in its own file.
+    answer = landmarks.answer("When was the geologist who wrote the Orion report born?")
+    assert answer.answer.startswith("1961"), (answer.answer, [(h.question, h.query, h.finding) for h in answer.reasoning])
+    first, second = answer.reasoning
+    assert "Lindqvist" in first.finding and "Lindqvist" in second.query
+    assert answer.passages[second.citation - 1].chunk.source == "mara-lindqvist.md"
+    assert answer.checks[0]["check"] == "reasoning"
 
 
 @pytest.mark.slow

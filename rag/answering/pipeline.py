@@ -201,9 +201,13 @@ class AnswerPipeline:
             elif turn.mode == "read":
                 try:
                     answer = self._read(turn)
+                    if reasoner is not None:        # a short answer of the wrong kind takes a second hop
+                        answer = reasoner.bridged(turn.question, answer, top_k, filters, turn.mode)
                 except RagError as exc:
                     yield {"type": "error", "message": str(exc)}
                     return
+                for hop in answer.reasoning:
+                    yield {"type": "hop", "hop": hop.to_dict()}
             else:
                 answer = self._quoted(turn)
             turn.timings_ms["first_token"] = _ms(turn.started)

@@ -92,8 +92,34 @@ class Reasoner:
             answer = self.planned(question, plan, top_k, filters)
         else:
             answer = self.pipeline.answer_hop(question, top_k=top_k, filters=filters, answer_mode=answer_mode)
+            answer = self.bridged(question, answer, top_k, filters, answer_mode)
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return answer
+
+    def bridged(self, question: str, answer: Answer, top_k: int | None = None, filters: Any = None,
+                answer_mode: str | None = None) -> Answer:
+        """``answer``, or, when its short answer is not of the kind the question asks for (a name
+        for "When ...?", a word for "How many ...?"), the answer of a second hop about what it
+        names: "When did the pioneer who claimed X die?" -> "Gustave Whitehead" -> his death date.
+        The second hop searches for that name with the question, outside the first hop's
+        document, and must find a short answer of the kind asked, in a passage naming it."""
+        mode = answer_mode or self.pipeline.settings.answer_mode
+        span = answer.answer_span
+        if mode != "read" or self.max_hops < 2 or not answer.answerable or span is None:
+            return answer
+        wanted = expected_kind(question)
+        if wanted is None or fits(span.text, wanted):
+            return answer
+        first = _found("bridge", question, answer)
+        source = answer.passages[span.passage - 1].chunk.source
+        query = f"{span.text} {' '.join(query_terms(question))}"
+        second = self._hop("bridge", question, query, top_k, filters, mode, frozenset({source}))
+        span2 = second.answer.answer_span
+        if (not second.text or span2 is None or not fits(second.text, wanted)
+                or not _mentions(second.answer.passages[span2.passage - 1].chunk.text, span.text)):
+            return answer                      # nothing better: the one-hop answer stands
+        return self._compose(question, [first, second], second.text, second.answer, kind="bridge",
+                             reason=f"bridge: {span.text!r} is no {wanted}; asked again about it")
 
     # -- hops ------------------------------------------------------------------------------
 
@@ -305,6 +331,38 @@ def _local_passages(passages: Sequence[SearchHit]) -> list[dict[str, Any]]:
     """A hop's passages numbered as the hop saw them (the answer renumbers them, merged)."""
     return [{"number": n, "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
             for n, h in enumerate(passages, start=1)]
+
+
+# -- what kind of answer a question wants -------------------------------------------------------
+
+_ASKS_DATE = re.compile(r"^\s*(?:when\s+(?:was|were|is|are|did|does|do|will|has|had|can|could)\b|in\s+what\s+year|in\s+which\s+year|what\s+(?:year|date)\b|which\s+year)"
+                        r"|什么时候|哪一年|哪年|何时|哪一天|几月几", re.IGNORECASE)
+_ASKS_NUMBER = re.compile(r"^\s*how\s+(?:many|much|old|long|tall|high|far)\b|^\s*what\s+(?:number|percentage)\b"
+                          r"|多少|几(?:个|位|岁|次|本|天|年|名|种|家|座|人|倍|米|公里)", re.IGNORECASE)
+_NUMBER_WORDS = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                           r"hundred|thousand|million|billion|dozen|several|half)\b|[零〇一二两三四五六七八九十百千万亿]",
+                           re.IGNORECASE)
+
+
+def expected_kind(question: str) -> str | None:
+    """"date" or "number" when the question can only be answered by one; else ``None``."""
+    if _ASKS_DATE.search(question):
+        return "date"
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    return None
+
+
+def fits(answer: str, kind: str) -> bool:
+    """Whether a short answer can be of that kind: a date or a number needs a digit or a
+    numeral ("1927", "五册", "two", "19世纪", "a decade")."""
+    if re.search(r"\d", answer) or _NUMBER_WORDS.search(answer):
+        return True
+    if kind == "date":
+        return bool(re.search(r"年|月|日|世纪|朝|代|时期|century|decade|spring|summer|autumn|fall|winter|"
+                              r"january|february|march|april|may|june|july|august|september|october|november|"
+                              r"december|today|yesterday|ago", answer, re.IGNORECASE))
+    return False
 
 
 # -- composing the findings -----------------------------------------------------------------------
