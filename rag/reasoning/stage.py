@@ -288,7 +288,9 @@ class Reasoner:
             answer=marked, answerable=True,
             citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),
             passages=passages, query=found[0].answer.query, language=detect_language(question),
-            model=last.model, timings_ms=_summed([f.answer.timings_ms for f in found]),
+            # The model that read a hop; "lookup" when code alone took every finding from its sentence.
+            model=next((f.answer.model for f in found if f.answer.model != "lookup"), last.model),
+            timings_ms=_summed([f.answer.timings_ms for f in found]),
             usage=_summed_usage([f.answer.usage for f in found]), relevance=found[0].answer.relevance,
             confidence=min((f.answer.confidence for f in found if f.answer.confidence is not None), default=None),
         )
