@@ -3,49 +3,25 @@ the short answer read by the real default model over a real index."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import pytest
 
 from rag.answering import AnswerPipeline
 from rag.config import Settings
-from rag.generation import make_generator
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Context, Draft, append_marker, run_checks
 from rag.documents import Span
-from rag.generation.base import GenerationResult
-from tests.test_retrieval import corpus, index_settings  # noqa: F401  (fixtures)
+
+from tests.generators import ScriptedGenerator, default_generator
 
 MEALS = "What is the daily meal allowance on business trips?"
-
-
-class ScriptedGenerator:
-    """A generator that answers every prompt with the next of its scripted texts: what the
-    checks do with a given model output, without a model."""
-
-    name = "scripted"
-    context_window = 2048
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.prompts: list[list[dict]] = []
-
-    def warm_up(self) -> None:
-        pass
-
-    def count_tokens(self, text: str) -> int:
-        return max(1, len(text) // 4)
-
-    def generate(self, messages, max_new_tokens=None, stop=None, temperature=None) -> GenerationResult:
-        self.prompts.append(list(messages))
-        return GenerationResult(self.texts.pop(0), 100, 10)
 
 
 def _pipeline(settings, *texts: str) -> AnswerPipeline:
     return AnswerPipeline(settings.replace(answer_mode="generate"), generator=ScriptedGenerator(*texts))
 
 
-def test_the_checks_of_a_generated_answer_run_in_their_order(index_settings):  # noqa: F811
+def test_the_checks_of_a_generated_answer_run_in_their_order(index_settings):
     names = [c.name for c in GENERATE_CHECKS]
     assert names == ["repeats", "markers", "model_refused", "supported", "attributed", "lead_in", "instructions", "leak"]
 
@@ -123,16 +99,8 @@ def test_markers_go_where_a_reader_expects_them():
     assert append_marker("每天七点半开门。", 1) == "每天七点半开门[1]。"
 
 
-@functools.lru_cache(maxsize=1)
-def default_generator():
-    """The default generator (the reader's model), loaded once per test process."""
-    generator = make_generator(Settings.load(env={}, overrides={"device": "cpu"}))
-    generator.warm_up()
-    return generator
-
-
 @pytest.fixture(scope="module")
-def reading(index_settings):  # noqa: F811
+def reading(index_settings):
     return AnswerPipeline(index_settings.replace(answer_mode="read"), generator=default_generator())
 
 

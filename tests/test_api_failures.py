@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.test_api import LiveServer, assert_one_sentence, free_port, read_events, start_server
+from tests.live_server import LiveServer, assert_one_sentence, free_port, read_events, start_server
 
 pytestmark = pytest.mark.slow
 

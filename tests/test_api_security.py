@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.docfactory import make_md, make_txt
-from tests.test_api import LiveServer, assert_one_sentence, start_server
+from tests.live_server import LiveServer, assert_one_sentence, start_server
 
 pytestmark = pytest.mark.slow
 

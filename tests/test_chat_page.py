@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.test_api import API_KEY, LONDON, PANDA_ZH, api_server  # noqa: F401  (api_server is a fixture)
+from tests.live_server import API_KEY, LONDON, PANDA_ZH
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -3,7 +3,6 @@ OpenAI-compatible client against a small real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -18,18 +17,7 @@ from rag.generation import make_generator
 from rag.generation.base import StopSequences, estimate_tokens, find_stop
 from rag.generation.openai_compat import OpenAICompatibleGenerator
 from rag.generation.transformers_lm import ConvertedModelCache, TransformersGenerator, resolve_model
-
-GROUNDED = [
-    {"role": "system", "content": "Answer only from the passage. Cite it as [1]."},
-    {"role": "user", "content": "Passage [1]: The nightly hotel limit is 180 euros in most cities and 250 euros "
-                                "in London.\n\nQuestion: What is the nightly hotel limit in London?"},
-]
-
-
-# --- pieces shared by every backend ---------------------------------------------------------
-
-# The generator tests run on the small packaged model, whatever the default is.
-SMOLLM2 = {"generator_model": "SmolLM2-135M-Instruct"}
+from tests.generators import GROUNDED, SMOLLM2, shared_smollm2
 
 def test_stop_sequences_hold_back_partial_matches_across_pieces():
     stopper = StopSequences(["</end>", "\nQ:"])
@@ -78,16 +66,6 @@ def test_bad_device_and_missing_model_are_clear_errors(tmp_path):
 
 
 # --- SmolLM2 ----------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def shared_smollm2() -> TransformersGenerator:
-    """The default generator, loaded once per test process from the shared conversion cache
-    (the first run on a machine converts the GGUF and fills the cache). Other test modules
-    that need the model use this too, so it is in memory once."""
-    generator = TransformersGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
-    generator.warm_up()
-    return generator
-
 
 @pytest.fixture(scope="session")
 def smollm2():

@@ -4,7 +4,6 @@ transformers."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import subprocess
@@ -21,19 +20,12 @@ from rag.errors import ConfigError, GenerationError
 from rag.generation import make_generator
 from rag.generation.onnx_lm import ChatTemplate, OnnxGenerator, compare_with_transformers, runtime_for
 from rag.generation.transformers_lm import TransformersGenerator
-from tests.test_generation import GROUNDED, SMOLLM2, shared_smollm2
+from tests.generators import GROUNDED, SMOLLM2, shared_onnx, shared_smollm2
 
 REPO = Path(__file__).resolve().parents[1]
 CHINESE = [{"role": "system", "content": "只根据资料回答，并用 [1] 标注来源。"},
            {"role": "user", "content": "资料 [1]：长城位于中国北方，全长约两万一千公里。\n\n问题：长城全长多少公里？"}]
 needs_cpu_only = pytest.mark.skipif(gpu_driver_present(), reason="a GPU driver is present: auto picks transformers")
-
-
-@functools.lru_cache(maxsize=1)
-def shared_onnx() -> OnnxGenerator:
-    generator = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu"}))
-    generator.warm_up()
-    return generator
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from rag.index import Index
 from rag.ingestion import WriteLock, ingest_folder
 from tests import docfactory
 from tests.conftest import REPO, shared_path
+from tests.ingest_cli import sources, start_cli, wait_for
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -29,10 +30,6 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True,
                           env=full_env, cwd=REPO, timeout=timeout)
-
-
-def sources(hits):
-    return [h.chunk.source for h in hits]
 
 
 def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
@@ -132,12 +129,6 @@ def test_a_running_index_switches_generation_without_reopen(small_folder, settin
     assert sources(index.search("observatory dome opening time", 1)) == ["late.txt"]
 
 
-def _start_cli(folder: Path, index_dir: Path, extra_env: dict) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra_env)
-    return subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def _children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (Linux /proc)."""
     found = []
@@ -159,15 +150,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(predicate, timeout: float = 180.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.mark.slow
 def test_sigkill_at_the_commit_leaves_the_previous_index(small_folder, settings, embedder, tmp_path):
     ingest_folder(small_folder, settings, embedder=embedder)
@@ -177,8 +159,8 @@ def test_sigkill_at_the_commit_leaves_the_previous_index(small_folder, settings,
     docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")
     (small_folder / "harbour.txt").unlink()
     marker = tmp_path / "at-commit"
-    proc = _start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker)})
-    _wait_for(marker.exists)  # new generation files are written, the transaction is open
+    proc = start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker)})
+    wait_for(marker.exists)  # new generation files are written, the transaction is open
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 
@@ -200,15 +182,15 @@ def test_sigkill_mid_embedding_leaves_the_previous_index(small_folder, settings,
     for i in range(40):
         docfactory.make_txt(small_folder / "bulk" / f"{i:03d}.txt",
                             " ".join(f"Bulk file {i} sentence {j} about logistics." for j in range(150)) + "\n")
-    proc = _start_cli(small_folder, settings.index_dir, {})
+    proc = start_cli(small_folder, settings.index_dir, {})
     start = time.time()
-    _wait_for(lambda: len(_children(proc.pid)) >= 2)  # the parsing workers are up
+    wait_for(lambda: len(_children(proc.pid)) >= 2)  # the parsing workers are up
     workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert time.time() - start < 60
     # The workers (and multiprocessing's helper) end with it instead of waiting forever.
-    _wait_for(lambda: not [pid for pid in workers if _alive(pid)], timeout=20)
+    wait_for(lambda: not [pid for pid in workers if _alive(pid)], timeout=20)
     index = Index.open(settings, embedder=embedder)
     assert index.generation == generation
     assert sources(index.search("Zephyr pump rpm", 1)) == ["pumps.md"]

@@ -22,7 +22,7 @@ from rag.documents import Chunk, SearchHit
 from rag.ingestion import ingest_folder
 from rag.prompting import SYSTEM_RULES, GroundedPrompt, neutralise_special_tokens
 from rag.text import split_sentences
-from tests.test_answering import ScriptedGenerator, default_generator
+from tests.generators import ScriptedGenerator, default_generator
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -89,3 +89,17 @@ def test_the_reasoning_stage_reaches_the_pipeline_only_at_run_time():
     graph = import_graph()
     assert "rag.answering.pipeline" not in graph["rag.reasoning.stage"]
     assert "rag.reasoning.stage" not in graph["rag.answering.pipeline"]
+
+
+def test_no_test_module_imports_another():
+    # Shared fixtures live in conftest.py and shared helpers in modules that hold no tests
+    # (live_server.py, generators.py, ingest_cli.py, docfactory.py): a test module imported
+    # by another would run its module-level setup twice and tie the two together.
+    offenders = []
+    for path in (REPO / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)} imports {n}" for n in names
+                          if n.rpartition(".")[2].startswith("test_") and n.startswith("tests")]
+    assert offenders == []

@@ -96,7 +96,7 @@ def _hit(text: str, source: str = "doc.md") -> SearchHit:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["span", "greedy"])
 def test_the_onnx_generator_reads_a_verbatim_span(method):
-    from tests.test_generation_onnx import shared_onnx
+    from tests.generators import shared_onnx
 
     text = "Trips are booked 14 days ahead.\nThe daily meal allowance is 45 euros per person."
     hit = _hit(text)
@@ -112,8 +112,8 @@ def test_the_onnx_generator_reads_a_verbatim_span(method):
 
 @pytest.mark.slow
 def test_the_transformers_generator_reads_the_same_span_as_onnx():
-    from tests.test_generation import shared_smollm2
-    from tests.test_generation_onnx import shared_onnx
+    from tests.generators import shared_smollm2
+    from tests.generators import shared_onnx
 
     messages = [{"role": "user", "content": "Passage: The pump runs at 3400 rpm and is serviced every year.\n"
                                             "Question: How fast does the pump run?"}]
@@ -128,7 +128,7 @@ def test_the_transformers_generator_reads_the_same_span_as_onnx():
 def test_a_generator_without_probabilities_is_read_by_aligning_what_it_writes():
     """An OpenAI-compatible server shows no log-probabilities: its written answer is found in
     the sentence (method "align"), and one that is not there is no answer."""
-    from tests.test_answering import ScriptedGenerator
+    from tests.generators import ScriptedGenerator
 
     sentence = "The nightly hotel limit is 240 pounds in London and 210 euros in Paris."
     hit = _hit("Hotels\n\n" + sentence)

@@ -3,17 +3,15 @@ multi-hop answers through the real pipeline on generated documents in both langu
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from rag.answering.pipeline import AnswerPipeline
 from rag.config import Settings
-from rag.generation import make_generator
 from rag.ingestion import ingest_folder
 from rag.reasoning.router import route
 from rag.reasoning.values import Date, Quantity, difference, find_dates, find_quantities, first_quantity, years_between
 from tests import docfactory
+from tests.generators import default_generator
 
 # -- the router --------------------------------------------------------------------------------
 
@@ -97,13 +95,6 @@ def test_quantities_keep_their_units_and_chinese_numerals_count():
 # -- multi-hop answers through the real pipeline -------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _generator():
-    generator = make_generator(Settings.load(env={}, overrides={"device": "cpu"}))
-    generator.warm_up()
-    return generator
-
-
 @pytest.fixture(scope="module")
 def landmarks(tmp_path_factory, embedder):
     """Facts one file each, so that every question here needs two of them."""
@@ -129,7 +120,7 @@ def landmarks(tmp_path_factory, embedder):
     docfactory.make_txt(root / "桥" / "白塔.txt", "白塔\n\n白塔是一座砖塔，建于1876年，高约30米。\n")
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path_factory.mktemp("ix") / "index", "device": "cpu"})
     ingest_folder(root, settings, embedder=embedder)
-    return AnswerPipeline(settings, generator=_generator())
+    return AnswerPipeline(settings, generator=default_generator())
 
 
 def _sources(answer) -> set[str]:
@@ -234,7 +225,7 @@ def test_bridges_in_chinese_and_through_two_relations(landmarks):
     assert [h.finding for h in three.reasoning][1:] == ["Olav Berg", "Narvik"]
     assert _sources(three) == {"orion-report.md", "mara-lindqvist.md", "olav-berg.md"}
     # With two hops allowed the inner relation is not resolved first: the question stays two hops.
-    two = AnswerPipeline(landmarks.settings.replace(reasoning_hops=2), generator=_generator())
+    two = AnswerPipeline(landmarks.settings.replace(reasoning_hops=2), generator=default_generator())
     assert len(two.answer("Where was the husband of the author of the Orion report born?").reasoning) <= 2
 
 
@@ -242,7 +233,7 @@ def test_bridges_in_chinese_and_through_two_relations(landmarks):
 def test_a_single_hop_question_takes_one_hop_and_reasoning_off_changes_nothing(landmarks):
     answer = landmarks.answer("How tall is the Aurora Tower?")
     assert answer.reasoning == [] and "212 metres" in answer.answer, answer.answer
-    off = AnswerPipeline(landmarks.settings.replace(reasoning=False), generator=_generator())
+    off = AnswerPipeline(landmarks.settings.replace(reasoning=False), generator=default_generator())
     assert off.answer("How tall is the Aurora Tower?").answer == answer.answer
     plain = off.answer("Which was completed earlier, the Aurora Tower or the Beacon Bridge?")
     assert plain.reasoning == []

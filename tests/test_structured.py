@@ -84,7 +84,7 @@ def _reader_pipeline(root: str) -> AnswerPipeline:
     (base / "docs" / "白鹭.md").write_text(EGRET, encoding="utf-8")
     settings = Settings.load(env={}, overrides={"index_dir": base / "index", "device": "cpu"})
     ingest_folder(base / "docs", settings)
-    from tests.test_answering import default_generator
+    from tests.generators import default_generator
 
     return AnswerPipeline(settings, generator=default_generator())
 

@@ -19,7 +19,7 @@ from rag.stores.dense import DenseIndex, DenseParams
 from rag.stores.qdrant import close_local_clients
 from rag.stores.sparse import SparseIndex
 from tests import docfactory
-from tests.test_ingestion import _start_cli, _wait_for, sources
+from tests.ingest_cli import sources, start_cli, wait_for
 
 BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8",
             pytest.param("qdrant", marks=pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None,
@@ -90,9 +90,9 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
     docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")
     (small_folder / "harbour.txt").unlink()
     marker = tmp_path / "at-commit"
-    proc = _start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker),
+    proc = start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker),
                                                          "RAG_VECTOR_STORE": backend})
-    _wait_for(marker.exists)
+    wait_for(marker.exists)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 

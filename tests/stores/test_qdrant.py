@@ -36,7 +36,7 @@ class TestQdrant(VectorStoreContract):
 
 @pytest.mark.slow
 def test_ask_through_the_api_with_the_vectors_in_qdrant(tmp_path):
-    from tests.test_api import API_KEY, LONDON, PANDA_ZH, start_server, write_corpus
+    from tests.live_server import API_KEY, LONDON, PANDA_ZH, start_server, write_corpus
 
     docs, index_dir = tmp_path / "docs", tmp_path / "index"
     write_corpus(docs)
