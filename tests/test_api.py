@@ -246,9 +246,14 @@ def test_reasoning_works_with_an_openai_compatible_generator(api_server):
         "openai_timeout": 300})
     pipeline = AnswerPipeline(settings)
     answer = pipeline.answer("What are the nightly hotel limits in London and Paris respectively?")
+    # Each hop was read through the other server (its model name), and each part cites the policy.
+    # That "model" answers a reader's prompt with a whole clause of the passage (it is a RAG
+    # service, not a language model), so the findings are longer than a real model's would be.
     assert answer.model == "rag" and len(answer.reasoning) == 2, answer
-    assert answer.answer == "London: 240 pounds [1]; Paris: 210 euros [1]", answer.answer
-    assert [h.finding for h in answer.reasoning] == ["240 pounds", "210 euros"]
+    london, paris = answer.answer.split("; ")
+    assert london.startswith("London: ") and "240 pounds" in london and london.endswith("[1]"), answer.answer
+    assert paris.startswith("Paris: ") and "210 euros" in paris and paris.endswith("[1]"), answer.answer
+    assert all(answer.passages[h.citation - 1].chunk.source == "travel-policy.md" for h in answer.reasoning)
 
 
 @pytest.mark.slow
