@@ -193,7 +193,7 @@ class AnswerView {
         const n = hop.citation;
         steps.append(el("li", {}, el("span", { class: "step-question" }, hop.question), " → ",
           found ? el("span", { class: "step-finding" }, found) : el("span", { class: "step-missing" }, "nothing found"),
-          n && this.source(n) ? el("button", { type: "button", class: "cite", dataset: { n: String(n) },
+          " ", n && this.source(n) ? el("button", { type: "button", class: "cite", dataset: { n: String(n) },
             title: "Show the passage", onclick: (e) => this.open(n, e.currentTarget) }, `[${n}]`) : null));
       }
       extra.push(el("details", { class: "reasoning" },
