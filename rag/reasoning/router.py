@@ -12,10 +12,14 @@ check, and the kinds they recognise have a fixed shape in both languages:
   by reading, the difference, sum or ratio is computed here;
 - ``aggregation``: "What are the limits in London and Paris respectively?", "A和B分别是…？" —
   every part answered, each with its citation;
-- ``bridge``: anything else whose first passage does not answer it; decided after the first
-  hop (:mod:`rag.reasoning.stage`), not here.
+- ``contrast``: "A与B有哪些共同点和不同点？", "How do A and B differ in X?" — what the documents
+  say of each, side by side;
+- ``bridge`` (:func:`bridge_plan`): "Where was the author of X born?", "X的负责人在几楼办公？" —
+  who or what the relation names, then the question about that.
 
-:func:`route` returns ``None`` for a question none of the shapes fits.
+:func:`route` and :func:`bridge_plan` return ``None`` for a question none of the shapes fits; the
+stage may still take a second hop when the first one's short answer is not of the kind asked
+(:meth:`rag.reasoning.stage.Reasoner.bridged`).
 """
 
 from __future__ import annotations
