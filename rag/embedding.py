@@ -180,17 +180,31 @@ class SentenceTransformerEmbedder:
         return self._queries
 
     def _make_query_encoder(self):
-        setting = self.query_encoder_setting
-        if setting == "sentence-transformers" or (setting == "auto" and pick_device(self.device_setting) != "cpu"):
+        if not self._onnx_allowed(self.query_encoder_setting):
             return None
-        from rag.query_encoding import OnnxQueryEncoder, UnsupportedModel
+        from rag.query_encoding import OnnxQueryEncoder
+
+        return self._onnx_copy(
+            lambda: OnnxQueryEncoder.load(resolve_model_path(self.name), self.cache_dir),
+            "query_encoder", self.query_encoder_setting, "onnx", "cannot run under ONNX Runtime",
+            "Queries", "ONNX copy")
+
+    def _onnx_allowed(self, setting: str) -> bool:
+        """Whether an encoder setting lets an ONNX copy be tried ("auto" only on a CPU)."""
+        return setting != "sentence-transformers" and not (setting == "auto" and pick_device(self.device_setting) != "cpu")
+
+    def _onnx_copy(self, load: Callable, option: str, setting: str, required: str, cannot: str, what: str,
+                   copy: str):
+        """``load()``'s ONNX encoder, or ``None`` (the model itself is used) when it cannot be
+        made; a setting of ``required`` makes that an error instead."""
+        from rag.query_encoding import UnsupportedModel
 
         try:
-            return OnnxQueryEncoder.load(resolve_model_path(self.name), self.cache_dir)
+            return load()
         except (ImportError, UnsupportedModel, RuntimeError, OSError, ValueError) as exc:
-            if setting == "onnx":
-                raise ConfigError(f"query_encoder is 'onnx' but {self.name} cannot run under ONNX Runtime ({exc}).") from exc
-            log.info("Queries use sentence-transformers: no ONNX copy of %s (%s).", self.name, exc)
+            if setting == required:
+                raise ConfigError(f"{option} is '{required}' but {self.name} {cannot} ({exc}).") from exc
+            log.info("%s use sentence-transformers: no %s of %s (%s).", what, copy, self.name, exc)
             return None
 
     @property
@@ -276,19 +290,14 @@ class SentenceTransformerEmbedder:
         return self._documents or None
 
     def _make_document_encoder(self):
-        setting = self.document_encoder_setting
-        if setting == "sentence-transformers" or (setting == "auto" and pick_device(self.device_setting) != "cpu"):
+        if not self._onnx_allowed(self.document_encoder_setting):
             return None
         from rag.document_encoding import OnnxDocumentEncoder
-        from rag.query_encoding import UnsupportedModel
 
-        try:
-            return OnnxDocumentEncoder.load(resolve_model_path(self.name), self.cache_dir, self.batch_size)
-        except (ImportError, UnsupportedModel, RuntimeError, OSError, ValueError) as exc:
-            if setting == "onnx-int8":
-                raise ConfigError(f"document_encoder is 'onnx-int8' but {self.name} has no int8 ONNX copy ({exc}).") from exc
-            log.info("Documents use sentence-transformers: no int8 ONNX copy of %s (%s).", self.name, exc)
-            return None
+        return self._onnx_copy(
+            lambda: OnnxDocumentEncoder.load(resolve_model_path(self.name), self.cache_dir, self.batch_size),
+            "document_encoder", self.document_encoder_setting, "onnx-int8", "has no int8 ONNX copy",
+            "Documents", "int8 ONNX copy")
 
     @property
     def document_encoder_name(self) -> str:
