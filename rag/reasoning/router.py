@@ -100,9 +100,6 @@ class _Pair:
     b: str
     rest: str
 
-    def group(self, name: str) -> str:
-        return getattr(self, name)
-
 
 def _zh_pair(question: str) -> _Pair | None:
     """The two things a Chinese question names: "A和B…" where A and B may hold 与/和 themselves
@@ -292,8 +289,6 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
         if plan.operation == "common":
             if tail.startswith("where "):                 # "Where is A located?"
                 return f"Where is {entity} {tail[6:]}?"
-            if tail.startswith(("what ", "which ")) and len(tail.split()) >= 2 and not tail.endswith(" of"):
-                return f"{tail[:1].upper()}{tail[1:]} is {entity}?"
             return f"{tail[:1].upper()}{tail[1:]} is {entity}?"
         return f"Is {entity} {tail}?" if plan.operation == "all" else f"What is the {tail} of {entity}?"
     if plan.direction in ("early", "late") or re.search(r"\b(year|born|founded|date|when)\b", attribute, re.I):
@@ -334,23 +329,23 @@ def _route_zh(question: str) -> Plan | None:
             return Plan("arithmetic", [match.group("a"), match.group("b")],
                         attribute=_attribute_zh(match.group("attr") or ""), operation="difference",
                         direction=_direction_zh(rest[:1]))
-        match = _zh_pair(question)
-        if match:
-            rest = match.group("rest")
+        pair = _zh_pair(question)
+        if pair:
+            rest = pair.rest
             operation = "ratio" if "倍" in rest else "sum" if _ZH_SUM.search(rest) else "difference"
-            return Plan("arithmetic", [match.group("a"), match.group("b")], attribute=_attribute_zh(rest),
+            return Plan("arithmetic", [pair.a, pair.b], attribute=_attribute_zh(rest),
                         operation=operation)
-    match = _zh_pair(question)
-    if match is None and "，" in question:
+    pair = _zh_pair(question)
+    if pair is None and "，" in question:
         # "在城东社区图书馆，纸质图书和电子书哪一种…": the clause before the comma is context.
         context, _, tail = question.partition("，")
         plan = _route_zh(tail)
         if plan is not None:
             plan.context = re.sub(r"^(?:在|按|根据|对于|关于)", "", context)
         return plan
-    if match is None:
+    if pair is None:
         return None
-    a, b, rest = match.group("a"), match.group("b"), match.group("rest")
+    a, b, rest = pair.a, pair.b, pair.rest
     if _ZH_CONTRAST.search(rest):                 # "A与B在培养方面有哪些共同点和不同点？"
         return Plan("contrast", [a, b], attribute=_contrast_attribute_zh(rest))
     which = _ZH_WHICH.search(rest)

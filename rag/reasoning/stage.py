@@ -250,8 +250,9 @@ class Reasoner:
 
     # -- the final answer ----------------------------------------------------------------------
 
-    def _merged(self, found: Sequence[_Found]) -> tuple[list[SearchHit], list[dict[int, int]]]:
-        """All hops' passages, each once, in hop order; and each hop's numbering into them."""
+    def _merged(self, found: Sequence[_Found]) -> list[SearchHit]:
+        """All hops' passages, each once, in hop order; each hop's passages and citation are
+        renumbered into them."""
         passages: list[SearchHit] = []
         numbering: list[dict[int, int]] = []
         index: dict[str, int] = {}
@@ -268,11 +269,11 @@ class Reasoner:
                                   "section": h.chunk.section} for n, h in enumerate(item.answer.passages, start=1)]
             if item.hop.citation is not None:
                 item.hop.citation = mapping.get(item.hop.citation)
-        return passages, numbering
+        return passages
 
     def _compose(self, question: str, found: Sequence[_Found], text: str, span_answer: Answer | None,
                  kind: str, reason: str, cited: Sequence[int] | None = None) -> Answer:
-        passages, _ = self._merged(found)
+        passages = self._merged(found)
         numbers = list(dict.fromkeys(
             [f.hop.citation for f in found if f.hop.citation is not None] if cited is None
             else [found[i].hop.citation for i in cited if found[i].hop.citation is not None]))
@@ -304,7 +305,7 @@ class Reasoner:
         return answer
 
     def _refuse(self, question: str, found: Sequence[_Found], kind: str) -> Answer:
-        passages, _ = self._merged(found)
+        passages = self._merged(found)
         language = detect_language(question)
         missing = [f.hop.question for f in found if not f.text and not f.sentence]
         reason = (f"{kind}: no answer found for {', '.join(repr(m) for m in missing)}" if missing
