@@ -448,14 +448,21 @@ def run(work: Path, quick: bool) -> Outcome:
     events: dict[str, str] = {}
     t = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The stderr reader is the only reader of stderr: communicate() would read it too, and the
+    # two would race for the progress lines the race case waits on.
     reader = threading.Thread(target=_while_running, args=(process, folder, lines, events), daemon=True)
     reader.start()
+    out: list[str] = []
+    collector = threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)
+    collector.start()
     try:
-        stdout, _ = process.communicate(timeout=1800)
+        process.wait(timeout=1800)
     except subprocess.TimeoutExpired:
         process.kill()
-        stdout, _ = process.communicate()
+        process.wait()
+    collector.join(30)
     reader.join(10)
+    stdout = "".join(out)
     ingest_s = time.perf_counter() - t
     _restore_permissions(folder)
 
