@@ -19,8 +19,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -31,8 +32,8 @@ from api.errors import ApiError
 
 T = TypeVar("T")
 
-RECENT_ANSWERS = 20        # answer durations kept for the estimates
-PRIOR_SERVICE_S = 2.0      # seconds of work per answer assumed before any has finished (2-core CPU, default model)
+RECENT_ANSWERS = 20  # answer durations kept for the estimates
+PRIOR_SERVICE_S = 2.0  # seconds of work per answer assumed before any has finished (2-core CPU, default model)
 MAX_RETRY_AFTER_S = 60
 
 
@@ -79,10 +80,15 @@ class Admission:
         if not self._limiter.hit(self._rate, client):
             stats = self._limiter.get_window_stats(self._rate, client)
             wait = max(1, math.ceil(stats.reset_time - time.time()))
-            raise ApiError(429, f"Too many questions from this client: the limit is {self._rate.amount} a minute; "
-                                f"try again in {wait} s.", "rate_limited", headers={"Retry-After": str(wait)})
+            raise ApiError(
+                429,
+                f"Too many questions from this client: the limit is {self._rate.amount} a minute; "
+                f"try again in {wait} s.",
+                "rate_limited",
+                headers={"Retry-After": str(wait)},
+            )
 
-    def enter(self) -> "Slot":
+    def enter(self) -> Slot:
         """Take a slot (give it back with :meth:`leave`), or raise 503 when none is free.
 
         Refused: past ``max_pending`` answers in the house, or when the ones ahead would keep this
@@ -95,13 +101,17 @@ class Admission:
             if full:
                 self.refused += 1
                 wait = self.retry_after()
-                raise ApiError(503, f"The server is answering {self._pending} questions already; "
-                                    f"try again in {wait} s.", "overloaded", headers={"Retry-After": str(wait)})
+                raise ApiError(
+                    503,
+                    f"The server is answering {self._pending} questions already; try again in {wait} s.",
+                    "overloaded",
+                    headers={"Retry-After": str(wait)},
+                )
             slot = Slot(time.perf_counter(), self._pending)
             self._pending += 1
         return slot
 
-    def leave(self, slot: "Slot", finished: bool = True) -> None:
+    def leave(self, slot: Slot, finished: bool = True) -> None:
         """Give back ``slot`` (once; later calls do nothing); ``finished=False`` when no answer was worked on."""
         with self._lock:
             if slot.released:
@@ -111,7 +121,7 @@ class Admission:
             if finished:
                 self._service.append((time.perf_counter() - slot.started) / (slot.ahead + 1))
 
-    def run(self, slot: "Slot", work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run(self, slot: Slot, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``work(*args, **kwargs)``, then ``slot`` is given back."""
         slot.running = True
         try:
@@ -119,7 +129,7 @@ class Admission:
         finally:
             self.leave(slot)
 
-    def stream(self, slot: "Slot", make_iterator: Callable[[], Iterator[T]]) -> Iterator[T]:
+    def stream(self, slot: Slot, make_iterator: Callable[[], Iterator[T]]) -> Iterator[T]:
         """The items of ``make_iterator()``; ``slot`` is given back when it ends or is closed."""
         slot.running = True
         try:
@@ -127,7 +137,7 @@ class Admission:
         finally:
             self.leave(slot)
 
-    def abandon(self, slot: "Slot") -> None:
+    def abandon(self, slot: Slot) -> None:
         """Give back ``slot`` if its work never started (the request ended first)."""
         if not slot.running:
             self.leave(slot, finished=False)

@@ -18,9 +18,10 @@ keys (when ``api_keys`` or ``read_only_keys`` is set). Answering routes pass adm
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -28,8 +29,6 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import rag
-from rag.config import Settings
-
 from api.admission import Admission
 from api.auth import ApiKeyMiddleware
 from api.context import ApiContext
@@ -39,6 +38,7 @@ from api.library import DocumentLibrary
 from api.metrics import ApiMetrics, MetricsMiddleware, endpoint_of
 from api.routes import ask, documents, health, openai
 from api.service import AnswerService
+from rag.config import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("api")
@@ -89,12 +89,19 @@ def create_app(settings: Settings, pipeline_factory: Callable[[Settings], Any] |
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     if settings.api_keys or settings.read_only_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, read_only_keys=settings.read_only_keys,
-                           on_refused=count_refusal)
+        app.add_middleware(
+            ApiKeyMiddleware, keys=settings.api_keys, read_only_keys=settings.read_only_keys, on_refused=count_refusal
+        )
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600)
-    app.add_middleware(RequestGuardMiddleware, settings=settings, trusted_origins=settings.cors_origins,
-                       on_refused=count_refusal)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(
+        RequestGuardMiddleware, settings=settings, trusted_origins=settings.cors_origins, on_refused=count_refusal
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

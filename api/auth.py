@@ -12,7 +12,7 @@ requests carry no credentials by design and are answered by the CORS middleware 
 from __future__ import annotations
 
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from api.errors import ApiError, error_response
 
@@ -55,24 +55,39 @@ class ApiKeyMiddleware:
         return any([hmac.compare_digest(given, key) for key in keys])
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not (self.keys or self.read_only) or scope.get("method") == "OPTIONS" \
-                or is_open(scope.get("path", "")):
+        if (
+            scope["type"] != "http"
+            or not (self.keys or self.read_only)
+            or scope.get("method") == "OPTIONS"
+            or is_open(scope.get("path", ""))
+        ):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = bearer_token(headers.get("authorization"))
         if token is None:
-            error = ApiError(401, "This endpoint needs an API key; send it as the header 'Authorization: Bearer KEY'.",
-                             "missing_api_key", headers={"WWW-Authenticate": "Bearer"})
+            error = ApiError(
+                401,
+                "This endpoint needs an API key; send it as the header 'Authorization: Bearer KEY'.",
+                "missing_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         elif self._matches(token, self.keys):
             await self.app(scope, receive, send)
             return
         elif not self._matches(token, self.read_only):
-            error = ApiError(401, "The API key is not valid; check the key, or ask the server's operator for one.",
-                             "invalid_api_key", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            error = ApiError(
+                401,
+                "The API key is not valid; check the key, or ask the server's operator for one.",
+                "invalid_api_key",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         elif changes_documents(scope.get("method", ""), scope.get("path", "")):
-            error = ApiError(403, "This key may ask and read but not add or delete documents; use a key from the "
-                                  "api_keys setting.", "read_only_key")
+            error = ApiError(
+                403,
+                "This key may ask and read but not add or delete documents; use a key from the api_keys setting.",
+                "read_only_key",
+            )
         else:
             await self.app(scope, receive, send)
             return

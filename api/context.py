@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from rag.config import Settings
-
 from api.admission import Admission
 from api.library import DocumentLibrary
 from api.metrics import ApiMetrics
 from api.service import AnswerService
+from rag.config import Settings
 
 
 @dataclass

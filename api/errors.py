@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +18,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import (ConfigError, GenerationError, IndexLockedError, IndexMissingError, InputError,
-                        ModelMismatchError, RagError)
+from rag.errors import (
+    ConfigError,
+    GenerationError,
+    IndexLockedError,
+    IndexMissingError,
+    InputError,
+    ModelMismatchError,
+    RagError,
+)
 
 log = logging.getLogger("api")
 
@@ -26,8 +34,14 @@ log = logging.getLogger("api")
 class ApiError(Exception):
     """An expected failure of a request: ``message`` is the sentence the client sees."""
 
-    def __init__(self, status: int, message: str, code: str = "invalid_request",
-                 details: Sequence[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str = "invalid_request",
+        details: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -76,7 +90,7 @@ ANSWER_STATUSES = {
     429: "This client's rate limit (rate_limit_per_minute) is used up; see Retry-After.",
     502: "The generator failed.",
     503: "No index yet, the models are still loading, or the server is answering as many questions as it takes "
-         "(max_pending_answers); see Retry-After.",
+    "(max_pending_answers); see Retry-After.",
 }
 COMMON_RESPONSES = error_responses(COMMON_STATUSES)
 
@@ -91,10 +105,17 @@ _RAG_STATUS: list[tuple[type[RagError], int, str]] = [
     (ConfigError, 500, "config_error"),
 ]
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error",
-                 413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
-                 429: "rate_limit_error", 503: "service_unavailable"}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
 
 
 def api_error_from(exc: BaseException) -> ApiError:
@@ -106,8 +127,11 @@ def api_error_from(exc: BaseException) -> ApiError:
             if isinstance(exc, kind):
                 return ApiError(status, str(exc), code)
         return ApiError(500, str(exc), "rag_error")
-    return ApiError(500, f"The server failed while answering ({exc.__class__.__name__}); the details are in the server log.",
-                    "internal_error")
+    return ApiError(
+        500,
+        f"The server failed while answering ({exc.__class__.__name__}); the details are in the server log.",
+        "internal_error",
+    )
 
 
 def error_body(error: ApiError, openai_style: bool = False) -> dict[str, Any]:
@@ -125,8 +149,9 @@ def error_body(error: ApiError, openai_style: bool = False) -> dict[str, Any]:
 
 
 def error_response(request_path: str, error: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(error, request_path.startswith("/v1/")), status_code=error.status,
-                        headers=error.headers)
+    return JSONResponse(
+        error_body(error, request_path.startswith("/v1/")), status_code=error.status, headers=error.headers
+    )
 
 
 def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
@@ -140,9 +165,9 @@ def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
     ctx = first.get("ctx") or {}
     got = first.get("input")
     if kind == "json_invalid":
-        return "The request body is not valid JSON; send a JSON object such as {\"question\": \"...\"}."
+        return 'The request body is not valid JSON; send a JSON object such as {"question": "..."}.'
     if not field and kind in ("model_attributes_type", "dict_type", "missing"):
-        return "The request body must be a JSON object; send one such as {\"question\": \"...\"}."
+        return 'The request body must be a JSON object; send one such as {"question": "..."}.'
     if kind == "missing":
         return f"The field '{field}' is required but missing."
     if kind in ("value_error", "assertion_error"):
@@ -190,8 +215,10 @@ def allowed_methods(request: Request) -> list[str]:
 
     methods: set[str] = set()
     for template, operations in request.app.openapi().get("paths", {}).items():
-        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}")),
-                        request.url.path):
+        if re.fullmatch(
+            re.sub(r"\{[^/}]+\}", "[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}")),
+            request.url.path,
+        ):
             methods |= {method.upper() for method in operations}
     for route in request.app.routes:
         route_methods = getattr(route, "methods", None)
@@ -233,8 +260,10 @@ def install_error_handlers(app: FastAPI, on_error=None) -> None:
             message = f"There is no {request.url.path} here; see /docs for the endpoints."
         elif exc.status_code == 405:
             allowed = allowed_methods(request)
-            message = (f"{request.method} is not allowed on {request.url.path}; use "
-                       f"{' or '.join(allowed) or 'another method'}.")
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use "
+                f"{' or '.join(allowed) or 'another method'}."
+            )
             return report(request, ApiError(405, message, "method_not_allowed", headers={"Allow": ", ".join(allowed)}))
         elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
             # FastAPI's answer to a body it cannot decode (e.g. bytes that are not UTF-8).

@@ -24,12 +24,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from rag.config import Settings
-
 from api.errors import ApiError, error_response
+from rag.config import Settings
 
 log = logging.getLogger("api")
 
@@ -37,8 +36,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
 UPLOAD_PATH = "/documents"
-MAX_HEADER_BYTES = 32 * 1024     # all headers together; browsers send a few KB
-MULTIPART_SLACK = 64 * 1024   # boundaries and part headers on top of the files themselves
+MAX_HEADER_BYTES = 32 * 1024  # all headers together; browsers send a few KB
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the files themselves
 
 
 def is_loopback(host: str) -> bool:
@@ -98,8 +97,11 @@ def same_origin(origin: str, host_header: str, scheme: str) -> bool:
         return False
     host = host_name(host_header)
     tail = host_header.strip().rsplit("]", 1)[-1]
-    port = int(tail.rsplit(":", 1)[1]) if ":" in tail and tail.rsplit(":", 1)[1].isdigit() else (
-        443 if scheme == "https" else 80)
+    port = (
+        int(tail.rsplit(":", 1)[1])
+        if ":" in tail and tail.rsplit(":", 1)[1].isdigit()
+        else (443 if scheme == "https" else 80)
+    )
     return parts.hostname.lower() == host and origin_port == port
 
 
@@ -115,32 +117,45 @@ class RequestGuardMiddleware:
         self.hosts = allowed_hosts(settings)
         self.trusted = {o.rstrip("/").lower() for o in trusted_origins if o}
         self.max_body = int(settings.max_body_kb * 1024)
-        self.max_upload = int(settings.max_upload_mb * 1048576) + MULTIPART_SLACK   # counted by the upload route itself
+        self.max_upload = int(settings.max_upload_mb * 1048576) + MULTIPART_SLACK  # counted by the upload route itself
         self.on_refused = on_refused
 
     def check(self, scope) -> ApiError | None:
         """The refusal this request gets, if any."""
         raw = scope.get("headers", [])
         if sum(len(k) + len(v) + 4 for k, v in raw) > MAX_HEADER_BYTES:
-            return ApiError(431, f"The request headers are over {MAX_HEADER_BYTES // 1024} KB together; send fewer or "
-                                 "shorter headers.", "headers_too_large")
+            return ApiError(
+                431,
+                f"The request headers are over {MAX_HEADER_BYTES // 1024} KB together; send fewer or shorter headers.",
+                "headers_too_large",
+            )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
         host = headers.get("host")
         if host is not None and self.hosts is not None and host_name(host) not in self.hosts:
-            return ApiError(400, f"This server does not answer to the host name '{host_name(host)[:100]}'; "
-                                 "address it by a name it serves, or add that name to the allowed_hosts setting.",
-                            "host_not_allowed")
+            return ApiError(
+                400,
+                f"This server does not answer to the host name '{host_name(host)[:100]}'; "
+                "address it by a name it serves, or add that name to the allowed_hosts setting.",
+                "host_not_allowed",
+            )
         if scope.get("method", "GET") not in SAFE_METHODS:
             origin = headers.get("origin")
             if origin is not None:
                 if origin.rstrip("/").lower() not in self.trusted and not same_origin(
-                        origin, host or "", scope.get("scheme", "http")):
-                    return ApiError(403, f"Requests that change or cost something are not accepted from web pages of "
-                                         f"another origin ({origin[:100]}); add it to cors_origins to trust it.",
-                                    "cross_origin")
+                    origin, host or "", scope.get("scheme", "http")
+                ):
+                    return ApiError(
+                        403,
+                        f"Requests that change or cost something are not accepted from web pages of "
+                        f"another origin ({origin[:100]}); add it to cors_origins to trust it.",
+                        "cross_origin",
+                    )
             elif headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
-                return ApiError(403, "Requests that change or cost something are not accepted from web pages of "
-                                     "another site.", "cross_origin")
+                return ApiError(
+                    403,
+                    "Requests that change or cost something are not accepted from web pages of another site.",
+                    "cross_origin",
+                )
         limit = self._body_limit(scope)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:

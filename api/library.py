@@ -29,18 +29,18 @@ import shutil
 import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
+from api.errors import ApiError
+from api.paths import shown_path
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index import DB_NAME
 from rag.removals import forget_removals, mark_removed, removed_paths
 from rag.stores.chunk_store import ChunkStore, DocumentRecord
-
-from api.errors import ApiError
-from api.paths import shown_path
 
 UPLOADS = "uploads"
 
@@ -58,12 +58,19 @@ def clean_filename(raw: str | None) -> str:
     """The last path component of a client-supplied name, or a 422 if it is unusable."""
     name = unicodedata.normalize("NFC", (raw or "").replace("\\", "/").rsplit("/", 1)[-1].strip())
     if not name or name in (".", ".."):
-        raise ApiError(422, "An uploaded file has no file name; send each file with a name such as report.pdf.", "bad_filename")
+        raise ApiError(
+            422, "An uploaded file has no file name; send each file with a name such as report.pdf.", "bad_filename"
+        )
     if name.startswith("."):
-        raise ApiError(422, f"The file name '{name}' starts with a dot, and hidden files are not indexed; rename it.",
-                       "bad_filename")
+        raise ApiError(
+            422,
+            f"The file name '{name}' starts with a dot, and hidden files are not indexed; rename it.",
+            "bad_filename",
+        )
     if any(ord(ch) < 32 for ch in name) or len(name.encode("utf-8")) > 200:
-        raise ApiError(422, f"The file name {name!r} is too long or holds control characters; rename it.", "bad_filename")
+        raise ApiError(
+            422, f"The file name {name!r} is too long or holds control characters; rename it.", "bad_filename"
+        )
     return name
 
 
@@ -73,8 +80,11 @@ def check_supported(name: str) -> None:
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise ApiError(415, f"{name}: file type '{suffix or '(none)'}' is not supported; upload one of {kinds}.",
-                       "unsupported_type")
+        raise ApiError(
+            415,
+            f"{name}: file type '{suffix or '(none)'}' is not supported; upload one of {kinds}.",
+            "unsupported_type",
+        )
 
 
 def record_dict(record: DocumentRecord) -> dict[str, Any]:
@@ -145,8 +155,9 @@ class DocumentLibrary:
         for record in self.manifest().values():
             if record.doc_id == doc_id:
                 return record
-        raise ApiError(404, f"There is no document with id '{doc_id}'; list the documents with GET /documents.",
-                       "unknown_document")
+        raise ApiError(
+            404, f"There is no document with id '{doc_id}'; list the documents with GET /documents.", "unknown_document"
+        )
 
     # -- the folder -----------------------------------------------------------------------
 
@@ -230,7 +241,12 @@ class DocumentLibrary:
                     pass
             documents = self.manifest()
             added = [record_dict(documents[path]) for path in saved if path in documents and path not in failed]
-            return {"documents": added, "failed": rejected, "docs_root": self._shown(root), "ingest": self._report(report)}
+            return {
+                "documents": added,
+                "failed": rejected,
+                "docs_root": self._shown(root),
+                "ingest": self._report(report),
+            }
 
     def delete(self, doc_id: str) -> dict[str, Any]:
         """Drop a document from the index; delete its file only if the service stored it (an upload).
@@ -248,13 +264,18 @@ class DocumentLibrary:
             removed = removed_paths(self.index_dir)
             files, _ = scan_folder(root, SUPPORTED_SUFFIXES, exclude=self.index_dir)
             if not [f for f in files if f.path != record.path and f.path not in removed]:
-                raise ApiError(409, f"{record.path} is the last document in the index, and an index needs at least "
-                               "one; add another document first.", "last_document")
+                raise ApiError(
+                    409,
+                    f"{record.path} is the last document in the index, and an index needs at least "
+                    "one; add another document first.",
+                    "last_document",
+                )
             if uploaded:
                 target = (root / record.path).resolve()
                 if not target.is_relative_to((root / UPLOADS).resolve()):
-                    raise ApiError(409, f"{record.path} is outside the uploads folder; remove it there by hand.",
-                                   "outside_uploads")
+                    raise ApiError(
+                        409, f"{record.path} is outside the uploads folder; remove it there by hand.", "outside_uploads"
+                    )
                 target.unlink(missing_ok=True)
             else:
                 mark_removed(self.index_dir, record.path, record.sha256)
@@ -264,8 +285,12 @@ class DocumentLibrary:
                 if not uploaded:
                     forget_removals(self.index_dir, [record.path])
                 raise
-            return {"deleted": record_dict(record), "file_deleted": uploaded, "docs_root": self._shown(root),
-                    "ingest": self._report(report)}
+            return {
+                "deleted": record_dict(record),
+                "file_deleted": uploaded,
+                "docs_root": self._shown(root),
+                "ingest": self._report(report),
+            }
 
     def _ingest(self, root: Path):
         from rag.ingestion import ingest_folder

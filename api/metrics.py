@@ -7,10 +7,18 @@ middleware is plain ASGI so a streamed answer is timed until its last byte, not 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -24,22 +32,44 @@ class ApiMetrics:
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series double the output and nobody graphs them
         self.registry = CollectorRegistry()
-        self.requests = Counter("rag_http_requests_total", "HTTP requests by endpoint, method and status code.",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.latency = Histogram("rag_http_request_duration_seconds",
-                                 "Time from request to last response byte (streams included), by endpoint.",
-                                 ["endpoint"], buckets=REQUEST_BUCKETS, registry=self.registry)
-        self.in_progress = Gauge("rag_http_requests_in_progress", "Requests being served (streams included).",
-                                 registry=self.registry)
-        self.stages = Histogram("rag_answer_stage_seconds",
-                                "Time spent in each answering stage (retrieve, rerank, generate, total, ...).",
-                                ["stage"], buckets=STAGE_BUCKETS, registry=self.registry)
-        self.errors = Counter("rag_errors_total", "Failed requests and streams, by endpoint and error code.",
-                              ["endpoint", "code"], registry=self.registry)
-        self.tokens = Counter("rag_tokens_total", "Tokens read and written by the generator.", ["kind"],
-                              registry=self.registry)
-        self.answers = Counter("rag_answers_total", "Answers given, by whether the documents held the answer.",
-                               ["answerable"], registry=self.registry)
+        self.requests = Counter(
+            "rag_http_requests_total",
+            "HTTP requests by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rag_http_request_duration_seconds",
+            "Time from request to last response byte (streams included), by endpoint.",
+            ["endpoint"],
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "rag_http_requests_in_progress", "Requests being served (streams included).", registry=self.registry
+        )
+        self.stages = Histogram(
+            "rag_answer_stage_seconds",
+            "Time spent in each answering stage (retrieve, rerank, generate, total, ...).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "rag_errors_total",
+            "Failed requests and streams, by endpoint and error code.",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "rag_tokens_total", "Tokens read and written by the generator.", ["kind"], registry=self.registry
+        )
+        self.answers = Counter(
+            "rag_answers_total",
+            "Answers given, by whether the documents held the answer.",
+            ["answerable"],
+            registry=self.registry,
+        )
         self.ready = Gauge("rag_ready", "1 when the index and the models are loaded.", registry=self.registry)
 
     def observe_answer(self, answer: Mapping[str, Any]) -> None:

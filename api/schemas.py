@@ -7,13 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from rag.config import ANSWER_MODES, Settings
-
 from api.errors import ApiError
+from rag.config import ANSWER_MODES, Settings
 
 MAX_TOP_K = 50
 MAX_HISTORY = 40
-MAX_MESSAGES = MAX_HISTORY + 24      # the OpenAI endpoint: history, the question, and system messages
+MAX_MESSAGES = MAX_HISTORY + 24  # the OpenAI endpoint: history, the question, and system messages
 
 
 _BAD_CHARACTER = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -24,15 +23,23 @@ def check_text(value: Any, info: ValidationInfo) -> Any:
 
     A lone surrogate (JSON "\\ud800") cannot be encoded, and would fail deep inside the tokenizer.
     """
-    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    texts = (
+        [value]
+        if isinstance(value, str)
+        else [v for v in value if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
     for text in texts:
         bad = _BAD_CHARACTER.search(text)
         if bad is None:
             continue
         code = ord(bad.group())
         if 0xD800 <= code <= 0xDFFF:
-            raise ValueError(f"The field '{info.field_name}' holds invalid Unicode (a lone surrogate, "
-                             f"U+{code:04X}); send valid UTF-8 text.")
+            raise ValueError(
+                f"The field '{info.field_name}' holds invalid Unicode (a lone surrogate, "
+                f"U+{code:04X}); send valid UTF-8 text."
+            )
         raise ValueError(f"The field '{info.field_name}' holds a control character (U+{code:04X}); remove it.")
     return value
 
@@ -47,7 +54,9 @@ class Filters(BaseModel):
 
     source: str | list[str] | None = Field(None, description="glob(s) over document paths, e.g. 'policies/*.md'")
     file_type: str | list[str] | None = Field(None, description="file extension(s) without the dot, e.g. 'pdf'")
-    exclude: str | list[str] | None = Field(None, description="glob(s) over document paths to leave out, e.g. 'drafts/*'")
+    exclude: str | list[str] | None = Field(
+        None, description="glob(s) over document paths to leave out, e.g. 'drafts/*'"
+    )
 
     _text = field_validator("source", "file_type", "exclude")(check_text)
 
@@ -78,16 +87,26 @@ class AskRequest(BaseModel):
 
     model_config = ConfigDict(strict=True)
 
-    question: str = Field(..., min_length=1, description="the question, in English or Chinese (at most "
-                          "max_question_chars characters, 2000 by default)")
-    top_k: int | None = Field(None, description=f"passages handed to the generator (1-{MAX_TOP_K}); default from settings")
+    question: str = Field(
+        ...,
+        min_length=1,
+        description="the question, in English or Chinese (at most max_question_chars characters, 2000 by default)",
+    )
+    top_k: int | None = Field(
+        None, description=f"passages handed to the generator (1-{MAX_TOP_K}); default from settings"
+    )
     filters: Filters | None = None
-    history: list[Turn] | None = Field(None, max_length=MAX_HISTORY,
-                                       description="earlier turns; a follow-up question is rewritten into a standalone query")
+    history: list[Turn] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        description="earlier turns; a follow-up question is rewritten into a standalone query",
+    )
     stream: bool = Field(False, description="answer as Server-Sent Events")
     answer_mode: AnswerMode | None = Field(
-        None, description="'generate': the model writes the answer; 'quote': the passage sentence that best "
-                          "answers, word for word; default from settings")
+        None,
+        description="'generate': the model writes the answer; 'quote': the passage sentence that best "
+        "answers, word for word; default from settings",
+    )
 
     _top_k = field_validator("top_k")(_check_top_k)
     _text = field_validator("question")(check_text)
@@ -145,8 +164,12 @@ def check_question(question: str, settings: Settings) -> str:
     """The question, stripped; 422 when it is empty or longer than ``max_question_chars``."""
     text = question.strip()
     if not text:
-        raise ApiError(422, "The question is empty; send the question text in the 'question' field.", "empty_question",
-                       [{"loc": ["body", "question"], "msg": "empty", "type": "value_error"}])
+        raise ApiError(
+            422,
+            "The question is empty; send the question text in the 'question' field.",
+            "empty_question",
+            [{"loc": ["body", "question"], "msg": "empty", "type": "value_error"}],
+        )
     if len(text) > settings.max_question_chars:
         raise ApiError(
             422,
@@ -161,9 +184,13 @@ def check_history_size(history: list[Turn] | None, settings: Settings) -> None:
     """422 when the earlier turns together are longer than ``max_history_chars``."""
     total = sum(len(turn.content) for turn in history or [])
     if total > settings.max_history_chars:
-        raise ApiError(422, f"The history is {total} characters long, over the limit of {settings.max_history_chars}; "
-                            "send fewer or shorter earlier turns.", "history_too_long",
-                       [{"loc": ["body", "history"], "msg": "too long", "type": "value_error"}])
+        raise ApiError(
+            422,
+            f"The history is {total} characters long, over the limit of {settings.max_history_chars}; "
+            "send fewer or shorter earlier turns.",
+            "history_too_long",
+            [{"loc": ["body", "history"], "msg": "too long", "type": "value_error"}],
+        )
 
 
 def check_messages_size(messages: list[ChatMessage], settings: Settings) -> None:
@@ -171,6 +198,10 @@ def check_messages_size(messages: list[ChatMessage], settings: Settings) -> None
     total = sum(len(message.text()) for message in messages)
     limit = settings.max_history_chars + settings.max_question_chars
     if total > limit:
-        raise ApiError(422, f"The messages are {total} characters long together, over the limit of {limit}; "
-                            "send fewer or shorter messages.", "messages_too_long",
-                       [{"loc": ["body", "messages"], "msg": "too long", "type": "value_error"}])
+        raise ApiError(
+            422,
+            f"The messages are {total} characters long together, over the limit of {limit}; "
+            "send fewer or shorter messages.",
+            "messages_too_long",
+            [{"loc": ["body", "messages"], "msg": "too long", "type": "value_error"}],
+        )

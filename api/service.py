@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from api.errors import ApiError
 from rag.config import Settings
 from rag.errors import IndexMissingError, RagError
 from rag.index import DB_NAME
 
-from api.errors import ApiError
-
 log = logging.getLogger("api")
 
 LOADING, READY, NO_INDEX, FAILED = "loading", "ready", "no_index", "error"
-WARM_UP_WAIT_S = 300.0   # how long a request waits for a warm-up in progress
+WARM_UP_WAIT_S = 300.0  # how long a request waits for a warm-up in progress
 
 
 def default_pipeline_factory(settings: Settings):
@@ -104,8 +104,12 @@ class AnswerService:
         """The ready pipeline; waits for a warm-up in progress, raises a 503 otherwise."""
         self.refresh()
         if not self._done.wait(wait):
-            raise ApiError(503, "The models are still loading; try again in a few seconds.", "loading",
-                           headers={"Retry-After": "5"})
+            raise ApiError(
+                503,
+                "The models are still loading; try again in a few seconds.",
+                "loading",
+                headers={"Retry-After": "5"},
+            )
         if self.state == READY:
             return self.pipeline
         if self.state == NO_INDEX:
@@ -142,5 +146,7 @@ def _no_index_message(settings: Settings) -> str:
     from api.paths import shown_path
 
     index_dir = shown_path(settings.index_dir, settings)
-    return (f"No index found in {index_dir}; build one with: python -m ingest DOCS_FOLDER --index-dir {index_dir} "
-            "(or upload documents with POST /documents).")
+    return (
+        f"No index found in {index_dir}; build one with: python -m ingest DOCS_FOLDER --index-dir {index_dir} "
+        "(or upload documents with POST /documents)."
+    )

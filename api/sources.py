@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 SOURCES_HEADING = "Sources:"
 
@@ -20,8 +21,11 @@ def source_label(citation: Mapping[str, Any]) -> str:
 REASONING_HEADING = "Steps:"
 
 
-def sources_block(citations: Sequence[Mapping[str, Any]], evidence: Mapping[str, Any] | None = None,
-                  reasoning: Sequence[Mapping[str, Any]] = ()) -> str:
+def sources_block(
+    citations: Sequence[Mapping[str, Any]],
+    evidence: Mapping[str, Any] | None = None,
+    reasoning: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """A "Sources:" list to append to an answer's text; empty when nothing is cited. A short
     answer's evidence sentence is quoted under the source it comes from; a multi-hop answer's
     steps (what each hop asked and found, with its citation) are listed under the sources."""

@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 # -- vocabulary ------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class _Vocabulary:
 
 
 def _zipf_cumulative(n: int, exponent: float = 1.05) -> list[float]:
-    return list(itertools.accumulate(1.0 / (rank ** exponent) for rank in range(1, n + 1)))
+    return list(itertools.accumulate(1.0 / (rank**exponent) for rank in range(1, n + 1)))
 
 
 def _vocabulary(seed: int, rare_terms: int = 4000) -> _Vocabulary:
@@ -258,8 +258,15 @@ class _Writer:
         return "\n".join(lines)
 
 
-def _section(writer: _Writer, rng: random.Random, lang: str, suffix: str, low: int, high: int,
-             count_tokens: Callable[[Sequence[str]], list[int]] | None) -> list[str]:
+def _section(
+    writer: _Writer,
+    rng: random.Random,
+    lang: str,
+    suffix: str,
+    low: int,
+    high: int,
+    count_tokens: Callable[[Sequence[str]], list[int]] | None,
+) -> list[str]:
     """One section (heading and body) whose size in model tokens lies in ``[low, high]``."""
     target = rng.randint(low, high)
     budget = target
@@ -340,7 +347,9 @@ def write_corpus(
     languages = {"en": 0, "zh": 0, "mixed": 0}
     suffixes = {".md": 0, ".txt": 0}
     while written_sections < sections:
-        count = min(sections - written_sections, rng.randint(mean_sections_per_file // 2, mean_sections_per_file * 3 // 2))
+        count = min(
+            sections - written_sections, rng.randint(mean_sections_per_file // 2, mean_sections_per_file * 3 // 2)
+        )
         roll = rng.random()
         file_lang = "en" if roll < 0.4 else "zh" if roll < 0.7 else "mixed"
         suffix = ".md" if rng.random() < 0.7 else ".txt"
@@ -363,8 +372,9 @@ def write_corpus(
         total_bytes += len(data)
         written_sections += count
         files += 1
-    return SyntheticCorpus(str(root), files, written_sections, total_bytes, digest.hexdigest(), chunk_tokens, seed,
-                           languages, suffixes)
+    return SyntheticCorpus(
+        str(root), files, written_sections, total_bytes, digest.hexdigest(), chunk_tokens, seed, languages, suffixes
+    )
 
 
 def make_queries(count: int, seed: int = 7, corpus_seed: int = 2018) -> list[tuple[str, str]]:
@@ -377,8 +387,13 @@ def make_queries(count: int, seed: int = 7, corpus_seed: int = 2018) -> list[tup
     writer = _Writer(rng, _vocabulary(corpus_seed))
     seen: set[str] = set()
     out: list[tuple[str, str]] = []
-    en_forms = ["How do I {v} the {a} {b}?", "What is the {a} {b} limit?", "{a} {b} {c}",
-                "Why does {a} fail after {b}?", "{v} {a} {b} {c} {d}"]
+    en_forms = [
+        "How do I {v} the {a} {b}?",
+        "What is the {a} {b} limit?",
+        "{a} {b} {c}",
+        "Why does {a} fail after {b}?",
+        "{v} {a} {b} {c} {d}",
+    ]
     zh_forms = ["如何{v}{a}{b}？", "{a}的{b}是多少？", "{a}{b}{c}", "为什么{a}在{b}之后失败？", "{v}{a}{b}{c}"]
     while len(out) < count:
         lang = "en" if len(out) % 2 == 0 else "zh"

@@ -50,8 +50,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -59,13 +60,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "embedder_bench.json"
-MODELS = {"minilm": "all-MiniLM-L6-v2", "use": "use-multilingual-v3", "e5": "multilingual-e5-small",
-          "mix": "use-m3+minilm-l6"}
+MODELS = {
+    "minilm": "all-MiniLM-L6-v2",
+    "use": "use-multilingual-v3",
+    "e5": "multilingual-e5-small",
+    "mix": "use-m3+minilm-l6",
+}
 SETS = ("cmrc", "xquad", "hotpotqa", "domainrag", "paraphrase", "crosslingual")
-DEPTH = 50          # chunks read from each ranking
+DEPTH = 50  # chunks read from each ranking
 UNRELATED_PER_SET = 60
-PARAPHRASE_DISTRACTORS_CMRC = 40     # CMRC articles added to the paraphrase corpus
-PARAPHRASE_DISTRACTORS_XQUAD = 24    # XQuAD articles added to it
+PARAPHRASE_DISTRACTORS_CMRC = 40  # CMRC articles added to the paraphrase corpus
+PARAPHRASE_DISTRACTORS_XQUAD = 24  # XQuAD articles added to it
 
 
 def _log(line: str) -> None:
@@ -101,8 +106,11 @@ def prepare_sets(work: Path, args) -> dict[str, dict[str, Any]]:
     if "xquad" in wanted:
         qa = _read_jsonl(SHARED / "xquad-en" / "qa.jsonl")
         docs = sorted(p.name for p in (SHARED / "xquad-en" / "docs").iterdir())
-        sets["xquad"] = {"source": SHARED / "xquad-en" / "docs", "docs": docs,
-                         "questions": rng.sample(qa, min(args.sample, len(qa)))}
+        sets["xquad"] = {
+            "source": SHARED / "xquad-en" / "docs",
+            "docs": docs,
+            "questions": rng.sample(qa, min(args.sample, len(qa))),
+        }
     if "hotpotqa" in wanted:
         qa = _read_jsonl(SHARED / "hotpotqa" / "qa.jsonl")
         questions = rng.sample(qa, min(args.hotpot, len(qa)))
@@ -113,18 +121,26 @@ def prepare_sets(work: Path, args) -> dict[str, dict[str, Any]]:
         gold = {d for q in qa for d in q["gold_docs"]}
         others = sorted({p.name for p in (SHARED / "domainrag-multidoc-zh" / "docs").iterdir()} - gold)
         extra = rng.sample(others, max(0, min(len(others), args.domainrag_docs - len(gold))))
-        sets["domainrag"] = {"source": SHARED / "domainrag-multidoc-zh" / "docs", "docs": sorted(gold | set(extra)),
-                             "questions": qa}
+        sets["domainrag"] = {
+            "source": SHARED / "domainrag-multidoc-zh" / "docs",
+            "docs": sorted(gold | set(extra)),
+            "questions": qa,
+        }
     for name in ("paraphrase", "crosslingual"):
         if name in wanted:
-            sets[name] = {"source": None, "docs": None, "questions": _read_jsonl(DATA / f"{name}.jsonl"),
-                          "corpus": "paraphrase"}
+            sets[name] = {
+                "source": None,
+                "docs": None,
+                "questions": _read_jsonl(DATA / f"{name}.jsonl"),
+                "corpus": "paraphrase",
+            }
     cmrc_all = _read_jsonl(SHARED / "cmrc2018" / "qa.jsonl")
     used = set(sets["cmrc"]["docs"]) if "cmrc" in sets else set()
     spare = sorted({d for q in cmrc_all for d in q["gold_docs"]} - used)
     distractor_cmrc = sorted(rng.sample(spare, PARAPHRASE_DISTRACTORS_CMRC))
-    distractor_xquad = sorted(rng.sample(sorted(p.name for p in (SHARED / "xquad-en" / "docs").iterdir()),
-                                         PARAPHRASE_DISTRACTORS_XQUAD))
+    distractor_xquad = sorted(
+        rng.sample(sorted(p.name for p in (SHARED / "xquad-en" / "docs").iterdir()), PARAPHRASE_DISTRACTORS_XQUAD)
+    )
     for name, spec in sets.items():
         folder = work / "docs" / spec.get("corpus", name)
         if not folder.is_dir():
@@ -200,14 +216,19 @@ def run_model(key: str, sets: dict[str, Any], work: Path) -> dict[str, Any]:
     for name, spec in sets.items():
         corpus = spec.get("corpus", name)
         if corpus not in built:
-            settings = Settings.load(env={}, overrides={"index_dir": work / "index" / key / corpus, "embed_model": model,
-                                                        "device": "cpu"})
+            settings = Settings.load(
+                env={}, overrides={"index_dir": work / "index" / key / corpus, "embed_model": model, "device": "cpu"}
+            )
             started = time.perf_counter()
             report = ingest_folder(spec["folder"], settings, rebuild=True)
             wall = time.perf_counter() - started
-            out["ingest"][corpus] = {"files": report.files_new + report.files_changed, "chunks": report.chunks_embedded,
-                                     "wall_s": round(wall, 2), "stage_seconds": report.stage_seconds,
-                                     "failed": len(report.failed)}
+            out["ingest"][corpus] = {
+                "files": report.files_new + report.files_changed,
+                "chunks": report.chunks_embedded,
+                "wall_s": round(wall, 2),
+                "stage_seconds": report.stage_seconds,
+                "failed": len(report.failed),
+            }
             built[corpus] = Index.open(settings)
             _log(f"{key}: {corpus} ingested, {report.chunks_embedded} chunks in {wall:.1f} s")
         index = built[corpus]
@@ -240,8 +261,9 @@ def run_timing(key: str, work: Path, chunks: list[str], queries: list[str]) -> d
     from rag.embedding import make_embedder
     from rag.index import Index
 
-    settings = Settings.load(env={}, overrides={"index_dir": work / "index" / key / "cmrc", "embed_model": MODELS[key],
-                                                "device": "cpu"})
+    settings = Settings.load(
+        env={}, overrides={"index_dir": work / "index" / key / "cmrc", "embed_model": MODELS[key], "device": "cpu"}
+    )
     embedder = make_embedder(settings)
     started = time.perf_counter()
     embedder.warm_up()
@@ -262,9 +284,15 @@ def run_timing(key: str, work: Path, chunks: list[str], queries: list[str]) -> d
         t = time.perf_counter()
         index.search(q, k=5, mode="hybrid")
         search_ms.append((time.perf_counter() - t) * 1000)
-    return {"load_s": round(load_s, 2), "chunks": len(chunks), "embed_s": round(embed_s, 2),
-            "chunks_per_s": round(len(chunks) / embed_s, 2), "query_embed_ms": embed_ms, "search_ms": search_ms,
-            "loadavg": os.getloadavg()}
+    return {
+        "load_s": round(load_s, 2),
+        "chunks": len(chunks),
+        "embed_s": round(embed_s, 2),
+        "chunks_per_s": round(len(chunks) / embed_s, 2),
+        "query_embed_ms": embed_ms,
+        "search_ms": search_ms,
+        "loadavg": os.getloadavg(),
+    }
 
 
 def run_fusion(key: str, sets: dict[str, Any], work: Path, factors: Sequence[float]) -> dict[str, Any]:
@@ -282,14 +310,22 @@ def run_fusion(key: str, sets: dict[str, Any], work: Path, factors: Sequence[flo
         figures = {}
         for name, spec in sets.items():
             corpus = spec.get("corpus", name)
-            settings = Settings.load(env={}, overrides={"index_dir": work / "index" / key / corpus,
-                                                        "embed_model": MODELS[key], "device": "cpu"})
+            settings = Settings.load(
+                env={},
+                overrides={"index_dir": work / "index" / key / corpus, "embed_model": MODELS[key], "device": "cpu"},
+            )
             index = Index.open(settings)
             rows = []
             for q in spec["questions"]:
                 gold = set(q["gold_docs"])
-                rows.append({"unrelated": False,
-                             "hybrid": _found_at(_doc_ranks(index.search(q["question"], k=DEPTH, mode="hybrid"), gold), gold)})
+                rows.append(
+                    {
+                        "unrelated": False,
+                        "hybrid": _found_at(
+                            _doc_ranks(index.search(q["question"], k=DEPTH, mode="hybrid"), gold), gold
+                        ),
+                    }
+                )
             figures[name] = retrieval_figures(rows, "hybrid")
         out[str(factor)] = figures
         _log(f"{key}: fusion with dense weight x{factor} done")
@@ -300,8 +336,12 @@ def run_fusion(key: str, sets: dict[str, Any], work: Path, factors: Sequence[flo
 def _child(mode: str, key: str, work: Path, timeout: float) -> dict[str, Any]:
     result = work / f"{mode}-{key}.json"
     result.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "bench.embedder_bench", "--child", mode, "--child-model", key,
-                    "--workdir", str(work)], cwd=REPO, check=True, timeout=timeout)
+    subprocess.run(
+        [sys.executable, "-m", "bench.embedder_bench", "--child", mode, "--child-model", key, "--workdir", str(work)],
+        cwd=REPO,
+        check=True,
+        timeout=timeout,
+    )
     return json.loads(result.read_text(encoding="utf-8"))
 
 
@@ -311,10 +351,12 @@ def _child(mode: str, key: str, work: Path, timeout: float) -> dict[str, Any]:
 def retrieval_figures(rows: list[dict[str, Any]], mode: str) -> dict[str, float]:
     ranks = [r[mode] for r in rows if not r["unrelated"]]
     n = len(ranks)
-    return {"n": n,
-            "recall@1": round(sum(1 for r in ranks if r is not None and r <= 1) / n, 3),
-            "recall@5": round(sum(1 for r in ranks if r is not None and r <= 5) / n, 3),
-            "mrr": round(sum(1 / r for r in ranks if r is not None) / n, 3)}
+    return {
+        "n": n,
+        "recall@1": round(sum(1 for r in ranks if r is not None and r <= 1) / n, 3),
+        "recall@5": round(sum(1 for r in ranks if r is not None and r <= 5) / n, 3),
+        "mrr": round(sum(1 / r for r in ranks if r is not None) / n, 3),
+    }
 
 
 def by_language(model_out: dict[str, Any]) -> dict[str, Any]:
@@ -351,21 +393,28 @@ def gate_figures(model_out: dict[str, Any], min_relevance: float) -> dict[str, A
     unrelated = [r["unrelated_features"] for r in sets.get("paraphrase", []) if r["unrelated"]]
     for feature in ("dense", "margin", "overlap"):
         figures["auc_hidden"][feature] = {
-            name: auc([r["answerable"][feature] for r in rows if not r["unrelated"]],
-                      [r["hidden"][feature] for r in rows if not r["unrelated"]]) for name, rows in sets.items()}
+            name: auc(
+                [r["answerable"][feature] for r in rows if not r["unrelated"]],
+                [r["hidden"][feature] for r in rows if not r["unrelated"]],
+            )
+            for name, rows in sets.items()
+        }
         if unrelated:
             figures.setdefault("auc_unrelated", {})[feature] = auc(
                 [r["answerable"][feature] for r in sets["paraphrase"] if not r["unrelated"]],
-                [u[feature] for u in unrelated])
+                [u[feature] for u in unrelated],
+            )
     for name, rows in sets.items():
         answerable = [r["answerable"] for r in rows if not r["unrelated"]]
         hidden = [r["hidden"] for r in rows if not r["unrelated"]]
         figures["overlap_gate"][name] = {
             "passes_answerable": round(sum(a["overlap"] >= min_relevance for a in answerable) / len(answerable), 3),
-            "refuses_hidden": round(sum(h["overlap"] < min_relevance for h in hidden) / len(hidden), 3)}
+            "refuses_hidden": round(sum(h["overlap"] < min_relevance for h in hidden) / len(hidden), 3),
+        }
     if unrelated:
         figures["overlap_gate"]["unrelated"] = {
-            "refuses": round(sum(u["overlap"] < min_relevance for u in unrelated) / len(unrelated), 3)}
+            "refuses": round(sum(u["overlap"] < min_relevance for u in unrelated) / len(unrelated), 3)
+        }
         # the OR gate: overlap >= min_relevance, or the dense feature above the value that 95%
         # (and 99%) of the unrelated questions stay under
         for feature in ("dense", "margin"):
@@ -378,8 +427,10 @@ def gate_figures(model_out: dict[str, Any], min_relevance: float) -> dict[str, A
                     answerable = [r["answerable"] for r in rows if not r["unrelated"]]
                     hidden = [r["hidden"] for r in rows if not r["unrelated"]]
                     passes = lambda f: f["overlap"] >= min_relevance or f[feature] >= threshold
-                    entry[name] = {"passes_answerable": round(sum(map(passes, answerable)) / len(answerable), 3),
-                                   "refuses_hidden": round(sum(not passes(h) for h in hidden) / len(hidden), 3)}
+                    entry[name] = {
+                        "passes_answerable": round(sum(map(passes, answerable)) / len(answerable), 3),
+                        "refuses_hidden": round(sum(not passes(h) for h in hidden) / len(hidden), 3),
+                    }
                 entry["unrelated"] = {"refuses": round(sum(not passes(u) for u in unrelated) / len(unrelated), 3)}
                 figures["or_gate"][label] = entry
     return figures
@@ -409,9 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/rag-embedder-bench")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
-    parser.add_argument("--fusion-only", action="store_true",
-                        help="over the indexes of an earlier run in --workdir: hybrid recall with the dense ranking "
-                             "weighted 1, 2, 4 and 8 times BM25's in the fusion; adds 'fusion' to --out")
+    parser.add_argument(
+        "--fusion-only",
+        action="store_true",
+        help="over the indexes of an earlier run in --workdir: hybrid recall with the dense ranking "
+        "weighted 1, 2, 4 and 8 times BM25's in the fusion; adds 'fusion' to --out",
+    )
     parser.add_argument("--child", choices=["quality", "timing", "fusion"], help=argparse.SUPPRESS)
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     return parser
@@ -428,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             result = run_fusion(args.child_model, plan["sets"], work, plan["fusion_factors"])
         else:
             result = run_timing(args.child_model, work, plan["timing_chunks"], plan["timing_queries"])
-        (work / f"{args.child}-{args.child_model}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        (work / f"{args.child}-{args.child_model}.json").write_text(
+            json.dumps(result, ensure_ascii=False), encoding="utf-8"
+        )
         return 0
 
     from rag.config import Settings
@@ -440,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         result = json.loads(out.read_text(encoding="utf-8"))
         result["fusion"] = {key: _child("fusion", key, work, timeout=3600) for key in args.models.split(",")}
-        result["fusion_command"] = "python -m bench.embedder_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        result["fusion_command"] = "python -m bench.embedder_bench " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
         _write(out, result)
         for key, by_factor in result["fusion"].items():
             for factor, figures in by_factor.items():
@@ -452,24 +510,38 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models.split(",")
     sets = prepare_sets(work, args)
     started = time.time()
-    result: dict[str, Any] = {"command": "python -m bench.embedder_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-                              "commit": _commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                              "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
-                              "sets": {n: {"folder": s["folder"], "documents": len(s["documents"]),
-                                           "questions": len(s["questions"]), "question_ids": [q["id"] for q in s["questions"]],
-                                           "document_names": s["documents"] if n in ("cmrc", "domainrag") else None,
-                                           "unrelated": len(s.get("unrelated", []))} for n, s in sets.items()},
-                              "models": {}, "timing": {}}
+    result: dict[str, Any] = {
+        "command": "python -m bench.embedder_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": _commit(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "sets": {
+            n: {
+                "folder": s["folder"],
+                "documents": len(s["documents"]),
+                "questions": len(s["questions"]),
+                "question_ids": [q["id"] for q in s["questions"]],
+                "document_names": s["documents"] if n in ("cmrc", "domainrag") else None,
+                "unrelated": len(s.get("unrelated", [])),
+            }
+            for n, s in sets.items()
+        },
+        "models": {},
+        "timing": {},
+    }
     from rag.retrieval import query_terms, term_overlap
 
     for name in ("paraphrase", "crosslingual"):
         if name in sets:
             folder = Path(sets[name]["folder"])
-            shares = [term_overlap(query_terms(q["question"]), (folder / q["gold_docs"][0]).read_text(encoding="utf-8"))
-                      for q in sets[name]["questions"]]
+            shares = [
+                term_overlap(query_terms(q["question"]), (folder / q["gold_docs"][0]).read_text(encoding="utf-8"))
+                for q in sets[name]["questions"]
+            ]
             result["sets"][name]["mean_overlap_with_gold_doc"] = round(statistics.fmean(shares), 3)
             result["sets"][name]["share_under_min_relevance"] = round(
-                sum(x < Settings().min_relevance for x in shares) / len(shares), 3)
+                sum(x < Settings().min_relevance for x in shares) / len(shares), 3
+            )
     plan = {"sets": sets}
     (work / "plan.json").write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
     out = Path(args.out)
@@ -477,8 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     for key in models:
         _log(f"{key}: quality run")
         model_out = _child("quality", key, work, timeout=3600)
-        model_out["retrieval"] = {name: {mode: retrieval_figures(rows, mode) for mode in ("dense", "hybrid")}
-                                  for name, rows in model_out["sets"].items()}
+        model_out["retrieval"] = {
+            name: {mode: retrieval_figures(rows, mode) for mode in ("dense", "hybrid")}
+            for name, rows in model_out["sets"].items()
+        }
         model_out["retrieval_by_lang"] = by_language(model_out)
         model_out["gate"] = gate_figures(model_out, min_relevance)
         result["models"][key] = model_out
@@ -492,28 +566,35 @@ def main(argv: list[str] | None = None) -> int:
         store = ChunkStore(next(d for d in index_dirs if d.is_dir()) / "chunks.sqlite", readonly=True)
         texts = [c.text for source in sorted(store.documents()) for c in store.chunks_of(source)]
         plan["timing_chunks"] = texts[: args.timing_chunks]
-        plan["timing_queries"] = [q["question"] for q in sets["cmrc"]["questions"][: args.timing_queries // 2]] + \
-            [q["question"] for q in sets.get("xquad", sets["cmrc"])["questions"][: args.timing_queries // 2]]
+        plan["timing_queries"] = [q["question"] for q in sets["cmrc"]["questions"][: args.timing_queries // 2]] + [
+            q["question"] for q in sets.get("xquad", sets["cmrc"])["questions"][: args.timing_queries // 2]
+        ]
         (work / "plan.json").write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
         rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in models}
         for r in range(args.rounds):
-            for key in (models if r % 2 == 0 else list(reversed(models))):
+            for key in models if r % 2 == 0 else list(reversed(models)):
                 _log(f"{key}: timing round {r + 1}")
                 rounds[key].append(_child("timing", key, work, timeout=1800))
         for key, runs in rounds.items():
             embed_ms = [v for run in runs for v in run["query_embed_ms"]]
             search_ms = [v for run in runs for v in run["search_ms"]]
             result["timing"][key] = {
-                "chunks": runs[0]["chunks"], "chunks_per_s_rounds": [run["chunks_per_s"] for run in runs],
+                "chunks": runs[0]["chunks"],
+                "chunks_per_s_rounds": [run["chunks_per_s"] for run in runs],
                 "chunks_per_s": round(statistics.median(run["chunks_per_s"] for run in runs), 2),
                 "load_s": [run["load_s"] for run in runs],
-                "query_embed_p50_ms": _pct(embed_ms, 0.5), "query_embed_p95_ms": _pct(embed_ms, 0.95),
-                "search_p50_ms": _pct(search_ms, 0.5), "search_p95_ms": _pct(search_ms, 0.95),
-                "loadavg": [run["loadavg"] for run in runs]}
-        result["timing_note"] = (f"{len(plan['timing_chunks'])} CMRC chunks (MiniLM's, 256 MiniLM tokens) embedded by each "
-                                 f"embedder, {len(plan['timing_queries'])} questions (half CMRC, half XQuAD) through "
-                                 "Index.search(k=5, hybrid) over that embedder's CMRC index; "
-                                 f"{args.rounds} rounds, embedders alternating, one process each")
+                "query_embed_p50_ms": _pct(embed_ms, 0.5),
+                "query_embed_p95_ms": _pct(embed_ms, 0.95),
+                "search_p50_ms": _pct(search_ms, 0.5),
+                "search_p95_ms": _pct(search_ms, 0.95),
+                "loadavg": [run["loadavg"] for run in runs],
+            }
+        result["timing_note"] = (
+            f"{len(plan['timing_chunks'])} CMRC chunks (MiniLM's, 256 MiniLM tokens) embedded by each "
+            f"embedder, {len(plan['timing_queries'])} questions (half CMRC, half XQuAD) through "
+            "Index.search(k=5, hybrid) over that embedder's CMRC index; "
+            f"{args.rounds} rounds, embedders alternating, one process each"
+        )
     result["machine"]["loadavg_end"] = os.getloadavg()
     result["seconds"] = round(time.time() - started, 1)
     _write(out, result)
@@ -525,16 +606,22 @@ def print_summary(result: dict[str, Any]) -> None:
     for key, model_out in result["models"].items():
         for name, modes in model_out["retrieval"].items():
             d, h = modes["dense"], modes["hybrid"]
-            print(f"{key:7s} {name:13s} dense r@1 {d['recall@1']:.3f} r@5 {d['recall@5']:.3f} mrr {d['mrr']:.3f} | "
-                  f"hybrid r@1 {h['recall@1']:.3f} r@5 {h['recall@5']:.3f} mrr {h['mrr']:.3f}  (n={d['n']})")
+            print(
+                f"{key:7s} {name:13s} dense r@1 {d['recall@1']:.3f} r@5 {d['recall@5']:.3f} mrr {d['mrr']:.3f} | "
+                f"hybrid r@1 {h['recall@1']:.3f} r@5 {h['recall@5']:.3f} mrr {h['mrr']:.3f}  (n={d['n']})"
+            )
     for key, t in result.get("timing", {}).items():
-        print(f"{key:7s} {t['chunks_per_s']} chunks/s, query embed p50 {t['query_embed_p50_ms']} ms, "
-              f"hybrid search p50 {t['search_p50_ms']} / p95 {t['search_p95_ms']} ms")
+        print(
+            f"{key:7s} {t['chunks_per_s']} chunks/s, query embed p50 {t['query_embed_p50_ms']} ms, "
+            f"hybrid search p50 {t['search_p50_ms']} / p95 {t['search_p95_ms']} ms"
+        )
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return ""
 

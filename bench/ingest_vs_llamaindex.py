@@ -48,8 +48,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -73,8 +74,7 @@ def _settings(index_dir: Path, **overrides: Any):
     from rag.config import Settings
 
     # MiniLM unless a contender names another embedder: embed_model's default may be another one.
-    return Settings.load(env={}, overrides={"index_dir": index_dir, "device": "cpu", "embed_model": MODEL,
-                                            **overrides})
+    return Settings.load(env={}, overrides={"index_dir": index_dir, "device": "cpu", "embed_model": MODEL, **overrides})
 
 
 # -- the contenders ------------------------------------------------------------------------------
@@ -88,9 +88,14 @@ def run_ours(docs: Path, index_dir: Path, **overrides: Any) -> dict[str, Any]:
     started = time.perf_counter()
     report = ingest_folder(docs, _settings(index_dir, **overrides))
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "chunks": report.chunks_embedded, "files": report.files_new,
-            "failed": report.files_failed, "stage_seconds": report.stage_seconds,
-            "document_encoder": report.document_encoder}
+    return {
+        "wall_s": wall,
+        "chunks": report.chunks_embedded,
+        "files": report.files_new,
+        "failed": report.files_failed,
+        "stage_seconds": report.stage_seconds,
+        "document_encoder": report.document_encoder,
+    }
 
 
 def run_llamaindex(docs: Path, persist_dir: Path, model_path: str) -> dict[str, Any]:
@@ -102,7 +107,7 @@ def run_llamaindex(docs: Path, persist_dir: Path, model_path: str) -> dict[str, 
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    LlamaSettings.llm = None            # no LLM is needed to build an index; never reach for OpenAI
+    LlamaSettings.llm = None  # no LLM is needed to build an index; never reach for OpenAI
     shutil.rmtree(persist_dir, ignore_errors=True)
     started = time.perf_counter()
     t = time.perf_counter()
@@ -115,16 +120,25 @@ def run_llamaindex(docs: Path, persist_dir: Path, model_path: str) -> dict[str, 
     store = FaissVectorStore(faiss_index=faiss.IndexFlatL2(dimension))
     storage = StorageContext.from_defaults(vector_store=store)
     t = time.perf_counter()
-    index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model,
-                                            transformations=[SentenceSplitter()])
+    index = VectorStoreIndex.from_documents(
+        documents, storage_context=storage, embed_model=embed_model, transformations=[SentenceSplitter()]
+    )
     build_s = time.perf_counter() - t
     index.storage_context.persist(persist_dir=str(persist_dir))
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "chunks": int(store.client.ntotal), "files": len(documents),
-            "stage_seconds": {"read": round(read_s, 3), "load_model": round(load_s, 3),
-                              "split_and_embed": round(build_s, 3)},
-            "chunk_size": SentenceSplitter().chunk_size, "embed_batch_size": embed_model.embed_batch_size,
-            "max_length": embed_model.max_length}
+    return {
+        "wall_s": wall,
+        "chunks": int(store.client.ntotal),
+        "files": len(documents),
+        "stage_seconds": {
+            "read": round(read_s, 3),
+            "load_model": round(load_s, 3),
+            "split_and_embed": round(build_s, 3),
+        },
+        "chunk_size": SentenceSplitter().chunk_size,
+        "embed_batch_size": embed_model.embed_batch_size,
+        "max_length": embed_model.max_length,
+    }
 
 
 def chunk_texts(index_dir: Path) -> list[str]:
@@ -155,8 +169,9 @@ class RawEncoders:
 
     def run_fp32(self, texts: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
-        self.fp32.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=False)
+        self.fp32.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return {"wall_s": time.perf_counter() - started, "chunks": len(texts), "load_s": self.fp32_load_s}
 
     def run_int8(self, texts: list[str]) -> dict[str, Any]:
@@ -171,8 +186,11 @@ class RawEncoders:
 def sample_questions(qa_file: Path, docs: Path, count: int, seed: int) -> list[dict[str, Any]]:
     """A seeded sample of the questions whose gold documents are all in ``docs``."""
     present = {p.name for p in docs.iterdir()}
-    questions = [q for q in (json.loads(line) for line in qa_file.read_text(encoding="utf-8").splitlines() if line.strip())
-                 if set(q["gold_docs"]) <= present]
+    questions = [
+        q
+        for q in (json.loads(line) for line in qa_file.read_text(encoding="utf-8").splitlines() if line.strip())
+        if set(q["gold_docs"]) <= present
+    ]
     rng = random.Random(seed)
     return rng.sample(questions, min(count, len(questions)))
 
@@ -195,7 +213,9 @@ def recall_at(index_dir: Path, questions: list[dict[str, Any]], k: int = 5, **ov
     return out
 
 
-def llamaindex_recall(persist_dir: Path, model_path: str, questions: list[dict[str, Any]], k: int = 5) -> dict[str, Any]:
+def llamaindex_recall(
+    persist_dir: Path, model_path: str, questions: list[dict[str, Any]], k: int = 5
+) -> dict[str, Any]:
     """Recall@k of LlamaIndex's persisted FAISS index, through its default retriever (dense only)."""
     from llama_index.core import Settings as LlamaSettings
     from llama_index.core import StorageContext, load_index_from_storage
@@ -215,8 +235,12 @@ def llamaindex_recall(persist_dir: Path, model_path: str, questions: list[dict[s
             if name not in docs:
                 docs.append(name)
         found += bool(set(docs[:k]) & set(q["gold_docs"]))
-    return {"questions": len(questions), "document_encoder": "llamaindex HuggingFaceEmbedding fp32",
-            "hybrid": None, "dense": round(found / len(questions), 4)}
+    return {
+        "questions": len(questions),
+        "document_encoder": "llamaindex HuggingFaceEmbedding fp32",
+        "hybrid": None,
+        "dense": round(found / len(questions), 4),
+    }
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -241,8 +265,12 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     walls = [r["wall_s"] for r in runs]
     wall = statistics.median(walls)
     chunks = runs[0]["chunks"]
-    return {"wall_s": round(wall, 2), "walls_s": [round(w, 2) for w in walls], "chunks": chunks,
-            "chunks_per_s": round(chunks / wall, 2) if wall else 0.0}
+    return {
+        "wall_s": round(wall, 2),
+        "walls_s": [round(w, 2) for w in walls],
+        "chunks": chunks,
+        "chunks_per_s": round(chunks / wall, 2) if wall else 0.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,10 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--embedder", action="append", default=[],
-                        help="also run our ingest with this embedder (e.g. use-multilingual-v3); repeatable")
-    parser.add_argument("--skip", action="append", default=[],
-                        help="leave out a contender: ours-fp32, llamaindex, raw-fp32, raw-int8")
+    parser.add_argument(
+        "--embedder",
+        action="append",
+        default=[],
+        help="also run our ingest with this embedder (e.g. use-multilingual-v3); repeatable",
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], help="leave out a contender: ours-fp32, llamaindex, raw-fp32, raw-int8"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -270,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
             import llama_index.embeddings.huggingface  # noqa: F401
             import llama_index.vector_stores.faiss  # noqa: F401
         except ImportError:
-            print("LlamaIndex is not installed here; run this with the Python of the venv that has the "
-                  "bench-llamaindex extra (see this module's docstring), or pass --skip llamaindex.", file=sys.stderr)
+            print(
+                "LlamaIndex is not installed here; run this with the Python of the venv that has the "
+                "bench-llamaindex extra (see this module's docstring), or pass --skip llamaindex.",
+                file=sys.stderr,
+            )
             return 2
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ingest-vs-llamaindex-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -310,9 +346,11 @@ def main(argv: list[str] | None = None) -> int:
             result["load_after"] = round(os.getloadavg()[0], 2)
             result["round"] = round_no + 1
             runs[name].append(result)
-            _log(f"round {round_no + 1} {name}: {result['wall_s']:.1f} s, {result['chunks']} chunks, "
-                 f"{result['chunks'] / result['wall_s']:.1f} chunks/s (load {load_before:.1f} -> {result['load_after']:.1f})")
-            if args.out:         # what was measured so far survives an interrupted run
+            _log(
+                f"round {round_no + 1} {name}: {result['wall_s']:.1f} s, {result['chunks']} chunks, "
+                f"{result['chunks'] / result['wall_s']:.1f} chunks/s (load {load_before:.1f} -> {result['load_after']:.1f})"
+            )
+            if args.out:  # what was measured so far survives an interrupted run
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(partial, indent=2, ensure_ascii=False), encoding="utf-8")
 
@@ -330,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.embedder:
         if "llamaindex" in summary:
             ratios[f"ours-{name}/llamaindex (wall time)"] = round(
-                summary["llamaindex"]["wall_s"] / summary[f"ours-{name}"]["wall_s"], 3)
+                summary["llamaindex"]["wall_s"] / summary[f"ours-{name}"]["wall_s"], 3
+            )
 
     _log(f"recall@5 on {args.questions} questions (seed {args.seed})")
     questions = sample_questions(args.qa, args.docs, args.questions, args.seed)
@@ -351,9 +390,17 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("hybrid", "dense"):
             gap = 100 * (recall["ours-fp32"][mode] - recall["ours"][mode])
             bars[f"recall@5 {mode} within 1 point of fp32"] = gap <= BAR_RECALL_POINTS
-    result = {"machine": info, "docs": str(args.docs), "rounds": args.rounds, "summary": summary,
-              "ratios": ratios, "recall_at_5": recall, "bars": bars, "runs": runs,
-              "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    result = {
+        "machine": info,
+        "docs": str(args.docs),
+        "rounds": args.rounds,
+        "summary": summary,
+        "ratios": ratios,
+        "recall_at_5": recall,
+        "bars": bars,
+        "runs": runs,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
     _print_table(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,18 +27,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rag  # noqa: E402,F401  (telemetry off before anything else loads)
+from bench.ingest_bench import _log, machine_info, percentiles  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.documents import Chunk, SearchHit  # noqa: E402
 from rag.retrieval import HybridRetriever, SearchFilters  # noqa: E402
-
-from bench.ingest_bench import _log, machine_info, percentiles  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
@@ -70,11 +70,11 @@ class Outcome:
 
     id: str
     lang: str
-    doc_rank: int | None          # rank of the first passage from a gold document (1-based)
-    answer_rank: int | None       # rank of the first passage containing a gold answer
-    relevance_answerable: float   # best relevance over the top_k with the whole index
-    relevance_hidden: float       # the same with the gold documents hidden
-    ms: float                     # retrieval + rerank, whole index
+    doc_rank: int | None  # rank of the first passage from a gold document (1-based)
+    answer_rank: int | None  # rank of the first passage containing a gold answer
+    relevance_answerable: float  # best relevance over the top_k with the whole index
+    relevance_hidden: float  # the same with the gold documents hidden
+    ms: float  # retrieval + rerank, whole index
     stages: dict[str, float] = field(default_factory=dict)
 
 
@@ -96,16 +96,18 @@ def run_setting(retriever: HybridRetriever, items: list[Any], top_k: int, label:
         whole = retriever.retrieve(item.question, top_k=top_k)
         hidden = retriever.retrieve(item.question, top_k=top_k, filters=HideDocuments(item.gold_docs))
         gold = set(item.gold_docs)
-        out.append(Outcome(
-            id=item.id,
-            lang=item.lang,
-            doc_rank=first_rank(whole.hits, lambda h: h.chunk.source in gold),
-            answer_rank=first_rank(whole.hits, lambda h: contains_any(h.chunk.text, item.answers)),
-            relevance_answerable=whole.best_relevance,
-            relevance_hidden=hidden.best_relevance,
-            ms=sum(whole.timings_ms.values()),
-            stages=dict(whole.timings_ms),
-        ))
+        out.append(
+            Outcome(
+                id=item.id,
+                lang=item.lang,
+                doc_rank=first_rank(whole.hits, lambda h: h.chunk.source in gold),
+                answer_rank=first_rank(whole.hits, lambda h: contains_any(h.chunk.text, item.answers)),
+                relevance_answerable=whole.best_relevance,
+                relevance_hidden=hidden.best_relevance,
+                ms=sum(whole.timings_ms.values()),
+                stages=dict(whole.timings_ms),
+            )
+        )
         if n % 100 == 0 or n == len(items):
             rate = n / (time.perf_counter() - started)
             _log(f"{label}: {n}/{len(items)} questions ({rate:.1f}/s)")
@@ -130,8 +132,10 @@ def ranking_summary(outcomes: Sequence[Outcome], top_k: int) -> dict[str, Any]:
         "doc_hit@1": round(hit_rate(outcomes, "doc_rank", 1), 4),
         f"doc_hit@{top_k}": round(hit_rate(outcomes, "doc_rank", top_k), 4),
         "latency": percentiles([o.ms for o in outcomes]),
-        "stage_latency": {stage: percentiles([o.stages.get(stage, 0.0) for o in outcomes])
-                          for stage in sorted({s for o in outcomes for s in o.stages})},
+        "stage_latency": {
+            stage: percentiles([o.stages.get(stage, 0.0) for o in outcomes])
+            for stage in sorted({s for o in outcomes for s in o.stages})
+        },
     }
 
 
@@ -146,9 +150,14 @@ def compare_rerank(plain: Sequence[Outcome], reranked: Sequence[Outcome], top_k:
         (f"answer_mrr@{top_k}", lambda o: 1.0 / o.answer_rank if o.answer_rank else 0.0),
     ):
         c = paired_bootstrap([score(o) for o in plain], [score(o) for o in reranked])
-        out[name] = {"plain": round(c.mean_a, 4), "rerank": round(c.mean_b, 4), "diff": round(c.diff, 4),
-                     "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)], "p_value": round(c.p_value, 4),
-                     "significant": c.significant}
+        out[name] = {
+            "plain": round(c.mean_a, 4),
+            "rerank": round(c.mean_b, 4),
+            "diff": round(c.diff, 4),
+            "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)],
+            "p_value": round(c.p_value, 4),
+            "significant": c.significant,
+        }
     return out
 
 
@@ -165,8 +174,12 @@ def rates_at(outcomes: Sequence[Outcome], threshold: float) -> dict[str, float]:
     gold-hidden questions refused, and their mean (balanced accuracy)."""
     keep = _mean([1.0 if o.relevance_answerable >= threshold else 0.0 for o in outcomes])
     refuse = _mean([1.0 if o.relevance_hidden < threshold else 0.0 for o in outcomes])
-    return {"threshold": round(threshold, 3), "answerable_kept": round(keep, 4),
-            "hidden_refused": round(refuse, 4), "balanced_accuracy": round((keep + refuse) / 2, 4)}
+    return {
+        "threshold": round(threshold, 3),
+        "answerable_kept": round(keep, 4),
+        "hidden_refused": round(refuse, 4),
+        "balanced_accuracy": round((keep + refuse) / 2, 4),
+    }
 
 
 def calibrate(outcomes: Sequence[Outcome], min_keep: float) -> float:
@@ -191,9 +204,12 @@ def threshold_report(outcomes: Sequence[Outcome], current: float, min_keep: floa
         "held_out_at_chosen": rates_at(held, chosen),
         "held_out_at_current": rates_at(held, current),
         "current": current,
-        "per_language_held_out_at_chosen": {lang: rates_at([o for o in held if o.lang == lang], chosen) for lang in langs},
-        "per_language_held_out_at_current": {lang: rates_at([o for o in held if o.lang == lang], current)
-                                             for lang in langs},
+        "per_language_held_out_at_chosen": {
+            lang: rates_at([o for o in held if o.lang == lang], chosen) for lang in langs
+        },
+        "per_language_held_out_at_current": {
+            lang: rates_at([o for o in held if o.lang == lang], current) for lang in langs
+        },
         "curve": [rates_at(outcomes, t / 20) for t in range(0, 21)],
     }
 
@@ -225,12 +241,19 @@ def load_items(name: str, sample: int | None, seed: int) -> list[Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.retrieval_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="cmrc,xquad", help="comma-separated: cmrc, xquad (default both)")
-    parser.add_argument("--sample", type=int, default=600, help="questions per set, a seeded sample (default 600; 0 = all)")
-    parser.add_argument("--rerank-sample", type=int, default=200,
-                        help="of those, how many are also asked with the reranker (default 200; it is ~50x slower)")
+    parser.add_argument(
+        "--sample", type=int, default=600, help="questions per set, a seeded sample (default 600; 0 = all)"
+    )
+    parser.add_argument(
+        "--rerank-sample",
+        type=int,
+        default=200,
+        help="of those, how many are also asked with the reranker (default 200; it is ~50x slower)",
+    )
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--keep", type=float, default=0.95,
-                        help="share of answerable questions the threshold must keep (default 0.95)")
+    parser.add_argument(
+        "--keep", type=float, default=0.95, help="share of answerable questions the threshold must keep (default 0.95)"
+    )
     parser.add_argument("--workdir", default="/tmp/rag-retrieval-bench", help="where the indexes are built (kept)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"results JSON (default {DEFAULT_OUT})")
     return parser
@@ -252,8 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.retrieval_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_info(),
-        "settings": {"top_k": top_k, "retrieve_k": base.retrieve_k, "reranker": base.reranker_model,
-                     "min_relevance": base.min_relevance, "sample": args.sample, "seed": args.seed},
+        "settings": {
+            "top_k": top_k,
+            "retrieve_k": base.retrieve_k,
+            "reranker": base.reranker_model,
+            "min_relevance": base.min_relevance,
+            "sample": args.sample,
+            "seed": args.seed,
+        },
         "datasets": {},
     }
 
@@ -271,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = {"plain": run_setting(plain, items, top_k, f"{name} plain")}
         from eval.dataset import select
 
-        subset = select(items, sample=args.rerank_sample or None, seed=args.seed + 1)   # a random subset
+        subset = select(items, sample=args.rerank_sample or None, seed=args.seed + 1)  # a random subset
         outcomes["rerank"] = run_setting(reranked, subset, top_k, f"{name} rerank")
         for label, rows in outcomes.items():
             everything[label].extend(rows)
@@ -290,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         _write(out_path, result)
 
-    result["refusal_threshold"] = {label: threshold_report(rows, base.min_relevance, args.keep)
-                                   for label, rows in everything.items() if rows}
+    result["refusal_threshold"] = {
+        label: threshold_report(rows, base.min_relevance, args.keep) for label, rows in everything.items() if rows
+    }
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     _write(out_path, result)
     print_summary(result, top_k)
@@ -300,23 +330,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(result: dict[str, Any], top_k: int) -> None:
-    print(f"\n{'set':8} {'setting':8} {'ans@1':>7} {f'ans@{top_k}':>7} {'MRR':>7} {'doc@1':>7} {'p50 ms':>8} {'p95 ms':>8}")
+    print(
+        f"\n{'set':8} {'setting':8} {'ans@1':>7} {f'ans@{top_k}':>7} {'MRR':>7} {'doc@1':>7} {'p50 ms':>8} {'p95 ms':>8}"
+    )
     for name, data in result["datasets"].items():
         for label in ("plain", "plain_on_rerank_questions", "rerank"):
             s = data[label]
             shown = "plain*" if label.startswith("plain_on") else label
-            print(f"{name:8} {shown:8} {s['answer_hit@1']:7.3f} {s[f'answer_hit@{top_k}']:7.3f} "
-                  f"{s[f'answer_mrr@{top_k}']:7.3f} {s['doc_hit@1']:7.3f} {s['latency']['p50_ms']:8.1f} "
-                  f"{s['latency']['p95_ms']:8.1f}")
+            print(
+                f"{name:8} {shown:8} {s['answer_hit@1']:7.3f} {s[f'answer_hit@{top_k}']:7.3f} "
+                f"{s[f'answer_mrr@{top_k}']:7.3f} {s['doc_hit@1']:7.3f} {s['latency']['p50_ms']:8.1f} "
+                f"{s['latency']['p95_ms']:8.1f}"
+            )
         for metric, c in data["rerank_minus_plain"].items():
-            print(f"   rerank - plain* ({data['rerank_questions']} questions), {metric}: {c['diff']:+.3f} (95% CI {c['ci95'][0]:+.3f}..{c['ci95'][1]:+.3f}, "
-                  f"p={c['p_value']:.3f})")
+            print(
+                f"   rerank - plain* ({data['rerank_questions']} questions), {metric}: {c['diff']:+.3f} (95% CI {c['ci95'][0]:+.3f}..{c['ci95'][1]:+.3f}, "
+                f"p={c['p_value']:.3f})"
+            )
     for label, t in result.get("refusal_threshold", {}).items():
         h, cur = t["held_out_at_chosen"], t["held_out_at_current"]
-        print(f"\nrefusal threshold ({label}): chosen {t['chosen']:.2f} on {t['calibration_questions']} questions; "
-              f"held-out {t['held_out_questions']}: keeps {h['answerable_kept']:.3f} of answerable, refuses "
-              f"{h['hidden_refused']:.3f} of gold-hidden (current {t['current']:.2f}: {cur['answerable_kept']:.3f} / "
-              f"{cur['hidden_refused']:.3f})")
+        print(
+            f"\nrefusal threshold ({label}): chosen {t['chosen']:.2f} on {t['calibration_questions']} questions; "
+            f"held-out {t['held_out_questions']}: keeps {h['answerable_kept']:.3f} of answerable, refuses "
+            f"{h['hidden_refused']:.3f} of gold-hidden (current {t['current']:.2f}: {cur['answerable_kept']:.3f} / "
+            f"{cur['hidden_refused']:.3f})"
+        )
         for lang, r in t["per_language_held_out_at_chosen"].items():
             print(f"   {lang}: keeps {r['answerable_kept']:.3f}, refuses {r['hidden_refused']:.3f}")
 

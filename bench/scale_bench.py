@@ -62,14 +62,26 @@ QUESTIONS = [
     ("How long must the SK200 kettle cool down before it is descaled?", "sk200-kettle-faq.txt"),
 ]
 MORE_QUESTIONS = [
-    "When was the harbour museum founded?", "How many watts does the solar kit panel give?",
-    "How long should sourdough rise before baking?", "Can I work remotely on Fridays?",
-    "What temperature is best for brewing coffee?", "Which bin do batteries go in?",
-    "What is the nightly hotel limit in London?", "How do I reset the router?",
-    "健身房几点关门？", "空气净化器的滤网多久更换一次？", "咖啡豆应该怎么保存？", "厨余垃圾应该怎么分类？",
-    "图书馆每次最多可以借几本书？", "绿茶用多少度的水冲泡？", "Who designed the museum building?",
-    "What is the maximum rental time for a bike?", "年假可以顺延到下一年吗？", "列车上可以吸烟吗？",
-    "How much flour does the recipe need?", "What does the warranty of the kettle cover?",
+    "When was the harbour museum founded?",
+    "How many watts does the solar kit panel give?",
+    "How long should sourdough rise before baking?",
+    "Can I work remotely on Fridays?",
+    "What temperature is best for brewing coffee?",
+    "Which bin do batteries go in?",
+    "What is the nightly hotel limit in London?",
+    "How do I reset the router?",
+    "健身房几点关门？",
+    "空气净化器的滤网多久更换一次？",
+    "咖啡豆应该怎么保存？",
+    "厨余垃圾应该怎么分类？",
+    "图书馆每次最多可以借几本书？",
+    "绿茶用多少度的水冲泡？",
+    "Who designed the museum building?",
+    "What is the maximum rental time for a bike?",
+    "年假可以顺延到下一年吗？",
+    "列车上可以吸烟吗？",
+    "How much flour does the recipe need?",
+    "What does the warranty of the kettle cover?",
 ]
 
 
@@ -171,11 +183,11 @@ class SyntheticCorpus:
         for j in range(n):
             count = int(counts[j])
             if english[j]:
-                terms = self.en_ids[en_picks[en_at:en_at + count]]
+                terms = self.en_ids[en_picks[en_at : en_at + count]]
                 en_at += count
                 texts.append(" ".join([words[t] for t in terms]) + ".")
             else:
-                picks = zh_picks[zh_at:zh_at + count]
+                picks = zh_picks[zh_at : zh_at + count]
                 zh_at += count
                 word_terms = self.zh_ids[picks]
                 texts.append("".join([words[t] for t in word_terms]) + "。")
@@ -212,13 +224,27 @@ def build(settings: Settings, chunks: int, dimension: int, log) -> dict[str, Any
         texts, terms, lengths, token_texts = corpus.batch(start, n)
         vectors = rng.standard_normal((n, dimension), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        rows = [Chunk(f"synthetic-{start + j:08d}", texts[j], f"synthetic/{(start + j) // 10:06d}.txt", None, None,
-                      "text", 0, len(texts[j])) for j in range(n)]
+        rows = [
+            Chunk(
+                f"synthetic-{start + j:08d}",
+                texts[j],
+                f"synthetic/{(start + j) // 10:06d}.txt",
+                None,
+                None,
+                "text",
+                0,
+                len(texts[j]),
+            )
+            for j in range(n)
+        ]
         store._db.executemany(
             "INSERT INTO chunks (id, source, page, section, kind, start, end, text, tokens, vector)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((c.id, c.source, c.page, c.section, c.kind, c.start, c.end, c.text, tok, v.tobytes())
-             for c, tok, v in zip(rows, token_texts, vectors)))
+            (
+                (c.id, c.source, c.page, c.section, c.kind, c.start, c.end, c.text, tok, v.tobytes())
+                for c, tok, v in zip(rows, token_texts, vectors)
+            ),
+        )
         first_row = int(store._db.execute("SELECT row FROM chunks WHERE id = ?", (rows[0].id,)).fetchone()[0])
         ids = np.arange(first_row, first_row + n, dtype=np.int64)
         vectors_store.add(ids, vectors)
@@ -232,24 +258,38 @@ def build(settings: Settings, chunks: int, dimension: int, log) -> dict[str, Any
     del vectors_store
     t = time.perf_counter()
     all_rows = store.all_rows()
-    segment = segment_from_arrays(np.concatenate(term_parts), np.concatenate(length_parts),
-                                  dict(corpus.term), all_rows)
+    segment = segment_from_arrays(np.concatenate(term_parts), np.concatenate(length_parts), dict(corpus.term), all_rows)
     del term_parts
     keywords = BM25Store(directory, [], DeletionSet())
     written = keywords._write(1, "", segment)
     keyword_state = {"name": "bm25", "segments": [{"file": written.file}], "deleted": None}
     timings["keyword_store_s"] = round(time.perf_counter() - t, 1)
-    store.set_meta({
-        "generation": 1, "embed_model": settings.embed_model, "dimension": dimension,
-        "dense_kind": vector_state.get("kind", ""), "vector_store": json.dumps(vector_state),
-        "keyword_store": json.dumps(keyword_state), "documents": 0, "chunks": chunks,
-        "updated_at": time.time(), "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
-        "processing": processing_signature(settings), "root": "",
-    })
+    store.set_meta(
+        {
+            "generation": 1,
+            "embed_model": settings.embed_model,
+            "dimension": dimension,
+            "dense_kind": vector_state.get("kind", ""),
+            "vector_store": json.dumps(vector_state),
+            "keyword_store": json.dumps(keyword_state),
+            "documents": 0,
+            "chunks": chunks,
+            "updated_at": time.time(),
+            "chunk_tokens": settings.chunk_tokens,
+            "chunk_overlap": settings.chunk_overlap,
+            "processing": processing_signature(settings),
+            "root": "",
+        }
+    )
     store.commit()
     store.close()
-    return {"seconds": round(time.perf_counter() - started, 1), "stages": timings, "load": load_average(),
-            "index_mb": round(folder_bytes(directory) / 1e6, 1), **rss_mb()}
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "stages": timings,
+        "load": load_average(),
+        "index_mb": round(folder_bytes(directory) / 1e6, 1),
+        **rss_mb(),
+    }
 
 
 # -- searching (in a fresh process) -------------------------------------------------------------
@@ -257,8 +297,8 @@ def build(settings: Settings, chunks: int, dimension: int, log) -> dict[str, Any
 
 def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
     """Open the index and time searches; run in its own process (python -m bench.scale_bench --search)."""
-    from rag.index import Index
     from rag.embedding import make_embedder
+    from rag.index import Index
 
     baseline = rss_mb()
     t = time.perf_counter()
@@ -291,8 +331,10 @@ def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
     top_row = db.execute("SELECT MAX(row) FROM chunks").fetchone()[0]
     rng = np.random.default_rng(7)
     picked = [int(r) for r in rng.choice(top_row, size=200, replace=False) + 1]
-    planted = {r: np.frombuffer(v, dtype=np.float32) for r, v in db.execute(
-        f"SELECT row, vector FROM chunks WHERE row IN ({','.join('?' * len(picked))})", picked)}
+    planted = {
+        r: np.frombuffer(v, dtype=np.float32)
+        for r, v in db.execute(f"SELECT row, vector FROM chunks WHERE row IN ({','.join('?' * len(picked))})", picked)
+    }
     db.close()
     rows = np.array(list(planted))
     vectors = np.stack([planted[r] for r in rows])
@@ -301,29 +343,48 @@ def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
     queries = vectors + 0.45 * noise
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     _, found_rows = index._vectors.search(queries, 10)
-    recall = {"recall_at_1": round(float(np.mean(found_rows[:, 0] == rows)), 3),
-              "recall_at_10": round(float(np.mean([r in f for r, f in zip(rows, found_rows)])), 3),
-              "query_cosine": round(float(np.mean(np.sum(queries * vectors, axis=1))), 3)}
+    recall = {
+        "recall_at_1": round(float(np.mean(found_rows[:, 0] == rows)), 3),
+        "recall_at_10": round(float(np.mean([r in f for r, f in zip(rows, found_rows)])), 3),
+        "query_cosine": round(float(np.mean(np.sum(queries * vectors, axis=1))), 3),
+    }
     found = {}
     for question, source in QUESTIONS:
         hits = index.search(question, 5)
         found[question] = [h.chunk.source for h in hits][:3]
     return {
-        "chunks": index.size, "generation": index.generation, "open_s": round(open_s, 2),
-        "load_model_s": round(load_model_s, 2), "rss_before_mb": baseline["rss_mb"],
-        "rss_with_model_mb": model_rss["rss_mb"], "rss_open_mb": opened["rss_mb"], **rss_mb(),
+        "chunks": index.size,
+        "generation": index.generation,
+        "open_s": round(open_s, 2),
+        "load_model_s": round(load_model_s, 2),
+        "rss_before_mb": baseline["rss_mb"],
+        "rss_with_model_mb": model_rss["rss_mb"],
+        "rss_open_mb": opened["rss_mb"],
+        **rss_mb(),
         "queries": len(times["hybrid"]),
         **{f"{mode}_p50_ms": percentile(v, 50) for mode, v in times.items()},
         **{f"{mode}_p95_ms": percentile(v, 95) for mode, v in times.items()},
-        "planted_neighbours": recall, "real_file_top3": found, "load": load_average(),
+        "planted_neighbours": recall,
+        "real_file_top3": found,
+        "load": load_average(),
     }
 
 
 def search_in_fresh_process(settings: Settings, rounds: int) -> dict[str, Any]:
-    env = {**os.environ, "RAG_INDEX_DIR": str(settings.index_dir), "RAG_VECTOR_STORE": settings.vector_store,
-           "RAG_EMBED_MODEL": settings.embed_model}
-    result = subprocess.run([sys.executable, "-m", "bench.scale_bench", "--search", "--rounds", str(rounds)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    env = {
+        **os.environ,
+        "RAG_INDEX_DIR": str(settings.index_dir),
+        "RAG_VECTOR_STORE": settings.vector_store,
+        "RAG_EMBED_MODEL": settings.embed_model,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.scale_bench", "--search", "--rounds", str(rounds)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the search process failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -343,32 +404,53 @@ def timed_ingest(folder: Path, settings: Settings, embedder) -> dict[str, Any]:
     seconds = time.perf_counter() - t
     os.sync()
     return {
-        "seconds": round(seconds, 2), "files_new": report.files_new, "files_changed": report.files_changed,
-        "files_removed": report.files_removed, "chunks_added": report.chunks_added,
-        "chunks_removed": report.chunks_removed, "generation": report.generation,
-        "store_bytes_written": report.bytes_written, "disk_bytes_written": disk_writes() - writes,
-        "index_bytes_before": size_before, "index_bytes_after": folder_bytes(directory),
-        "stages": report.stage_seconds, "load": load_average(),
+        "seconds": round(seconds, 2),
+        "files_new": report.files_new,
+        "files_changed": report.files_changed,
+        "files_removed": report.files_removed,
+        "chunks_added": report.chunks_added,
+        "chunks_removed": report.chunks_removed,
+        "generation": report.generation,
+        "store_bytes_written": report.bytes_written,
+        "disk_bytes_written": disk_writes() - writes,
+        "index_bytes_before": size_before,
+        "index_bytes_after": folder_bytes(directory),
+        "stages": report.stage_seconds,
+        "load": load_average(),
     }
 
 
 def change_files(folder: Path, names: list[str], round_: int) -> None:
     for name in names:
         path = folder / name
-        note = (f"\n\nUpdate {round_}: this section was revised for the scale benchmark."
-                if path.name.isascii() else f"\n\n第{round_}次更新：本节为规模测试修订。")
+        note = (
+            f"\n\nUpdate {round_}: this section was revised for the scale benchmark."
+            if path.name.isascii()
+            else f"\n\n第{round_}次更新：本节为规模测试修订。"
+        )
         path.write_text(path.read_text(encoding="utf-8") + note + "\n", encoding="utf-8")
 
 
 def cli_ingest(folder: Path, settings: Settings, backend: str) -> dict[str, Any]:
     """The same kind of change through ``python -m ingest`` (start-up and model loading included)."""
     t = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(settings.index_dir), "--quiet", "--json"],
-                         cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "RAG_VECTOR_STORE": backend})
+    cli = subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder), "--index-dir", str(settings.index_dir), "--quiet", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "RAG_VECTOR_STORE": backend},
+    )
     report = json.loads(cli.stdout) if cli.returncode == 0 else {}
-    return {"seconds": round(time.perf_counter() - t, 2), "returncode": cli.returncode,
-            "files_changed": report.get("files_changed"), "store_bytes_written": report.get("bytes_written"),
-            "stages": report.get("stage_seconds"), "load": load_average()}
+    return {
+        "seconds": round(time.perf_counter() - t, 2),
+        "returncode": cli.returncode,
+        "files_changed": report.get("files_changed"),
+        "store_bytes_written": report.get("bytes_written"),
+        "stages": report.get("stage_seconds"),
+        "load": load_average(),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -380,16 +462,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     # embed_model "auto" names the default embedder for a new index; the index records the name.
-    settings = resolve_embed_model(Settings.load(overrides={"index_dir": work / "index", "vector_store": args.backend}),
-                                   rebuild=not args.reuse)
+    settings = resolve_embed_model(
+        Settings.load(overrides={"index_dir": work / "index", "vector_store": args.backend}), rebuild=not args.reuse
+    )
     embedder = make_embedder(settings)
     embedder.warm_up()
     dimension = int(embedder.dimension)
     result: dict[str, Any] = {
-        "command": " ".join(["python -m bench.scale_bench", *sys.argv[1:]]), "chunks": args.chunks,
-        "backend": args.backend, "embed_model": settings.embed_model, "dimension": dimension,
+        "command": " ".join(["python -m bench.scale_bench", *sys.argv[1:]]),
+        "chunks": args.chunks,
+        "backend": args.backend,
+        "embed_model": settings.embed_model,
+        "dimension": dimension,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
     }
 
     def log(line: str) -> None:
@@ -432,8 +520,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     deleted_sources = set(names[:5])
     after = result["search_after"]
     after["deleted_files_found"] = [s for top in after["real_file_top3"].values() for s in top if s in deleted_sources]
-    after["real_files_in_top3"] = sum(source in after["real_file_top3"][question]
-                                      for question, source in QUESTIONS if source not in deleted_sources)
+    after["real_files_in_top3"] = sum(
+        source in after["real_file_top3"][question] for question, source in QUESTIONS if source not in deleted_sources
+    )
     after["real_files_asked"] = sum(source not in deleted_sources for _, source in QUESTIONS)
     log(f"  {result['search_after']}")
     result["index_mb"] = round(folder_bytes(work / "index") / 1e6, 1)
@@ -448,7 +537,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="times each of the 24 questions is asked per mode")
     parser.add_argument("--out", default="")
     parser.add_argument("--reuse", action="store_true", help="keep an index already built in --dir")
-    parser.add_argument("--skip-cli", action="store_true", help="do the last change in this process, not python -m ingest")
+    parser.add_argument(
+        "--skip-cli", action="store_true", help="do the last change in this process, not python -m ingest"
+    )
     parser.add_argument("--search", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.search:

@@ -33,9 +33,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -57,7 +58,7 @@ BAR_WARM_START_S = 5.0
 BAR_RETRIEVE_P95_MS = 50.0
 BAR_TTFT_P50_MS = 1000.0
 
-HEALTH_POLL_S = 0.1     # start-up times are measured to about this resolution
+HEALTH_POLL_S = 0.1  # start-up times are measured to about this resolution
 RSS_SAMPLE_S = 0.2
 
 
@@ -106,7 +107,7 @@ def proc_status(pid: int) -> dict[str, float]:
         for line in lines:
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
-                out[key] = round(out.get(key, 0.0) + int(value.split()[0]) / 1024, 1)   # kB
+                out[key] = round(out.get(key, 0.0) + int(value.split()[0]) / 1024, 1)  # kB
             elif key == "Threads":
                 out[key] = out.get(key, 0) + int(value)
     return out
@@ -131,13 +132,14 @@ def proc_cpu_seconds(pid: int) -> float | None:
 class ServerProcess:
     """One ``python -m api`` subprocess listening on 127.0.0.1, its output going to a log file."""
 
-    def __init__(self, index_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None,
-                 args: Iterable[str] = ()) -> None:
+    def __init__(
+        self, index_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None, args: Iterable[str] = ()
+    ) -> None:
         self.index_dir = index_dir
         self.port = port
         self.log_path = log_path
-        self.env = dict(env or {})          # on top of this process's environment
-        self.args = list(args)              # more ``python -m api`` arguments
+        self.env = dict(env or {})  # on top of this process's environment
+        self.args = list(args)  # more ``python -m api`` arguments
         self.base_url = f"http://{HOST}:{port}"
         self.process: subprocess.Popen | None = None
         self.launched_at = 0.0
@@ -152,11 +154,22 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
         env = dict(os.environ, HF_HUB_OFFLINE="1", **self.env)
-        command = [sys.executable, "-m", "api", "--index-dir", str(self.index_dir), "--host", HOST,
-                   "--port", str(self.port), *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "api",
+            "--index-dir",
+            str(self.index_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         self.launched_at = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, timeout: float) -> tuple[float, dict[str, Any]]:
         """Seconds from launch until ``/health`` said ready, and its last answer."""
@@ -165,13 +178,15 @@ class ServerProcess:
         with httpx.Client(base_url=self.base_url, timeout=5.0, trust_env=False) as client:
             while True:
                 if self.process.poll() is not None:
-                    raise BenchError(f"The server exited with code {self.process.returncode} before it was ready; "
-                                     f"see {self.log_path}:\n{self.log_tail()}")
+                    raise BenchError(
+                        f"The server exited with code {self.process.returncode} before it was ready; "
+                        f"see {self.log_path}:\n{self.log_tail()}"
+                    )
                 try:
                     response = client.get("/health")
                     body = response.json()
                 except (httpx.HTTPError, ValueError):
-                    body = None                       # not listening yet
+                    body = None  # not listening yet
                 now = time.perf_counter()
                 if body is not None:
                     if response.status_code == 200 and body.get("status") == "ready":
@@ -179,8 +194,10 @@ class ServerProcess:
                     if body.get("status") in ("no_index", "error"):
                         raise BenchError(f"The server is not ready ({body.get('status')}): {body.get('error')}")
                 if now > deadline:
-                    raise BenchError(f"The server was not ready {timeout:.0f} s after launch (raise --start-timeout); "
-                                     f"see {self.log_path}.")
+                    raise BenchError(
+                        f"The server was not ready {timeout:.0f} s after launch (raise --start-timeout); "
+                        f"see {self.log_path}."
+                    )
                 time.sleep(HEALTH_POLL_S)
 
     def log_tail(self, lines: int = 15) -> str:
@@ -220,7 +237,7 @@ class RssSampler:
             self.max_threads = max(self.max_threads, int(status.get("Threads", 0)))
             self._stop.wait(RSS_SAMPLE_S)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -240,17 +257,17 @@ class RequestResult:
     """
 
     question_id: str
-    sent_at_s: float = 0.0                  # since the level started
+    sent_at_s: float = 0.0  # since the level started
     error_kind: str | None = None
     error: str | None = None
     retrieval_event_ms: float | None = None
-    ttft_ms: float | None = None            # first ``token`` event
+    ttft_ms: float | None = None  # first ``token`` event
     last_token_ms: float | None = None
     done_ms: float | None = None
     wall_ms: float = 0.0
     token_events: int = 0
     answerable: bool | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)   # the server's, from ``done``
+    timings_ms: dict[str, float] = field(default_factory=dict)  # the server's, from ``done``
     usage: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -342,13 +359,16 @@ def ask_streaming(client: httpx.Client, question_id: str, question: str, timeout
                         break
                     if now > timeout * 1000:
                         fail("timeout", f"no done event after {timeout:.0f} s")
-                        break     # closing the stream stops the generation on the server
+                        break  # closing the stream stops the generation on the server
                 else:
                     fail("incomplete", "the stream ended without a done event")
     except httpx.TimeoutException as exc:
         fail("timeout", f"{exc.__class__.__name__} after {elapsed_ms() / 1000:.1f} s")
     except (httpx.HTTPError, ValueError) as exc:
-        fail("connection" if isinstance(exc, httpx.TransportError) else "bad_response", f"{exc.__class__.__name__}: {exc}")
+        fail(
+            "connection" if isinstance(exc, httpx.TransportError) else "bad_response",
+            f"{exc.__class__.__name__}: {exc}",
+        )
     result.wall_ms = elapsed_ms()
     return result
 
@@ -373,8 +393,9 @@ def load_questions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def pick_questions(questions: list[tuple[str, str]], warmup: int, measured: int,
-                   seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]], bool]:
+def pick_questions(
+    questions: list[tuple[str, str]], warmup: int, measured: int, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], bool]:
     """Warm-up and measured questions, disjoint, in a seeded random order.
 
     Every concurrency level asks the same measured questions, so the levels differ only in
@@ -385,7 +406,7 @@ def pick_questions(questions: list[tuple[str, str]], warmup: int, measured: int,
     wanted = warmup + measured
     repeated = wanted > len(order)
     while len(order) < wanted:
-        order += order[:wanted - len(order)]
+        order += order[: wanted - len(order)]
     return order[:warmup], order[warmup:wanted], repeated
 
 
@@ -397,16 +418,22 @@ def ensure_index(index_dir: Path, docs: Path | None) -> dict[str, Any] | None:
     if (index_dir / DB_NAME).is_file():
         return None
     if docs is None:
-        raise BenchError(f"No index in {index_dir}; build one with: python -m ingest DOCS --index-dir {index_dir} "
-                         "(or pass --docs DOCS).")
+        raise BenchError(
+            f"No index in {index_dir}; build one with: python -m ingest DOCS --index-dir {index_dir} "
+            "(or pass --docs DOCS)."
+        )
     _log(f"[ingest] {docs} -> {index_dir}")
     started = time.perf_counter()
     load_before = _load()
     done = subprocess.run([sys.executable, "-m", "ingest", str(docs), "--index-dir", str(index_dir)], cwd=REPO)
     if done.returncode != 0:
         raise BenchError(f"python -m ingest {docs} failed with exit code {done.returncode}.")
-    return {"docs": str(docs), "wall_s": round(time.perf_counter() - started, 2),
-            "load_before": load_before, "load_after": _load()}
+    return {
+        "docs": str(docs),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
 
 
 def converted_models(settings: Settings) -> list[str]:
@@ -423,8 +450,12 @@ def start_server(number: int, args: argparse.Namespace, settings: Settings) -> t
     """Launch a server and wait until it is ready; the record holds the start-up figures."""
     port = args.port or free_port()
     log_path = Path(args.out).with_name(f"{Path(args.out).stem}-server{number}.log")
-    record: dict[str, Any] = {"port": port, "log": str(log_path), "load_before": _load(),
-                              "converted_models_before": converted_models(settings)}
+    record: dict[str, Any] = {
+        "port": port,
+        "log": str(log_path),
+        "load_before": _load(),
+        "converted_models_before": converted_models(settings),
+    }
     server = ServerProcess(Path(args.index_dir), port, log_path)
     _log(f"[start {number}] python -m api on port {port} (load average {record['load_before'][0]})")
     server.launch()
@@ -434,26 +465,31 @@ def start_server(number: int, args: argparse.Namespace, settings: Settings) -> t
         server.stop()
         raise
     status = proc_status(server.pid)
-    record.update({
-        "pid": server.pid,
-        "launch_to_ready_s": round(seconds, 2),
-        "server_load_seconds": health.get("load_seconds"),   # the server's own warm-up thread
-        "server_cpu_s": round(proc_cpu_seconds(server.pid) or 0.0, 2),
-        "rss_mb": status.get("VmRSS"),
-        "hwm_mb": status.get("VmHWM"),
-        "threads": status.get("Threads"),
-        "model": health.get("model"),
-        "index": health.get("index"),
-        "load_after": _load(),
-        "converted_models_after": converted_models(settings),
-    })
-    _log(f"[start {number}] ready in {seconds:.2f} s (server warm-up {health.get('load_seconds')} s, "
-         f"{record['server_cpu_s']} s CPU, RSS {record['rss_mb']} MB)")
+    record.update(
+        {
+            "pid": server.pid,
+            "launch_to_ready_s": round(seconds, 2),
+            "server_load_seconds": health.get("load_seconds"),  # the server's own warm-up thread
+            "server_cpu_s": round(proc_cpu_seconds(server.pid) or 0.0, 2),
+            "rss_mb": status.get("VmRSS"),
+            "hwm_mb": status.get("VmHWM"),
+            "threads": status.get("Threads"),
+            "model": health.get("model"),
+            "index": health.get("index"),
+            "load_after": _load(),
+            "converted_models_after": converted_models(settings),
+        }
+    )
+    _log(
+        f"[start {number}] ready in {seconds:.2f} s (server warm-up {health.get('load_seconds')} s, "
+        f"{record['server_cpu_s']} s CPU, RSS {record['rss_mb']} MB)"
+    )
     return server, record
 
 
-def run_requests(server: ServerProcess, questions: list[tuple[str, str]], concurrency: int,
-                 args: argparse.Namespace, budget_s: float) -> tuple[list[RequestResult], float, int]:
+def run_requests(
+    server: ServerProcess, questions: list[tuple[str, str]], concurrency: int, args: argparse.Namespace, budget_s: float
+) -> tuple[list[RequestResult], float, int]:
     """Ask every question through ``concurrency`` threads; no new request starts after ``budget_s``.
 
     Returns the results, the wall time from the first request sent to the last one finished,
@@ -487,8 +523,9 @@ def run_requests(server: ServerProcess, questions: list[tuple[str, str]], concur
     return sorted(results, key=lambda r: r.sent_at_s), time.perf_counter() - started, todo.qsize()
 
 
-def measure_level(server: ServerProcess, questions: list[tuple[str, str]], concurrency: int,
-                  args: argparse.Namespace) -> dict[str, Any]:
+def measure_level(
+    server: ServerProcess, questions: list[tuple[str, str]], concurrency: int, args: argparse.Namespace
+) -> dict[str, Any]:
     """One concurrency level: the requests, and the server's CPU and memory while they ran."""
     _log(f"[c={concurrency}] {len(questions)} requests (load average {_load()[0]})")
     load_before = _load()
@@ -506,25 +543,29 @@ def measure_level(server: ServerProcess, questions: list[tuple[str, str]], concu
     own_after = os.times()
     status = proc_status(server.pid)
     summary = summarise(results, wall_s)
-    summary.update({
-        "concurrency": concurrency,
-        "not_sent": not_sent,
-        "load_before": load_before,
-        "load_after": _load(),
-        "server_cpu_s": round((proc_cpu_seconds(server.pid) or 0.0) - cpu_before, 2),
-        "bench_cpu_s": round((own_after.user - own_before.user) + (own_after.system - own_before.system), 2),
-        "server_rss_max_mb": sampler.max_rss_mb,
-        "server_rss_after_mb": status.get("VmRSS"),
-        "server_hwm_mb": status.get("VmHWM"),
-        "server_threads_max": sampler.max_threads,
-        "energy": energy.to_dict(summary["ok"], "answers"),
-        "requests_detail": [asdict(r) for r in results],
-    })
+    summary.update(
+        {
+            "concurrency": concurrency,
+            "not_sent": not_sent,
+            "load_before": load_before,
+            "load_after": _load(),
+            "server_cpu_s": round((proc_cpu_seconds(server.pid) or 0.0) - cpu_before, 2),
+            "bench_cpu_s": round((own_after.user - own_before.user) + (own_after.system - own_before.system), 2),
+            "server_rss_max_mb": sampler.max_rss_mb,
+            "server_rss_after_mb": status.get("VmRSS"),
+            "server_hwm_mb": status.get("VmHWM"),
+            "server_threads_max": sampler.max_threads,
+            "energy": energy.to_dict(summary["ok"], "answers"),
+            "requests_detail": [asdict(r) for r in results],
+        }
+    )
     if not_sent:
         _log(f"[c={concurrency}] {not_sent} requests not sent: the level ran out of its {args.max_level_s:.0f} s")
     _log(f"[c={concurrency}] {energy.summary_line(summary['ok'], 'answers')}")
-    _log(f"[c={concurrency}] {summary['ok']} ok, {summary['errors']} errors in {wall_s:.1f} s; "
-         f"TTFT p50 {_get(summary, 'ttft', 'p50_ms')} ms, retrieve p95 {_get(summary, 'server', 'retrieve', 'p95_ms')} ms")
+    _log(
+        f"[c={concurrency}] {summary['ok']} ok, {summary['errors']} errors in {wall_s:.1f} s; "
+        f"TTFT p50 {_get(summary, 'ttft', 'p50_ms')} ms, retrieve p95 {_get(summary, 'server', 'retrieve', 'p95_ms')} ms"
+    )
     return summary
 
 
@@ -589,8 +630,12 @@ def warm_up(server: ServerProcess, questions: list[tuple[str, str]], args: argpa
     """The warm-up questions, one at a time; not counted in the levels."""
     _log(f"[warm-up] {len(questions)} requests")
     results, wall_s, _ = run_requests(server, questions, 1, args, budget_s=float("inf"))
-    return {"requests": len(results), "ok": sum(r.ok for r in results), "wall_s": round(wall_s, 2),
-            "errors": [f"{r.question_id}: {r.error_kind}: {r.error}" for r in results if not r.ok]}
+    return {
+        "requests": len(results),
+        "ok": sum(r.ok for r in results),
+        "wall_s": round(wall_s, 2),
+        "errors": [f"{r.question_id}: {r.error_kind}: {r.error}" for r in results if not r.ok],
+    }
 
 
 # -- bars ------------------------------------------------------------------------------------
@@ -613,7 +658,8 @@ def bars(state: dict[str, Any]) -> dict[str, Any]:
             out[f"ttft_p50_ms <= 1000 (c={c})"] = _verdict(ttft["p50_ms"], BAR_TTFT_P50_MS)
         elif level.get("ttft") is not None:
             out[f"ttft_p50_ms <= 1000 (c={c})"] = _verdict(level["ttft"]["p50_ms"], BAR_TTFT_P50_MS) | {
-                "note": "no request reached the model; this is the TTFT of refusals"}
+                "note": "no request reached the model; this is the TTFT of refusals"
+            }
     return out
 
 
@@ -639,9 +685,11 @@ def format_table(state: dict[str, Any]) -> str:
     lines = []
     for number, start in enumerate(state.get("starts", []), start=1):
         cache = "model cache present" if start["converted_models_before"] else "model cache empty"
-        lines.append(f"start {number} ({'warm' if number == 2 else 'first'}, {cache}): "
-                     f"{start['launch_to_ready_s']:.2f} s launch to ready (server warm-up "
-                     f"{start['server_load_seconds']} s, {start['server_cpu_s']} s CPU, RSS {start['rss_mb']} MB)")
+        lines.append(
+            f"start {number} ({'warm' if number == 2 else 'first'}, {cache}): "
+            f"{start['launch_to_ready_s']:.2f} s launch to ready (server warm-up "
+            f"{start['server_load_seconds']} s, {start['server_cpu_s']} s CPU, RSS {start['rss_mb']} MB)"
+        )
     levels = list(state.get("levels", {}).values())
     verdicts = state.get("bars", {})
 
@@ -659,28 +707,42 @@ def format_table(state: dict[str, Any]) -> str:
         ("requests ok / errors / not sent", lambda v: f"{v['ok']} / {v['errors']} / {v['not_sent']}"),
         ("  refused / model ran", lambda v: f"{v['refused']} / {v['model_ran']}"),
         ("throughput requests/s", lambda v: fmt(v["throughput_rps"], ".3f")),
-        ("TTFT p50 / p95 ms, model ran (bar p50 <= 1000)",
-         lambda v: p50_p95(v["ttft_model_ran"] or v["ttft"]) + mark(f"ttft_p50_ms <= 1000 (c={v['concurrency']})")),
+        (
+            "TTFT p50 / p95 ms, model ran (bar p50 <= 1000)",
+            lambda v: p50_p95(v["ttft_model_ran"] or v["ttft"]) + mark(f"ttft_p50_ms <= 1000 (c={v['concurrency']})"),
+        ),
         ("TTFT p50 / p95 ms, all", lambda v: p50_p95(v["ttft"])),
         ("request wall p50 / p95 ms", lambda v: p50_p95(v["client_total"])),
     ]
     stages = sorted({s for v in levels for s in v.get("server", {})}, key=_stage_order)
     for stage in stages:
         label = f"server {stage} p50 / p95 ms" + (" (bar p95 <= 50)" if stage == "retrieve" else "")
-        rows.append((label, lambda v, s=stage: p50_p95(v["server"].get(s)) + (
-            mark(f"retrieve_p95_ms <= 50 (c={v['concurrency']})") if s == "retrieve" else "")
-            + ("" if v["server_stages_nonzero"].get(s) else " (all 0)")))
+        rows.append(
+            (
+                label,
+                lambda v, s=stage: (
+                    p50_p95(v["server"].get(s))
+                    + (mark(f"retrieve_p95_ms <= 50 (c={v['concurrency']})") if s == "retrieve" else "")
+                    + ("" if v["server_stages_nonzero"].get(s) else " (all 0)")
+                ),
+            )
+        )
     for stage in ("generate", "total"):
         if stage in stages:
-            rows.append((f"server {stage} p50 / p95 ms, model ran",
-                         lambda v, s=stage: p50_p95(v["server_model_ran"].get(s))))
+            rows.append(
+                (f"server {stage} p50 / p95 ms, model ran", lambda v, s=stage: p50_p95(v["server_model_ran"].get(s)))
+            )
     rows += [
         ("completion tokens mean", lambda v: fmt(v["completion_tokens_mean"])),
-        ("tokens/s: over generate / decode", lambda v: f"{fmt(v['generate_tokens_per_s_mean'])} / "
-                                                     f"{fmt(v['decode_tokens_per_s_mean'])}"),
+        (
+            "tokens/s: over generate / decode",
+            lambda v: f"{fmt(v['generate_tokens_per_s_mean'])} / {fmt(v['decode_tokens_per_s_mean'])}",
+        ),
         ("server CPU s / bench CPU s", lambda v: f"{v['server_cpu_s']:.1f} / {v['bench_cpu_s']:.1f}"),
-        ("server RSS MB: max during / after", lambda v: f"{fmt(v['server_rss_max_mb'], '.0f')} / "
-                                                      f"{fmt(v['server_rss_after_mb'], '.0f')}"),
+        (
+            "server RSS MB: max during / after",
+            lambda v: f"{fmt(v['server_rss_max_mb'], '.0f')} / {fmt(v['server_rss_after_mb'], '.0f')}",
+        ),
         ("energy kWh / g CO2e per 1,000 answers", lambda v: _energy_cell(v.get("energy") or {}, "answers")),
         ("load average before / after", lambda v: f"{v['load_before'][0]:.2f} / {v['load_after'][0]:.2f}"),
     ]
@@ -695,15 +757,19 @@ def format_table(state: dict[str, Any]) -> str:
             lines.append(label.ljust(width) + " | " + " | ".join(c.ljust(col[i]) for i, c in enumerate(row)))
     lines.append("")
     for key, verdict in verdicts.items():
-        lines.append(f"bar {key}: {verdict['value']} -> {'PASS' if verdict['pass'] else 'FAIL'}"
-                     + (f" ({verdict['note']})" if "note" in verdict else ""))
+        lines.append(
+            f"bar {key}: {verdict['value']} -> {'PASS' if verdict['pass'] else 'FAIL'}"
+            + (f" ({verdict['note']})" if "note" in verdict else "")
+        )
     method = next((v["energy"]["method"] for v in levels if (v.get("energy") or {}).get("measured")), None)
     if method:
         lines.append(f"energy over each level's wall time: {method}")
     machine = state.get("machine", {})
-    lines.append(f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores; "
-                 f"load average at start {machine.get('load_average_at_start')}, now {state.get('load_average_now')}; "
-                 f"server peak RSS (VmHWM) {state.get('server_hwm_mb')} MB")
+    lines.append(
+        f"machine: {machine.get('cpu_model')}, {machine.get('usable_cores')} cores; "
+        f"load average at start {machine.get('load_average_at_start')}, now {state.get('load_average_now')}; "
+        f"server peak RSS (VmHWM) {state.get('server_hwm_mb')} MB"
+    )
     return "\n".join(lines)
 
 
@@ -724,34 +790,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.serve_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", required=True, help="the index to serve (built by python -m ingest)")
     parser.add_argument("--docs", help="if the index does not exist, ingest this folder into it first")
-    parser.add_argument("--questions", default=str(CMRC_QA), help="QA file, one JSON object a line with a 'question' "
-                        "(default ../shared/data/cmrc2018/qa.jsonl)")
-    parser.add_argument("--requests", type=int, default=None, help="measured requests per concurrency level "
-                        "(default 40; 4 with --quick)")
-    parser.add_argument("--concurrency", type=_concurrency_levels, default=[1, 4],
-                        help="client threads per level, comma-separated (default 1,4)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up requests before measuring (default 3; 1 with --quick)")
-    parser.add_argument("--port", type=int, default=None, help="port for the servers (default: a free port on 127.0.0.1)")
+    parser.add_argument(
+        "--questions",
+        default=str(CMRC_QA),
+        help="QA file, one JSON object a line with a 'question' (default ../shared/data/cmrc2018/qa.jsonl)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="measured requests per concurrency level (default 40; 4 with --quick)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrency_levels,
+        default=[1, 4],
+        help="client threads per level, comma-separated (default 1,4)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="warm-up requests before measuring (default 3; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port for the servers (default: a free port on 127.0.0.1)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take (default 120)")
-    parser.add_argument("--start-timeout", type=float, default=600.0,
-                        help="seconds a server may take to become ready (default 600)")
-    parser.add_argument("--max-level-s", type=float, default=None, help="no new request starts this many seconds "
-                        "into a level (default 900; 120 with --quick)")
+    parser.add_argument(
+        "--start-timeout", type=float, default=600.0, help="seconds a server may take to become ready (default 600)"
+    )
+    parser.add_argument(
+        "--max-level-s",
+        type=float,
+        default=None,
+        help="no new request starts this many seconds into a level (default 900; 120 with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=2018, help="seed of the question order")
-    parser.add_argument("--energy-country", default=None, metavar="ISO3",
-                        help="grid for the CO2e figures: a 3-letter country code or WORLD (default: the "
-                             "energy_country setting, WORLD)")
-    parser.add_argument("--energy-scope", choices=("process", "machine"), default="process",
-                        help="energy of this process and its children, the server among them (default), "
-                             "or of the whole machine, other users' work included")
+    parser.add_argument(
+        "--energy-country",
+        default=None,
+        metavar="ISO3",
+        help="grid for the CO2e figures: a 3-letter country code or WORLD (default: the energy_country setting, WORLD)",
+    )
+    parser.add_argument(
+        "--energy-scope",
+        choices=("process", "machine"),
+        default="process",
+        help="energy of this process and its children, the server among them (default), "
+        "or of the whole machine, other users' work included",
+    )
     parser.add_argument("--quick", action="store_true", help="a few requests: a smoke test")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "serve_bench.json"),
-                        help="JSON results file; the servers' logs go beside it")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "bench" / "results" / "serve_bench.json"),
+        help="JSON results file; the servers' logs go beside it",
+    )
     return parser
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)   # runs the finally blocks, which stop the servers
+    raise SystemExit(128 + signum)  # runs the finally blocks, which stop the servers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -775,25 +871,54 @@ def run(args: argparse.Namespace, out: Path, command: str) -> int:
     settings = Settings.load(overrides={"index_dir": args.index_dir, "energy_country": args.energy_country})
     args.energy_country = settings.energy_country
     index_dir = Path(settings.index_dir)
-    warmup_questions, measured, repeated = pick_questions(load_questions(Path(args.questions)),
-                                                          args.warmup, args.requests, args.seed)
-    bound_s = 2 * args.start_timeout + (args.warmup + len(args.concurrency)) * args.timeout \
+    warmup_questions, measured, repeated = pick_questions(
+        load_questions(Path(args.questions)), args.warmup, args.requests, args.seed
+    )
+    bound_s = (
+        2 * args.start_timeout
+        + (args.warmup + len(args.concurrency)) * args.timeout
         + len(args.concurrency) * args.max_level_s
+    )
     state: dict[str, Any] = {
         "command": command,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
-        "options": {"index_dir": str(index_dir), "questions": str(args.questions), "requests": args.requests,
-                    "concurrency": args.concurrency, "warmup": args.warmup, "timeout_s": args.timeout,
-                    "start_timeout_s": args.start_timeout, "max_level_s": args.max_level_s, "seed": args.seed,
-                    "questions_repeated": repeated, "worst_case_run_s": bound_s},
-        "settings": {k: str(v) for k, v in settings.to_dict().items()
-                     if k in ("generator", "generator_model", "embed_model", "rerank", "top_k", "retrieve_k",
-                              "max_new_tokens", "min_relevance", "device", "model_cache_dir")},
+        "options": {
+            "index_dir": str(index_dir),
+            "questions": str(args.questions),
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "warmup": args.warmup,
+            "timeout_s": args.timeout,
+            "start_timeout_s": args.start_timeout,
+            "max_level_s": args.max_level_s,
+            "seed": args.seed,
+            "questions_repeated": repeated,
+            "worst_case_run_s": bound_s,
+        },
+        "settings": {
+            k: str(v)
+            for k, v in settings.to_dict().items()
+            if k
+            in (
+                "generator",
+                "generator_model",
+                "embed_model",
+                "rerank",
+                "top_k",
+                "retrieve_k",
+                "max_new_tokens",
+                "min_relevance",
+                "device",
+                "model_cache_dir",
+            )
+        },
         "machine": machine_info(),
     }
-    _log(f"at most {len(args.concurrency) * args.requests + args.warmup} requests; "
-         f"the run ends within {bound_s / 60:.0f} minutes at worst")
+    _log(
+        f"at most {len(args.concurrency) * args.requests + args.warmup} requests; "
+        f"the run ends within {bound_s / 60:.0f} minutes at worst"
+    )
     started = time.perf_counter()
     servers: list[ServerProcess] = []
     try:

@@ -42,9 +42,9 @@ class QAItem:
     answerable: bool = True
     gold_docs: list[str] = field(default_factory=list)
     lang: str = "en"
-    type: str | None = None        # the kind of question ("bridge", "comparison"...), when the QA file says
+    type: str | None = None  # the kind of question ("bridge", "comparison"...), when the QA file says
     line: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)   # unknown fields, kept for the report
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown fields, kept for the report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,10 +122,10 @@ def parse_item(obj: Any, line: int) -> QAItem:
         raise ValueError("'id' must be a string or a number")
     lang = obj.get("lang")
     if lang is not None and lang not in ("en", "zh"):
-        raise ValueError("'lang' must be \"en\" or \"zh\" when given")
+        raise ValueError('\'lang\' must be "en" or "zh" when given')
     qtype = obj.get("type")
     if qtype is not None and not isinstance(qtype, str):
-        raise ValueError("'type' must be a string such as \"bridge\" or \"comparison\" when given")
+        raise ValueError('\'type\' must be a string such as "bridge" or "comparison" when given')
     return QAItem(
         id=item_id,
         question=question.strip(),
@@ -148,7 +148,9 @@ def load_qa(path: str | Path, strict: bool = False) -> QASet:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"QA file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from exc
+        raise DatasetError(
+            f"QA file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8."
+        ) from exc
     items: list[QAItem] = []
     problems: list[LineProblem] = []
     seen: dict[str, int] = {}
@@ -173,7 +175,9 @@ def load_qa(path: str | Path, strict: bool = False) -> QASet:
         items.append(item)
     if not items:
         detail = f" ({len(problems)} bad lines, the first: {problems[0]})" if problems else ""
-        raise DatasetError(f"QA file {path} holds no usable question{detail}; see the QA file schema in README.md (Evaluation).")
+        raise DatasetError(
+            f"QA file {path} holds no usable question{detail}; see the QA file schema in README.md (Evaluation)."
+        )
     return QASet(str(path), items, problems)
 
 

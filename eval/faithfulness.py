@@ -28,21 +28,20 @@ under its own name because its numbers are not comparable with the lexical judge
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
-
-from rag.text import detect_language, has_cjk, normalize, scoring_tokens, split_sentences
+from typing import Any, Protocol
 
 from eval.metrics import CITATION_RE
+from rag.text import detect_language, has_cjk, normalize, scoring_tokens, split_sentences
 
 # Calibrated with `python -m eval.judge_check` (best balanced accuracy per language on the
 # calibration half of the labelled sample; the check reports accuracy on the held-out half).
 DEFAULT_THRESHOLDS: dict[str, float] = {"en": 0.4, "zh": 0.6}
-DEFAULT_WINDOW = 2          # passage sentences per window
-MAX_NOVEL_RUN = 1           # content tokens in a row that may be found neither in the window nor the question
+DEFAULT_WINDOW = 2  # passage sentences per window
+MAX_NOVEL_RUN = 1  # content tokens in a row that may be found neither in the window nor the question
 
-_FUNCTION_WORDS_RAW = (
-    """a an the and or but if of at by for with about into through during before after above
+_FUNCTION_WORDS_RAW = """a an the and or but if of at by for with about into through during before after above
     below to from up down in out on off over under then once here there when where why how all
     any both each few more most other some such no nor not only own same so than too very can
     will just should now is are was were be been being have has had having do does did doing
@@ -50,10 +49,11 @@ _FUNCTION_WORDS_RAW = (
     this that these those am would could may might must shall also as s t
     according document documents passage passages context source sources text answer based
     provided mentioned stated states says said question yes""".split()
-)
 _FUNCTION_CHARS_ZH = frozenset("的了是在和与及也就都而之其于为被把这那个有中对以或等由哪什么谁吗呢啊几怎样何即")
 # Phrases a grounded answer opens with that say nothing about the world.
-_BOILERPLATE_ZH_RE = re.compile(r"(根据|依据|按照)?(所给|提供的|以上|上述)?(文档|资料|材料|段落|上下文|参考资料|信息)(中|里|显示|所述|提到)?[，,：:]?")
+_BOILERPLATE_ZH_RE = re.compile(
+    r"(根据|依据|按照)?(所给|提供的|以上|上述)?(文档|资料|材料|段落|上下文|参考资料|信息)(中|里|显示|所述|提到)?[，,：:]?"
+)
 _TITLE_RE = re.compile(r"《([^》]+)》")
 _CAPITALISED_RE = re.compile(r"\b[A-Z][\w'’-]*")
 _DIGIT_RE = re.compile(r"\d")
@@ -87,12 +87,12 @@ def _pairs(tokens: Sequence[str]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in zip(tokens, tokens[1:]) if _is_content(a) or _is_content(b)]
 
 
-def _window_of(text: str) -> "_Window":
+def _window_of(text: str) -> _Window:
     toks = _tokens(text)
     return _Window(normalize(text), frozenset(toks), frozenset(zip(toks, toks[1:])))
 
 
-def _novel_run(tokens: Sequence[str], window: "_Window", given: "_Window | None") -> list[str]:
+def _novel_run(tokens: Sequence[str], window: _Window, given: _Window | None) -> list[str]:
     """The longest run of content tokens found neither in the window nor in ``given``."""
     best: list[str] = []
     run: list[str] = []
@@ -102,7 +102,8 @@ def _novel_run(tokens: Sequence[str], window: "_Window", given: "_Window | None"
         if len(tok) == 1 and has_cjk(tok):
             found = any(
                 (i > 0 and (tokens[i - 1], tok) in w.pairs) or (i + 1 < len(tokens) and (tok, tokens[i + 1]) in w.pairs)
-                for w in (window, given) if w is not None
+                for w in (window, given)
+                if w is not None
             )
         else:
             found = tok in window.tokens or (given is not None and tok in given.tokens)
@@ -114,7 +115,7 @@ def _novel_run(tokens: Sequence[str], window: "_Window", given: "_Window | None"
 
 @dataclass
 class _Window:
-    text: str                       # normalised, for substring checks
+    text: str  # normalised, for substring checks
     tokens: frozenset[str]
     pairs: frozenset[tuple[str, str]]
 
@@ -124,29 +125,29 @@ class _Claim:
     """What the judge needs from one answer sentence."""
 
     lang: str
-    sequence: list[str]             # all tokens, in order
+    sequence: list[str]  # all tokens, in order
     content: list[str]
     pairs: list[tuple[str, str]]
-    facts: list[str]                # tokens that must occur
-    titles: list[str]               # normalised 《titles》 that must occur as text
+    facts: list[str]  # tokens that must occur
+    titles: list[str]  # normalised 《titles》 that must occur as text
 
 
 @dataclass
 class Support:
     """How well one passage supports one sentence."""
 
-    score: float                    # coverage of the best window passing the checks, else 0
-    coverage: float = 0.0           # best coverage over all windows, checks aside
-    missing: list[str] = field(default_factory=list)   # hard facts the best window lacks
-    novel: list[str] = field(default_factory=list)     # longest run of tokens found nowhere
+    score: float  # coverage of the best window passing the checks, else 0
+    coverage: float = 0.0  # best coverage over all windows, checks aside
+    missing: list[str] = field(default_factory=list)  # hard facts the best window lacks
+    novel: list[str] = field(default_factory=list)  # longest run of tokens found nowhere
 
 
 @dataclass
 class SentenceVerdict:
     text: str
-    supported: bool | None          # None: nothing to judge (no content words)
+    supported: bool | None  # None: nothing to judge (no content words)
     score: float
-    passage: int | None             # 0-based index of the best passage
+    passage: int | None  # 0-based index of the best passage
     citations: list[int] = field(default_factory=list)
     cited_support: dict[int, bool] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -155,7 +156,7 @@ class SentenceVerdict:
 
 @dataclass
 class FaithfulnessResult:
-    score: float | None             # share of judged sentences supported; None if none judged
+    score: float | None  # share of judged sentences supported; None if none judged
     citation_precision: float | None
     sentences: list[SentenceVerdict]
     judge: str = "lexical"
@@ -169,6 +170,7 @@ def answer_sentences(answer: str) -> list[tuple[str, list[int]]]:
 
     A marker standing after the full stop ("... points. [1]") belongs to the sentence before it.
     """
+
     def numbers(text: str) -> list[int]:
         return [int(n) for m in CITATION_RE.finditer(text) for n in re.split(r"\D+", m.group(1)) if n]
 
@@ -178,7 +180,7 @@ def answer_sentences(answer: str) -> list[tuple[str, list[int]]]:
         lead = re.match(rf"(?:{CITATION_RE.pattern})+", piece)
         if lead and out:
             out[-1][1].extend(n for n in numbers(lead.group(0)) if n not in out[-1][1])
-            piece = piece[lead.end():]
+            piece = piece[lead.end() :]
         text = CITATION_RE.sub("", piece).strip()
         if text:
             out.append((text, list(dict.fromkeys(numbers(piece)))))
@@ -215,7 +217,7 @@ class LexicalJudge:
         sentences = [s for s in split_sentences(passage) if s.strip()] or [passage]
         starts = range(max(1, len(sentences) - self.window + 1))
         windows = [_window_of("".join(sentences[i : i + self.window])) for i in starts]
-        if len(self._cache) > 4096:       # passages repeat within a run; keep memory bounded
+        if len(self._cache) > 4096:  # passages repeat within a run; keep memory bounded
             self._cache.clear()
         self._cache[passage] = (_window_of(passage), windows)
         return self._cache[passage]
@@ -242,8 +244,11 @@ class LexicalJudge:
     def _score(self, claim: _Claim, window: _Window, given: _Window | None, whole: _Window) -> Support:
         # A name or number the question already holds sets the topic: the passage must hold it
         # somewhere. Any other hard fact must sit in the window, next to the rest of the claim.
-        missing = [f for f in claim.facts
-                   if f not in window.tokens and not (given is not None and f in given.tokens and f in whole.tokens)]
+        missing = [
+            f
+            for f in claim.facts
+            if f not in window.tokens and not (given is not None and f in given.tokens and f in whole.tokens)
+        ]
         missing += [f"《{t}》" for t in claim.titles if t not in window.text]
         novel = _novel_run(claim.sequence, window, given)
         uni = sum(1 for t in claim.content if t in window.tokens) / len(claim.content)
@@ -309,8 +314,15 @@ class LexicalJudge:
                 if best_index is None or (s.score, s.coverage) > (best.score, best.coverage):
                     best, best_index = s, i
             ok = best.score >= threshold
-            verdict = SentenceVerdict(text, ok, round(best.score, 4), best_index, numbers,
-                                      missing=[] if ok else best.missing, novel=[] if ok else best.novel)
+            verdict = SentenceVerdict(
+                text,
+                ok,
+                round(best.score, 4),
+                best_index,
+                numbers,
+                missing=[] if ok else best.missing,
+                novel=[] if ok else best.novel,
+            )
             for n in numbers:
                 supported = n in cited and self._best(claim, cited[n], given).score >= threshold
                 verdict.cited_support[n] = supported

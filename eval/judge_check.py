@@ -24,12 +24,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import RagError
-from rag.text import detect_language, split_sentences
-
 from eval.dataset import QAItem, load_qa
 from eval.faithfulness import DEFAULT_THRESHOLDS, LexicalJudge
 from eval.metrics import match_tokens
+from rag.errors import RagError
+from rag.text import detect_language, split_sentences
 
 DEFAULT_SETS = ("xquad-en", "cmrc2018")
 KINDS = ("statement+", "extract+", "swap-other-", "swap-same-", "extract-swap-")
@@ -43,7 +42,7 @@ class Example:
     sentence: str
     passage: str
     question: str
-    label: bool            # True: the passage supports the sentence
+    label: bool  # True: the passage supports the sentence
     score: float = 0.0
     judged_as: str = "en"  # the language the judge detects in the sentence (picks the threshold)
 
@@ -73,7 +72,9 @@ def _different(a: str, golds: list[str], lang: str) -> bool:
 def build_sample(folder: Path, per_set: int, seed: int) -> list[Example]:
     """Labelled examples from one QA set folder (``qa.jsonl`` + ``docs/``)."""
     qa = load_qa(folder / "qa.jsonl")
-    items = [i for i in qa.items if i.answers and len(i.gold_docs) == 1 and (folder / "docs" / i.gold_docs[0]).is_file()]
+    items = [
+        i for i in qa.items if i.answers and len(i.gold_docs) == 1 and (folder / "docs" / i.gold_docs[0]).is_file()
+    ]
     texts: dict[str, str] = {}
     by_doc: dict[str, list[QAItem]] = defaultdict(list)
     for item in items:
@@ -89,7 +90,9 @@ def build_sample(folder: Path, per_set: int, seed: int) -> list[Example]:
         lang = item.lang
         answer = item.answers[0]
         doc_tokens = match_tokens(text, lang)
-        add = lambda kind, sentence, label: examples.append(Example(item.id, lang, kind, sentence, text, item.question, label))  # noqa: E731
+        add = lambda kind, sentence, label: examples.append(
+            Example(item.id, lang, kind, sentence, text, item.question, label)
+        )  # noqa: E731
         add("statement+", statement(item.question, answer, lang), True)
 
         # Another document's answer that this document never mentions.
@@ -112,7 +115,7 @@ def build_sample(folder: Path, per_set: int, seed: int) -> list[Example]:
             add("extract+", holder, True)
             start = holder.lower().find(answer.lower())
             if other is not None and start >= 0:
-                add("extract-swap-", holder[:start] + other + holder[start + len(answer):], False)
+                add("extract-swap-", holder[:start] + other + holder[start + len(answer) :], False)
     return examples
 
 
@@ -130,8 +133,13 @@ def _rates(examples: list[Example], thresholds: Thresholds) -> dict[str, float]:
     tpr = sum(_predicted(e, thresholds) for e in pos) / len(pos) if pos else nan
     tnr = sum(not _predicted(e, thresholds) for e in neg) / len(neg) if neg else nan
     acc = sum(_predicted(e, thresholds) == e.label for e in examples) / len(examples) if examples else nan
-    return {"accuracy": acc, "balanced_accuracy": (tpr + tnr) / 2, "true_positive_rate": tpr,
-            "true_negative_rate": tnr, "n": len(examples)}
+    return {
+        "accuracy": acc,
+        "balanced_accuracy": (tpr + tnr) / 2,
+        "true_positive_rate": tpr,
+        "true_negative_rate": tnr,
+        "n": len(examples),
+    }
 
 
 def calibrate(examples: list[Example]) -> Thresholds:
@@ -193,23 +201,33 @@ def _fmt(value: object) -> str:
 
 
 def _print(result: dict[str, object]) -> None:
-    print(f"Lexical faithfulness judge on {result['examples']} labelled sentences "
-          f"({', '.join(result['sets'])}; {result['questions_per_set']} questions each, seed {result['seed']})")
-    print(f"thresholds shipped: {result['shipped_thresholds']}; "
-          f"calibrated on half the questions: {result['calibrated_thresholds']}")
-    for title, key in (("held-out half, shipped thresholds", "held_out_at_shipped"),
-                       ("held-out half, thresholds calibrated on the other half", "held_out_at_calibrated")):
+    print(
+        f"Lexical faithfulness judge on {result['examples']} labelled sentences "
+        f"({', '.join(result['sets'])}; {result['questions_per_set']} questions each, seed {result['seed']})"
+    )
+    print(
+        f"thresholds shipped: {result['shipped_thresholds']}; "
+        f"calibrated on half the questions: {result['calibrated_thresholds']}"
+    )
+    for title, key in (
+        ("held-out half, shipped thresholds", "held_out_at_shipped"),
+        ("held-out half, thresholds calibrated on the other half", "held_out_at_calibrated"),
+    ):
         print(f"\n{title}:")
         print(f"  {'subset':<22} {'n':>5} {'accuracy':>9} {'balanced':>9} {'TPR':>6} {'TNR':>6}")
         for name, r in result[key].items():
-            print(f"  {name:<22} {r['n']:>5} {r['accuracy']:>9.3f} {_fmt(r.get('balanced_accuracy')):>9} "
-                  f"{_fmt(r.get('true_positive_rate')):>6} {_fmt(r.get('true_negative_rate')):>6}")
+            print(
+                f"  {name:<22} {r['n']:>5} {r['accuracy']:>9.3f} {_fmt(r.get('balanced_accuracy')):>9} "
+                f"{_fmt(r.get('true_positive_rate')):>6} {_fmt(r.get('true_negative_rate')):>6}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.judge_check", description=__doc__.split("\n")[0])
     default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default_data, help=f"folder holding the QA sets (default {default_data})")
+    parser.add_argument(
+        "--data", type=Path, default=default_data, help=f"folder holding the QA sets (default {default_data})"
+    )
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS), help="comma-separated QA set folders under --data")
     parser.add_argument("--per-set", type=int, default=400, help="questions sampled from each set (default 400)")
     parser.add_argument("--seed", type=int, default=0)

@@ -21,8 +21,8 @@ import re
 import string
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -160,7 +160,9 @@ def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
     return any(list(haystack[i : i + n]) == list(needle) for i in range(len(haystack) - n + 1))
 
 
-def contains_answer(prediction: str, answers: Sequence[str], answers_all_of: Sequence[Sequence[str]], lang: str) -> bool:
+def contains_answer(
+    prediction: str, answers: Sequence[str], answers_all_of: Sequence[Sequence[str]], lang: str
+) -> bool:
     """True when the prediction contains one normalised alternative, or every item of a group."""
     pred = match_tokens(prediction, lang)
     if any(_contains(pred, match_tokens(a, lang)) for a in answers):
@@ -173,8 +175,8 @@ class AnswerScores:
     exact_match: float
     f1: float
     answer_accuracy: float
-    correct_refusal: float | None    # only for unanswerable questions
-    wrong_refusal: float | None      # only for answerable questions
+    correct_refusal: float | None  # only for unanswerable questions
+    wrong_refusal: float | None  # only for answerable questions
 
 
 def score_answer(
@@ -303,7 +305,9 @@ def supporting_scores(sources: Iterable[str], gold_docs: Sequence[str]) -> dict[
 # --- confidence intervals and significance ----------------------------------------------
 
 
-def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (seeded, so a run's report is reproducible)."""
     data = np.asarray([v for v in values if v is not None], dtype=float)
     if data.size == 0:
@@ -338,15 +342,16 @@ class PairedComparison:
     diff: float
     ci_low: float
     ci_high: float
-    p_value: float          # two-sided paired-bootstrap p-value for "no difference"
+    p_value: float  # two-sided paired-bootstrap p-value for "no difference"
 
     @property
     def significant(self) -> bool:
         return self.n > 1 and self.p_value < 0.05
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> PairedComparison:
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> PairedComparison:
     """Paired bootstrap over question-level scores: resample questions, keep pairs together.
 
     The p-value is twice the share of resampled mean differences on the far side of zero

@@ -15,12 +15,12 @@ import io
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
-from rag.errors import RagError
+from typing import Any
 
 from eval.metrics import mean_with_ci, paired_bootstrap, percentile, retrieval_scores
+from rag.errors import RagError
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -34,7 +34,7 @@ FAILURE_TYPES = {
     "unfaithful": "unfaithful",
 }
 STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "first_token", "total", "wall")
-UNTYPED = "untyped"       # the group of questions without a type, where other questions have one
+UNTYPED = "untyped"  # the group of questions without a type, where other questions have one
 # What the per-type table shows and what --compare tests per type.
 TYPE_METRICS = ("answer_accuracy", "exact_match", "f1", "supporting_recall")
 
@@ -42,11 +42,24 @@ TYPE_METRICS = ("answer_accuracy", "exact_match", "f1", "supporting_recall")
 def metric_names(ks: Sequence[int]) -> list[str]:
     """Every per-question score, in the order tables show them."""
     return [
-        "answer_accuracy", "exact_match", "f1", "bleu", "rouge_l", "point_coverage", "evidence_accuracy",
-        "evidence_f1", "correct_refusal", "wrong_refusal",
-        *(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks),
-        "supporting_recall", "supporting_fraction",
-        "faithfulness", "citation_precision", "faithfulness_llm",
+        "answer_accuracy",
+        "exact_match",
+        "f1",
+        "bleu",
+        "rouge_l",
+        "point_coverage",
+        "evidence_accuracy",
+        "evidence_f1",
+        "correct_refusal",
+        "wrong_refusal",
+        *(f"recall@{k}" for k in ks),
+        "mrr",
+        *(f"ndcg@{k}" for k in ks),
+        "supporting_recall",
+        "supporting_fraction",
+        "faithfulness",
+        "citation_precision",
+        "faithfulness_llm",
     ]
 
 
@@ -125,7 +138,9 @@ def hop_counts(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
     return {"mean": sum(values) / len(values), "max": max(values), "n": len(values)}
 
 
-def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+def summarize(
+    records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[str, Any], seed: int = 0
+) -> dict[str, Any]:
     """Means with bootstrap 95% CIs, by language and by question type, failure counts, reasoning
     hops, latency and throughput."""
     ok = [r for r in records if not r.get("error")]
@@ -146,8 +161,12 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         values = [r.get("timings_ms", {}).get(stage) for r in ok]
         values = [v for v in values if isinstance(v, (int, float))]
         if values:
-            latency[stage] = {"p50": percentile(values, 50), "p95": percentile(values, 95),
-                              "mean": sum(values) / len(values), "n": len(values)}
+            latency[stage] = {
+                "p50": percentile(values, 50),
+                "p95": percentile(values, 95),
+                "mean": sum(values) / len(values),
+                "n": len(values),
+            }
     completion = [r.get("usage", {}).get("completion_tokens") for r in ok]
     generate_ms = [r.get("timings_ms", {}).get("generate") for r in ok]
     pairs = [(c, g) for c, g in zip(completion, generate_ms) if isinstance(c, (int, float)) and g]
@@ -168,9 +187,13 @@ def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int], meta: dict[s
         done = [r for r in rows if not r.get("error")]
         totals = [t for t in (total_ms(r) for r in done) if t is not None]
         by_type[kind] = {
-            "questions": len(rows), "answered": len(done), "metrics": means(done), "hops": hop_counts(done),
+            "questions": len(rows),
+            "answered": len(done),
+            "metrics": means(done),
+            "hops": hop_counts(done),
             "latency_ms": {"p50": percentile(totals, 50), "p95": percentile(totals, 95), "n": len(totals)}
-            if totals else None,
+            if totals
+            else None,
         }
     return {
         **meta,
@@ -204,7 +227,9 @@ def check_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
     out: dict[str, dict[str, int]] = {}
     for r in records:
         scores = r.get("scores") or {}
-        right = bool(scores.get("answer_accuracy")) if r.get("answerable", True) else bool(scores.get("correct_refusal"))
+        right = (
+            bool(scores.get("answer_accuracy")) if r.get("answerable", True) else bool(scores.get("correct_refusal"))
+        )
         for entry in r.get("checks") or []:
             row = out.setdefault(entry.get("check", "?"), {"ran": 0, "replace": 0, "refuse": 0, "right_after": 0})
             row["ran"] += 1
@@ -259,9 +284,13 @@ def console_table(summary: dict[str, Any]) -> str:
     if len(summary.get("by_language", {})) > 1:
         head = ["answer_accuracy", "f1", "faithfulness"]
         lines.append("")
-        lines.append("  by language: " + "; ".join(
-            f"{lang} " + " ".join(f"{n}={_pct(m[n]['mean']).strip()}" for n in head if n in m)
-            for lang, m in summary["by_language"].items()))
+        lines.append(
+            "  by language: "
+            + "; ".join(
+                f"{lang} " + " ".join(f"{n}={_pct(m[n]['mean']).strip()}" for n in head if n in m)
+                for lang, m in summary["by_language"].items()
+            )
+        )
     if summary.get("by_type"):
         lines.append("")
         lines.extend(type_table(summary["by_type"]))
@@ -269,15 +298,20 @@ def console_table(summary: dict[str, Any]) -> str:
     lines.append("  failures: " + ", ".join(f"{FAILURE_TYPES[k]} {v}" for k, v in summary["failures"].items()))
     ppl = summary.get("reference_perplexity")
     if ppl:
-        lines.append(f"  generator's perplexity of the gold answers: p50 {ppl['p50']:.2f}, mean {ppl['mean']:.2f} "
-                     f"(n={ppl['n']})")
+        lines.append(
+            f"  generator's perplexity of the gold answers: p50 {ppl['p50']:.2f}, mean {ppl['mean']:.2f} (n={ppl['n']})"
+        )
     fired = {name: c for name, c in (summary.get("checks") or {}).items() if c["replace"] or c["refuse"]}
     if fired:
-        lines.append("  checks that changed answers (replaced / refused, right after): " + ", ".join(
-            f"{name} {c['replace']}/{c['refuse']}, {c['right_after']}" for name, c in fired.items()))
+        lines.append(
+            "  checks that changed answers (replaced / refused, right after): "
+            + ", ".join(f"{name} {c['replace']}/{c['refuse']}, {c['right_after']}" for name, c in fired.items())
+        )
     if summary["latency_ms"]:
-        lines.append("  latency ms (p50 / p95): " + ", ".join(
-            f"{stage} {v['p50']:.0f} / {v['p95']:.0f}" for stage, v in summary["latency_ms"].items()))
+        lines.append(
+            "  latency ms (p50 / p95): "
+            + ", ".join(f"{stage} {v['p50']:.0f} / {v['p95']:.0f}" for stage, v in summary["latency_ms"].items())
+        )
     t = summary["throughput"]
     parts = []
     if t.get("completion_tokens_per_s"):
@@ -297,14 +331,19 @@ def console_table(summary: dict[str, Any]) -> str:
 def type_table(by_type: dict[str, Any]) -> list[str]:
     """The per-question-type lines of the console table."""
     heads = {"answer_accuracy": "acc", "exact_match": "EM", "f1": "F1", "supporting_recall": "support"}
-    lines = ["  by question type (% of answered questions; support: all gold documents used; latency: total ms)",
-             f"  {'type':<16} {'n':>5} " + " ".join(f"{heads[n]:>7}" for n in TYPE_METRICS) + f" {'hops':>5} {'p50 ms':>7}"]
+    lines = [
+        "  by question type (% of answered questions; support: all gold documents used; latency: total ms)",
+        f"  {'type':<16} {'n':>5} " + " ".join(f"{heads[n]:>7}" for n in TYPE_METRICS) + f" {'hops':>5} {'p50 ms':>7}",
+    ]
     for kind, t in by_type.items():
         m = t["metrics"]
         hops = f"{t['hops']['mean']:.2f}" if t.get("hops") else "-"
         p50 = f"{t['latency_ms']['p50']:.0f}" if t.get("latency_ms") else "-"
-        lines.append(f"  {kind:<16} {t['answered']:>5} " + " ".join(
-            f"{_pct(m[n]['mean']) if n in m else '-':>7}" for n in TYPE_METRICS) + f" {hops:>5} {p50:>7}")
+        lines.append(
+            f"  {kind:<16} {t['answered']:>5} "
+            + " ".join(f"{_pct(m[n]['mean']) if n in m else '-':>7}" for n in TYPE_METRICS)
+            + f" {hops:>5} {p50:>7}"
+        )
     return lines
 
 
@@ -315,8 +354,10 @@ def energy_text(energy: dict[str, Any] | None) -> str:
         return ""
     if not energy.get("measured"):
         return f"not measured: {energy.get('reason')}"
-    text = (f"{energy['kwh']:.3g} kWh, {energy['g_co2e']:.3g} g CO2e for {energy.get('count')} answers "
-            f"in {energy['seconds']:.0f} s")
+    text = (
+        f"{energy['kwh']:.3g} kWh, {energy['g_co2e']:.3g} g CO2e for {energy.get('count')} answers "
+        f"in {energy['seconds']:.0f} s"
+    )
     per = energy.get("per_1000_answers")
     if per:
         text += f"; per 1,000 answers {per['kwh']:.3g} kWh, {per['g_co2e']:.3g} g CO2e"
@@ -443,24 +484,37 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
     ]
     for name, m in summary["metrics"].items():
         meaning = METRIC_HELP.get(name) or (
-            "share of gold documents among the top k retrieved" if name.startswith("recall@")
-            else "rank-discounted gain of gold documents in the top k" if name.startswith("ndcg@") else "")
-        parts.append(f"<tr><td>{_e(name)}</td><td class=num>{_num(m['mean'])}</td>"
-                     f"<td class=num>{_num(m['ci_low'])} – {_num(m['ci_high'])}</td><td class=num>{m['n']}</td>"
-                     f"<td class=muted>{_e(meaning)}</td></tr>")
+            "share of gold documents among the top k retrieved"
+            if name.startswith("recall@")
+            else "rank-discounted gain of gold documents in the top k"
+            if name.startswith("ndcg@")
+            else ""
+        )
+        parts.append(
+            f"<tr><td>{_e(name)}</td><td class=num>{_num(m['mean'])}</td>"
+            f"<td class=num>{_num(m['ci_low'])} – {_num(m['ci_high'])}</td><td class=num>{m['n']}</td>"
+            f"<td class=muted>{_e(meaning)}</td></tr>"
+        )
     parts.append("</table>")
     if len(summary.get("by_language", {})) > 1:
         names = list(summary["metrics"])
-        parts.append("<h3>By language</h3><table><tr><th>lang</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>")
+        parts.append(
+            "<h3>By language</h3><table><tr><th>lang</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+        )
         for lang, m in summary["by_language"].items():
-            parts.append(f"<tr><td>{_e(lang)}</td>" + "".join(
-                f"<td class=num>{_num(m[n]['mean']) if n in m else '-'}</td>" for n in names) + "</tr>")
+            parts.append(
+                f"<tr><td>{_e(lang)}</td>"
+                + "".join(f"<td class=num>{_num(m[n]['mean']) if n in m else '-'}</td>" for n in names)
+                + "</tr>"
+            )
         parts.append("</table>")
     if summary.get("by_type"):
         names = [*TYPE_METRICS, "supporting_fraction"]
-        parts.append("<h3>By question type</h3><table><tr><th>type</th><th>questions</th><th>answered</th>"
-                     + "".join(f"<th>{_e(n)}</th>" for n in names)
-                     + "<th>mean hops</th><th>latency p50 (total ms)</th></tr>")
+        parts.append(
+            "<h3>By question type</h3><table><tr><th>type</th><th>questions</th><th>answered</th>"
+            + "".join(f"<th>{_e(n)}</th>" for n in names)
+            + "<th>mean hops</th><th>latency p50 (total ms)</th></tr>"
+        )
         for kind, t in summary["by_type"].items():
             m = t["metrics"]
             hops = f"{t['hops']['mean']:.2f}" if t.get("hops") else "-"
@@ -468,42 +522,61 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
             parts.append(
                 f"<tr><td>{_e(kind)}</td><td class=num>{t['questions']}</td><td class=num>{t['answered']}</td>"
                 + "".join(f"<td class=num>{_num(m[n]['mean']) if n in m else '-'}</td>" for n in names)
-                + f"<td class=num>{hops}</td><td class=num>{p50}</td></tr>")
+                + f"<td class=num>{hops}</td><td class=num>{p50}</td></tr>"
+            )
         parts.append("</table>")
     if summary["latency_ms"]:
         parts.append("<h3>Latency (ms)</h3><table><tr><th>stage</th><th>p50</th><th>p95</th><th>mean</th></tr>")
         for stage, v in summary["latency_ms"].items():
-            parts.append(f"<tr><td>{_e(stage)}</td><td class=num>{v['p50']:.0f}</td><td class=num>{v['p95']:.0f}</td>"
-                         f"<td class=num>{v['mean']:.0f}</td></tr>")
+            parts.append(
+                f"<tr><td>{_e(stage)}</td><td class=num>{v['p50']:.0f}</td><td class=num>{v['p95']:.0f}</td>"
+                f"<td class=num>{v['mean']:.0f}</td></tr>"
+            )
         parts.append("</table>")
     t = summary["throughput"]
     parts.append("<p>" + "; ".join(f"{_e(k.replace('_', ' '))}: {v:.2f}" for k, v in t.items() if v) + "</p>")
     if summary.get("energy"):
         parts.append(f"<h3>Energy</h3><p>{_e(energy_text(summary['energy']))}</p>")
     if images:
-        parts.append("<h2>Plots</h2><div class=plots>" + "".join(
-            f"<img alt='{_e(k)}' src='data:image/png;base64,{v}'>" for k, v in images.items()) + "</div>")
+        parts.append(
+            "<h2>Plots</h2><div class=plots>"
+            + "".join(f"<img alt='{_e(k)}' src='data:image/png;base64,{v}'>" for k, v in images.items())
+            + "</div>"
+        )
 
     checks = summary.get("checks") or {}
     if checks:
-        parts.append("<h2>Answer checks</h2><table><tr><th>check</th><th>ran</th><th>replaced</th><th>refused</th>"
-                     "<th>right after a change</th></tr>" + "".join(
-                         f"<tr><td>{_e(name)}</td><td>{c['ran']}</td><td>{c['replace']}</td><td>{c['refuse']}</td>"
-                         f"<td>{c['right_after']}</td></tr>" for name, c in checks.items()) + "</table>")
+        parts.append(
+            "<h2>Answer checks</h2><table><tr><th>check</th><th>ran</th><th>replaced</th><th>refused</th>"
+            "<th>right after a change</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(name)}</td><td>{c['ran']}</td><td>{c['replace']}</td><td>{c['refuse']}</td>"
+                f"<td>{c['right_after']}</td></tr>"
+                for name, c in checks.items()
+            )
+            + "</table>"
+        )
 
     counts = summary["failures"]
     buttons = [f"<button data-kind=all class=on onclick=\"show('all')\">all ({len(records)})</button>"]
-    buttons += [f"<button data-kind={k} onclick=\"show('{k}')\">{_e(label)} ({counts.get(k, 0)})</button>"
-                for k, label in FAILURE_TYPES.items()]
+    buttons += [
+        f"<button data-kind={k} onclick=\"show('{k}')\">{_e(label)} ({counts.get(k, 0)})</button>"
+        for k, label in FAILURE_TYPES.items()
+    ]
     errors = sum(1 for r in records if r.get("error"))
     if errors:
         buttons.append(f"<button data-kind=error onclick=\"show('error')\">error ({errors})</button>")
     buttons.append("<button data-kind=ok onclick=\"show('ok')\">no failure</button>")
-    parts.append("<h2>Questions</h2><div class=filters>" + "".join(buttons) +
-                 " <input id=search placeholder='search text' oninput='apply()'> "
-                 f"<span class=muted><span id=shown>{len(records)}</span> shown</span></div>")
-    parts.append("<table id=questions><thead><tr><th>id</th><th>question</th><th>gold</th><th>answer</th>"
-                 "<th>acc</th><th>F1</th><th>recall</th><th>faith</th><th>failures</th><th>retrieved</th></tr></thead><tbody>")
+    parts.append(
+        "<h2>Questions</h2><div class=filters>"
+        + "".join(buttons)
+        + " <input id=search placeholder='search text' oninput='apply()'> "
+        f"<span class=muted><span id=shown>{len(records)}</span> shown</span></div>"
+    )
+    parts.append(
+        "<table id=questions><thead><tr><th>id</th><th>question</th><th>gold</th><th>answer</th>"
+        "<th>acc</th><th>F1</th><th>recall</th><th>faith</th><th>failures</th><th>retrieved</th></tr></thead><tbody>"
+    )
     k_main = max(summary.get("ks", [5]))
     for r in records:
         s = r.get("scores", {})
@@ -520,7 +593,8 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
                 f"{_e(v['text'])} <span class=muted>({v.get('score', 0):.2f}"
                 f"{'; missing ' + _e(', '.join(v['missing'])) if v.get('missing') else ''}"
                 f"{'; new ' + _e(' '.join(v['novel'])) if v.get('novel') else ''})</span></li>"
-                for v in r["sentences"])
+                for v in r["sentences"]
+            )
             details = f"<details><summary>sentences</summary><ul>{rows}</ul></details>"
         gold_docs = set(r.get("gold_docs", []))
         sources = []
@@ -535,7 +609,8 @@ def render_html(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> s
             f"<td class=num>{_num(s.get('answer_accuracy'))}</td><td class=num>{_num(s.get('f1'))}</td>"
             f"<td class=num>{_num(s.get(f'recall@{k_main}'))}</td><td class=num>{_num(s.get('faithfulness'))}</td>"
             f"<td>{''.join(f'<span class=tag>{_e(FAILURE_TYPES.get(t, t))}</span>' for t in tags)}</td>"
-            f"<td>{'<br>'.join(sources)}</td></tr>")
+            f"<td>{'<br>'.join(sources)}</td></tr>"
+        )
     parts.append("</tbody></table></body></html>")
     return "\n".join(parts)
 
@@ -554,12 +629,19 @@ def _results_beside(path: Path) -> tuple[Path, list[dict[str, Any]]]:
     results = folder / RESULTS
     records = read_results(results)
     if not records:
-        raise RagError(f"No {RESULTS} beside {path}; --compare needs the results.jsonl a run writes next to summary.json.")
+        raise RagError(
+            f"No {RESULTS} beside {path}; --compare needs the results.jsonl a run writes next to summary.json."
+        )
     return folder, [r for r in latest_by_id(records).values() if not r.get("error")]
 
 
-def _paired_rows(by_a: dict[str, dict[str, Any]], by_b: dict[str, dict[str, Any]], ids: Sequence[str],
-                 names: Sequence[str], seed: int) -> list[dict[str, Any]]:
+def _paired_rows(
+    by_a: dict[str, dict[str, Any]],
+    by_b: dict[str, dict[str, Any]],
+    ids: Sequence[str],
+    names: Sequence[str],
+    seed: int,
+) -> list[dict[str, Any]]:
     """Per metric of ``names``: A, B, B - A with a 95% CI and a paired-bootstrap p-value over ``ids``."""
     rows = []
     for name in names:
@@ -568,9 +650,19 @@ def _paired_rows(by_a: dict[str, dict[str, Any]], by_b: dict[str, dict[str, Any]
         if not pairs:
             continue
         res = paired_bootstrap([x for x, _ in pairs], [y for _, y in pairs], seed=seed)
-        rows.append({"metric": name, "n": res.n, "a": res.mean_a, "b": res.mean_b, "diff": res.diff,
-                     "ci_low": res.ci_low, "ci_high": res.ci_high, "p_value": res.p_value,
-                     "significant": res.significant})
+        rows.append(
+            {
+                "metric": name,
+                "n": res.n,
+                "a": res.mean_a,
+                "b": res.mean_b,
+                "diff": res.diff,
+                "ci_low": res.ci_low,
+                "ci_high": res.ci_high,
+                "p_value": res.p_value,
+                "significant": res.significant,
+            }
+        )
     return rows
 
 
@@ -588,7 +680,9 @@ def compare_runs(path_a: Path, path_b: Path, seed: int = 0) -> dict[str, Any]:
     by_b = {r["id"]: r for r in b}
     shared = [i for i in by_a if i in by_b]
     if not shared:
-        raise RagError(f"Runs {folder_a} and {folder_b} share no answered question ids; compare runs over the same QA set.")
+        raise RagError(
+            f"Runs {folder_a} and {folder_b} share no answered question ids; compare runs over the same QA set."
+        )
     names: list[str] = []
     for r in (*a, *b):
         for name in r.get("scores", {}):
@@ -601,19 +695,30 @@ def compare_runs(path_a: Path, path_b: Path, seed: int = 0) -> dict[str, Any]:
     by_type = {}
     for t in question_types({"type": k} for k in kind.values()):
         ids = [i for i in shared if kind[i] == t]
-        by_type[t] = {"shared_questions": len(ids), "hops_a": _mean_hops(by_a[i] for i in ids),
-                      "hops_b": _mean_hops(by_b[i] for i in ids),
-                      "metrics": _paired_rows(by_a, by_b, ids, TYPE_METRICS, seed)}
-    return {"a": str(folder_a), "b": str(folder_b), "shared_questions": len(shared),
-            "only_a": len(by_a) - len(shared), "only_b": len(by_b) - len(shared),
-            "metrics": _paired_rows(by_a, by_b, shared, order, seed), "by_type": by_type}
+        by_type[t] = {
+            "shared_questions": len(ids),
+            "hops_a": _mean_hops(by_a[i] for i in ids),
+            "hops_b": _mean_hops(by_b[i] for i in ids),
+            "metrics": _paired_rows(by_a, by_b, ids, TYPE_METRICS, seed),
+        }
+    return {
+        "a": str(folder_a),
+        "b": str(folder_b),
+        "shared_questions": len(shared),
+        "only_a": len(by_a) - len(shared),
+        "only_b": len(by_b) - len(shared),
+        "metrics": _paired_rows(by_a, by_b, shared, order, seed),
+        "by_type": by_type,
+    }
 
 
 def _comparison_line(row: dict[str, Any]) -> str:
     ci = f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
     mark = " *" if row["significant"] else ""
-    return (f"  {row['metric']:<20} {row['n']:>6} {100 * row['a']:>7.1f} {100 * row['b']:>7.1f} "
-            f"{100 * row['diff']:>+7.1f}   {ci:<16} {row['p_value']:>6.3f}{mark}")
+    return (
+        f"  {row['metric']:<20} {row['n']:>6} {100 * row['a']:>7.1f} {100 * row['b']:>7.1f} "
+        f"{100 * row['diff']:>+7.1f}   {ci:<16} {row['p_value']:>6.3f}{mark}"
+    )
 
 
 def _hops_text(value: float | None) -> str:
@@ -625,14 +730,21 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"A = {result['a']}",
         f"B = {result['b']}",
         f"{result['shared_questions']} questions answered by both"
-        + (f" ({result['only_a']} only in A, {result['only_b']} only in B: left out)" if result["only_a"] or result["only_b"] else ""),
+        + (
+            f" ({result['only_a']} only in A, {result['only_b']} only in B: left out)"
+            if result["only_a"] or result["only_b"]
+            else ""
+        ),
         "",
         f"  {'metric':<20} {'n':>6} {'A %':>7} {'B %':>7} {'B-A':>7}   {'95% CI':<16} {'p':>6}",
     ]
     lines.extend(_comparison_line(row) for row in result["metrics"])
     for kind, t in (result.get("by_type") or {}).items():
-        hops = ("" if t["hops_a"] is None and t["hops_b"] is None else
-                f"; mean hops A {_hops_text(t['hops_a'])}, B {_hops_text(t['hops_b'])}")
+        hops = (
+            ""
+            if t["hops_a"] is None and t["hops_b"] is None
+            else f"; mean hops A {_hops_text(t['hops_a'])}, B {_hops_text(t['hops_b'])}"
+        )
         lines.append("")
         n = t["shared_questions"]
         lines.append(f"  type {kind}: {n} question{'s' * (n != 1)}{hops}")
@@ -643,8 +755,27 @@ def format_comparison(result: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "RESULTS", "SUMMARY", "REPORT", "FAILURE_TYPES", "UNTYPED", "TYPE_METRICS", "metric_names", "question_types",
-    "total_ms", "hop_counts", "type_table", "read_results", "latest_by_id",
-    "summarize", "write_results_line", "write_summary", "console_table", "plots", "render_html",
-    "write_report", "compare_runs", "format_comparison", "recall_curve",
+    "RESULTS",
+    "SUMMARY",
+    "REPORT",
+    "FAILURE_TYPES",
+    "UNTYPED",
+    "TYPE_METRICS",
+    "metric_names",
+    "question_types",
+    "total_ms",
+    "hop_counts",
+    "type_table",
+    "read_results",
+    "latest_by_id",
+    "summarize",
+    "write_results_line",
+    "write_summary",
+    "console_table",
+    "plots",
+    "render_html",
+    "write_report",
+    "compare_runs",
+    "format_comparison",
+    "recall_curve",
 ]

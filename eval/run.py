@@ -15,20 +15,23 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
-from rag.config import ANSWER_MODES, Settings
-from rag.documents import Answer, Chunk, Citation, SearchHit, Span
-from rag.energy import EnergyMeter
-from rag.errors import RagError
-
 from eval.dataset import QAItem, load_qa, select
 from eval.faithfulness import LexicalJudge, LLMJudge
-from eval.metrics import CITATION_RE, long_form_scores, point_coverage, retrieval_scores, score_answer, supporting_scores
+from eval.metrics import (
+    CITATION_RE,
+    long_form_scores,
+    point_coverage,
+    retrieval_scores,
+    score_answer,
+    supporting_scores,
+)
 from eval.report import (
     RESULTS,
     SUMMARY,
@@ -42,9 +45,13 @@ from eval.report import (
     write_results_line,
     write_summary,
 )
+from rag.config import ANSWER_MODES, Settings
+from rag.documents import Answer, Chunk, Citation, SearchHit, Span
+from rag.energy import EnergyMeter
+from rag.errors import RagError
 
 DEFAULT_KS = (1, 3, 5)
-FAIL_FAST = 3          # stop when the first this-many questions all fail: the setup is broken
+FAIL_FAST = 3  # stop when the first this-many questions all fail: the setup is broken
 
 
 class Answerer(Protocol):
@@ -88,10 +95,12 @@ class PipelineAnswerer:
         golds = item.answers or [" ".join(g) for g in item.answers_all_of]
         if not item.answerable or not golds or not answer.passages:
             return None
-        evidence = ranked_sentences(answer.query or item.question, answer.passages,
-                                    max(1, self.settings.reader_sentences))
-        return reference_perplexity(self.pipeline.generator, item.question, answer.passages, evidence,
-                                    answer.language or item.lang, golds[0])
+        evidence = ranked_sentences(
+            answer.query or item.question, answer.passages, max(1, self.settings.reader_sentences)
+        )
+        return reference_perplexity(
+            self.pipeline.generator, item.question, answer.passages, evidence, answer.language or item.lang, golds[0]
+        )
 
     def close(self) -> None:
         pass
@@ -100,8 +109,9 @@ class PipelineAnswerer:
 class HttpAnswerer:
     """A running server, asked through ``POST {url}/ask``."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 600.0,
-                 answer_mode: str | None = None) -> None:
+    def __init__(
+        self, url: str, api_key: str | None = None, timeout: float = 600.0, answer_mode: str | None = None
+    ) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -119,10 +129,12 @@ class HttpAnswerer:
             try:
                 response = self.client.get("/health", timeout=10)
             except httpx.HTTPError as exc:
-                raise RagError(f"Cannot reach the server at {self.url} ({exc.__class__.__name__}); "
-                               "start it with `python -m api` or fix --url.") from None
+                raise RagError(
+                    f"Cannot reach the server at {self.url} ({exc.__class__.__name__}); "
+                    "start it with `python -m api` or fix --url."
+                ) from None
             if response.status_code != 503:
-                return      # ready, or a server without this readiness protocol
+                return  # ready, or a server without this readiness protocol
             try:
                 body = response.json()
             except ValueError:
@@ -160,29 +172,57 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
     passages = []
     for i, p in enumerate(data.get("passages") or [], start=1):
         chunk = Chunk(
-            id=str(p.get("id", "")), text=p.get("text", ""), source=p.get("source", ""),
-            page=p.get("page"), section=p.get("section"), kind=p.get("kind", "text"),
-            start=p.get("start", 0), end=p.get("end", 0),
+            id=str(p.get("id", "")),
+            text=p.get("text", ""),
+            source=p.get("source", ""),
+            page=p.get("page"),
+            section=p.get("section"),
+            kind=p.get("kind", "text"),
+            start=p.get("start", 0),
+            end=p.get("end", 0),
         )
-        passages.append(SearchHit(chunk, float(p.get("score", 0.0)), dict(p.get("scores") or {}), int(p.get("rank", i))))
+        passages.append(
+            SearchHit(chunk, float(p.get("score", 0.0)), dict(p.get("scores") or {}), int(p.get("rank", i)))
+        )
     citations = [
-        Citation(number=int(c.get("number", 0)), chunk_id=str(c.get("chunk_id", "")), source=c.get("source", ""),
-                 page=c.get("page"), section=c.get("section"), snippet=c.get("snippet", ""),
-                 scores=dict(c.get("scores") or {}))
+        Citation(
+            number=int(c.get("number", 0)),
+            chunk_id=str(c.get("chunk_id", "")),
+            source=c.get("source", ""),
+            page=c.get("page"),
+            section=c.get("section"),
+            snippet=c.get("snippet", ""),
+            scores=dict(c.get("scores") or {}),
+        )
         for c in data.get("citations") or []
     ]
+
     def span(value: Any) -> Span | None:
         if not isinstance(value, dict):
             return None
-        return Span(int(value.get("passage", 0)), int(value.get("start", 0)), int(value.get("end", 0)),
-                    str(value.get("text", "")))
+        return Span(
+            int(value.get("passage", 0)),
+            int(value.get("start", 0)),
+            int(value.get("end", 0)),
+            str(value.get("text", "")),
+        )
 
     answer = Answer(
-        answer=data.get("answer", ""), answerable=bool(data.get("answerable", True)), citations=citations,
-        passages=passages, query=data.get("query", ""), language=data.get("language", ""),
-        model=data.get("model", ""), timings_ms=dict(data.get("timings_ms") or {}), usage=dict(data.get("usage") or {}),
-        answer_span=span(data.get("answer_span")), evidence=span(data.get("evidence")),
-        confidence=data.get("confidence"), relevance=data.get("relevance"), no_answer=data.get("no_answer"), checks=list(data.get("checks") or []),
+        answer=data.get("answer", ""),
+        answerable=bool(data.get("answerable", True)),
+        citations=citations,
+        passages=passages,
+        query=data.get("query", ""),
+        language=data.get("language", ""),
+        model=data.get("model", ""),
+        timings_ms=dict(data.get("timings_ms") or {}),
+        usage=dict(data.get("usage") or {}),
+        answer_span=span(data.get("answer_span")),
+        evidence=span(data.get("evidence")),
+        confidence=data.get("confidence"),
+        relevance=data.get("relevance"),
+        no_answer=data.get("no_answer"),
+        checks=list(data.get("checks") or []),
     )
     if data.get("reasoning"):
         # The hops of a multi-hop answer, kept as the server sent them (dicts).
@@ -236,8 +276,12 @@ def reasoning_hops(answer: Answer) -> list[dict[str, Any]]:
 
 def hop_sources(hops: Sequence[dict[str, Any]]) -> list[str]:
     """The documents of the passages each hop read, in hop order."""
-    return [p["source"] for hop in hops for p in hop.get("passages") or []
-            if isinstance(p, dict) and isinstance(p.get("source"), str) and p["source"]]
+    return [
+        p["source"]
+        for hop in hops
+        for p in hop.get("passages") or []
+        if isinstance(p, dict) and isinstance(p.get("source"), str) and p["source"]
+    ]
 
 
 def failures_of(item: QAItem, refused: bool, scores: dict[str, Any]) -> list[str]:
@@ -267,13 +311,17 @@ def score_record(
     refused = not answer.answerable
     a = score_answer(answer.answer, refused, item.answers, item.answers_all_of, item.answerable, item.lang)
     scores: dict[str, Any] = {
-        "answer_accuracy": a.answer_accuracy, "exact_match": a.exact_match, "f1": a.f1,
-        "correct_refusal": a.correct_refusal, "wrong_refusal": a.wrong_refusal,
+        "answer_accuracy": a.answer_accuracy,
+        "exact_match": a.exact_match,
+        "f1": a.f1,
+        "correct_refusal": a.correct_refusal,
+        "wrong_refusal": a.wrong_refusal,
     }
     if item.answerable and not refused:
         # For long-form reference answers (all alternatives as references).
-        scores.update(long_form_scores(answer.answer, item.answers or [" ".join(g) for g in item.answers_all_of],
-                                       item.lang))
+        scores.update(
+            long_form_scores(answer.answer, item.answers or [" ".join(g) for g in item.answers_all_of], item.lang)
+        )
     if item.answerable and item.extra.get("answer_points"):
         # The parts of a long reference answer the prediction states (a refusal states none).
         points = [str(p) for p in item.extra["answer_points"]]
@@ -290,13 +338,21 @@ def score_record(
     sentences: list[dict[str, Any]] = []
     scores["faithfulness"] = scores["citation_precision"] = None
     if not refused and answer.answer.strip():
-        verdict = judge.judge(answer.answer, [p.chunk.text for p in answer.passages], cited_passages(answer),
-                              question=item.question)
+        verdict = judge.judge(
+            answer.answer, [p.chunk.text for p in answer.passages], cited_passages(answer), question=item.question
+        )
         scores["faithfulness"] = verdict.score
         scores["citation_precision"] = verdict.citation_precision
         sentences = [
-            {"text": v.text, "supported": v.supported, "score": v.score, "passage": v.passage,
-             "citations": v.citations, "missing": v.missing, "novel": v.novel}
+            {
+                "text": v.text,
+                "supported": v.supported,
+                "score": v.score,
+                "passage": v.passage,
+                "citations": v.citations,
+                "missing": v.missing,
+                "novel": v.novel,
+            }
             for v in verdict.sentences
         ]
     record: dict[str, Any] = {
@@ -306,8 +362,17 @@ def score_record(
         "query": answer.query,
         "model": answer.model,
         "sources": sources,
-        "passages": [{"rank": p.rank, "source": p.chunk.source, "chunk_id": p.chunk.id, "page": p.chunk.page,
-                      "section": p.chunk.section, "score": p.score} for p in answer.passages],
+        "passages": [
+            {
+                "rank": p.rank,
+                "source": p.chunk.source,
+                "chunk_id": p.chunk.id,
+                "page": p.chunk.page,
+                "section": p.chunk.section,
+                "score": p.score,
+            }
+            for p in answer.passages
+        ],
         "citations": [{"number": c.number, "source": c.source, "chunk_id": c.chunk_id} for c in answer.citations],
         "reasoning": reasoning,
         "hops": len(reasoning),
@@ -331,8 +396,17 @@ def score_record(
 
 
 def error_record(item: QAItem, message: str, wall_ms: float) -> dict[str, Any]:
-    return {**item.to_dict(), "prediction": "", "refused": False, "sources": [], "scores": {},
-            "failures": [], "timings_ms": {"wall": round(wall_ms, 1)}, "usage": {}, "error": message}
+    return {
+        **item.to_dict(),
+        "prediction": "",
+        "refused": False,
+        "sources": [],
+        "scores": {},
+        "failures": [],
+        "timings_ms": {"wall": round(wall_ms, 1)},
+        "usage": {},
+        "error": message,
+    }
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -345,13 +419,24 @@ def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
     questions about what the corpus mentions but no longer says (the right answer is a refusal)."""
     from dataclasses import replace
 
-    return [replace(item, id=f"{item.id}#hidden", answerable=False, answers=[], answers_all_of=[], gold_docs=[],
-                    extra={**item.extra, HIDDEN: list(item.gold_docs)})
-            for item in items if item.gold_docs]
+    return [
+        replace(
+            item,
+            id=f"{item.id}#hidden",
+            answerable=False,
+            answers=[],
+            answers_all_of=[],
+            gold_docs=[],
+            extra={**item.extra, HIDDEN: list(item.gold_docs)},
+        )
+        for item in items
+        if item.gold_docs
+    ]
 
 
-def _ask(answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None,
-         perplexity: bool = False) -> tuple[Answer | None, Any, str | None, float, dict[str, Any]]:
+def _ask(
+    answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None, perplexity: bool = False
+) -> tuple[Answer | None, Any, str | None, float, dict[str, Any]]:
     start = time.perf_counter()
     try:
         hidden = item.extra.get(HIDDEN)
@@ -407,8 +492,15 @@ def evaluate(
     started = time.perf_counter()
     answered = failed = 0
     first_error: str | None = None
-    bar = tqdm(total=len(todo), desc="questions", unit="q", file=sys.stderr, disable=not progress or not todo,
-               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 15)
+    bar = tqdm(
+        total=len(todo),
+        desc="questions",
+        unit="q",
+        file=sys.stderr,
+        disable=not progress or not todo,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 15,
+    )
     acc_sum = acc_n = 0.0
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     pending: dict[Future, QAItem] = {}
@@ -450,7 +542,9 @@ def evaluate(
                     bar.update(1)
                     bar.set_postfix(acc=f"{acc_sum / acc_n:.2f}" if acc_n else "-", errors=failed, refresh=False)
                     if answered == 0 and failed >= FAIL_FAST:
-                        raise RagError(f"The first {failed} questions all failed ({first_error}); fix the setup and retry.")
+                        raise RagError(
+                            f"The first {failed} questions all failed ({first_error}); fix the setup and retry."
+                        )
                 fill()
         clean = True
     finally:
@@ -490,14 +584,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="evaluate a running server through POST URL/ask instead of in-process")
     parser.add_argument("--api-key", help="key for a server that requires one (default: the first of RAG_API_KEYS)")
     parser.add_argument("--top-k", type=int, help="passages per question (default: the pipeline's top_k)")
-    parser.add_argument("--perplexity", action="store_true",
-                        help="also the generator's perplexity of each gold answer, read from the best sentences "
-                             "(in-process only; compares generators on the same questions)")
-    parser.add_argument("--hide-gold", action="store_true",
-                        help="ask each question with its gold documents left out of the search, as an unanswerable "
-                             "question (the right answer is a refusal)")
-    parser.add_argument("--answer-mode", choices=ANSWER_MODES,
-                        help="how answers are written (default: the answer_mode setting; README, Answer modes)")
+    parser.add_argument(
+        "--perplexity",
+        action="store_true",
+        help="also the generator's perplexity of each gold answer, read from the best sentences "
+        "(in-process only; compares generators on the same questions)",
+    )
+    parser.add_argument(
+        "--hide-gold",
+        action="store_true",
+        help="ask each question with its gold documents left out of the search, as an unanswerable "
+        "question (the right answer is a refusal)",
+    )
+    parser.add_argument(
+        "--answer-mode",
+        choices=ANSWER_MODES,
+        help="how answers are written (default: the answer_mode setting; README, Answer modes)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions (after --sample)")
     parser.add_argument("--sample", type=int, metavar="N", help="evaluate a random sample of N questions")
     parser.add_argument("--seed", type=int, default=0, help="seed for --sample and the bootstrap (default 0)")
@@ -505,17 +608,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="output folder (default eval/out/<qa file name>)")
     parser.add_argument("--resume", action="store_true", help="skip questions already answered in OUT/results.jsonl")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad line of the QA file")
-    parser.add_argument("--k", type=parse_ks, default=list(DEFAULT_KS), help="cut-offs for retrieval metrics (default 1,3,5)")
-    parser.add_argument("--llm-judge", action="store_true",
-                        help="also judge faithfulness with the configured generator (slow), reported as faithfulness_llm")
-    parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
-                        help="compare two runs (their summary.json or folders) with paired-bootstrap significance")
-    parser.add_argument("--energy-country", metavar="ISO3",
-                        help="grid for the CO2e of the answering: a 3-letter country code (FRA, USA, CHN...) or WORLD "
-                             "(default: the energy_country setting, WORLD)")
-    parser.add_argument("--energy-scope", choices=("process", "machine"),
-                        help="what the energy estimate counts: this process and its children (default in-process), "
-                             "or the whole machine (default with --url, where the server is another process)")
+    parser.add_argument(
+        "--k", type=parse_ks, default=list(DEFAULT_KS), help="cut-offs for retrieval metrics (default 1,3,5)"
+    )
+    parser.add_argument(
+        "--llm-judge",
+        action="store_true",
+        help="also judge faithfulness with the configured generator (slow), reported as faithfulness_llm",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two runs (their summary.json or folders) with paired-bootstrap significance",
+    )
+    parser.add_argument(
+        "--energy-country",
+        metavar="ISO3",
+        help="grid for the CO2e of the answering: a 3-letter country code (FRA, USA, CHN...) or WORLD "
+        "(default: the energy_country setting, WORLD)",
+    )
+    parser.add_argument(
+        "--energy-scope",
+        choices=("process", "machine"),
+        help="what the energy estimate counts: this process and its children (default in-process), "
+        "or the whole machine (default with --url, where the server is another process)",
+    )
     parser.add_argument("--no-energy", action="store_true", help="do not estimate the energy of the answering")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -554,15 +672,18 @@ def _llm_judge(settings: Settings, answerer: Answerer) -> LLMJudge:
     return LLMJudge(generator)
 
 
-ENERGY_COVERS = ("answering and scoring the questions of this run (evaluate()), not loading the models; "
-                 "with --llm-judge or --perplexity, those too")
+ENERGY_COVERS = (
+    "answering and scoring the questions of this run (evaluate()), not loading the models; "
+    "with --llm-judge or --perplexity, those too"
+)
 
 
 def _energy_meter(args: argparse.Namespace, settings: Settings) -> EnergyMeter:
     """Start the energy estimate of the answering (rag/energy.py); never raises."""
     scope = args.energy_scope or ("machine" if args.url else "process")
-    return EnergyMeter(settings.energy_country, scope,
-                       off="switched off (--no-energy)" if args.no_energy else None).start()
+    return EnergyMeter(
+        settings.energy_country, scope, off="switched off (--no-energy)" if args.no_energy else None
+    ).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,8 +696,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.qa_file:
             parser.error("give a QA file to evaluate, or --compare A B")
         if args.url and args.docs:
-            raise RagError("--docs ingests into a local index, but --url asks a server that answers from its own; "
-                           "ingest with `python -m ingest DIR --index-dir <the server's index>` and drop --docs.")
+            raise RagError(
+                "--docs ingests into a local index, but --url asks a server that answers from its own; "
+                "ingest with `python -m ingest DIR --index-dir <the server's index>` and drop --docs."
+            )
         if args.concurrency < 1:
             raise RagError("--concurrency must be 1 or more.")
         return _run(args)
@@ -584,13 +707,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished questions are saved in results.jsonl; rerun with --resume to go on.", file=sys.stderr)
+        print(
+            "interrupted: finished questions are saved in results.jsonl; rerun with --resume to go on.", file=sys.stderr
+        )
         return 130
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config, overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode,
-                                                     "energy_country": args.energy_country})
+    settings = Settings.load(
+        args.config,
+        overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode, "energy_country": args.energy_country},
+    )
     qa = load_qa(args.qa_file, strict=args.strict)
     for problem in qa.problems[:20]:
         print(f"warning: {args.qa_file}, {problem} (skipped)", file=sys.stderr)
@@ -608,8 +735,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.docs:
         _ingest(args.docs, settings, args.quiet)
     judge = LexicalJudge()
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    finished = {i for i, r in latest_by_id(read_results(out / RESULTS)).items() if not r.get("error")} if args.resume else set()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    finished = (
+        {i for i, r in latest_by_id(read_results(out / RESULTS)).items() if not r.get("error")}
+        if args.resume
+        else set()
+    )
     answerer: Answerer | None = None
     if all(item.id in finished for item in items):
         # Nothing left to answer: rebuild the summary and report without loading any model.
@@ -631,13 +762,23 @@ def _run(args: argparse.Namespace) -> int:
             answerer.warm_up()
             llm_judge = _llm_judge(settings, answerer) if args.llm_judge else None
             left = len(items) - len(finished & {i.id for i in items})
-            print(f"Evaluating {left} question{'s' * (left != 1)} from {args.qa_file} against the {answerer.description}",
-                  file=sys.stderr)
+            print(
+                f"Evaluating {left} question{'s' * (left != 1)} from {args.qa_file} against the {answerer.description}",
+                file=sys.stderr,
+            )
             meter = _energy_meter(args, settings)
             try:
                 records, answered, seconds = evaluate(
-                    items, answerer, out, ks=args.k, top_k=args.top_k, concurrency=args.concurrency,
-                    resume=args.resume, judge=judge, llm_judge=llm_judge, progress=not args.quiet,
+                    items,
+                    answerer,
+                    out,
+                    ks=args.k,
+                    top_k=args.top_k,
+                    concurrency=args.concurrency,
+                    resume=args.resume,
+                    judge=judge,
+                    llm_judge=llm_judge,
+                    progress=not args.quiet,
                     perplexity=args.perplexity,
                 )
             finally:
@@ -651,16 +792,23 @@ def _run(args: argparse.Namespace) -> int:
         "url": args.url,
         "index_dir": None if args.url else str(settings.index_dir),
         "settings": None if args.url else settings.to_dict(),
-        "sample": args.sample, "seed": args.seed, "limit": args.limit, "top_k": args.top_k,
+        "sample": args.sample,
+        "seed": args.seed,
+        "limit": args.limit,
+        "top_k": args.top_k,
         "answer_mode": args.answer_mode or (None if args.url else settings.answer_mode),
         "hide_gold": bool(args.hide_gold),
         "concurrency": args.concurrency,
-        "judge": {"name": judge.name, "thresholds": judge.thresholds, "window": judge.window,
-                  "max_novel_run": judge.max_novel_run},
+        "judge": {
+            "name": judge.name,
+            "thresholds": judge.thresholds,
+            "window": judge.window,
+            "max_novel_run": judge.max_novel_run,
+        },
         "llm_judge": bool(args.llm_judge),
         "dataset_problems": [str(p) for p in qa.problems],
         "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_seconds": seconds,
         "answered_this_run": answered,
         "energy": energy,

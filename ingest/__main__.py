@@ -21,23 +21,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", help="folder of documents (md, txt, html, pdf, docx, pptx, csv, json, eml)")
     parser.add_argument("--index-dir", help="where the index lives (default ./index, or RAG_INDEX_DIR)")
     parser.add_argument("--config", help="TOML file with settings (see README)")
-    parser.add_argument("--workers", type=int, help="parsing processes (default 1; on a CPU, files are parsed in waves on every core anyway)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="parsing processes (default 1; on a CPU, files are parsed in waves on every core anyway)",
+    )
     parser.add_argument("--embed-model", help="sentence-transformers model name or path")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size in embedder tokens (default 256)")
     parser.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default 32)")
     parser.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 50)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N] for the embedder")
     parser.add_argument("--rebuild", action="store_true", help="drop the index and embed everything again")
-    parser.add_argument("--include-removed", action="store_true",
-                        help="index again the files that were removed from the index through the API (DELETE /documents)")
-    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                        help="parse and embed as Ray Data batches (needs the 'ray' extra); "
-                        "ADDRESS of a running cluster, or none to start a local one")
-    parser.add_argument("--energy", action="store_true",
-                        help="estimate the run's energy and CO2e with codecarbon, offline (adds ~2 s; README, Energy)")
-    parser.add_argument("--energy-country", metavar="ISO3",
-                        help="grid for --energy: a 3-letter country code (FRA, USA, CHN...) or WORLD "
-                             "(default: the energy_country setting, WORLD)")
+    parser.add_argument(
+        "--include-removed",
+        action="store_true",
+        help="index again the files that were removed from the index through the API (DELETE /documents)",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="parse and embed as Ray Data batches (needs the 'ray' extra); "
+        "ADDRESS of a running cluster, or none to start a local one",
+    )
+    parser.add_argument(
+        "--energy",
+        action="store_true",
+        help="estimate the run's energy and CO2e with codecarbon, offline (adds ~2 s; README, Energy)",
+    )
+    parser.add_argument(
+        "--energy-country",
+        metavar="ISO3",
+        help="grid for --energy: a 3-letter country code (FRA, USA, CHN...) or WORLD "
+        "(default: the energy_country setting, WORLD)",
+    )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -72,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.ray:
                 from rag.ingestion_ray import ingest_folder_ray
 
-                report = ingest_folder_ray(args.folder, settings, address=args.ray, progress=progress,
-                                           rebuild=args.rebuild)
+                report = ingest_folder_ray(
+                    args.folder, settings, address=args.ray, progress=progress, rebuild=args.rebuild
+                )
             else:
                 from rag.ingestion import ingest_folder
 

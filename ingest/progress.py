@@ -78,7 +78,8 @@ class PlainProgress:
             print(
                 f"{self._name}: {self._done}/{self._total} files, {self._chunks} chunks, "
                 f"{self._chunks / elapsed if elapsed else 0:.1f} chunks/s, ETA {eta:.0f} s",
-                file=self.stream, flush=True,
+                file=self.stream,
+                flush=True,
             )
 
     def log(self, line: str) -> None:

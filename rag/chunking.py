@@ -18,8 +18,8 @@ input and the cut-off text would be unsearchable.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from rag.documents import Chunk, Element
 from rag.text import split_sentences
@@ -227,7 +227,7 @@ def _chunk_id(source: str, text: str, seen: dict[str, int]) -> str:
     The id leaves out the offset, so an unchanged paragraph keeps its id (and its embedding)
     when text above it is edited; repeats of the same text in one file are numbered.
     """
-    digest = hashlib.sha256(f"{source}\x00{text}".encode("utf-8")).hexdigest()[:24]
+    digest = hashlib.sha256(f"{source}\x00{text}".encode()).hexdigest()[:24]
     occurrence = seen.get(digest, 0)
     seen[digest] = occurrence + 1
     return digest if occurrence == 0 else f"{digest}-{occurrence}"

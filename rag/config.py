@@ -13,9 +13,10 @@ import os
 import re
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from rag.errors import ConfigError
 
@@ -46,17 +47,17 @@ class Settings:
     index_dir: Path = Path("index")
 
     # --- parsing -----------------------------------------------------------
-    max_file_mb: float = 50.0          # larger files are skipped and reported
+    max_file_mb: float = 50.0  # larger files are skipped and reported
     # Seconds one file may take to be read, parsed, chunked and tokenised before it is stopped,
     # skipped and reported (0 = no limit). 25 keeps a refusal inside the 30 s the reliability
     # bar allows (a stop can land a little late, at the end of a call into a C library); a
     # one-line 10 MB text file takes ~11 s here.
     parse_timeout_s: float = 25.0
-    workers: int = 1                   # parsing processes beside a GPU embedder; on a CPU, files are parsed in waves on every core
+    workers: int = 1  # parsing processes beside a GPU embedder; on a CPU, files are parsed in waves on every core
 
     # --- chunking ----------------------------------------------------------
-    chunk_tokens: int = 256            # capped at the embedder's max sequence length
-    chunk_overlap: int = 32            # tokens carried over between neighbouring chunks
+    chunk_tokens: int = 256  # capped at the embedder's max sequence length
+    chunk_overlap: int = 32  # tokens carried over between neighbouring chunks
 
     # --- embedding ---------------------------------------------------------
     # "auto": the model an existing index was built with, else "use-m3+minilm-l6" (USE
@@ -66,7 +67,7 @@ class Settings:
     # sentence-transformers name or local path is passed through; "module:Class" loads a class.
     embed_model: str = "auto"
     embed_batch_size: int = 64
-    device: str = "auto"               # "auto" picks CUDA when torch sees a GPU
+    device: str = "auto"  # "auto" picks CUDA when torch sees a GPU
     # How questions are embedded: "auto" = an ONNX Runtime copy of the embedder on a CPU (a
     # CMRC question in 7.4 ms p50 instead of ~24 ms through sentence-transformers, query part of
     # python -m bench.ingest_bench; same vectors, checked at export),
@@ -79,11 +80,11 @@ class Settings:
     document_encoder: DocumentEncoder = "auto"
 
     # --- dense index -------------------------------------------------------
-    exact_search_max: int = 50_000     # above this many chunks an HNSW index is built
+    exact_search_max: int = 50_000  # above this many chunks an HNSW index is built
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 96
-    use_gpu: GpuChoice = "auto"              # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
+    use_gpu: GpuChoice = "auto"  # "auto" | "yes" | "no": FAISS on GPU when faiss sees one
 
     # --- stores (rag/stores/registry.py; README, "Stores") -------------------
     # Where vectors are kept: "faiss" (exact up to exact_search_max, HNSW above: the default),
@@ -91,15 +92,15 @@ class Settings:
     # or a "module:Class" path. An index records its backend and is read with it; an ingest with
     # another one configured moves the vectors over from chunks.sqlite.
     vector_store: str = "faiss"
-    keyword_store: str = "bm25"        # "bm25" or a "module:Class" path
-    ivf_nprobe: int = 32               # inverted lists read per query by faiss-ivf-sq8
-    qdrant_url: str = ""               # "" = Qdrant's local mode in <index_dir>/qdrant (one process)
+    keyword_store: str = "bm25"  # "bm25" or a "module:Class" path
+    ivf_nprobe: int = 32  # inverted lists read per query by faiss-ivf-sq8
+    qdrant_url: str = ""  # "" = Qdrant's local mode in <index_dir>/qdrant (one process)
     qdrant_api_key: str = ""
     qdrant_collection: str = "rag_chunks"
 
     # --- retrieval ---------------------------------------------------------
-    top_k: int = 5                     # passages handed to the generator
-    retrieve_k: int = 30               # candidates from each retriever before fusion
+    top_k: int = 5  # passages handed to the generator
+    retrieve_k: int = 30  # candidates from each retriever before fusion
     rrf_k: int = 60
     # BM25's ranking weighs coverage ** this in the fusion, coverage being the share of the
     # question's content words in the best of its first 3 passages (rag.index.sparse_weight);
@@ -127,8 +128,8 @@ class Settings:
     # 0 = the embedder's own calibrated margin (``relevance_margin`` in rag/embedders/; none for
     # sentence-transformers models: overlap alone); < 0 = off. Calibration: bench/README.md.
     min_dense_margin: float = 0.0
-    dedup_threshold: float = 0.8       # character-shingle Jaccard above which a passage is a near-duplicate
-    rewrite_followups: bool = True     # turn a follow-up question plus history into a standalone query
+    dedup_threshold: float = 0.8  # character-shingle Jaccard above which a passage is a near-duplicate
+    rewrite_followups: bool = True  # turn a follow-up question plus history into a standalone query
 
     # --- generation --------------------------------------------------------
     # "local" = the causal LM below, on this machine ("transformers", its earlier name, works);
@@ -142,7 +143,7 @@ class Settings:
     openai_base_url: str = ""
     openai_model: str = ""
     openai_api_key: str = ""
-    openai_timeout: float = 120.0      # seconds to wait for the server's answer
+    openai_timeout: float = 120.0  # seconds to wait for the server's answer
     # "int8": dynamic int8 quantization of the linear layers (CPU): reads prompts ~1.6x faster,
     # but SmolLM2-135M then writes longer answers and got the README's example wrong, so it is
     # not the default. "auto": int8 on a CPU, none on a GPU. "none": full precision.
@@ -160,12 +161,12 @@ class Settings:
     # client (python -m bench.serve_bench, 4 clients). Each takes a key/value cache of the
     # whole window (~94 MB for SmolLM2-135M). 1 = one answer at a time.
     generator_parallel: int = 4
-    max_new_tokens: int = 128          # the rules ask for one to three sentences; longer output is mostly a loop
+    max_new_tokens: int = 128  # the rules ask for one to three sentences; longer output is mostly a loop
     temperature: float = 0.0
     # Answers end at a blank line: what SmolLM2 writes after one is a second, unasked answer or a
     # loop (33 of 100 CMRC and 25 of 300 XQuAD answers had one; cutting there lost no correct answer).
     stop: list[str] = field(default_factory=lambda: ["\n\n"])
-    context_tokens: int = 2048         # generator window the prompt must fit in
+    context_tokens: int = 2048  # generator window the prompt must fit in
     # Passage text shown to the generator, in its tokens, picked sentence by sentence by the
     # question's words (rag/selection.py); 0 shows whole passages. Measured with python -m
     # eval.run --sample 100 (CMRC, first 50) / 300 (XQuAD, first 100) --seed 0, paired:
@@ -198,7 +199,7 @@ class Settings:
     # question's words: then reader_sentences_unsure.
     reader_sentences: int = 1
     reader_sentences_unsure: int = 3
-    reader_max_tokens: int = 16        # the longest answer, in the generator's tokens
+    reader_max_tokens: int = 16  # the longest answer, in the generator's tokens
     # A short answer the reader gives less probability than this is refused: the documents
     # mention the question's words but do not say what was asked. 0 = never.
     reader_min_confidence: float = 0.0
@@ -233,8 +234,8 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=list)
     max_question_chars: int = 2000
-    max_history_chars: int = 20000     # all earlier turns (and, on /v1, all messages) together
-    max_body_kb: int = 1024            # JSON request bodies; uploads have max_upload_mb
+    max_history_chars: int = 20000  # all earlier turns (and, on /v1, all messages) together
+    max_body_kb: int = 1024  # JSON request bodies; uploads have max_upload_mb
     max_upload_mb: float = 20.0
     # Admission: answers being worked on or waiting, past which a request gets 503 + Retry-After
     # at once instead of a long wait; the longest a new answer may be expected to wait for those
@@ -269,7 +270,7 @@ class Settings:
         config_file: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Build settings from defaults, a TOML file, ``RAG_*`` variables and CLI overrides.
 
         ``overrides`` holds values the caller already parsed (CLI flags); ``None`` values in
@@ -290,7 +291,7 @@ class Settings:
         return cls.from_mapping(values)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
         """Build settings from plain values, converting strings to each field's type."""
         known = {f.name: f for f in fields(cls)}
         hints = typing.get_type_hints(cls)
@@ -301,7 +302,7 @@ class Settings:
             kwargs[key] = _coerce(key, value, hints[key])
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (values are type-checked like any other)."""
         merged = {f.name: getattr(self, f.name) for f in fields(self)}
         merged.update(changes)
@@ -363,7 +364,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
                 return [item.strip() for item in value.split(",") if item.strip()]
             return [str(item) for item in value]
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"Setting '{name}' got {value!r}, which is not a valid {getattr(hint, '__name__', hint)}.") from exc
+        raise ConfigError(
+            f"Setting '{name}' got {value!r}, which is not a valid {getattr(hint, '__name__', hint)}."
+        ) from exc
     return value
 
 

@@ -20,8 +20,9 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +30,9 @@ from rag.query_encoding import FastTokenizer, OnnxQueryEncoder, mean_pool, pipel
 
 log = logging.getLogger(__name__)
 
-QUANT_VERSION = "1"          # bump when the quantisation changes, so old copies are not reused
-NAME = f"onnxruntime-int8-v{QUANT_VERSION}"   # what an index records as its documents' encoder
-MIN_COSINE = 0.98            # every probe's int8 vector must be at least this close to fp32
+QUANT_VERSION = "1"  # bump when the quantisation changes, so old copies are not reused
+NAME = f"onnxruntime-int8-v{QUANT_VERSION}"  # what an index records as its documents' encoder
+MIN_COSINE = 0.98  # every probe's int8 vector must be at least this close to fp32
 
 # Passages the quantised copy is checked on: chunk-sized English and Chinese text.
 PROBES = (
@@ -86,10 +87,16 @@ def _quantize_dynamic(source: Path, target: Path, nodes: list[str]) -> None:
     # One scale per output channel, and 7-bit weights: without VNNI, x86 multiplies int8 pairs
     # into 16-bit sums that saturate on full-range weights (cosine to fp32 on CMRC chunks: min
     # 0.990 with both, 0.982 without).
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     reduce_range=True, nodes_to_quantize=nodes,
-                     # the traced graph leaves some shapes to run time; they are all float
-                     extra_options={"DefaultTensorType": 1})
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        nodes_to_quantize=nodes,
+        # the traced graph leaves some shapes to run time; they are all float
+        extra_options={"DefaultTensorType": 1},
+    )
 
 
 class OnnxDocumentEncoder:
@@ -105,8 +112,9 @@ class OnnxDocumentEncoder:
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def load(cls, model_dir: str | Path, cache_dir: Path | None, batch_size: int = 64,
-             threads: int | None = None) -> "OnnxDocumentEncoder":
+    def load(
+        cls, model_dir: str | Path, cache_dir: Path | None, batch_size: int = 64, threads: int | None = None
+    ) -> OnnxDocumentEncoder:
         """The encoder for ``model_dir``, quantised on first use and read from the cache after.
 
         Raises what :meth:`OnnxQueryEncoder.load` raises, and ``RuntimeError`` when the int8
@@ -149,7 +157,7 @@ class OnnxDocumentEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
         out: np.ndarray | None = None
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             batch = self.tokenizer.pad([encodings[i] for i in rows])
             hidden = self.session.run(None, {name: batch[name] for name in self.input_names})[0]
             vectors = mean_pool(hidden, batch["attention_mask"])

@@ -11,22 +11,22 @@ class Element:
     """One structural piece of a parsed document (a title, a paragraph, a table, ...)."""
 
     text: str
-    kind: str                    # unstructured's category: Title, NarrativeText, Table, ...
-    page: int | None = None      # 1-based page number where the format has pages
-    section: str | None = None   # nearest title above this element
+    kind: str  # unstructured's category: Title, NarrativeText, Table, ...
+    page: int | None = None  # 1-based page number where the format has pages
+    section: str | None = None  # nearest title above this element
 
 
 @dataclass
 class Chunk:
     """A piece of a document sized for the embedder, with where it came from."""
 
-    id: str                      # content hash: stable across runs for the same text and place
+    id: str  # content hash: stable across runs for the same text and place
     text: str
-    source: str                  # path relative to the ingested root, with forward slashes
+    source: str  # path relative to the ingested root, with forward slashes
     page: int | None
     section: str | None
-    kind: str                    # "text" or "table"
-    start: int                   # character offsets into the document's joined element text
+    kind: str  # "text" or "table"
+    start: int  # character offsets into the document's joined element text
     end: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,7 +38,7 @@ class SearchHit:
     """A chunk returned by a search, with the scores that ranked it."""
 
     chunk: Chunk
-    score: float                                    # the score of the mode asked for (RRF in hybrid)
+    score: float  # the score of the mode asked for (RRF in hybrid)
     scores: dict[str, float] = field(default_factory=dict)  # per retriever: dense, sparse, rrf, rerank
     rank: int = 0
 
@@ -52,7 +52,7 @@ class SearchHit:
 class Citation:
     """A passage the answer cites as ``[number]``."""
 
-    number: int                  # the n in [n], as shown in the prompt and the answer
+    number: int  # the n in [n], as shown in the prompt and the answer
     chunk_id: str
     source: str
     page: int | None
@@ -85,13 +85,13 @@ class Hop:
     ``passages`` are numbered as in the final answer's ``passages`` and citations, so a finding's
     ``citation`` points at the passage the whole answer cites for it."""
 
-    kind: str                    # the reasoning kind (rag.reasoning.router.KINDS)
-    question: str                # the sub-question this hop answered
-    query: str                   # what it searched with
-    passages: list[dict[str, Any]] = field(default_factory=list)   # number, source, chunk_id, section
-    finding: str = ""            # the short answer it found, "" when it found none
+    kind: str  # the reasoning kind (rag.reasoning.router.KINDS)
+    question: str  # the sub-question this hop answered
+    query: str  # what it searched with
+    passages: list[dict[str, Any]] = field(default_factory=list)  # number, source, chunk_id, section
+    finding: str = ""  # the short answer it found, "" when it found none
     citation: int | None = None  # the passage number of the finding
-    value: str | None = None     # the date or quantity read from the finding, where code used one
+    value: str | None = None  # the date or quantity read from the finding, where code used one
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -111,18 +111,18 @@ class Answer:
     answer: str
     answerable: bool
     citations: list[Citation]
-    passages: list[SearchHit]              # what retrieval handed the generator, best first
-    query: str                             # the standalone query used for retrieval
-    language: str                          # "zh" or "en": the question's language
+    passages: list[SearchHit]  # what retrieval handed the generator, best first
+    query: str  # the standalone query used for retrieval
+    language: str  # "zh" or "en": the question's language
     model: str
     timings_ms: dict[str, float] = field(default_factory=dict)  # retrieve, rerank, generate, total
-    usage: dict[str, int] = field(default_factory=dict)         # prompt_tokens, completion_tokens
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
     # The short answer where a reader found one: where it is in its passage, the sentence that
     # holds it, and how sure the reader was (rag/answering/reader.py).
     answer_span: Span | None = None
     evidence: Span | None = None
     confidence: float | None = None
-    relevance: float | None = None         # the best passage's relevance (the gate: min_relevance)
+    relevance: float | None = None  # the best passage's relevance (the gate: min_relevance)
     # log P(the reader says "the passage does not say") - log P(its span): above 0 it prefers not to answer
     no_answer: float | None = None
     # What each answer check decided, in the order they ran (rag/answering/checks.py).

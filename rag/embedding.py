@@ -15,8 +15,9 @@ import os
 import sys
 import threading
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -144,9 +145,15 @@ class SentenceTransformerEmbedder:
     is always the model itself.
     """
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64,
-                 query_encoder: str = "auto", cache_dir: Path | None = None,
-                 document_encoder: str = "auto") -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_MODEL,
+        device: str = "auto",
+        batch_size: int = 64,
+        query_encoder: str = "auto",
+        cache_dir: Path | None = None,
+        document_encoder: str = "auto",
+    ) -> None:
         if query_encoder not in QUERY_ENCODERS:
             raise ConfigError(f"query_encoder '{query_encoder}' is not one of {', '.join(QUERY_ENCODERS)}.")
         if document_encoder not in DOCUMENT_ENCODERS:
@@ -157,9 +164,9 @@ class SentenceTransformerEmbedder:
         self.query_encoder_setting = query_encoder
         self.cache_dir = cache_dir
         self._model = None
-        self._queries = None              # an OnnxQueryEncoder, or False when queries use the model
+        self._queries = None  # an OnnxQueryEncoder, or False when queries use the model
         self.document_encoder_setting = document_encoder
-        self._documents = None            # an OnnxDocumentEncoder, or False when documents use the model
+        self._documents = None  # an OnnxDocumentEncoder, or False when documents use the model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -186,15 +193,21 @@ class SentenceTransformerEmbedder:
 
         return self._onnx_copy(
             lambda: OnnxQueryEncoder.load(resolve_model_path(self.name), self.cache_dir),
-            "query_encoder", self.query_encoder_setting, "onnx", "cannot run under ONNX Runtime",
-            "Queries", "ONNX copy")
+            "query_encoder",
+            self.query_encoder_setting,
+            "onnx",
+            "cannot run under ONNX Runtime",
+            "Queries",
+            "ONNX copy",
+        )
 
     def _onnx_allowed(self, setting: str) -> bool:
         """Whether an encoder setting lets an ONNX copy be tried ("auto" only on a CPU)."""
-        return setting != "sentence-transformers" and not (setting == "auto" and pick_device(self.device_setting) != "cpu")
+        return setting != "sentence-transformers" and not (
+            setting == "auto" and pick_device(self.device_setting) != "cpu"
+        )
 
-    def _onnx_copy(self, load: Callable, option: str, setting: str, required: str, cannot: str, what: str,
-                   copy: str):
+    def _onnx_copy(self, load: Callable, option: str, setting: str, required: str, cannot: str, what: str, copy: str):
         """``load()``'s ONNX encoder, or ``None`` (the model itself is used) when it cannot be
         made; a setting of ``required`` makes that an error instead."""
         from rag.query_encoding import UnsupportedModel
@@ -246,8 +259,13 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         tokenizer = self._load().tokenizer
-        encoded = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
-                            return_token_type_ids=False, verbose=False)
+        encoded = tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
         return [len(ids) for ids in encoded["input_ids"]]
 
     def unknown_ratio(self, text: str) -> float:
@@ -296,8 +314,13 @@ class SentenceTransformerEmbedder:
 
         return self._onnx_copy(
             lambda: OnnxDocumentEncoder.load(resolve_model_path(self.name), self.cache_dir, self.batch_size),
-            "document_encoder", self.document_encoder_setting, "onnx-int8", "has no int8 ONNX copy",
-            "Documents", "int8 ONNX copy")
+            "document_encoder",
+            self.document_encoder_setting,
+            "onnx-int8",
+            "has no int8 ONNX copy",
+            "Documents",
+            "int8 ONNX copy",
+        )
 
     @property
     def document_encoder_name(self) -> str:
@@ -333,7 +356,7 @@ def split_by_counting(text: str, max_tokens: int, count: Callable[[Sequence[str]
         if count([rest])[0] <= max_tokens:
             pieces.append(rest)
             break
-        low, high = 1, len(rest)            # count(rest[:low]) fits (one character), rest does not
+        low, high = 1, len(rest)  # count(rest[:low]) fits (one character), rest does not
         while high - low > 1:
             middle = (low + high) // 2
             if count([rest[:middle]])[0] <= max_tokens:
@@ -355,8 +378,18 @@ EMBEDDERS = {
     "multilingual-e5-small": "rag.embedders.e5_small:E5SmallEmbedder",
 }
 # What make_embedder checks a class named by import path for (the Embedder protocol).
-EMBEDDER_MEMBERS = ("dimension", "max_tokens", "count_tokens", "split_tokens", "unknown_ratio", "embed",
-                    "embed_queries", "warm_up", "warm_up_queries", "tokenizer_source")
+EMBEDDER_MEMBERS = (
+    "dimension",
+    "max_tokens",
+    "count_tokens",
+    "split_tokens",
+    "unknown_ratio",
+    "embed",
+    "embed_queries",
+    "warm_up",
+    "warm_up_queries",
+    "tokenizer_source",
+)
 
 
 def embedder_class(name: str) -> type | None:
@@ -370,13 +403,18 @@ def embedder_class(name: str) -> type | None:
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder named by the settings: a short name from :data:`EMBEDDERS`, a
     ``"module:Class"`` path, or else a sentence-transformers model name or path."""
-    if settings.embed_model == AUTO_MODEL:          # no index to ask: a new one gets the default
+    if settings.embed_model == AUTO_MODEL:  # no index to ask: a new one gets the default
         settings = settings.replace(embed_model=DEFAULT_EMBEDDER)
     cls = embedder_class(settings.embed_model)
     if cls is not None:
         from rag.registry import build
 
         return build(cls, settings)
-    return SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
-                                       settings.query_encoder, settings.model_cache_dir,
-                                       settings.document_encoder)
+    return SentenceTransformerEmbedder(
+        settings.embed_model,
+        settings.device,
+        settings.embed_batch_size,
+        settings.query_encoder,
+        settings.model_cache_dir,
+        settings.document_encoder,
+    )

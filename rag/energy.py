@@ -46,7 +46,7 @@ class EnergyReport:
     """The energy and emissions of one measured stretch of work, or why there are none."""
 
     measured: bool
-    reason: str | None = None            # why not measured
+    reason: str | None = None  # why not measured
     seconds: float = 0.0
     kwh: float | None = None
     g_co2e: float | None = None
@@ -62,7 +62,7 @@ class EnergyReport:
     g_co2e_per_kwh: float | None = None
     method: str = ""
     codecarbon_version: str | None = None
-    notes: list[str] = field(default_factory=list)   # codecarbon's own warnings, as it said them
+    notes: list[str] = field(default_factory=list)  # codecarbon's own warnings, as it said them
 
     def per_1000(self, count: int) -> dict[str, float] | None:
         """kWh and grams CO2e per 1,000 of ``count`` items (answers, documents)."""
@@ -83,8 +83,10 @@ class EnergyReport:
         """One line for a console summary."""
         if not self.measured:
             return f"energy not measured: {self.reason}"
-        text = (f"{self.kwh:.3g} kWh, {self.g_co2e:.3g} g CO2e over {self.seconds:.0f} s "
-                f"({self.scope}, {self.g_co2e_per_kwh:.0f} g/kWh for {self.country_name or self.country})")
+        text = (
+            f"{self.kwh:.3g} kWh, {self.g_co2e:.3g} g CO2e over {self.seconds:.0f} s "
+            f"({self.scope}, {self.g_co2e_per_kwh:.0f} g/kWh for {self.country_name or self.country})"
+        )
         per = self.per_1000(count or 0)
         if per:
             text += f"; per 1,000 {unit}: {per['kwh']:.3g} kWh, {per['g_co2e']:.3g} g CO2e"
@@ -127,8 +129,9 @@ class EnergyMeter:
         self.report: EnergyReport | None = None
         self._tracker: Any = None
         # ``off``: the reason it is switched off; the report then says so and nothing is loaded.
-        self._failure: str | None = off or (None if scope in SCOPES else
-                                            f"unknown energy scope {scope!r} (use one of {', '.join(SCOPES)})")
+        self._failure: str | None = off or (
+            None if scope in SCOPES else f"unknown energy scope {scope!r} (use one of {', '.join(SCOPES)})"
+        )
         self._started = 0.0
         self._capture = _Capture()
         self._saved_handlers: list[logging.Handler] | None = None
@@ -137,7 +140,7 @@ class EnergyMeter:
 
     # -- start ------------------------------------------------------------------------------
 
-    def start(self) -> "EnergyMeter":
+    def start(self) -> EnergyMeter:
         """Start measuring; a failure is kept for the report, never raised."""
         self._started = time.perf_counter()
         if self._failure:
@@ -147,10 +150,10 @@ class EnergyMeter:
         except ImportError as exc:
             if getattr(exc, "name", None) == "codecarbon":
                 self._failure = "codecarbon is not installed (pip install codecarbon)"
-            else:                          # installed, but one of its own imports fails
+            else:  # installed, but one of its own imports fails
                 self._failure = f"codecarbon cannot be imported ({exc.__class__.__name__}: {exc})"
             self._restore_logging()
-        except ValueError as exc:          # a country codecarbon has no data for
+        except ValueError as exc:  # a country codecarbon has no data for
             self._failure = str(exc)
             self._tracker = None
             self._restore_logging()
@@ -166,7 +169,7 @@ class EnergyMeter:
 
         self._version = getattr(codecarbon, "__version__", None)
         logger = logging.getLogger("codecarbon")
-        logger.setLevel(logging.ERROR)      # quiet while it reads its configuration
+        logger.setLevel(logging.ERROR)  # quiet while it reads its configuration
         from codecarbon.input import DataSource
 
         kwargs: dict[str, Any] = {}
@@ -176,8 +179,10 @@ class EnergyMeter:
         else:
             mix = DataSource().get_global_energy_mix_data()
             if self.country not in mix:
-                raise ValueError(f"codecarbon has no grid data for country {self.country!r}; use a 3-letter "
-                                 "ISO code such as FRA, USA or CHN, or WORLD for the world average")
+                raise ValueError(
+                    f"codecarbon has no grid data for country {self.country!r}; use a 3-letter "
+                    "ISO code such as FRA, USA or CHN, or WORLD for the world average"
+                )
             kwargs["country_iso_code"] = self.country
         tracker = OfflineEmissionsTracker(
             project_name="rag-service",
@@ -190,7 +195,7 @@ class EnergyMeter:
             electricitymaps_api_token="",
             cloud_provider=None,
             cloud_region=None,
-            allow_multiple_runs=True,       # else it keeps a lock file in /tmp
+            allow_multiple_runs=True,  # else it keeps a lock file in /tmp
             measure_power_secs=15,
             **kwargs,
         )
@@ -265,7 +270,7 @@ class EnergyMeter:
             logging.getLogger("codecarbon").handlers = self._saved_handlers
             self._saved_handlers = None
 
-    def __enter__(self) -> "EnergyMeter":
+    def __enter__(self) -> EnergyMeter:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -299,15 +304,21 @@ def describe_method(tracker: Any, report: EnergyReport) -> str:
                 source = f"codecarbon's default of 4 W per thread: its table does not know the {model}"
             else:
                 source = f"the rated power of the {model} in codecarbon's table"
-            share = ("the CPU seconds of this process and its children over wall time, of all "
-                     f"{threads} threads" if report.scope == "process"
-                     else "0.1 + 0.9 x (machine CPU load)^3")
+            share = (
+                f"the CPU seconds of this process and its children over wall time, of all {threads} threads"
+                if report.scope == "process"
+                else "0.1 + 0.9 x (machine CPU load)^3"
+            )
             no_meter = "no RAPL counters" + ("" if rapl else f" ({_RAPL_DIR} absent)")
-            parts.append(f"CPU estimated ({no_meter}): {tdp:g} W ({source}) x {share}, "
-                         "sampled every second" if isinstance(tdp, (int, float))
-                         else f"CPU estimated in codecarbon's {mode} mode ({no_meter})")
-    ram_note = (f"RAM estimated at about 5 W per memory module codecarbon guesses from the "
-                f"{'resident memory of this process and its children' if report.scope == 'process' else 'machine memory'}")
+            parts.append(
+                f"CPU estimated ({no_meter}): {tdp:g} W ({source}) x {share}, sampled every second"
+                if isinstance(tdp, (int, float))
+                else f"CPU estimated in codecarbon's {mode} mode ({no_meter})"
+            )
+    ram_note = (
+        f"RAM estimated at about 5 W per memory module codecarbon guesses from the "
+        f"{'resident memory of this process and its children' if report.scope == 'process' else 'machine memory'}"
+    )
     if report.ram_w_mean is not None:
         ram_note += f" ({report.ram_w_mean:.0f} W here)"
     parts.append(ram_note)

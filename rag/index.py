@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -46,8 +47,13 @@ COVERAGE_DEPTH = 3
 
 
 def dense_params(settings: Settings) -> DenseParams:
-    return DenseParams(settings.exact_search_max, settings.hnsw_m, settings.hnsw_ef_construction,
-                       settings.hnsw_ef_search, settings.use_gpu)
+    return DenseParams(
+        settings.exact_search_max,
+        settings.hnsw_m,
+        settings.hnsw_ef_construction,
+        settings.hnsw_ef_search,
+        settings.use_gpu,
+    )
 
 
 def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
@@ -55,8 +61,9 @@ def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
     return directory / f"dense-{generation:06d}.faiss", directory / f"sparse-{generation:06d}.npz"
 
 
-def resolve_embed_model(settings: Settings, directory: Path | None = None, embedder: Embedder | None = None,
-                        rebuild: bool = False) -> Settings:
+def resolve_embed_model(
+    settings: Settings, directory: Path | None = None, embedder: Embedder | None = None, rebuild: bool = False
+) -> Settings:
     """Settings whose ``embed_model`` names a model rather than ``"auto"``.
 
     ``"auto"`` (the default) means the model the index in ``directory`` (default
@@ -103,8 +110,13 @@ def store_states(meta: dict[str, str]) -> tuple[State | None, State | None]:
     keyword = json.loads(meta["keyword_store"]) if meta.get("keyword_store") else None
     if vector is None:
         kind = meta.get("dense_kind", "flat") or "flat"
-        vector = {"name": "faiss", "kind": kind, "dimension": int(meta.get("dimension", "0") or 0),
-                  "segments": [{"file": f"dense-{generation:06d}.faiss", "kind": kind, "ids": None}], "deleted": None}
+        vector = {
+            "name": "faiss",
+            "kind": kind,
+            "dimension": int(meta.get("dimension", "0") or 0),
+            "segments": [{"file": f"dense-{generation:06d}.faiss", "kind": kind, "ids": None}],
+            "deleted": None,
+        }
     if keyword is None:
         keyword = {"name": "bm25-v1", "file": f"sparse-{generation:06d}.npz"}
     return vector, keyword
@@ -121,7 +133,9 @@ def check_model(meta: dict[str, str], model: str, directory: Path) -> None:
         )
 
 
-def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[float] | None = None) -> dict[int, float]:
+def rrf_fuse(
+    rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[float] | None = None
+) -> dict[int, float]:
     """Reciprocal rank fusion: each list adds weight / (k + rank) to the items it ranks (rank from 1)."""
     fused: dict[int, float] = {}
     weights = weights or [1.0] * len(rankings)
@@ -147,7 +161,7 @@ def dense_background(scores: Sequence[float], first: int = 2, last: int = 10) ->
     ``last``. How far a passage's score stands above it (``scores["dense_margin"]``) says more
     about relevance than the score itself, whose scale differs from one embedder to another
     and from one question to the next (e5's cosines sit at 0.8-0.9 for unrelated text)."""
-    rest = list(scores[first - 1:last])
+    rest = list(scores[first - 1 : last])
     return float(np.mean(rest)) if rest else 0.0
 
 
@@ -163,7 +177,7 @@ def sparse_weight(coverage: float, dense: float, power: float) -> float:
     ``coverage ** power``, raised towards 1 as the dense ranking is trusted less (``dense``
     weight 0: BM25 alone decides, whatever it matched). ``power`` 0 = always 1.
     """
-    lexical = coverage ** power if power > 0 else 1.0
+    lexical = coverage**power if power > 0 else 1.0
     return 1.0 - dense * (1.0 - lexical)
 
 
@@ -174,8 +188,9 @@ class Index:
     backends the generation recorded, from :mod:`rag.stores.registry`).
     """
 
-    def __init__(self, directory: Path, settings: Settings, embedder: Embedder | None = None,
-                 stores: StoreOpener | None = None) -> None:
+    def __init__(
+        self, directory: Path, settings: Settings, embedder: Embedder | None = None, stores: StoreOpener | None = None
+    ) -> None:
         self.directory = directory
         self.settings = settings = resolve_embed_model(settings, directory, embedder)
         self.embedder = embedder or make_embedder(settings)
@@ -190,7 +205,7 @@ class Index:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None, stores: StoreOpener | None = None) -> "Index":
+    def open(cls, settings: Settings, embedder: Embedder | None = None, stores: StoreOpener | None = None) -> Index:
         """Open the index in ``settings.index_dir``; raises if none was built there."""
         directory = Path(settings.index_dir)
         if not (directory / DB_NAME).is_file():
@@ -234,7 +249,9 @@ class Index:
                         vectors.search(np.zeros((1, dimension), np.float32), 1)
                     keywords.search(["warm-up"], 1)
                 except (OSError, RuntimeError, ValueError, KeyError) as exc:
-                    raise RagError(f"The index in {self.directory} is damaged ({exc}); rebuild it with python -m ingest --rebuild.") from exc
+                    raise RagError(
+                        f"The index in {self.directory} is damaged ({exc}); rebuild it with python -m ingest --rebuild."
+                    ) from exc
             self._vectors, self._keywords, self._count = vectors, keywords, count
             self.meta, self.generation = meta, generation
         return True
@@ -261,7 +278,9 @@ class Index:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries([query])
 
-    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str, k: int = 10, mode: SearchMode = "hybrid", candidates: int | None = None
+    ) -> list[SearchHit]:
         """The ``k`` best chunks for ``query``.
 
         ``dense`` ranks by cosine similarity of embeddings, ``sparse`` by BM25, ``hybrid`` fuses
@@ -303,8 +322,9 @@ class Index:
             ranked = [(row, sparse_scores[row]) for row in sparse_rank]
         else:
             weight = dense_weight(self.embedder.unknown_ratio(query))
-            lexical = sparse_weight(self._coverage(query, sparse_rank[:COVERAGE_DEPTH]), weight,
-                                    self.settings.fusion_coverage_power)
+            lexical = sparse_weight(
+                self._coverage(query, sparse_rank[:COVERAGE_DEPTH]), weight, self.settings.fusion_coverage_power
+            )
             fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, [weight, lexical])
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         ranked = ranked[:k]

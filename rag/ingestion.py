@@ -31,12 +31,13 @@ import signal
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class SilentProgress:
 
 @dataclass
 class SourceFile:
-    path: str            # relative to the ingested root, forward slashes
+    path: str  # relative to the ingested root, forward slashes
     abspath: Path
     size: int
     mtime: float
@@ -96,7 +97,7 @@ class IngestReport:
     files_unchanged: int = 0
     files_removed: int = 0
     files_failed: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)      # {path, reason}
+    failed: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
     # {path, reason}: unsupported types, and what was never read (unreadable, gone, links,
     # FIFOs, devices, folders that cannot be listed)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -110,7 +111,7 @@ class IngestReport:
     seconds: float = 0.0
     chunks_per_s: float = 0.0
     index_bytes: int = 0
-    bytes_written: int = 0             # store files this ingest wrote (chunks.sqlite aside)
+    bytes_written: int = 0  # store files this ingest wrote (chunks.sqlite aside)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # The files that took longest to prepare (read, parse, chunk, tokenise): {path, seconds}.
     slowest: list[dict[str, object]] = field(default_factory=list)
@@ -128,8 +129,9 @@ class IngestReport:
 # -- scanning ------------------------------------------------------------------------------
 
 
-def scan_folder(root: Path, supported: Iterable[str], exclude: Path | None = None,
-                problems: list[dict[str, str]] | None = None) -> tuple[list[SourceFile], list[str]]:
+def scan_folder(
+    root: Path, supported: Iterable[str], exclude: Path | None = None, problems: list[dict[str, str]] | None = None
+) -> tuple[list[SourceFile], list[str]]:
     """Supported files under ``root`` (hidden files and folders skipped) and unsupported ones.
 
     Only regular files (or links to them) are taken, and nothing is opened here: dangling
@@ -161,8 +163,10 @@ def scan_folder(root: Path, supported: Iterable[str], exclude: Path | None = Non
                 continue
             if full.is_symlink():
                 # os.walk does not follow them either; following could loop or leave the folder.
-                note(full.relative_to(root).as_posix(),
-                     "a link to a folder, and links to folders are not followed (ingest that folder itself)")
+                note(
+                    full.relative_to(root).as_posix(),
+                    "a link to a folder, and links to folders are not followed (ingest that folder itself)",
+                )
                 continue
             folders.append(name)
         dirnames[:] = folders
@@ -237,8 +241,10 @@ def open_regular(path: Path):
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFileError(f"{_file_kind(mode) if not stat.S_ISDIR(mode) else 'a folder'} now, "
-                                      "not the regular file it was when the folder was scanned")
+            raise NotRegularFileError(
+                f"{_file_kind(mode) if not stat.S_ISDIR(mode) else 'a folder'} now, "
+                "not the regular file it was when the folder was scanned"
+            )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -263,7 +269,7 @@ class WriteLock:
         self.path = directory / ".lock"
         self._handle = None
 
-    def __enter__(self) -> "WriteLock":
+    def __enter__(self) -> WriteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
         try:
@@ -300,11 +306,11 @@ POOL_MIN_FILES = 16
 class ChunkPlan:
     """What a worker needs to chunk exactly as the main process would."""
 
-    tokenizer: str        # anything transformers.AutoTokenizer loads: the embedder's own tokenizer
+    tokenizer: str  # anything transformers.AutoTokenizer loads: the embedder's own tokenizer
     max_tokens: int
     overlap: int
     max_bytes: int
-    parse_timeout_s: float = 0.0   # Settings.parse_timeout_s; 0 = no limit
+    parse_timeout_s: float = 0.0  # Settings.parse_timeout_s; 0 = no limit
 
 
 @dataclass
@@ -313,7 +319,7 @@ class Prepared:
 
     path: str
     chunks: list[Chunk] | None = None
-    tokens: list[list[str]] | None = None     # BM25 tokens, one list per chunk
+    tokens: list[list[str]] | None = None  # BM25 tokens, one list per chunk
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     # What was read: the SHA-256, size and mtime of exactly the bytes parsed ("" when the file
@@ -361,8 +367,10 @@ def _warm_up(plan: ChunkPlan, chunker) -> None:
 
 
 def timeout_reason(rel: str, limit: float) -> str:
-    return (f"{rel}: preparing it took longer than the {limit:g} s budget (parse_timeout_s), so it was "
-            "stopped; split the file, or raise parse_timeout_s (RAG_PARSE_TIMEOUT_S) and retry.")
+    return (
+        f"{rel}: preparing it took longer than the {limit:g} s budget (parse_timeout_s), so it was "
+        "stopped; split the file, or raise parse_timeout_s (RAG_PARSE_TIMEOUT_S) and retry."
+    )
 
 
 def _prepare(abspath: Path, rel: str, plan: ChunkPlan, chunker, seconds: dict[str, float]) -> Prepared:
@@ -386,8 +394,12 @@ def _prepare(abspath: Path, rel: str, plan: ChunkPlan, chunker, seconds: dict[st
     except ParseError as exc:
         return Prepared(rel, error=str(exc), seconds=seconds, **read)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the whole run
-        return Prepared(rel, error=f"{rel} could not be parsed ({exc.__class__.__name__}: {exc}); remove it or report the bug.",
-                        seconds=seconds, **read)
+        return Prepared(
+            rel,
+            error=f"{rel} could not be parsed ({exc.__class__.__name__}: {exc}); remove it or report the bug.",
+            seconds=seconds,
+            **read,
+        )
     seconds["parse"] = time.perf_counter() - t
     t = time.perf_counter()
     chunks = (chunker or _worker_chunker(plan)).chunk(rel, elements)
@@ -432,7 +444,7 @@ SLOW_NOTICE_S = 10.0
 
 
 @contextlib.contextmanager
-def slow_notice(progress: "Progress", rel: str, every: float = SLOW_NOTICE_S) -> Iterator[None]:
+def slow_notice(progress: Progress, rel: str, every: float = SLOW_NOTICE_S) -> Iterator[None]:
     """Log "still parsing REL (N s)" every ``every`` seconds while the block runs."""
     done = threading.Event()
     started = time.monotonic()
@@ -510,6 +522,7 @@ def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], 
         fast = Tokenizer.from_file(str(path))
         fast.no_truncation()
         fast.no_padding()
+
         @remembering
         def count(texts: Sequence[str]) -> list[int]:
             return [len(e.ids) for e in fast.encode_batch(list(texts), add_special_tokens=False)] if texts else []
@@ -524,12 +537,19 @@ def token_functions(source: str) -> tuple[Callable[[Sequence[str]], list[int]], 
         def count(texts: Sequence[str]) -> list[int]:
             if not texts:
                 return []
-            ids = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
-                            return_token_type_ids=False, verbose=False)["input_ids"]
+            ids = tokenizer(
+                list(texts),
+                add_special_tokens=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )["input_ids"]
             return [len(i) for i in ids]
 
         def offsets(text: str) -> list[tuple[int, int]]:
-            return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+            return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+                "offset_mapping"
+            ]
 
     def split(text: str, max_tokens: int) -> list[str]:
         marks = offsets(text)
@@ -581,8 +601,14 @@ PARSE_WAVE_FILES = 512
 UNGUARDED_MAX_BYTES = 4 * 1024 * 1024
 
 
-def prepare_files(files: list[SourceFile], plan: ChunkPlan, workers: int, chunker=None,
-                  wave_files: int | None = None, progress: "Progress | None" = None) -> Iterator[Prepared]:
+def prepare_files(
+    files: list[SourceFile],
+    plan: ChunkPlan,
+    workers: int,
+    chunker=None,
+    wave_files: int | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Prepared]:
     """Prepare files, in worker processes for larger batches; results arrive as they finish.
 
     Without ``wave_files`` every file is handed to the workers at once, so parsing overlaps
@@ -616,7 +642,7 @@ class _WorkerPool:
     say which file each is on, so the parent can name slow files and stop stuck ones without
     losing the rest of the wave."""
 
-    def __init__(self, plan: ChunkPlan, workers: int, progress: "Progress") -> None:
+    def __init__(self, plan: ChunkPlan, workers: int, progress: Progress) -> None:
         self.plan = plan
         self.workers = workers
         self.progress = progress
@@ -627,8 +653,12 @@ class _WorkerPool:
 
     def _start(self) -> None:
         self.starts = self.context.Queue()
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context,
-                                        initializer=_exit_with_parent, initargs=(os.getpid(), self.starts))
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self.context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(), self.starts),
+        )
 
     def _stop(self) -> None:
         if self.pool is not None:
@@ -644,9 +674,9 @@ class _WorkerPool:
         try:
             for start in range(0, len(files), wave):
                 if wave_files:
-                    yield from list(self._wave(files[start:start + wave]))
+                    yield from list(self._wave(files[start : start + wave]))
                 else:
-                    yield from self._wave(files[start:start + wave])
+                    yield from self._wave(files[start : start + wave])
         finally:
             self._stop()
 
@@ -655,9 +685,10 @@ class _WorkerPool:
         while remaining:
             if self.pool is None:
                 self._start()
-            futures = {self.pool.submit(_prepare_in_worker, str(s.abspath), s.path, self.plan): s
-                       for s in remaining.values()}
-            running: dict[str, tuple[int, float]] = {}   # path -> (worker pid, started)
+            futures = {
+                self.pool.submit(_prepare_in_worker, str(s.abspath), s.path, self.plan): s for s in remaining.values()
+            }
+            running: dict[str, tuple[int, float]] = {}  # path -> (worker pid, started)
             noticed: dict[str, int] = {}
             killed: dict[str, float] = {}
             pending = set(futures)
@@ -672,8 +703,10 @@ class _WorkerPool:
                         broken = True
                         continue
                     except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled
-                        item = Prepared(source.path, error=f"{source.path}: its parsing worker failed "
-                                        f"({exc.__class__.__name__}: {exc})")
+                        item = Prepared(
+                            source.path,
+                            error=f"{source.path}: its parsing worker failed ({exc.__class__.__name__}: {exc})",
+                        )
                     running.pop(source.path, None)
                     remaining.pop(source.path, None)
                     yield item
@@ -686,8 +719,9 @@ class _WorkerPool:
                 self._read_starts(running, remaining)
                 for path, elapsed in killed.items():
                     remaining.pop(path, None)
-                    yield Prepared(path, error=timeout_reason(path, self.plan.parse_timeout_s),
-                                   seconds={"parse": elapsed})
+                    yield Prepared(
+                        path, error=timeout_reason(path, self.plan.parse_timeout_s), seconds={"parse": elapsed}
+                    )
                 for path in list(running):
                     if path in killed or path not in remaining:
                         continue
@@ -746,8 +780,9 @@ def ingest_folder(
     return run_ingest(root, settings, process, progress=progress, rebuild=rebuild)
 
 
-def _leave_out_removed(files: list[SourceFile], directory: Path, report: IngestReport,
-                       progress: Progress) -> list[SourceFile]:
+def _leave_out_removed(
+    files: list[SourceFile], directory: Path, report: IngestReport, progress: Progress
+) -> list[SourceFile]:
     """The files, less those removed from the index through the API (see :mod:`rag.removals`)."""
     from rag.removals import removed_paths
 
@@ -755,8 +790,10 @@ def _leave_out_removed(files: list[SourceFile], directory: Path, report: IngestR
     kept = []
     for source in files:
         if source.path in removed:
-            reason = (f"{source.path}: removed from the index through the API; left out "
-                      "(python -m ingest --include-removed indexes it again).")
+            reason = (
+                f"{source.path}: removed from the index through the API; left out "
+                "(python -m ingest --include-removed indexes it again)."
+            )
             report.skipped.append({"path": source.path, "reason": reason})
             progress.log(reason)
         else:
@@ -770,8 +807,10 @@ def processing_signature(settings: Settings) -> str:
     from rag.chunking import CHUNKER_VERSION
     from rag.parsing import PARSER_VERSION
 
-    return (f"parser {PARSER_VERSION}, chunker {CHUNKER_VERSION}, chunk_tokens {settings.chunk_tokens}, "
-            f"chunk_overlap {settings.chunk_overlap}")
+    return (
+        f"parser {PARSER_VERSION}, chunker {CHUNKER_VERSION}, chunk_tokens {settings.chunk_tokens}, "
+        f"chunk_overlap {settings.chunk_overlap}"
+    )
 
 
 def run_ingest(
@@ -831,8 +870,10 @@ def run_ingest(
             if known and meta.get("processing") != processing:
                 # Unchanged files would keep chunks cut another way: parse them all again (chunks
                 # whose text comes out the same keep their embeddings).
-                report.reprocessed = (f"the index was built with {meta.get('processing') or 'an older version'}, "
-                                      f"now {processing}: every file is parsed and chunked again")
+                report.reprocessed = (
+                    f"the index was built with {meta.get('processing') or 'an older version'}, "
+                    f"now {processing}: every file is parsed and chunked again"
+                )
                 progress.log(report.reprocessed)
                 failures = {}
 
@@ -859,7 +900,9 @@ def run_ingest(
                     unchanged.append(source)
                 elif source.path in failures and failures[source.path][0] == source.sha256:
                     report.files_failed += 1
-                    report.failed.append({"path": source.path, "reason": failures[source.path][1] + " (unchanged since)"})
+                    report.failed.append(
+                        {"path": source.path, "reason": failures[source.path][1] + " (unchanged since)"}
+                    )
                 else:
                     to_parse.append(source)
                 progress.advance(1)
@@ -917,26 +960,39 @@ def run_ingest(
                 rows = store.rows_of([c.id for c in new_chunks])
                 added_rows = np.asarray([rows[c.id] for c in new_chunks], dtype=np.int64)
                 dimension = new_vectors.shape[1] if len(new_vectors) else int(meta.get("dimension", "0") or 0)
-                written = write_stores(store, directory, generation, settings, meta, dimension, rebuild,
-                                       np.asarray(removed_rows, dtype=np.int64), added_rows, new_vectors, new_tokens,
-                                       progress)
-                store.set_meta({
-                    "generation": generation,
-                    "embed_model": settings.embed_model,
-                    "dimension": dimension,
-                    "dense_kind": written.vector_state.get("kind", ""),
-                    "vector_store": json.dumps(written.vector_state),
-                    "keyword_store": json.dumps(written.keyword_state),
-                    "documents": len(store.documents()),
-                    "chunks": store.count_chunks(),
-                    "updated_at": time.time(),
-                    "chunk_tokens": settings.chunk_tokens,
-                    "chunk_overlap": settings.chunk_overlap,
-                    "processing": processing,
-                    "root": str(root.resolve()),
-                    # what encoded the documents (latest run that embedded any)
-                    "document_encoder": report.document_encoder or meta.get("document_encoder", ""),
-                })
+                written = write_stores(
+                    store,
+                    directory,
+                    generation,
+                    settings,
+                    meta,
+                    dimension,
+                    rebuild,
+                    np.asarray(removed_rows, dtype=np.int64),
+                    added_rows,
+                    new_vectors,
+                    new_tokens,
+                    progress,
+                )
+                store.set_meta(
+                    {
+                        "generation": generation,
+                        "embed_model": settings.embed_model,
+                        "dimension": dimension,
+                        "dense_kind": written.vector_state.get("kind", ""),
+                        "vector_store": json.dumps(written.vector_state),
+                        "keyword_store": json.dumps(written.keyword_state),
+                        "documents": len(store.documents()),
+                        "chunks": store.count_chunks(),
+                        "updated_at": time.time(),
+                        "chunk_tokens": settings.chunk_tokens,
+                        "chunk_overlap": settings.chunk_overlap,
+                        "processing": processing,
+                        "root": str(root.resolve()),
+                        # what encoded the documents (latest run that embedded any)
+                        "document_encoder": report.document_encoder or meta.get("document_encoder", ""),
+                    }
+                )
                 _before_commit_hook()
                 store.commit()
             except BaseException:
@@ -1019,8 +1075,10 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
 
     t_prepare = time.perf_counter()
     prepare = prepare or functools.partial(
-        prepare_files, wave_files=None if pick_device(settings.device) == "cuda" else PARSE_WAVE_FILES,
-        progress=progress)
+        prepare_files,
+        wave_files=None if pick_device(settings.device) == "cuda" else PARSE_WAVE_FILES,
+        progress=progress,
+    )
     took: list[tuple[float, str]] = []
     for item in prepare(to_parse, plan, settings.workers, local_chunker):
         source = by_path[item.path]
@@ -1030,8 +1088,9 @@ def _process(to_parse, known, store, settings, progress, embedder, report, stage
         if item.sha256 and item.sha256 != source.sha256:
             # It changed between the hashing and the parsing: record what was parsed.
             source.sha256, source.size, source.mtime = item.sha256, item.size, item.mtime
-            progress.log(f"{source.path}: changed while the ingest ran; indexed as it was read "
-                         f"(SHA-256 {item.sha256[:12]}).")
+            progress.log(
+                f"{source.path}: changed while the ingest ran; indexed as it was read (SHA-256 {item.sha256[:12]})."
+            )
         if item.error is not None:
             failed_now.append((source, item.error))
             report.files_failed += 1
@@ -1087,9 +1146,20 @@ class WrittenStores:
 DIRTY_MARKER = ".vector-store-dirty"
 
 
-def write_stores(store, directory: Path, generation: int, settings: Settings, meta: dict[str, str], dimension: int,
-                 rebuild: bool, removed_rows: np.ndarray, added_rows: np.ndarray, vectors: np.ndarray,
-                 tokens: list[list[str]], progress: Progress) -> WrittenStores:
+def write_stores(
+    store,
+    directory: Path,
+    generation: int,
+    settings: Settings,
+    meta: dict[str, str],
+    dimension: int,
+    rebuild: bool,
+    removed_rows: np.ndarray,
+    added_rows: np.ndarray,
+    vectors: np.ndarray,
+    tokens: list[list[str]],
+    progress: Progress,
+) -> WrittenStores:
     """Bring the vector and keyword stores to what the chunk store holds now (inside its open
     transaction) and write their files for ``generation``, beside the live ones.
 
@@ -1159,8 +1229,10 @@ def _reconcile(vector, store, progress: Progress) -> None:
     extra = np.setdiff1d(have, want)
     missing = set(np.setdiff1d(want, have).tolist())
     if len(extra) or missing:
-        progress.log(f"bringing the {vector.name} store in line with the chunk store "
-                     f"({len(extra)} to remove, {len(missing)} to add)")
+        progress.log(
+            f"bringing the {vector.name} store in line with the chunk store "
+            f"({len(extra)} to remove, {len(missing)} to add)"
+        )
     vector.delete(extra)
     if missing:
         for ids, part in store.iter_vectors():
@@ -1181,8 +1253,9 @@ def remove_unused_files(directory: Path, keep: list[list[str]]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _finish(report: IngestReport, store, directory: Path, started: float, stages: dict[str, float],
-            meta: dict[str, str]) -> IngestReport:
+def _finish(
+    report: IngestReport, store, directory: Path, started: float, stages: dict[str, float], meta: dict[str, str]
+) -> IngestReport:
     report.seconds = round(time.perf_counter() - started, 3)
     report.chunks_total = int(meta.get("chunks", "0") or 0)
     report.documents_total = int(meta.get("documents", "0") or 0)

@@ -42,9 +42,9 @@ from rag.errors import ConfigError, InputError, RagError
 from rag.index import resolve_embed_model
 from rag.ingestion import ChunkPlan, IngestReport, Progress, SilentProgress, SourceFile, prepare_file, run_ingest
 
-LOCAL = "local"          # the address meaning "start a private cluster on this machine"
-FILES_PER_BATCH = 4      # files one ParseAndChunk call handles: small, so parsing spreads out
-CHUNKS_PER_BATCH = 256   # rows one EmbedBatch call gets: enough for length-sorted batching
+LOCAL = "local"  # the address meaning "start a private cluster on this machine"
+FILES_PER_BATCH = 4  # files one ParseAndChunk call handles: small, so parsing spreads out
+CHUNKS_PER_BATCH = 256  # rows one EmbedBatch call gets: enough for length-sorted batching
 # Passed on to the workers of a remote cluster, so they stay as offline as the driver.
 _FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "DO_NOT_TRACK")
 
@@ -141,19 +141,30 @@ class RaySession:
             return time.perf_counter() - t
         if self.address == LOCAL:
             self.progress.log("starting a local Ray cluster (127.0.0.1 only)")
-            ray.init(address=LOCAL, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                address=LOCAL,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
             node_ip = ray.util.get_node_ip_address()
             if node_ip not in ("127.0.0.1", "::1"):
-                self.progress.log(f"note: the local Ray cluster listens on {node_ip}, not only on 127.0.0.1 "
-                                  "(ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 could be set)")
+                self.progress.log(
+                    f"note: the local Ray cluster listens on {node_ip}, not only on 127.0.0.1 "
+                    "(ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 could be set)"
+                )
         else:
             self.progress.log(f"connecting to the Ray cluster at {self.address}")
             env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
             package = str(Path(__file__).resolve().parent)
             try:
-                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                         runtime_env={"py_modules": [package], "env_vars": env})
+                ray.init(
+                    address=self.address,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    runtime_env={"py_modules": [package], "env_vars": env},
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(
                     f"Could not connect to the Ray cluster at {self.address} ({exc.__class__.__name__}); check "
@@ -264,10 +275,26 @@ class ParseAndChunk:
             for chunk, tokens in fresh:
                 meta = chunk.to_dict()
                 text = meta.pop("text")
-                rows.append(_row(order, "chunk", path, chunk=json.dumps(meta), text=text,
-                                 tokens=json.dumps(tokens, ensure_ascii=False)))
-            rows.append(_row(order, "file", path, ids=json.dumps([c.id for c in item.chunks]),
-                             n_embed=len(fresh), seconds=seconds))
+                rows.append(
+                    _row(
+                        order,
+                        "chunk",
+                        path,
+                        chunk=json.dumps(meta),
+                        text=text,
+                        tokens=json.dumps(tokens, ensure_ascii=False),
+                    )
+                )
+            rows.append(
+                _row(
+                    order,
+                    "file",
+                    path,
+                    ids=json.dumps([c.id for c in item.chunks]),
+                    n_embed=len(fresh),
+                    seconds=seconds,
+                )
+            )
         return _columns(rows)
 
 
@@ -292,7 +319,9 @@ class EmbedBatch:
         is_chunk = batch["kind"] == "chunk"
         vectors = np.zeros((len(is_chunk), self.embedder.dimension), dtype=np.float32)
         if is_chunk.any():
-            vectors[is_chunk] = getattr(self.embedder, "embed_documents", self.embedder.embed)([str(t) for t in batch["text"][is_chunk]])
+            vectors[is_chunk] = getattr(self.embedder, "embed_documents", self.embedder.embed)(
+                [str(t) for t in batch["text"][is_chunk]]
+            )
         out = dict(batch)
         out["vector"] = vectors
         out["embed_s"] = np.zeros(len(is_chunk), dtype=np.float64)
@@ -313,7 +342,14 @@ def _deferred(error: RagError | None) -> None:
 
 
 _DEFAULTS: dict[str, Any] = {
-    "ok": True, "error": "", "ids": "", "n_embed": 0, "chunk": "", "text": "", "tokens": "", "seconds": "{}",
+    "ok": True,
+    "error": "",
+    "ids": "",
+    "n_embed": 0,
+    "chunk": "",
+    "text": "",
+    "tokens": "",
+    "seconds": "{}",
 }
 
 
@@ -333,8 +369,17 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 # -- the driver ----------------------------------------------------------------------------
 
 
-def _process_on_ray(to_parse: list[SourceFile], known, store, report: IngestReport, stages: dict[str, float],
-                    settings: Settings, progress: Progress, rebuild: bool, session: RaySession):
+def _process_on_ray(
+    to_parse: list[SourceFile],
+    known,
+    store,
+    report: IngestReport,
+    stages: dict[str, float],
+    settings: Settings,
+    progress: Progress,
+    rebuild: bool,
+    session: RaySession,
+):
     """The Ray counterpart of ``rag.ingestion._process``: same inputs, same outputs."""
     progress.stage("ingest", len(to_parse))
     if not to_parse:  # only deletions: nothing for a cluster to do
@@ -345,24 +390,41 @@ def _process_on_ray(to_parse: list[SourceFile], known, store, report: IngestRepo
 
     cpus, gpus = session.resources()
     plan = plan_actors(cpus, gpus, len(to_parse))
-    progress.log(f"Ray: {plan.parse_actors} parsing and {plan.embed_actors} embedding actors"
-                 f"{' on GPUs' if plan.gpus_per_embed else ''} ({cpus:g} CPUs, {gpus:g} GPUs)")
+    progress.log(
+        f"Ray: {plan.parse_actors} parsing and {plan.embed_actors} embedding actors"
+        f"{' on GPUs' if plan.gpus_per_embed else ''} ({cpus:g} CPUs, {gpus:g} GPUs)"
+    )
 
     # Ids the index already holds for each file: their chunks need no new vector. A chunk id
     # hashes the file's path, so only that file's own chunks can match.
     items = [
-        {"order": i, "path": s.path, "abspath": str(s.abspath.resolve()),
-         "known": json.dumps([] if rebuild else [c.id for c in store.chunks_of(s.path)])}
+        {
+            "order": i,
+            "path": s.path,
+            "abspath": str(s.abspath.resolve()),
+            "known": json.dumps([] if rebuild else [c.id for c in store.chunks_of(s.path)]),
+        }
         for i, s in enumerate(to_parse)
     ]
     dataset = (
         ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / FILES_PER_BATCH)))
-        .map_batches(ParseAndChunk, fn_constructor_kwargs={"settings": settings}, batch_size=FILES_PER_BATCH,
-                     batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.parse_actors),
-                     num_cpus=plan.cpus_per_actor)
-        .map_batches(EmbedBatch, fn_constructor_kwargs={"settings": settings}, batch_size=CHUNKS_PER_BATCH,
-                     batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.embed_actors),
-                     num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_embed)
+        .map_batches(
+            ParseAndChunk,
+            fn_constructor_kwargs={"settings": settings},
+            batch_size=FILES_PER_BATCH,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=plan.parse_actors),
+            num_cpus=plan.cpus_per_actor,
+        )
+        .map_batches(
+            EmbedBatch,
+            fn_constructor_kwargs={"settings": settings},
+            batch_size=CHUNKS_PER_BATCH,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=plan.embed_actors),
+            num_cpus=plan.cpus_per_actor,
+            num_gpus=plan.gpus_per_embed,
+        )
     )
 
     t = time.perf_counter()

@@ -7,7 +7,7 @@ quoting. Chinese words are matched as substrings (see :func:`terms_found`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.text import has_cjk, normalize, plain_words, search_tokens
 

@@ -42,8 +42,9 @@ import os
 import re
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from rag.documents import Element
 from rag.errors import ParseError
@@ -108,8 +109,7 @@ def parse_file(path: Path, max_bytes: int, data: bytes | None = None) -> list[El
         ) from exc
     except Exception as exc:  # unstructured and the format libraries raise anything at all
         raise ParseError(
-            f"Could not parse {path} ({_describe(exc)}); check that it opens in its usual application, "
-            "or remove it."
+            f"Could not parse {path} ({_describe(exc)}); check that it opens in its usual application, or remove it."
         ) from exc
     if not elements:
         raise ParseError(f"{path} contains no text that could be extracted; add text to it or remove it.")
@@ -168,8 +168,12 @@ def _prepare_unstructured() -> None:
 
 
 # Modules that import unstructured's element-type tests by name.
-_CLASSIFIER_USERS = ("unstructured.partition.text", "unstructured.partition.html.parser",
-                     "unstructured.partition.docx", "unstructured.partition.pptx")
+_CLASSIFIER_USERS = (
+    "unstructured.partition.text",
+    "unstructured.partition.html.parser",
+    "unstructured.partition.docx",
+    "unstructured.partition.pptx",
+)
 # Of those, the ones where the test only picks NarrativeText or UncategorizedText for text the
 # markup already calls a paragraph.
 _MARKUP_CLASSIFIER_USERS = ("unstructured.partition.html.parser",)
@@ -206,8 +210,11 @@ def _classify_without_spacy() -> None:
         if cjk_ratio(text) >= 0.5:
             return chinese_is_paragraph(text)
         if not kwargs.get("language_checks") and has_sentences(text, 2):
-            threshold = float(os.environ.get("UNSTRUCTURED_NARRATIVE_TEXT_NON_ALPHA_THRESHOLD",
-                                             kwargs.get("non_alpha_threshold", 0.5)))
+            threshold = float(
+                os.environ.get(
+                    "UNSTRUCTURED_NARRATIVE_TEXT_NON_ALPHA_THRESHOLD", kwargs.get("non_alpha_threshold", 0.5)
+                )
+            )
             return not text.isnumeric() and not text_type.under_non_alpha_ratio(text, threshold=threshold)
         return original_narrative(text, *args, **kwargs)
 
@@ -225,10 +232,15 @@ def _classify_without_spacy() -> None:
         # unless it is numeric, mostly non-letters or all capitals.
         if cjk_ratio(text) >= 0.5 or kwargs.get("language_checks"):
             return is_possible_narrative_text(text, *args, **kwargs)
-        threshold = float(os.environ.get("UNSTRUCTURED_NARRATIVE_TEXT_NON_ALPHA_THRESHOLD",
-                                         kwargs.get("non_alpha_threshold", 0.5)))
-        return (bool(text.strip()) and not text.isnumeric() and not text.isupper()
-                and not text_type.under_non_alpha_ratio(text, threshold=threshold))
+        threshold = float(
+            os.environ.get("UNSTRUCTURED_NARRATIVE_TEXT_NON_ALPHA_THRESHOLD", kwargs.get("non_alpha_threshold", 0.5))
+        )
+        return (
+            bool(text.strip())
+            and not text.isnumeric()
+            and not text.isupper()
+            and not text_type.under_non_alpha_ratio(text, threshold=threshold)
+        )
 
     for name in _CLASSIFIER_USERS:
         module = importlib.import_module(name)
@@ -256,8 +268,11 @@ def has_sentences(text: str, count: int, min_words: int = 3) -> bool:
 def chinese_is_paragraph(text: str) -> bool:
     """A Chinese element is running text when it holds a sentence end or is long."""
     text = text.strip()
-    return bool(text) and not text.isnumeric() and (
-        any(mark in text for mark in ("。", "！", "？", "；")) or text.endswith(_SENTENCE_END) or len(text) > 40)
+    return (
+        bool(text)
+        and not text.isnumeric()
+        and (any(mark in text for mark in ("。", "！", "？", "；")) or text.endswith(_SENTENCE_END) or len(text) > 40)
+    )
 
 
 def chinese_is_title(text: str) -> bool:
@@ -320,9 +335,13 @@ def _short_english_paragraphs(text: str) -> list[str]:
     found = []
     for paragraph in _split_by_paragraph(auto_paragraph_grouper(text)):
         paragraph = paragraph.strip()
-        if (paragraph and len(paragraph) <= _LONG_PARAGRAPH and cjk_ratio(paragraph) < 0.5
-                and not is_bulleted_text(paragraph)
-                and not has_sentences(paragraph, 2)):
+        if (
+            paragraph
+            and len(paragraph) <= _LONG_PARAGRAPH
+            and cjk_ratio(paragraph) < 0.5
+            and not is_bulleted_text(paragraph)
+            and not has_sentences(paragraph, 2)
+        ):
             found.append(paragraph)
     return found
 
@@ -376,8 +395,12 @@ def looks_like_markdown(text: str) -> bool:
     headings = len(_MD_HEADING.findall(sample))
     if headings >= 2:
         return True
-    marks = (len(_MD_FENCE.findall(sample)) // 2 + len(_MD_TABLE_RULE.findall(sample))
-             + min(len(_MD_BOLD.findall(sample)), 3) + min(len(_MD_LINK.findall(sample)), 3))
+    marks = (
+        len(_MD_FENCE.findall(sample)) // 2
+        + len(_MD_TABLE_RULE.findall(sample))
+        + min(len(_MD_BOLD.findall(sample)), 3)
+        + min(len(_MD_LINK.findall(sample)), 3)
+    )
     return marks >= (2 if headings else 4)
 
 
@@ -395,8 +418,14 @@ def _join_wrapped_cjk_markdown(text: str) -> str:
     for line in text.splitlines():
         fence = _MD_FENCE.match(line) is not None
         previous = out[-1] if out else ""
-        if (not in_code and not fence and previous.strip() and not _MD_BLOCK_LINE.match(previous)
-                and _CJK_CHAR.match(previous.rstrip()[-1]) and _CJK_CHAR.match(line.lstrip()[:1] or " ")):
+        if (
+            not in_code
+            and not fence
+            and previous.strip()
+            and not _MD_BLOCK_LINE.match(previous)
+            and _CJK_CHAR.match(previous.rstrip()[-1])
+            and _CJK_CHAR.match(line.lstrip()[:1] or " ")
+        ):
             out[-1] = previous.rstrip() + line.lstrip()
             continue
         if fence:
@@ -444,8 +473,7 @@ def _parse_json(path: Path, data: bytes) -> list[Element]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-            "fix the file or remove it."
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); fix the file or remove it."
         ) from exc
     from unstructured.partition.common.json_partitioning import is_element_shaped_dict
 
@@ -479,9 +507,11 @@ _LIGATURES = re.compile("[\ufb00-\ufb06]")
 # CJK characters and CJK/full-width punctuation: a line break between two of them is not a space.
 _CJK_OR_MARK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_WRAP = re.compile(f"(?<=[{_CJK_OR_MARK}])\\s+(?=[{_CJK_OR_MARK}])")
-_PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d+(?:\s*(?:/|of)\s*\d+)?$|^第\s*\d+\s*页(?:\s*[,，/]?\s*共\s*\d+\s*页)?$", re.I)
+_PAGE_NUMBER = re.compile(
+    r"^(?:page\s*)?\d+(?:\s*(?:/|of)\s*\d+)?$|^第\s*\d+\s*页(?:\s*[,，/]?\s*共\s*\d+\s*页)?$", re.I
+)
 _LETTER = re.compile(r"[^\W\d_]")
-_MAX_RUNNING_HEAD = 100            # characters; longer text at a page's edge is running text
+_MAX_RUNNING_HEAD = 100  # characters; longer text at a page's edge is running text
 
 
 def _tidy_pdf(elements: list[Element]) -> list[Element]:
@@ -494,6 +524,7 @@ def _tidy_pdf(elements: list[Element]) -> list[Element]:
     top of its first page) becomes a ``Title``, so the text under it gets its section; anything
     else keeps its text. Ligatures are spelled out, and a line break inside Chinese text no
     longer leaves a space ("一个月内 喝完"; table rows keep their line breaks)."""
+
     def shape(element: Element) -> tuple[str, str]:
         return element.kind, re.sub(r"\d+", "#", " ".join(element.text.lower().split()))
 
@@ -632,8 +663,7 @@ def _explain_empty_pdf(path: Path, data: bytes) -> str:
         return f"{path} is a damaged PDF ({_describe(exc)}); re-export or re-download it, or remove it."
     if has_text and importlib.util.find_spec("pikepdf") is None:
         return (
-            f"{path} has text but none was extracted because pikepdf is missing; "
-            "run 'pip install pikepdf' and retry."
+            f"{path} has text but none was extracted because pikepdf is missing; run 'pip install pikepdf' and retry."
         )
     if not reader.pages:
         return f"{path} is a damaged PDF (no pages found); re-export or re-download it, or remove it."
@@ -666,12 +696,39 @@ _MIN_PLAUSIBLE = 0.9
 # charset-normalizer's guesses that are all "Latin script, 8 bits": between them, bytes alone
 # cannot tell French in cp1252 from Czech in cp1250 ("crème" / "crčme"), so the Western one
 # is taken unless the other reads clearly better (see _western_score).
-_LATIN_FAMILY = frozenset({
-    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4",
-    "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "mac_latin2",
-    "mac_roman", "mac_iceland", "mac_turkish", "cp437", "cp850", "cp852", "cp858", "cp775", "cp1125",
-    "hp_roman8", "cp037", "cp500", "cp1140",
-})
+_LATIN_FAMILY = frozenset(
+    {
+        "cp1250",
+        "cp1252",
+        "cp1254",
+        "cp1257",
+        "cp1258",
+        "latin_1",
+        "iso8859_2",
+        "iso8859_3",
+        "iso8859_4",
+        "iso8859_9",
+        "iso8859_10",
+        "iso8859_13",
+        "iso8859_14",
+        "iso8859_15",
+        "iso8859_16",
+        "mac_latin2",
+        "mac_roman",
+        "mac_iceland",
+        "mac_turkish",
+        "cp437",
+        "cp850",
+        "cp852",
+        "cp858",
+        "cp775",
+        "cp1125",
+        "hp_roman8",
+        "cp037",
+        "cp500",
+        "cp1140",
+    }
+)
 
 
 def _read_text(path: Path, data: bytes) -> str:
@@ -686,9 +743,7 @@ def _read_text(path: Path, data: bytes) -> str:
 
 
 def _binary_error(path: Path) -> ParseError:
-    return ParseError(
-        f"{path} holds binary data, not text; give it the extension of its real format or remove it."
-    )
+    return ParseError(f"{path} holds binary data, not text; give it the extension of its real format or remove it.")
 
 
 def _control_share(data: bytes) -> float:
@@ -704,9 +759,13 @@ def _decode(path: Path, data: bytes) -> str:
         return data.decode("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8")
     except UnicodeDecodeError:
         pass
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
-                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(encoding)
@@ -755,7 +814,7 @@ def _utf16_without_bom(data: bytes) -> str | None:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        score = _plausible_share(text[:_SAMPLE_BYTES // 2])
+        score = _plausible_share(text[: _SAMPLE_BYTES // 2])
         if score >= _MIN_PLAUSIBLE and (best is None or score > best[0]):
             best = (score, text)
     return best[1] if best else None
@@ -772,8 +831,15 @@ def _plausible_share(text: str) -> float:
     good = 0
     for ch in text:
         code = ord(ch)
-        if (32 <= code < 127 or ch in "\t\n\r\f" or 0xC0 <= code <= 0xFF or 0x2000 <= code <= 0x206F
-                or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or ch in common):
+        if (
+            32 <= code < 127
+            or ch in "\t\n\r\f"
+            or 0xC0 <= code <= 0xFF
+            or 0x2000 <= code <= 0x206F
+            or 0x3000 <= code <= 0x303F
+            or 0xFF00 <= code <= 0xFFEF
+            or ch in common
+        ):
             good += 1
     return good / len(text)
 
@@ -850,7 +916,7 @@ def _detected(data: bytes) -> str | None:
     if len(data) > _SAMPLE_BYTES:
         # Cut at a line end so the sample does not end inside a multi-byte character.
         cut = data.rfind(b"\n", 0, _SAMPLE_BYTES)
-        sample = data[:cut + 1] if cut > 0 else data[:_SAMPLE_BYTES]
+        sample = data[: cut + 1] if cut > 0 else data[:_SAMPLE_BYTES]
     # UTF-16 and UTF-32 without a BOM were tried already, against what text is made of; the
     # detector also guesses them for binary data with a repeating pattern.
     matches = [m for m in charset_normalizer.from_bytes(sample) if not m.encoding.startswith(("utf_16", "utf_32"))]
@@ -961,8 +1027,9 @@ def _plain_paragraphs(text: str) -> list[Element]:
     for paragraph in _BLANK_LINES.split(text):
         paragraph = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
         pieces = _cut_line(paragraph, _LINE_PIECE) if len(paragraph) > _HUGE_LINE else [paragraph]
-        elements.extend(Element(text=p.strip(), kind="NarrativeText", page=None, section=None)
-                        for p in pieces if p.strip())
+        elements.extend(
+            Element(text=p.strip(), kind="NarrativeText", page=None, section=None) for p in pieces if p.strip()
+        )
     return elements
 
 

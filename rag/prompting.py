@@ -17,8 +17,8 @@ anywhere in a message's text are written so that no tokenizer reads them as its 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
@@ -78,9 +78,11 @@ def to_chat_messages(messages: Sequence[BaseMessage]) -> list[Message]:
 # Chat-template and tokenizer special tokens: <|im_start|>, <|endoftext|> (Qwen, SmolLM2),
 # <｜begin▁of▁sentence｜> (DeepSeek), [INST] and <<SYS>> (Llama 2, Mistral), <s> </s>,
 # <start_of_turn> (Gemma), <tool_call>, <think>.
-_SPECIAL_TOKEN = re.compile(r"<\|([^|<>\n]{1,40})\|>|<｜([^｜<>\n]{1,40})｜>|\[(/?INST)\]|<<(/?SYS)>>|"
-                            r"<(/?(?:s|bos|eos|pad|start_of_turn|end_of_turn|tool_call|tool_response|think))>",
-                            re.IGNORECASE)
+_SPECIAL_TOKEN = re.compile(
+    r"<\|([^|<>\n]{1,40})\|>|<｜([^｜<>\n]{1,40})｜>|\[(/?INST)\]|<<(/?SYS)>>|"
+    r"<(/?(?:s|bos|eos|pad|start_of_turn|end_of_turn|tool_call|tool_response|think))>",
+    re.IGNORECASE,
+)
 
 
 def neutralise_special_tokens(text: str) -> str:
@@ -94,9 +96,18 @@ def neutralise_special_tokens(text: str) -> str:
 # example far better than it follows rules: with it, SmolLM2 answers Chinese questions in
 # sentences taken from the passages instead of babbling (measured on examples/qa.jsonl).
 EXAMPLE = {
-    "en": ("pumps.md", "The Zephyr pump runs at 3400 rpm and is serviced every year.",
-           "How fast does the Zephyr pump run?", "The Zephyr pump runs at 3400 rpm [1]."),
-    "zh": ("长城.txt", "长城全长约两万一千公里，始建于春秋战国时期。", "长城全长多少公里？", "长城全长约两万一千公里[1]。"),
+    "en": (
+        "pumps.md",
+        "The Zephyr pump runs at 3400 rpm and is serviced every year.",
+        "How fast does the Zephyr pump run?",
+        "The Zephyr pump runs at 3400 rpm [1].",
+    ),
+    "zh": (
+        "长城.txt",
+        "长城全长约两万一千公里，始建于春秋战国时期。",
+        "长城全长多少公里？",
+        "长城全长约两万一千公里[1]。",
+    ),
 }
 
 
@@ -106,7 +117,9 @@ def answer_template(language: str, example: bool = True) -> ChatPromptTemplate:
     messages: list[tuple[str, str]] = [("system", SYSTEM_RULES[lang])]
     if example:
         source, text, question, answer = EXAMPLE[lang]
-        chunk = Chunk(id="example", text=text, source=source, page=None, section=None, kind="text", start=0, end=len(text))
+        chunk = Chunk(
+            id="example", text=text, source=source, page=None, section=None, kind="text", start=0, end=len(text)
+        )
         passages = render_passage(1, SearchHit(chunk=chunk, score=1.0), lang)
         shown = HUMAN_TEMPLATE[lang].replace("{passages}", passages).replace("{question}", question)
         # Literal braces in the example must not read as template variables.
@@ -141,9 +154,9 @@ class GroundedPromptResult:
     messages: list[Message]
     passages: list[SearchHit]
     language: str
-    prompt_tokens: int                      # by the generator's counter, chat-template markers included
-    truncated: bool = False                 # the last passage was cut short
-    dropped: int = 0                        # passages left out for lack of room
+    prompt_tokens: int  # by the generator's counter, chat-template markers included
+    truncated: bool = False  # the last passage was cut short
+    dropped: int = 0  # passages left out for lack of room
 
 
 @dataclass
@@ -153,8 +166,8 @@ class GroundedPrompt:
     count_tokens: TokenCounter
     context_window: int
     max_new_tokens: int
-    rules_language: str = "question"        # "question": rules in the question's language; or "en" / "zh"
-    example: bool = True                    # show one worked example before the question
+    rules_language: str = "question"  # "question": rules in the question's language; or "en" / "zh"
+    example: bool = True  # show one worked example before the question
     overhead_tokens: int = TEMPLATE_OVERHEAD_TOKENS
     # Tokens of passage text to keep, chosen sentence by sentence (rag.selection); 0 = whole passages.
     selection_budget: int = 0
@@ -171,8 +184,9 @@ class GroundedPrompt:
         refusal = REFUSALS["zh" if rules_lang == "zh" else "en"]
 
         def messages_for(blocks: list[str]) -> list[Message]:
-            return to_chat_messages(template.format_messages(
-                refusal=refusal, passages="\n\n".join(blocks), question=question.strip()))
+            return to_chat_messages(
+                template.format_messages(refusal=refusal, passages="\n\n".join(blocks), question=question.strip())
+            )
 
         def size(messages: list[Message]) -> int:
             return sum(self.count_tokens(m["content"]) for m in messages) + self.overhead_tokens
@@ -190,7 +204,7 @@ class GroundedPrompt:
             if not body:
                 continue
             block = render_passage(len(kept) + 1, hit, rules_lang, body)
-            cost = self.count_tokens(block) + 2      # the blank line between passages
+            cost = self.count_tokens(block) + 2  # the blank line between passages
             if cost <= room:
                 kept.append(hit)
                 texts.append(body)
@@ -299,12 +313,14 @@ class FollowUpPrompt:
         language = language or detect_language(question)
         lang = "zh" if language == "zh" else "en"
         lines = []
-        for turn in usable_history(history)[-self.history_turns:]:
+        for turn in usable_history(history)[-self.history_turns :]:
             content = _one_line(turn["content"])
             if len(content) > MAX_TURN_CHARS:
                 content = content[:MAX_TURN_CHARS] + "…"
             lines.append(f"{self.labels[lang][turn['role']]}: {content}")
-        return to_chat_messages(rewrite_template(lang).format_messages(history="\n".join(lines), question=question.strip()))
+        return to_chat_messages(
+            rewrite_template(lang).format_messages(history="\n".join(lines), question=question.strip())
+        )
 
     @staticmethod
     def parse(output: str) -> str:
@@ -314,8 +330,10 @@ class FollowUpPrompt:
             if line.strip():
                 text = line.strip()
                 break
-        text = re.sub(r"^(?:rewritten question|standalone question|question|改写后的问题|问题)\s*[:：]\s*", "", text, flags=re.I)
-        return text.strip().strip('"“”\'「」').strip()
+        text = re.sub(
+            r"^(?:rewritten question|standalone question|question|改写后的问题|问题)\s*[:：]\s*", "", text, flags=re.I
+        )
+        return text.strip().strip("\"“”'「」").strip()
 
 
 def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) -> bool:

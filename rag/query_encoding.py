@@ -21,8 +21,9 @@ import re
 import shutil
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 
 # Inputs the check at export compares between PyTorch and ONNX Runtime.
 PROBES = ("How long is the Great Wall of China?", "长城全长多少公里？", "x")
-MAX_DIFFERENCE = 1e-4          # largest allowed difference of one normalised vector component
-FORMAT_VERSION = "1"           # bump when the export changes, so old copies are not reused
+MAX_DIFFERENCE = 1e-4  # largest allowed difference of one normalised vector component
+FORMAT_VERSION = "1"  # bump when the export changes, so old copies are not reused
 
 
 class UnsupportedModel(Exception):
@@ -103,10 +104,17 @@ def export(model_dir: Path, target: Path, input_names: Sequence[str]) -> None:
     sample = tuple(torch.ones((1, 4), dtype=torch.long) for _ in input_names)
     axes = {name: {0: "batch", 1: "tokens"} for name in (*input_names, "last_hidden_state")}
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # tracer notes about Python control flow
-        torch.onnx.export(LastHiddenState(model), sample, str(target / "model.onnx"),
-                          input_names=list(input_names), output_names=["last_hidden_state"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)
+        warnings.simplefilter("ignore")  # tracer notes about Python control flow
+        torch.onnx.export(
+            LastHiddenState(model),
+            sample,
+            str(target / "model.onnx"),
+            input_names=list(input_names),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def reference_vectors(model_dir: Path, tokenizer: Any, texts: Sequence[str], max_length: int) -> np.ndarray:
@@ -124,13 +132,13 @@ def reference_vectors(model_dir: Path, tokenizer: Any, texts: Sequence[str], max
 class OnnxQueryEncoder:
     """Embeds short texts (questions) with an ONNX Runtime copy of a sentence-transformers model."""
 
-    def __init__(self, session: Any, tokenizer: "FastTokenizer") -> None:
+    def __init__(self, session: Any, tokenizer: FastTokenizer) -> None:
         self.session = session
         self.tokenizer = tokenizer
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def load(cls, model_dir: str | Path, cache_dir: Path | None, threads: int | None = None) -> "OnnxQueryEncoder":
+    def load(cls, model_dir: str | Path, cache_dir: Path | None, threads: int | None = None) -> OnnxQueryEncoder:
         """The encoder for ``model_dir``, exported on first use and read from the cache after.
 
         Raises :class:`UnsupportedModel` for models this cannot reproduce, ``ImportError``
@@ -164,7 +172,9 @@ class OnnxQueryEncoder:
         from transformers import AutoTokenizer
 
         reference_tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        names = [n for n in reference_tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+        names = [
+            n for n in reference_tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -180,7 +190,7 @@ class OnnxQueryEncoder:
             try:
                 staging.rename(folder)
             except OSError:
-                if not (folder / "model.onnx").is_file():   # another process may have won the race
+                if not (folder / "model.onnx").is_file():  # another process may have won the race
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

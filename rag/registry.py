@@ -11,8 +11,9 @@ is built with no arguments.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rag.errors import ConfigError
 
@@ -25,8 +26,9 @@ def is_import_path(name: str) -> bool:
     return bool(module) and bool(cls) and all(part.isidentifier() for part in module.split(".")) and cls.isidentifier()
 
 
-def backend_class(setting: str, name: str, registry: Mapping[str, str], members: Sequence[str],
-                  interface: str) -> type | None:
+def backend_class(
+    setting: str, name: str, registry: Mapping[str, str], members: Sequence[str], interface: str
+) -> type | None:
     """The class that ``name`` chooses for ``setting``, or ``None`` when ``name`` is neither a
     registry name nor an import path (the caller then treats it as a model name or path).
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class Reranker(Protocol):
     """Scores how well passages answer a query; higher is better."""
 
     name: str
-    languages: frozenset[str] | None     # languages it reads ("en", "zh"); None: any
+    languages: frozenset[str] | None  # languages it reads ("en", "zh"); None: any
 
     def warm_up(self) -> None: ...
 
@@ -72,8 +73,14 @@ def shipped_model_dir(name: str) -> Path | None:
 class OnnxCrossEncoder:
     """A BERT-style cross-encoder exported to ONNX (``model.onnx`` + ``tokenizer.json``)."""
 
-    def __init__(self, model_dir: Path, name: str = DEFAULT_RERANKER, max_length: int = 512, batch_size: int = 16,
-                 languages: frozenset[str] | None = frozenset({"en"})) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        name: str = DEFAULT_RERANKER,
+        max_length: int = 512,
+        batch_size: int = 16,
+        languages: frozenset[str] | None = frozenset({"en"}),
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name
         self.max_length = max_length
@@ -100,8 +107,9 @@ class OnnxCrossEncoder:
                     tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
                     options = ort.SessionOptions()
                     options.log_severity_level = 3
-                    session = ort.InferenceSession(str(self.model_dir / "model.onnx"), options,
-                                                   providers=["CPUExecutionProvider"])
+                    session = ort.InferenceSession(
+                        str(self.model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                    )
                     self._inputs = {i.name for i in session.get_inputs()}
                     self._tokenizer, self._session = tokenizer, session
         return self._session, self._tokenizer
@@ -110,7 +118,7 @@ class OnnxCrossEncoder:
         session, tokenizer = self._load()
         scores: list[float] = []
         for start in range(0, len(passages), self.batch_size):
-            batch = [(query, p) for p in passages[start:start + self.batch_size]]
+            batch = [(query, p) for p in passages[start : start + self.batch_size]]
             encoded = tokenizer.encode_batch(batch)
             feed = {
                 "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),

@@ -15,15 +15,16 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from rag.config import Settings
 from rag.documents import Chunk, SearchHit
 from rag.errors import InputError
 from rag.index import Index, SearchMode
-from rag.reranking import Reranker, make_reranker, rerank, sigmoid
 from rag.lexical import query_terms, term_overlap, terms_found  # noqa: F401  (re-exported: old import path)
+from rag.reranking import Reranker, make_reranker, rerank, sigmoid
 from rag.text import detect_language, normalize, search_tokens
 
 
@@ -38,7 +39,7 @@ class SearchFilters:
     exclude: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, filters: "SearchFilters | Mapping[str, Any] | None") -> "SearchFilters | None":
+    def parse(cls, filters: SearchFilters | Mapping[str, Any] | None) -> SearchFilters | None:
         """Filters from a request's ``{"source": ..., "type": ...}`` (strings or lists)."""
         if filters is None or isinstance(filters, SearchFilters):
             return filters if filters is None or filters.active else None
@@ -56,8 +57,10 @@ class SearchFilters:
             elif key in ("exclude", "exclude_source"):
                 out.exclude.extend(v for v in values if v)
             else:
-                raise InputError(f"Unknown filter '{key}'; use 'source' (glob on the file path), 'type' (file suffix) "
-                                 "or 'exclude' (globs of files to leave out).")
+                raise InputError(
+                    f"Unknown filter '{key}'; use 'source' (glob on the file path), 'type' (file suffix) "
+                    "or 'exclude' (globs of files to leave out)."
+                )
         return out if out.active else None
 
     @property
@@ -82,7 +85,7 @@ class Retrieval:
 
     query: str
     hits: list[SearchHit]
-    timings_ms: dict[str, float] = field(default_factory=dict)   # retrieve, rerank
+    timings_ms: dict[str, float] = field(default_factory=dict)  # retrieve, rerank
     reranked: bool = False
     # Whether a hit's dense score stands out from the ranking's ordinary passages by the
     # embedder's calibrated margin (see HybridRetriever.dense_gate): relevant even when it
@@ -106,15 +109,16 @@ class HybridRetriever:
     """Hybrid search over an :class:`~rag.index.Index`, with filters, de-duplication and an
     optional reranking stage."""
 
-    def __init__(self, index: Index, settings: Settings, reranker: Reranker | None = None,
-                 mode: SearchMode = "hybrid") -> None:
+    def __init__(
+        self, index: Index, settings: Settings, reranker: Reranker | None = None, mode: SearchMode = "hybrid"
+    ) -> None:
         self.index = index
         self.settings = settings
         self.reranker = reranker
         self.mode = mode
 
     @classmethod
-    def from_settings(cls, settings: Settings, index: Index | None = None) -> "HybridRetriever":
+    def from_settings(cls, settings: Settings, index: Index | None = None) -> HybridRetriever:
         """A retriever over ``index`` (opened from ``settings.index_dir`` if not given)."""
         index = index if index is not None else Index.open(settings)
         return cls(index, settings, make_reranker(settings) if settings.rerank else None)
@@ -136,8 +140,9 @@ class HybridRetriever:
         started = time.perf_counter()
         candidates = self._candidates(query, max(top_k, self.settings.retrieve_k), parsed)
         # Without a reranker the order is final: only the first top_k distinct passages matter.
-        candidates = drop_near_duplicates(candidates, self.settings.dedup_threshold,
-                                          limit=None if self.reranker is not None else top_k)
+        candidates = drop_near_duplicates(
+            candidates, self.settings.dedup_threshold, limit=None if self.reranker is not None else top_k
+        )
         timings["retrieve"] = _ms(started)
 
         reranked = False
@@ -212,10 +217,12 @@ def shingles(text: str, size: int = 5) -> set[str]:
     flat = _SPACE_RE.sub(" ", normalize(text)).strip()
     if len(flat) <= size:
         return {flat} if flat else set()
-    return {flat[i:i + size] for i in range(len(flat) - size + 1)}
+    return {flat[i : i + size] for i in range(len(flat) - size + 1)}
 
 
-def drop_near_duplicates(hits: Sequence[SearchHit], threshold: float = 0.8, limit: int | None = None) -> list[SearchHit]:
+def drop_near_duplicates(
+    hits: Sequence[SearchHit], threshold: float = 0.8, limit: int | None = None
+) -> list[SearchHit]:
     """``hits`` without passages whose shingle Jaccard similarity to a better-ranked kept one
     reaches ``threshold`` (the same paragraph in two files, or two versions of a document);
     with ``limit``, only the first ``limit`` kept ones."""

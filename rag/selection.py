@@ -13,14 +13,14 @@ subject. Kept sentences stay in document order, with "…" where text was left o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from rag.lexical import query_terms, terms_found
 from rag.text import split_sentences
 
 GAP = " … "
-RANK_DECAY = 0.15          # a passage's sentences count 1 / (1 + RANK_DECAY * rank) as much
+RANK_DECAY = 0.15  # a passage's sentences count 1 / (1 + RANK_DECAY * rank) as much
 
 
 @dataclass
@@ -33,8 +33,9 @@ class _Sentence:
     score: float = 0.0
 
 
-def select_context(question: str, passages: Sequence[str], budget: int,
-                   count_tokens: Callable[[str], int]) -> list[str]:
+def select_context(
+    question: str, passages: Sequence[str], budget: int, count_tokens: Callable[[str], int]
+) -> list[str]:
     """For each passage, the text of its selected sentences ("" when none was selected).
 
     ``budget`` is the number of tokens (by ``count_tokens``) all selected text may take. When no

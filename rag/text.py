@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 # CJK Unified Ideographs (+ extension A and compatibility ideographs).
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -35,7 +35,9 @@ _STOPWORDS_EN = frozenset(
     being have has had having do does did doing i me my we our you your he him his she her it
     its they them their what which who whom this that these those am""".split()
 )
-_STOPWORDS_ZH = frozenset("的 了 和 是 在 就 都 而 及 与 着 或 一个 没有 我们 你们 他们 它们 这 那 之 以 其 于 为 也 被 把".split())
+_STOPWORDS_ZH = frozenset(
+    "的 了 和 是 在 就 都 而 及 与 着 或 一个 没有 我们 你们 他们 它们 这 那 之 以 其 于 为 也 被 把".split()
+)
 
 
 def cjk_ratio(text: str) -> float:

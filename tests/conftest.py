@@ -71,8 +71,10 @@ def client(api_server):
         yield c
 
 
-HOTELS = ("The nightly hotel limit is 180 euros in most cities and 250 euros in London, Paris, Tokyo "
-          "and New York. Breakfast is included in the limit.")
+HOTELS = (
+    "The nightly hotel limit is 180 euros in most cities and 250 euros in London, Paris, Tokyo "
+    "and New York. Breakfast is included in the limit."
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +83,29 @@ def corpus(tmp_path_factory):
     from tests import docfactory
 
     root = tmp_path_factory.mktemp("corpus")
-    docfactory.make_md(root / "policies" / "travel.md", "Travel policy", [HOTELS],
-                       sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])])
+    docfactory.make_md(
+        root / "policies" / "travel.md",
+        "Travel policy",
+        [HOTELS],
+        sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])],
+    )
     # The same paragraph in a second file: retrieval must not hand it to the model twice.
-    docfactory.make_md(root / "policies" / "travel-copy.md", "Travel policy (copy)", [HOTELS],
-                       sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])])
-    docfactory.make_txt(root / "router.txt", "AX-3000 router\n\nHold the reset button for 10 seconds to restore "
-                        "factory settings. The default admin address is 192.168.50.1.\n")
+    docfactory.make_md(
+        root / "policies" / "travel-copy.md",
+        "Travel policy (copy)",
+        [HOTELS],
+        sections=[("Meals", ["The daily meal allowance is 45 euros on business trips."])],
+    )
+    docfactory.make_txt(
+        root / "router.txt",
+        "AX-3000 router\n\nHold the reset button for 10 seconds to restore "
+        "factory settings. The default admin address is 192.168.50.1.\n",
+    )
     docfactory.make_md(root / "pumps.md", "Pump guide", ["The Zephyr pump runs at 3400 rpm and is serviced yearly."])
-    docfactory.make_txt(root / "中文" / "茶叶.txt", "茶叶指南\n\n龙井茶产于浙江杭州西湖一带，冲泡水温以80摄氏度左右为宜。"
-                        "铁观音原产于福建安溪，属于乌龙茶。\n")
+    docfactory.make_txt(
+        root / "中文" / "茶叶.txt",
+        "茶叶指南\n\n龙井茶产于浙江杭州西湖一带，冲泡水温以80摄氏度左右为宜。铁观音原产于福建安溪，属于乌龙茶。\n",
+    )
     return root
 
 

@@ -14,9 +14,10 @@ import csv
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 Section = tuple[str, Sequence[str]]
 
@@ -235,8 +236,12 @@ def make_pdf_in_browser(path: str | Path, html: str) -> Path:
     path = _prepare(path)
     page = path.with_suffix(".html")
     page.write_text(html, encoding="utf-8")
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={path}",
-                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={path}", page.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     page.unlink()
     return path
 

@@ -11,8 +11,11 @@ from rag.generation.base import GenerationResult
 
 GROUNDED = [
     {"role": "system", "content": "Answer only from the passage. Cite it as [1]."},
-    {"role": "user", "content": "Passage [1]: The nightly hotel limit is 180 euros in most cities and 250 euros "
-                                "in London.\n\nQuestion: What is the nightly hotel limit in London?"},
+    {
+        "role": "user",
+        "content": "Passage [1]: The nightly hotel limit is 180 euros in most cities and 250 euros "
+        "in London.\n\nQuestion: What is the nightly hotel limit in London?",
+    },
 ]
 
 

@@ -20,8 +20,13 @@ def sources(hits):
 def start_cli(folder: Path, index_dir: Path, extra_env: dict) -> subprocess.Popen:
     """``python -m ingest FOLDER --index-dir INDEX_DIR --quiet`` as a child process, offline."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra_env)
-    return subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(predicate, timeout: float = 180.0) -> None:

@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -70,24 +71,56 @@ class LiveServer:
                 self.process.wait(5)
 
 
-def start_server(index_dir: Path, docs_root: Path | None, log_path: Path, env: dict[str, str] | None = None,
-                 wait_for: str = "ready", timeout: float = 300.0) -> LiveServer:
+def start_server(
+    index_dir: Path,
+    docs_root: Path | None,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    wait_for: str = "ready",
+    timeout: float = 300.0,
+) -> LiveServer:
     """Start ``python -m api`` and wait until ``/health`` reports ``wait_for``.
 
     Without ``docs_root`` the server picks its default (``<index_dir>/../documents`` for a new index).
     """
     port = free_port()
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                   **(env or {})}
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     log = open(log_path, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "api", "--index-dir", str(index_dir), "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", *(["--docs-root", str(docs_root)] if docs_root else [])],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=environment,
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "--index-dir",
+            str(index_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *(["--docs-root", str(docs_root)] if docs_root else []),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environment,
     )
     log.close()
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, docs_root or index_dir.parent / "documents", index_dir,
-                        key=environment.get("RAG_API_KEYS") or None)
+    server = LiveServer(
+        f"http://127.0.0.1:{port}",
+        process,
+        log_path,
+        docs_root or index_dir.parent / "documents",
+        index_dir,
+        key=environment.get("RAG_API_KEYS") or None,
+    )
     started = time.perf_counter()
     status = None
     while time.perf_counter() - started < timeout:
@@ -107,26 +140,45 @@ def start_server(index_dir: Path, docs_root: Path | None, log_path: Path, env: d
 
 def write_corpus(root: Path) -> None:
     """Three small documents with facts no model knows by heart: English, Chinese, and a PDF."""
-    make_md(root / "travel-policy.md", "Travel policy of Quillfeather Ltd", [
-        "This policy covers business trips of all Quillfeather employees.",
-    ], sections=[
-        ("Hotels", ["The nightly hotel limit is 240 pounds in London and 210 euros in Paris. "
-                    "In all other cities the nightly hotel limit is 150 euros."]),
-        ("Flights", ["Economy class is booked for flights shorter than seven hours."]),
-    ])
-    make_txt(root / "router-faq.txt",
-             "Zephyr R7 router: frequently asked questions\n\n"
-             "How do I reset the Zephyr R7 router? Hold the RESET button on the back for 12 seconds "
-             "until the light turns purple. The router then restarts with factory settings.\n\n"
-             "What is the admin address? Open http://10.7.0.1 in a browser.\n")
-    make_md(root / "熊猫基地.md", "熊猫基地参观须知", [
-        "星河熊猫基地每天早上七点半开门，下午五点停止入园。",
-        "门票价格为五十八元，身高一米二以下的儿童免票。",
-    ])
-    make_pdf(root / "safety-manual.pdf", [
-        "Workshop safety manual\n\nWear safety glasses at every machine.",
-        "Fire safety\n\nFire extinguishers in the workshop are inspected every six months.",
-    ])
+    make_md(
+        root / "travel-policy.md",
+        "Travel policy of Quillfeather Ltd",
+        [
+            "This policy covers business trips of all Quillfeather employees.",
+        ],
+        sections=[
+            (
+                "Hotels",
+                [
+                    "The nightly hotel limit is 240 pounds in London and 210 euros in Paris. "
+                    "In all other cities the nightly hotel limit is 150 euros."
+                ],
+            ),
+            ("Flights", ["Economy class is booked for flights shorter than seven hours."]),
+        ],
+    )
+    make_txt(
+        root / "router-faq.txt",
+        "Zephyr R7 router: frequently asked questions\n\n"
+        "How do I reset the Zephyr R7 router? Hold the RESET button on the back for 12 seconds "
+        "until the light turns purple. The router then restarts with factory settings.\n\n"
+        "What is the admin address? Open http://10.7.0.1 in a browser.\n",
+    )
+    make_md(
+        root / "熊猫基地.md",
+        "熊猫基地参观须知",
+        [
+            "星河熊猫基地每天早上七点半开门，下午五点停止入园。",
+            "门票价格为五十八元，身高一米二以下的儿童免票。",
+        ],
+    )
+    make_pdf(
+        root / "safety-manual.pdf",
+        [
+            "Workshop safety manual\n\nWear safety glasses at every machine.",
+            "Fire safety\n\nFire extinguishers in the workshop are inspected every six months.",
+        ],
+    )
 
 
 _SERVERS: dict[str, LiveServer] = {}
@@ -141,20 +193,28 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, config: pytest.Confi
         started = time.perf_counter()
         ingest = subprocess.run(
             [sys.executable, "-m", "ingest", str(docs), "--index-dir", str(index_dir), "--quiet", "--json"],
-            cwd=REPO, capture_output=True, text=True, timeout=600,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
         )
         assert ingest.returncode == 0, ingest.stderr[-2000:]
         assert json.loads(ingest.stdout)["documents_total"] == 4, ingest.stdout
         ingest_s = round(time.perf_counter() - started, 1)
-        server = start_server(index_dir, docs, base / "server.log", env={
-            "RAG_API_KEYS": API_KEY,
-            "RAG_READ_ONLY_KEYS": READ_ONLY_KEY,
-            "RAG_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
-            "RAG_CORS_ORIGINS": ALLOWED_ORIGIN,
-            # Short answers keep the suite fast; every answer here fits in a sentence or two.
-            "RAG_MAX_NEW_TOKENS": "60",
-        })
+        server = start_server(
+            index_dir,
+            docs,
+            base / "server.log",
+            env={
+                "RAG_API_KEYS": API_KEY,
+                "RAG_READ_ONLY_KEYS": READ_ONLY_KEY,
+                "RAG_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+                "RAG_CORS_ORIGINS": ALLOWED_ORIGIN,
+                # Short answers keep the suite fast; every answer here fits in a sentence or two.
+                "RAG_MAX_NEW_TOKENS": "60",
+            },
+        )
         server.timings["ingest_s"] = ingest_s
         config.add_cleanup(server.stop)
         _SERVERS["main"] = server

@@ -30,7 +30,6 @@ from tests.live_server import (
     sources,
 )
 
-
 # --- health, auth, CORS ---------------------------------------------------------------------
 
 
@@ -47,12 +46,20 @@ def test_health_is_open_and_reports_the_index(api_server):
 @pytest.mark.parametrize("key, code", [(None, "missing_api_key"), ("wrong-key", "invalid_api_key")])
 def test_endpoints_need_the_api_key(api_server, key, code):
     with api_server.client(key=key) as c:
-        for method, path, body in [("POST", "/ask", {"question": LONDON}), ("GET", "/documents", None),
-                                   ("GET", "/metrics", None), ("GET", "/v1/models", None),
-                                   ("DELETE", "/documents/0123456789abcdef", None)]:
+        for method, path, body in [
+            ("POST", "/ask", {"question": LONDON}),
+            ("GET", "/documents", None),
+            ("GET", "/metrics", None),
+            ("GET", "/v1/models", None),
+            ("DELETE", "/documents/0123456789abcdef", None),
+        ]:
             response = c.request(method, path, json=body)
             assert response.status_code == 401, (method, path, response.text)
-            assert response.json()["code"] == code if not path.startswith("/v1/") else response.json()["error"]["code"] == code
+            assert (
+                response.json()["code"] == code
+                if not path.startswith("/v1/")
+                else response.json()["error"]["code"] == code
+            )
             assert response.headers["www-authenticate"].startswith("Bearer")
         message = c.get("/documents").json()["error"]
         assert_one_sentence(message)
@@ -74,13 +81,16 @@ def test_with_a_key_cross_origin_changes_and_foreign_hosts_are_still_refused(api
     doc_id = client.get("/documents").json()["documents"][0]["doc_id"]
     cross = client.delete(f"/documents/{doc_id}", headers={"Origin": "http://evil.example"})
     assert cross.status_code == 403 and cross.json()["code"] == "cross_origin"
-    planted = client.post("/documents", headers={"Origin": "http://evil.example"},
-                          files={"files": ("planted.md", b"# Planted\n\nPWNED\n")})
+    planted = client.post(
+        "/documents",
+        headers={"Origin": "http://evil.example"},
+        files={"files": ("planted.md", b"# Planted\n\nPWNED\n")},
+    )
     assert planted.status_code == 403
     rebound = client.get("/documents", headers={"Host": "rebind.evil.example"})
     assert rebound.status_code == 400 and rebound.json()["code"] == "host_not_allowed"
     trusted = client.post("/ask", headers={"Origin": ALLOWED_ORIGIN}, json={"question": LONDON, "answer_mode": "quote"})
-    assert trusted.status_code == 200                      # an origin in cors_origins may ask
+    assert trusted.status_code == 200  # an origin in cors_origins may ask
     paths = [d["path"] for d in client.get("/documents").json()["documents"]]
     assert doc_id in [d["doc_id"] for d in client.get("/documents").json()["documents"]]
     assert "uploads/planted.md" not in paths
@@ -91,8 +101,10 @@ def test_a_read_only_key_may_ask_and_list_but_not_change_documents(api_server):
         listing = reader.get("/documents")
         assert listing.status_code == 200
         doc_id = listing.json()["documents"][0]["doc_id"]
-        for response in (reader.delete(f"/documents/{doc_id}"),
-                         reader.post("/documents", files={"files": ("note.md", b"# Note\n\nA note.\n")})):
+        for response in (
+            reader.delete(f"/documents/{doc_id}"),
+            reader.post("/documents", files={"files": ("note.md", b"# Note\n\nA note.\n")}),
+        ):
             assert response.status_code == 403, response.text
             assert response.json()["code"] == "read_only_key"
             assert "api_keys" in response.json()["error"]
@@ -111,9 +123,15 @@ def test_openai_client_with_a_wrong_key_gets_an_authentication_error(api_server)
 
 def test_cors_preflight_allows_only_the_configured_origin(api_server):
     def preflight(origin: str) -> httpx.Response:
-        return httpx.options(api_server.url + "/ask", headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type"}, timeout=10)
+        return httpx.options(
+            api_server.url + "/ask",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=10,
+        )
 
     allowed = preflight(ALLOWED_ORIGIN)
     assert allowed.status_code == 200
@@ -159,9 +177,11 @@ def test_malformed_json_gets_422_with_one_sentence(client):
 
 
 def test_bad_chat_completions_get_openai_shaped_422(client):
-    for body, fragment in [({"model": "rag-service", "messages": []}, "messages"),
-                           ({"messages": [{"role": "assistant", "content": "Hello"}]}, "last message"),
-                           ({"messages": [{"role": "user", "content": " "}]}, "empty")]:
+    for body, fragment in [
+        ({"model": "rag-service", "messages": []}, "messages"),
+        ({"messages": [{"role": "assistant", "content": "Hello"}]}, "last message"),
+        ({"messages": [{"role": "user", "content": " "}]}, "empty"),
+    ]:
         response = client.post("/v1/chat/completions", json=body)
         assert response.status_code == 422, response.text
         error = response.json()["error"]
@@ -176,9 +196,9 @@ def test_unknown_paths_and_methods_get_one_sentence(client):
     wrong_method = client.put("/ask", json={})
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     assert_one_sentence(wrong_method.json()["error"])
-    both = client.put("/documents")                 # GET and POST live on two routes: Allow names both
+    both = client.put("/documents")  # GET and POST live on two routes: Allow names both
     assert both.status_code == 405 and both.headers["allow"] == "GET, POST"
-    slash = client.delete("/documents/")            # a 404 that says so, not a redirect to follow
+    slash = client.delete("/documents/")  # a 404 that says so, not a redirect to follow
     assert slash.status_code == 404 and "location" not in slash.headers
 
 
@@ -198,9 +218,9 @@ def test_ask_answers_with_a_citation_of_the_right_file(api_server, client):
     assert answer["answer"] == "240 pounds [1]", answer
     span, evidence = answer["answer_span"], answer["evidence"]
     passage = answer["passages"][span["passage"] - 1]["text"]
-    assert passage[span["start"]:span["end"]] == span["text"] == "240 pounds"
+    assert passage[span["start"] : span["end"]] == span["text"] == "240 pounds"
     assert evidence["text"] == "The nightly hotel limit is 240 pounds in London and 210 euros in Paris."
-    assert passage[evidence["start"]:evidence["end"]] == evidence["text"]
+    assert passage[evidence["start"] : evidence["end"]] == evidence["text"]
     assert 0 < answer["confidence"] <= 1 and [c["check"] for c in answer["checks"]][0] == "confident"
     assert "travel-policy.md" in sources(answer), answer
     assert answer["passages"][0]["source"] == "travel-policy.md"
@@ -240,10 +260,18 @@ def test_reasoning_works_with_an_openai_compatible_generator(api_server):
     from rag.answering.pipeline import AnswerPipeline
     from rag.config import Settings
 
-    settings = Settings.load(env={}, overrides={
-        "index_dir": api_server.index_dir, "device": "cpu", "generator": "openai",
-        "openai_base_url": api_server.url + "/v1", "openai_model": "rag", "openai_api_key": API_KEY,
-        "openai_timeout": 300})
+    settings = Settings.load(
+        env={},
+        overrides={
+            "index_dir": api_server.index_dir,
+            "device": "cpu",
+            "generator": "openai",
+            "openai_base_url": api_server.url + "/v1",
+            "openai_model": "rag",
+            "openai_api_key": API_KEY,
+            "openai_timeout": 300,
+        },
+    )
     pipeline = AnswerPipeline(settings)
     answer = pipeline.answer("What are the nightly hotel limits in London and Paris respectively?")
     # Each hop was read through the other server (its model name), and each part cites the policy.
@@ -264,7 +292,10 @@ def test_ask_in_generate_mode_writes_the_answer(client):
     assert answer["answerable"] is True and "travel-policy.md" in sources(answer), answer
     assert answer["timings_ms"]["generate"] > 0 and answer["usage"]["completion_tokens"] > 0
     assert answer["answer_span"] is None and [c["check"] for c in answer["checks"]][:3] == [
-        "repeats", "markers", "model_refused"]
+        "repeats",
+        "markers",
+        "model_refused",
+    ]
 
 
 @pytest.mark.slow
@@ -297,7 +328,9 @@ def test_ask_in_quote_mode_answers_with_the_document_sentence(client):
 def test_ask_streams_tokens_then_the_final_answer_and_health_answers_meanwhile(api_server, client):
     events: list[tuple[str, dict[str, Any]]] = []
     health_during: list[float] = []
-    with client.stream("POST", "/ask", json={"question": ROUTER, "stream": True, "answer_mode": "generate"}) as response:
+    with client.stream(
+        "POST", "/ask", json={"question": ROUTER, "stream": True, "answer_mode": "generate"}
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for event, data in read_events(response):
@@ -335,8 +368,10 @@ def test_chinese_question_retrieves_the_chinese_document(client):
 
 @pytest.mark.slow
 def test_follow_up_is_rewritten_into_a_standalone_query(client):
-    history = [{"role": "user", "content": LONDON},
-               {"role": "assistant", "content": "The nightly hotel limit in London is 240 pounds [1]."}]
+    history = [
+        {"role": "user", "content": LONDON},
+        {"role": "assistant", "content": "The nightly hotel limit in London is 240 pounds [1]."},
+    ]
     response = client.post("/ask", json={"question": "And in Paris?", "history": history})
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -394,7 +429,8 @@ def test_openai_models_lists_the_service(openai_client):
 
 def test_openai_chat_completion_can_quote(openai_client):
     completion = openai_client.chat.completions.create(
-        model="rag-service", messages=[{"role": "user", "content": LONDON}], extra_body={"answer_mode": "quote"})
+        model="rag-service", messages=[{"role": "user", "content": LONDON}], extra_body={"answer_mode": "quote"}
+    )
     content = completion.choices[0].message.content
     assert content.startswith("The nightly hotel limit is 240 pounds in London and 210 euros in Paris [1]."), content
 
@@ -402,7 +438,8 @@ def test_openai_chat_completion_can_quote(openai_client):
 @pytest.mark.slow
 def test_openai_chat_completion_answers_with_citations(openai_client):
     completion = openai_client.chat.completions.create(
-        model="rag-service", messages=[{"role": "user", "content": ROUTER}])
+        model="rag-service", messages=[{"role": "user", "content": ROUTER}]
+    )
     content = completion.choices[0].message.content
     assert completion.choices[0].finish_reason == "stop"
     # The message opens with the short answer; its sentence is quoted under the source.
@@ -418,13 +455,16 @@ def test_openai_chat_completion_answers_with_citations(openai_client):
 @pytest.mark.slow
 def test_openai_streaming_uses_history_and_ends_with_citations(openai_client):
     stream = openai_client.chat.completions.create(
-        model="rag-service", stream=True, stream_options={"include_usage": True},
+        model="rag-service",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": LONDON},
             {"role": "assistant", "content": "It is 240 pounds [1].\n\nSources:\n[1] travel-policy.md"},
             {"role": "user", "content": "And in Paris?"},
-        ])
+        ],
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -448,7 +488,8 @@ def test_documents_lists_the_manifest(client):
     body = client.get("/documents").json()
     paths = sorted(d["path"] for d in body["documents"])
     assert [p for p in paths if not p.startswith("uploads/")] == sorted(
-        ["travel-policy.md", "router-faq.txt", "熊猫基地.md", "safety-manual.pdf"])
+        ["travel-policy.md", "router-faq.txt", "熊猫基地.md", "safety-manual.pdf"]
+    )
     first = body["documents"][0]
     assert {"doc_id", "path", "size", "chunks", "ingested_at", "uploaded"} <= set(first)
     assert body["docs_root"]
@@ -465,12 +506,17 @@ def test_upload_errors(client):
     assert not_multipart.status_code == 415
     boundary = "rag-test-boundary"
     no_files = client.post(
-        "/documents", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        content=f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'.encode())
+        "/documents",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'.encode(),
+    )
     assert no_files.status_code == 422 and no_files.json()["code"] == "unknown_field"
     assert "'note' is not accepted" in no_files.json()["error"]
-    empty = client.post("/documents", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                        content=f"--{boundary}--\r\n".encode())
+    empty = client.post(
+        "/documents",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=f"--{boundary}--\r\n".encode(),
+    )
     assert empty.status_code == 422 and "No file" in empty.json()["error"], empty.text
     unreadable = client.post("/documents", files={"files": ("broken.pdf", b"%PDF-1.4 this is not a pdf")})
     assert unreadable.status_code == 422, unreadable.text
@@ -492,7 +538,9 @@ def test_upload_then_ask_then_delete(api_server, client):
         assert stored.read_text() == ZORBLAX
         assert doc_id in [d["doc_id"] for d in client.get("/documents").json()["documents"]]
 
-        answer = client.post("/ask", json={"question": "How often must the Zorblax 9000 espresso machine be descaled?"}).json()
+        answer = client.post(
+            "/ask", json={"question": "How often must the Zorblax 9000 espresso machine be descaled?"}
+        ).json()
         assert answer["passages"][0]["source"] == "uploads/zorblax.md"
         assert "uploads/zorblax.md" in sources(answer), answer
 
@@ -528,7 +576,12 @@ def test_metrics_count_requests_and_errors(client):
 
 
 def test_console_ask_without_an_index_says_how_to_build_one(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "api", "--index-dir", str(tmp_path / "none"), "--ask", "Hello?"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "--index-dir", str(tmp_path / "none"), "--ask", "Hello?"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "python -m ingest" in result.stderr and "Traceback" not in result.stderr

@@ -23,10 +23,19 @@ GUIDE = "# Kettle guide\n\nThe Brewmaster kettle switches itself off after 90 se
 def broken_server(tmp_path_factory) -> LiveServer:
     base = tmp_path_factory.mktemp("api-broken")
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    server = start_server(base / "index", None, base / "server.log", wait_for="no_index", env={
-        "RAG_GENERATOR": "openai", "RAG_OPENAI_BASE_URL": dead, "RAG_OPENAI_MODEL": "nobody",
-        "RAG_OPENAI_TIMEOUT": "5", "RAG_API_KEYS": "",
-    })
+    server = start_server(
+        base / "index",
+        None,
+        base / "server.log",
+        wait_for="no_index",
+        env={
+            "RAG_GENERATOR": "openai",
+            "RAG_OPENAI_BASE_URL": dead,
+            "RAG_OPENAI_MODEL": "nobody",
+            "RAG_OPENAI_TIMEOUT": "5",
+            "RAG_API_KEYS": "",
+        },
+    )
     yield server
     server.stop()
 
@@ -70,11 +79,16 @@ def test_an_upload_builds_the_index_and_a_failing_generator_gives_502(broken_ser
         assert events[0][0] == "retrieval" and events[0][1]["passages"][0]["source"] == "uploads/kettle.md"
         assert events[-1][0] == "error" and events[-1][1]["code"] == "generation_failed"
 
-        chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question["question"]}]})
+        chat = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": question["question"]}]}
+        )
         assert chat.status_code == 502 and chat.json()["error"]["type"] == "api_error"
 
-        with client.stream("POST", "/v1/chat/completions", json={
-                "stream": True, "messages": [{"role": "user", "content": question["question"]}]}) as response:
+        with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"stream": True, "messages": [{"role": "user", "content": question["question"]}]},
+        ) as response:
             lines = [line for line in response.iter_lines() if line.startswith("data:")]
         assert '"error"' in lines[-2] and lines[-1] == "data: [DONE]"
 

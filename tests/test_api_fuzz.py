@@ -12,5 +12,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path):
     from bench.reliability import fuzz
 
     outcome = fuzz.run(tmp_path, quick=True)
-    assert outcome.tried > 100, outcome.to_dict()            # the run really generated requests
+    assert outcome.tried > 100, outcome.to_dict()  # the run really generated requests
     assert outcome.failures == [], "\n".join(outcome.failures + [(tmp_path / "schemathesis.txt").read_text()[-3000:]])

@@ -6,15 +6,22 @@ import threading
 
 import pytest
 
-from rag.config import Settings
-
 from api.admission import Admission
 from api.errors import ApiError
 from api.guard import allowed_hosts, host_name, is_loopback, same_origin
+from rag.config import Settings
 
 
-@pytest.mark.parametrize("header, name", [("127.0.0.1:8000", "127.0.0.1"), ("[::1]:8000", "::1"), ("[::1]", "::1"),
-                                          ("Example.ORG", "example.org"), ("localhost:80", "localhost")])
+@pytest.mark.parametrize(
+    "header, name",
+    [
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("[::1]:8000", "::1"),
+        ("[::1]", "::1"),
+        ("Example.ORG", "example.org"),
+        ("localhost:80", "localhost"),
+    ],
+)
 def test_host_name_drops_the_port(header, name):
     assert host_name(header) == name
 
@@ -47,29 +54,29 @@ def test_admission_refuses_past_the_limit_and_frees_slots_when_work_ends():
         admission.enter()
     assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) >= 1
     admission.run(first, lambda: None)
-    admission.leave(first)                                      # giving a slot back twice counts once
-    third = admission.enter()                                   # the slot came back
+    admission.leave(first)  # giving a slot back twice counts once
+    third = admission.enter()  # the slot came back
     stream = admission.stream(second, lambda: iter([1, 2, 3]))
     assert next(stream) == 1 and admission.pending == 2
-    stream.close()                                              # a client that hung up frees its slot
+    stream.close()  # a client that hung up frees its slot
     assert admission.pending == 1
-    admission.abandon(third)                                    # its work never started
+    admission.abandon(third)  # its work never started
     assert admission.pending == 0 and admission.refused == 1
 
 
 def test_admission_refuses_when_the_queue_would_wait_too_long():
     admission = Admission(max_pending=100, max_wait_s=10.0)
-    for _ in range(3):                                          # answers that took 4 s of work each
+    for _ in range(3):  # answers that took 4 s of work each
         slot = admission.enter()
         slot.started -= 4.0
         admission.leave(slot)
     assert admission.service_s() == pytest.approx(4.0, abs=0.1)
-    held = [admission.enter() for _ in range(3)]                # 3 ahead: a 4th would wait ~12 s
+    held = [admission.enter() for _ in range(3)]  # 3 ahead: a 4th would wait ~12 s
     with pytest.raises(ApiError) as refused:
         admission.enter()
     assert refused.value.code == "overloaded" and 4 <= int(refused.value.headers["Retry-After"]) <= 12
     admission.leave(held[0])
-    assert admission.enter() is not None                        # 2 ahead: ~8 s, let in
+    assert admission.enter() is not None  # 2 ahead: ~8 s, let in
 
 
 def test_admission_slots_are_counted_across_threads():
@@ -97,4 +104,4 @@ def test_rate_limit_per_client_answers_429_with_retry_after():
     with pytest.raises(ApiError) as limited:
         admission.check_rate("key:a")
     assert limited.value.status == 429 and 1 <= int(limited.value.headers["Retry-After"]) <= 60
-    admission.check_rate("key:b")                              # another client has its own budget
+    admission.check_rate("key:b")  # another client has its own budget

@@ -14,8 +14,14 @@ from tests.conftest import REPO
 from tests.live_server import API_KEY, LONDON, PANDA_ZH
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 ARTIFACTS = REPO / "artifacts"
 ANSWER_TIMEOUT_MS = 240_000
 
@@ -26,7 +32,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (never run 'playwright install')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (never run 'playwright install')"
+    )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -137,7 +145,7 @@ def test_a_multi_hop_answer_shows_its_steps_collapsed_under_it(page):
     # Each city with its own limit, in the order asked.
     assert answer_text.startswith("London: 240 pounds") and "Paris: 210 euros" in answer_text, answer_text
     steps = page.locator(".msg.assistant details.reasoning")
-    assert steps.count() == 1 and not steps.evaluate("d => d.open")       # collapsed until opened
+    assert steps.count() == 1 and not steps.evaluate("d => d.open")  # collapsed until opened
     page.click(".msg.assistant details.reasoning summary")
     items = page.locator(".msg.assistant details.reasoning .steps li")
     assert items.count() == 2

@@ -33,8 +33,8 @@ def test_no_chunk_exceeds_the_embedder_limit(embedder, chunker_factory):
         Element(long_english(120), "NarrativeText", 1, "Introduction"),
         Element("中文部分", "Title", 2, "中文部分"),
         Element(long_chinese(150), "NarrativeText", 2, "中文部分"),
-        Element("x" * 5000, "NarrativeText", 3, "中文部分"),                # one "word" with no break at all
-        Element("无标点" * 600, "NarrativeText", 3, "中文部分"),             # Chinese with no punctuation
+        Element("x" * 5000, "NarrativeText", 3, "中文部分"),  # one "word" with no break at all
+        Element("无标点" * 600, "NarrativeText", 3, "中文部分"),  # Chinese with no punctuation
     ]
     chunks = chunker.chunk("doc.md", elements)
     counts = embedder.count_tokens([c.text for c in chunks])
@@ -79,15 +79,22 @@ def test_small_sections_are_packed_and_tables_stand_alone(chunker_factory):
 
 def test_offsets_point_into_the_joined_document(chunker_factory):
     chunker = chunker_factory(max_tokens=50, overlap=10)
-    elements = [Element("Heading", "Title", None, "Heading"), Element(long_english(25), "NarrativeText", None, "Heading")]
+    elements = [
+        Element("Heading", "Title", None, "Heading"),
+        Element(long_english(25), "NarrativeText", None, "Heading"),
+    ]
     text = joined(elements)
     for chunk in chunker.chunk("o.txt", elements):
-        assert text[chunk.start:chunk.end] == chunk.text
+        assert text[chunk.start : chunk.end] == chunk.text
 
 
 def test_ids_are_stable_and_survive_edits_elsewhere(chunker_factory):
     chunker = chunker_factory(max_tokens=60, overlap=0)
-    body = [Element(long_english(12), "NarrativeText"), Element("Title two", "Title"), Element(long_english(6), "NarrativeText")]
+    body = [
+        Element(long_english(12), "NarrativeText"),
+        Element("Title two", "Title"),
+        Element(long_english(6), "NarrativeText"),
+    ]
     first = [c.id for c in chunker.chunk("a.md", body)]
     again = [c.id for c in chunker.chunk("a.md", body)]
     assert first == again and len(set(first)) == len(first)
@@ -102,9 +109,14 @@ def test_parsing_workers_count_and_cut_tokens_as_the_embedder_does(embedder):
     from rag.ingestion import token_functions
 
     count, split = token_functions(embedder.tokenizer_source)
-    texts = ["The pump runs at 3,400 rpm; service it yearly.", "长城位于中国北方，全长约两万一千公里。",
-             "Mixed 文本 with ÜMLAUTS, emoji 🙂 and URLs https://example.com/a_b?c=1",
-             "word " * 700, "", "   "]
+    texts = [
+        "The pump runs at 3,400 rpm; service it yearly.",
+        "长城位于中国北方，全长约两万一千公里。",
+        "Mixed 文本 with ÜMLAUTS, emoji 🙂 and URLs https://example.com/a_b?c=1",
+        "word " * 700,
+        "",
+        "   ",
+    ]
     assert count(texts) == embedder.count_tokens(texts)
     for text in texts:
         assert split(text, 50) == [piece for piece in embedder.split_tokens(text, 50) if piece]

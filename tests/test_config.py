@@ -11,10 +11,10 @@ def test_layers_override_in_order(tmp_path):
     config.write_text('chunk_tokens = 128\ntop_k = 7\nindex_dir = "from-file"\n')
     env = {"RAG_TOP_K": "9", "RAG_INDEX_DIR": "from-env", "RAG_API_KEYS": "a, b"}
     settings = Settings.load(config, env=env, overrides={"index_dir": "from-cli", "workers": None})
-    assert settings.chunk_tokens == 128          # file beats default
-    assert settings.top_k == 9                   # env beats file
+    assert settings.chunk_tokens == 128  # file beats default
+    assert settings.top_k == 9  # env beats file
     assert settings.index_dir == Path("from-cli")  # CLI beats env
-    assert settings.workers == 1                 # a flag not given keeps the lower layer
+    assert settings.workers == 1  # a flag not given keeps the lower layer
     assert settings.api_keys == ["a", "b"]
 
 
@@ -48,10 +48,18 @@ def test_secrets_are_masked():
     assert shown["api_keys"] == "***" and shown["openai_api_key"] == "***"
 
 
-@pytest.mark.parametrize("name, value", [
-    ("answer_mode", "summarise"), ("reader_method", "beam"), ("query_encoder", "tensorrt"), ("use_gpu", "maybe"),
-    ("generator_runtime", "tensorrt"), ("generator_quantize", "int4"), ("device", "gpu"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("answer_mode", "summarise"),
+        ("reader_method", "beam"),
+        ("query_encoder", "tensorrt"),
+        ("use_gpu", "maybe"),
+        ("generator_runtime", "tensorrt"),
+        ("generator_quantize", "int4"),
+        ("device", "gpu"),
+    ],
+)
 def test_choice_settings_are_checked_when_settings_load(name, value):
     """A typo in a choice fails when the settings load, naming the choices, from any layer."""
     with pytest.raises(ConfigError, match=rf"Setting '{name}' must be .* not '{value}'"):

@@ -64,7 +64,7 @@ def test_batches_sorted_by_length_come_back_in_the_order_given(int8, minilm):
     alone = np.vstack([int8.embed_documents([t]) for t in PASSAGES])
     assert ((whole[rows] * alone).sum(axis=1)).min() >= 0.99
     assert int8.embed_documents([]).shape == (0, 384)
-    assert np.allclose(int8.embed(PASSAGES[:1]), fp32[:1], atol=1e-5)    # embed() stays the fp32 model
+    assert np.allclose(int8.embed(PASSAGES[:1]), fp32[:1], atol=1e-5)  # embed() stays the fp32 model
 
 
 def _folder(tmp_path):
@@ -73,8 +73,20 @@ def _folder(tmp_path):
     docfactory.make_txt(root / "plants.txt", PASSAGES[1])
     docfactory.make_txt(root / "palace.txt", PASSAGES[2])
     docfactory.make_txt(root / "travel.txt", PASSAGES[3])
-    docfactory.make_md(root / "tea.md", "Tea", [], [("Brewing", ["Green tea is brewed with water at about 80 degrees; "
-                                                             "boiling water scalds the leaves and makes it bitter."])])
+    docfactory.make_md(
+        root / "tea.md",
+        "Tea",
+        [],
+        [
+            (
+                "Brewing",
+                [
+                    "Green tea is brewed with water at about 80 degrees; "
+                    "boiling water scalds the leaves and makes it bitter."
+                ],
+            )
+        ],
+    )
     return root
 
 
@@ -91,17 +103,31 @@ def test_an_int8_index_answers_as_the_fp32_index_and_records_its_encoder(tmp_pat
     root = _folder(tmp_path)
     tops = {}
     for encoder in ("onnx-int8", "sentence-transformers"):
-        settings = Settings.load(env={}, overrides={"index_dir": tmp_path / encoder, "device": "cpu",
-                                                    "embed_model": "all-MiniLM-L6-v2", "document_encoder": encoder})
+        settings = Settings.load(
+            env={},
+            overrides={
+                "index_dir": tmp_path / encoder,
+                "device": "cpu",
+                "embed_model": "all-MiniLM-L6-v2",
+                "document_encoder": encoder,
+            },
+        )
         report = ingest_folder(root, settings)
         index = Index.open(settings)
         assert index.meta["document_encoder"] == report.document_encoder
         tops[encoder] = {q: index.search(q, k=1, mode="dense")[0].chunk.source for q in QUESTIONS}
     assert tops["onnx-int8"] == tops["sentence-transformers"] == QUESTIONS
-    assert Index.open(Settings.load(env={}, overrides={"index_dir": tmp_path / "onnx-int8"})).meta["document_encoder"] \
+    assert (
+        Index.open(Settings.load(env={}, overrides={"index_dir": tmp_path / "onnx-int8"}))
+        .meta["document_encoder"]
         .startswith("onnxruntime-int8")
-    assert Index.open(Settings.load(env={}, overrides={"index_dir": tmp_path / "sentence-transformers"})) \
-        .meta["document_encoder"] == FULL_PRECISION
+    )
+    assert (
+        Index.open(Settings.load(env={}, overrides={"index_dir": tmp_path / "sentence-transformers"})).meta[
+            "document_encoder"
+        ]
+        == FULL_PRECISION
+    )
 
 
 @pytest.mark.slow
@@ -115,7 +141,7 @@ def test_a_copy_that_strays_is_refused(tmp_path, int8, monkeypatch):
     cache = tmp_path / "cache"
     target = cache / "query-encoders" / cache_key(Path(model_dir))
     target.mkdir(parents=True)
-    source = de.OnnxQueryEncoder.exported(model_dir, None) / "model.onnx"   # the fp32 export, made once
+    source = de.OnnxQueryEncoder.exported(model_dir, None) / "model.onnx"  # the fp32 export, made once
     shutil.copy(source, target / "model.onnx")
     monkeypatch.setattr(de, "MIN_COSINE", 1.01)
 

@@ -37,32 +37,42 @@ def test_loads_offline_by_short_name_and_embeds_both_languages(backend):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert backend.embed([]).shape == (0, backend.dimension)
     assert backend.embed_queries(["长城有多长？"]).shape == (1, backend.dimension)
-    assert backend.unknown_ratio("长城有多长？") < 0.1      # it reads Chinese (MiniLM: ~0.5)
+    assert backend.unknown_ratio("长城有多长？") < 0.1  # it reads Chinese (MiniLM: ~0.5)
 
 
-@pytest.mark.parametrize("question, gold", [
-    ("中国那道古老的城墙一共有多长？", 0),          # shares no word with the passage but 长/中国
-    ("泡绿茶用多热的水合适？", 1),
-    ("出门办公事，一天的饭钱能报多少？", 2),
-    ("In which year was the Paris landmark completed?", 3),
-    ("How do plants make food from light?", 4),
-    ("长城是什么时候开始修的", 0),
-])
+@pytest.mark.parametrize(
+    "question, gold",
+    [
+        ("中国那道古老的城墙一共有多长？", 0),  # shares no word with the passage but 长/中国
+        ("泡绿茶用多热的水合适？", 1),
+        ("出门办公事，一天的饭钱能报多少？", 2),
+        ("In which year was the Paris landmark completed?", 3),
+        ("How do plants make food from light?", 4),
+        ("长城是什么时候开始修的", 0),
+    ],
+)
 def test_a_paraphrase_ranks_its_passage_first(backend, question, gold):
     scores = backend.embed(PASSAGES) @ backend.embed_queries([question])[0]
     assert int(np.argmax(scores)) == gold, scores
 
 
-@pytest.mark.parametrize("question, gold", [
-    ("How hot should the water be for Longjing tea?", 1),     # English question, Chinese passage
-    ("How long is the Great Wall of China?", 0),
-    ("埃菲尔铁塔是哪一年建成的？", 3),                         # Chinese question, English passage
-    ("植物怎样利用阳光制造养分？", 4),
-])
+@pytest.mark.parametrize(
+    "question, gold",
+    [
+        ("How hot should the water be for Longjing tea?", 1),  # English question, Chinese passage
+        ("How long is the Great Wall of China?", 0),
+        ("埃菲尔铁塔是哪一年建成的？", 3),  # Chinese question, English passage
+        ("植物怎样利用阳光制造养分？", 4),
+    ],
+)
 def test_a_question_finds_its_passage_in_the_other_language(backend, question, gold, request):
     if backend.name == "multilingual-e5-small" and gold >= 3:
-        request.applymarker(pytest.mark.xfail(reason="seen: e5-small ranks a Chinese passage above the English "
-                                              "one for these Chinese questions (bench/README.md, cross-lingual)"))
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="seen: e5-small ranks a Chinese passage above the English "
+                "one for these Chinese questions (bench/README.md, cross-lingual)"
+            )
+        )
     scores = backend.embed(PASSAGES) @ backend.embed_queries([question])[0]
     assert int(np.argmax(scores)) == gold, scores
 
@@ -71,16 +81,17 @@ def test_e5_questions_and_passages_are_encoded_differently():
     embedder = make_embedder(Settings.load(env={}, overrides={"embed_model": "multilingual-e5-small"}))
     text = "冲泡龙井茶的水温应该是多少？"
     as_query, as_passage = embedder.embed_queries([text])[0], embedder.embed([text])[0]
-    assert float(as_query @ as_passage) < 0.99          # "query: " and "passage: " prefixes
+    assert float(as_query @ as_passage) < 0.99  # "query: " and "passage: " prefixes
     # and the query side is the one that finds passages: it ranks the tea passage first and
     # puts a wider margin between it and the rest than the passage encoding of the question does
     passages = embedder.embed(PASSAGES)
     by_query, by_passage = passages @ as_query, passages @ as_passage
     assert int(np.argmax(by_query)) == 1
+
     def margin(scores):
         return float(scores[1] - np.delete(scores, 1).max())
 
-    assert margin(by_query) > max(0.0, margin(by_passage))      # seen: 0.130 against 0.098
+    assert margin(by_query) > max(0.0, margin(by_passage))  # seen: 0.130 against 0.098
 
 
 def test_token_counts_and_cuts(backend):
@@ -104,7 +115,9 @@ def _folder(root, copies: int = 1):
     docfactory.make_txt(root / "travel.txt", PASSAGES[2] + "\n\n住宿费按实际发生额报销。")
     docfactory.make_md(root / "paris.md", "Paris", [], [("Landmarks", [PASSAGES[3], "It is 330 metres tall."])])
     for i in range(copies - 1):
-        docfactory.make_txt(root / f"filler-{i:02d}.txt", f"第{i}号仓库存放的是办公用品和第{i}批纸张。Warehouse {i} keeps paper.")
+        docfactory.make_txt(
+            root / f"filler-{i:02d}.txt", f"第{i}号仓库存放的是办公用品和第{i}批纸张。Warehouse {i} keeps paper."
+        )
     return root
 
 
@@ -112,13 +125,15 @@ def _folder(root, copies: int = 1):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_ingest_and_search_round_trip(tmp_path, name):
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "embed_model": name})
-    report = ingest_folder(_folder(tmp_path / "docs", copies=16), settings)   # 19 files: worker processes
+    report = ingest_folder(_folder(tmp_path / "docs", copies=16), settings)  # 19 files: worker processes
     assert report.files_new == 19 and not report.failed
     index = Index.open(settings)
     assert index.stats()["embed_model"] == name and index.stats()["dimension"] == index.embedder.dimension
-    for question, source in [("中国那道古老的城墙一共有多长？", "greatwall.md"),
-                             ("How hot should the water be for Longjing tea?", "tea.txt"),
-                             ("In which year was the Paris landmark completed?", "paris.md")]:
+    for question, source in [
+        ("中国那道古老的城墙一共有多长？", "greatwall.md"),
+        ("How hot should the water be for Longjing tea?", "tea.txt"),
+        ("In which year was the Paris landmark completed?", "paris.md"),
+    ]:
         assert index.search(question, k=3, mode="dense")[0].chunk.source == source, question
         assert index.search(question, k=3, mode="hybrid")[0].chunk.source == source, question
 
@@ -138,7 +153,10 @@ def test_a_minilm_index_keeps_working_and_rebuild_moves_it(tmp_path, minilm):
     assert opened.search("Eiffel Tower", k=1)[0].chunk.source == "paris.md"
     docfactory.make_txt(docs / "new.txt", "The night bus leaves the harbour at 23:40 every day.")
     added = ingest_folder(docs, default, embedder=opened.embedder)
-    assert added.files_new == 1 and Index.open(default, embedder=opened.embedder).stats()["embed_model"] == "all-MiniLM-L6-v2"
+    assert (
+        added.files_new == 1
+        and Index.open(default, embedder=opened.embedder).stats()["embed_model"] == "all-MiniLM-L6-v2"
+    )
 
     use = default.replace(embed_model="use-multilingual-v3")
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2.*use-multilingual-v3.*--rebuild"):
@@ -163,7 +181,9 @@ def test_the_default_embedder_weights_minilm_by_what_it_reads(embedder):
     use_alone = embedder.use.embed_queries(["泡绿茶用多热的水合适？"])[0]
     assert np.allclose(chinese @ passages.T, (use_alone @ embedder.use.embed(PASSAGES).T), atol=1e-5)
     cos_use = embedder.use.embed(PASSAGES) @ embedder.use.embed_queries(["How hot should the water be for tea?"])[0]
-    cos_minilm = embedder.minilm.embed(PASSAGES) @ embedder.minilm.embed_queries(["How hot should the water be for tea?"])[0]
+    cos_minilm = (
+        embedder.minilm.embed(PASSAGES) @ embedder.minilm.embed_queries(["How hot should the water be for tea?"])[0]
+    )
     assert np.allclose(english @ passages.T, (cos_use + cos_minilm) / 2, atol=1e-4)
 
 
@@ -187,8 +207,9 @@ def test_names_and_import_paths():
     assert embedder_class("all-MiniLM-L6-v2") is None
     assert embedder_class("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") is None
     assert isinstance(make_embedder(Settings.load(env={})), embedder_class("use-m3+minilm-l6"))
-    assert isinstance(make_embedder(Settings.load(env={}, overrides={"embed_model": "all-MiniLM-L6-v2"})),
-                      SentenceTransformerEmbedder)
+    assert isinstance(
+        make_embedder(Settings.load(env={}, overrides={"embed_model": "all-MiniLM-L6-v2"})), SentenceTransformerEmbedder
+    )
     own = embedder_class("rag.embedders.use_multilingual:UseMultilingualEmbedder")
     assert own is embedder_class("use-multilingual-v3")
     with pytest.raises(ConfigError, match="lacks dimension"):

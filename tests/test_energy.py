@@ -78,10 +78,13 @@ def test_process_scope_counts_a_child_process():
 def test_it_never_reaches_the_network_whatever_codecarbon_is_told(monkeypatch, tmp_path):
     # Every setting that would make codecarbon go online, through its own configuration channels.
     for key, value in {
-        "CODECARBON_OUTPUT_METHODS": "api,prometheus", "CODECARBON_SAVE_TO_API": "true",
+        "CODECARBON_OUTPUT_METHODS": "api,prometheus",
+        "CODECARBON_SAVE_TO_API": "true",
         "CODECARBON_EMISSIONS_ENDPOINT": "http://192.0.2.1/emissions",
-        "CODECARBON_ELECTRICITYMAPS_API_TOKEN": "token", "CODECARBON_CO2_SIGNAL_API_TOKEN": "token",
-        "CODECARBON_API_CALL_INTERVAL": "1", "CODECARBON_OUTPUT_DIR": str(tmp_path),
+        "CODECARBON_ELECTRICITYMAPS_API_TOKEN": "token",
+        "CODECARBON_CO2_SIGNAL_API_TOKEN": "token",
+        "CODECARBON_API_CALL_INTERVAL": "1",
+        "CODECARBON_OUTPUT_DIR": str(tmp_path),
         "CODECARBON_SAVE_TO_FILE": "true",
     }.items():
         monkeypatch.setenv(key, value)
@@ -105,27 +108,37 @@ def test_it_never_reaches_the_network_whatever_codecarbon_is_told(monkeypatch, t
             _busy(1.2)
         assert meter.report.measured, meter.report.reason
     assert attempts == []
-    assert list(tmp_path.iterdir()) == []          # CODECARBON_SAVE_TO_FILE did not write either
+    assert list(tmp_path.iterdir()) == []  # CODECARBON_SAVE_TO_FILE did not write either
 
 
 def test_missing_package_is_a_reason_not_an_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "codecarbon", None)      # import codecarbon -> ImportError
+    monkeypatch.setitem(sys.modules, "codecarbon", None)  # import codecarbon -> ImportError
     meter = EnergyMeter().start()
     _busy(0.1)
     report = meter.stop()
     assert isinstance(report, EnergyReport) and not report.measured
     assert report.reason == "codecarbon is not installed (pip install codecarbon)"
-    assert report.summary_line(10, "documents") == "energy not measured: codecarbon is not installed (pip install codecarbon)"
+    assert (
+        report.summary_line(10, "documents")
+        == "energy not measured: codecarbon is not installed (pip install codecarbon)"
+    )
     assert report.to_dict(10, "documents")["per_1000_documents"] is None
 
 
 def test_a_broken_dependency_of_codecarbon_is_named():
     # In a process of its own: a half-imported codecarbon must not stay behind for other tests.
-    code = ("import sys; sys.modules['psutil'] = None\n"          # codecarbon imports psutil
-            "from rag.energy import EnergyMeter\n"
-            "print(EnergyMeter().start().stop().reason)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys; sys.modules['psutil'] = None\n"  # codecarbon imports psutil
+        "from rag.energy import EnergyMeter\n"
+        "print(EnergyMeter().start().stop().reason)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("codecarbon cannot be imported (") and "psutil" in done.stdout
 
@@ -160,8 +173,14 @@ def _ingest(folder, index_dir, *flags, pythonpath: str = "", cwd=None):
     from tests.conftest import REPO
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(p for p in (pythonpath, str(REPO)) if p))
-    return subprocess.run([sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet", *flags],
-                          capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--quiet", *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -181,13 +200,14 @@ def test_ingest_reports_energy_per_1000_documents_and_runs_without_codecarbon(tm
     assert energy["country"] == "FRA" and energy["kwh"] > 0 and energy["g_co2e"] > 0
     assert energy["per_1000_documents"]["kwh"] == pytest.approx(energy["kwh"] / 2 * 1000)
     assert energy["per_1000_documents"]["g_co2e"] == pytest.approx(energy["g_co2e"] / 2 * 1000)
-    assert list(work.iterdir()) == []            # no emissions.csv where it ran
+    assert list(work.iterdir()) == []  # no emissions.csv where it ran
 
     # codecarbon missing: the ingest still succeeds and says why there is no figure.
     fake = tmp_path / "no-codecarbon" / "codecarbon"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ModuleNotFoundError('No module named codecarbon', name='codecarbon')\n",
-                                     encoding="utf-8")
+    (fake / "__init__.py").write_text(
+        "raise ModuleNotFoundError('No module named codecarbon', name='codecarbon')\n", encoding="utf-8"
+    )
     done = _ingest(docs, tmp_path / "ix2", "--energy", pythonpath=str(fake.parent))
     assert done.returncode == 0, done.stderr
     assert "\n  energy not measured: codecarbon is not installed (pip install codecarbon)" in done.stdout
@@ -201,6 +221,8 @@ def test_eval_report_shows_the_energy_line():
         _busy(0.3)
     line = energy_text(meter.report.to_dict(3, "answers"))
     assert line.startswith(f"{meter.report.kwh:.3g} kWh") and "per 1,000 answers" in line and "codecarbon" in line
-    assert energy_text(EnergyMeter(off="switched off (--no-energy)").start().stop().to_dict(3, "answers")) == \
-        "not measured: switched off (--no-energy)"
+    assert (
+        energy_text(EnergyMeter(off="switched off (--no-energy)").start().stop().to_dict(3, "answers"))
+        == "not measured: switched off (--no-energy)"
+    )
     assert energy_text(None) == ""

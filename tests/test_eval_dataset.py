@@ -35,18 +35,18 @@ def test_good_lines_load_with_defaults(tmp_path):
 
 def test_bad_lines_are_reported_with_line_numbers_and_skipped(tmp_path):
     lines = [
-        json.dumps(GOOD[0]),                                           # 1 ok
-        '{"id": "x", "question": "broken", ',                          # 2 bad JSON
-        "",                                                            # 3 blank: ignored
-        json.dumps({"id": "q", "answers": ["a"]}),                     # 4 no question
-        json.dumps({"id": "r", "question": "Q?", "answers": "a"}),    # 5 a string is accepted as one answer
+        json.dumps(GOOD[0]),  # 1 ok
+        '{"id": "x", "question": "broken", ',  # 2 bad JSON
+        "",  # 3 blank: ignored
+        json.dumps({"id": "q", "answers": ["a"]}),  # 4 no question
+        json.dumps({"id": "r", "question": "Q?", "answers": "a"}),  # 5 a string is accepted as one answer
         json.dumps({"id": "s", "question": "Q?", "answers": [1, 2]}),  # 6 answers not strings
-        json.dumps({"id": "en-1", "question": "again?", "answers": ["a"]}),              # 7 duplicate id
+        json.dumps({"id": "en-1", "question": "again?", "answers": ["a"]}),  # 7 duplicate id
         json.dumps({"id": "t", "question": "Q?", "answers": ["a"], "answerable": False}),  # 8 contradiction
-        json.dumps({"id": "u", "question": "Q?", "answers": [], "answerable": True}),      # 9 no gold answer
-        json.dumps({"id": "v", "question": "Q?", "answers_all_of": [[]]}),                # 10 empty group
-        "[1, 2]",                                                                          # 11 not an object
-        json.dumps({"id": "w", "question": "Q?", "answers": ["a"], "lang": "fr"}),         # 12 unknown lang
+        json.dumps({"id": "u", "question": "Q?", "answers": [], "answerable": True}),  # 9 no gold answer
+        json.dumps({"id": "v", "question": "Q?", "answers_all_of": [[]]}),  # 10 empty group
+        "[1, 2]",  # 11 not an object
+        json.dumps({"id": "w", "question": "Q?", "answers": ["a"], "lang": "fr"}),  # 12 unknown lang
     ]
     qa = load_qa(write(tmp_path, lines))
     assert [i.id for i in qa.items] == ["en-1", "r"]
@@ -83,7 +83,9 @@ def test_unusable_files_are_one_clear_error(tmp_path):
 
 def test_byte_order_mark_and_windows_paths(tmp_path):
     path = tmp_path / "qa.jsonl"
-    path.write_text("\ufeff" + json.dumps({"question": "Q?", "answers": ["a"], "gold_docs": ["sub\\a.txt"]}), encoding="utf-8")
+    path.write_text(
+        "\ufeff" + json.dumps({"question": "Q?", "answers": ["a"], "gold_docs": ["sub\\a.txt"]}), encoding="utf-8"
+    )
     assert load_qa(path).items[0].gold_docs == ["sub/a.txt"]
 
 

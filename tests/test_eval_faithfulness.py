@@ -24,13 +24,13 @@ SUPPORTED = [
     ("根据文档，铁观音原产于福建安溪。", ZH),
 ]
 UNSUPPORTED = [
-    ("The Panthers defense gave up 412 points.", EN),              # wrong number
-    ("Tom Brady led the team in sacks with 11.", EN),              # wrong name
-    ("The team played its home games at Wembley Stadium.", EN),    # wrong place
+    ("The Panthers defense gave up 412 points.", EN),  # wrong number
+    ("Tom Brady led the team in sacks with 11.", EN),  # wrong name
+    ("The team played its home games at Wembley Stadium.", EN),  # wrong place
     ("The stadium has a retractable roof and heated seats.", EN),  # not in the passage at all
-    ("冲泡龙井茶的水温应该在100摄氏度。", ZH),                          # wrong number
-    ("铁观音原产于云南西双版纳。", ZH),                                # fabricated place
-    ("龙井茶富含维生素并能治疗感冒。", ZH),                              # not said
+    ("冲泡龙井茶的水温应该在100摄氏度。", ZH),  # wrong number
+    ("铁观音原产于云南西双版纳。", ZH),  # fabricated place
+    ("龙井茶富含维生素并能治疗感冒。", ZH),  # not said
 ]
 
 
@@ -51,7 +51,7 @@ def test_unsupported_sentences_fail(judge, sentence, passage):
 
 def test_failures_say_why(judge):
     assert "412" in judge.support("The Panthers defense gave up 412 points.", EN).missing
-    assert judge.support("铁观音原产于云南西双版纳。", ZH).novel   # the run of characters found nowhere
+    assert judge.support("铁观音原产于云南西双版纳。", ZH).novel  # the run of characters found nowhere
 
 
 def test_question_words_may_be_restated(judge):

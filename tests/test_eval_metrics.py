@@ -34,7 +34,21 @@ def test_english_normalisation_follows_squad():
 
 def test_chinese_tokens_are_characters_with_english_words_and_numbers_whole():
     assert tokens_zh("《战国无双3》是由光荣和ω-force开发") == [
-        "战", "国", "无", "双", "3", "是", "由", "光", "荣", "和", "ω", "force", "开", "发"]
+        "战",
+        "国",
+        "无",
+        "双",
+        "3",
+        "是",
+        "由",
+        "光",
+        "荣",
+        "和",
+        "ω",
+        "force",
+        "开",
+        "发",
+    ]
     assert tokens_zh("GPT-4 模型，2023年。") == ["gpt", "4", "模", "型", "2023", "年"]
 
 
@@ -74,7 +88,7 @@ def test_mixed_text_scores_english_words_as_tokens_inside_chinese():
 def test_empty_texts():
     assert f1_score("", "14 days", "en") == 0.0
     assert f1_score("", "", "en") == 1.0
-    assert exact_match("!!!", "", "en") == 1.0   # both normalise to nothing
+    assert exact_match("!!!", "", "en") == 1.0  # both normalise to nothing
     s = score_answer("", refused=False, answers=["14 days"], lang="en")
     assert (s.exact_match, s.f1, s.answer_accuracy) == (0.0, 0.0, 0.0)
 
@@ -191,4 +205,6 @@ def test_point_coverage_is_the_share_of_each_reference_point_the_answer_states()
     assert point_coverage("两个专业都注重数学基础。[1]", points, "zh") == pytest.approx((1.0 + 2 / 12) / 2, abs=1e-3)
     assert point_coverage("", points, "zh") == 0.0
     assert point_coverage("anything", [], "en") is None
-    assert point_coverage("Both train strong maths [1]; only one stresses data", ["both train strong maths"], "en") == 1.0
+    assert (
+        point_coverage("Both train strong maths [1]; only one stresses data", ["both train strong maths"], "en") == 1.0
+    )

@@ -57,13 +57,24 @@ class ScriptedAnswerer:
         order = sorted(self.texts, key=lambda name: (name not in item.gold_docs, name))
         if not self.right:
             order = [n for n in order if n not in item.gold_docs]
-        hits = [SearchHit(Chunk(f"c{i}", self.texts[n], n, None, None, "text", 0, 1), 1 / (i + 1), {}, i + 1)
-                for i, n in enumerate(order)]
+        hits = [
+            SearchHit(Chunk(f"c{i}", self.texts[n], n, None, None, "text", 0, 1), 1 / (i + 1), {}, i + 1)
+            for i, n in enumerate(order)
+        ]
         timings = {"retrieve": 5.0, "generate": 100.0, "total": 110.0}
         usage = {"prompt_tokens": 300, "completion_tokens": 20}
         if not item.answerable:
-            return Answer("I could not find the answer in the documents.", False, [], hits, question, item.lang,
-                          "scripted", timings, usage)
+            return Answer(
+                "I could not find the answer in the documents.",
+                False,
+                [],
+                hits,
+                question,
+                item.lang,
+                "scripted",
+                timings,
+                usage,
+            )
         gold = (item.answers or [" and ".join(g) for g in item.answers_all_of])[0]
         text = f"{question.rstrip('?？')}: {gold if self.right else 'something else entirely'} [1]."
         cite = [Citation(1, "c0", order[0], None, None, "")]
@@ -109,7 +120,7 @@ def test_wrong_answers_are_labelled_by_failure_type(tmp_path, items):
     records, summary = run(items, tmp_path, ScriptedAnswerer(items, right=False))
     by_id = {r["id"]: r for r in records}
     assert {"wrong_answer", "retrieval_miss", "unfaithful"} <= set(by_id["en-1"]["failures"])
-    assert by_id["none-1"]["failures"] == []     # refused, as it should
+    assert by_id["none-1"]["failures"] == []  # refused, as it should
     assert summary["failures"]["wrong_answer"] == 10
     assert summary["metrics"]["recall@3"]["mean"] < 1
 
@@ -158,8 +169,17 @@ def test_cli_compare_and_errors(tmp_path, items, capsys):
 
 def test_answer_round_trips_through_its_dict():
     chunk = Chunk("id1", "text", "a.md", 2, "Intro", "text", 0, 4)
-    answer = Answer("It is 4 [1].", True, [Citation(1, "id1", "a.md", 2, "Intro", "text")],
-                    [SearchHit(chunk, 0.5, {"dense": 0.5}, 1)], "q", "en", "m", {"total": 3.0}, {"prompt_tokens": 9})
+    answer = Answer(
+        "It is 4 [1].",
+        True,
+        [Citation(1, "id1", "a.md", 2, "Intro", "text")],
+        [SearchHit(chunk, 0.5, {"dense": 0.5}, 1)],
+        "q",
+        "en",
+        "m",
+        {"total": 3.0},
+        {"prompt_tokens": 9},
+    )
     assert answer_from_dict(json.loads(json.dumps(answer.to_dict()))) == answer
 
 
@@ -184,7 +204,9 @@ def test_cli_run_with_the_pipeline_swapped_for_a_script(tmp_path, items, capsys,
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["questions"] == 5 and summary["mode"] == "in-process"
     assert str(made[0].index_dir) == str(tmp_path / "ix")
-    assert summary["dataset_problems"] == ["line 13: not valid JSON (Expecting property name enclosed in double quotes at column 2)"]
+    assert summary["dataset_problems"] == [
+        "line 13: not valid JSON (Expecting property name enclosed in double quotes at column 2)"
+    ]
     # --resume over a larger selection answers only the new questions
     assert main([*args, "--resume"]) == 0
     assert len(read_results(out / "results.jsonl")) == 12
@@ -207,7 +229,7 @@ def test_http_answerer_against_the_api_app(tmp_path, items):
     from rag.index import DB_NAME
 
     (tmp_path / "ix").mkdir()
-    (tmp_path / "ix" / DB_NAME).write_bytes(b"")     # the server only checks that an index exists
+    (tmp_path / "ix" / DB_NAME).write_bytes(b"")  # the server only checks that an index exists
     scripted = ScriptedAnswerer(items)
 
     class Pipeline:
@@ -240,12 +262,27 @@ def test_http_answerer_against_the_api_app(tmp_path, items):
 # --- question types and multi-hop evidence ------------------------------------------------------
 
 TYPED = [
-    {"id": "b1", "question": "Which city is the capital of France?", "answers": ["Paris"],
-     "gold_docs": ["a.txt", "b.txt"], "type": "bridge"},
-    {"id": "b2", "question": "Which city hosts the second bank?", "answers": ["Lyon"],
-     "gold_docs": ["c.txt", "d.txt"], "type": "bridge"},
-    {"id": "c1", "question": "Are both rivers in France?", "answers": ["yes"],
-     "gold_docs": ["e.txt", "f.txt"], "type": "comparison"},
+    {
+        "id": "b1",
+        "question": "Which city is the capital of France?",
+        "answers": ["Paris"],
+        "gold_docs": ["a.txt", "b.txt"],
+        "type": "bridge",
+    },
+    {
+        "id": "b2",
+        "question": "Which city hosts the second bank?",
+        "answers": ["Lyon"],
+        "gold_docs": ["c.txt", "d.txt"],
+        "type": "bridge",
+    },
+    {
+        "id": "c1",
+        "question": "Are both rivers in France?",
+        "answers": ["yes"],
+        "gold_docs": ["e.txt", "f.txt"],
+        "type": "comparison",
+    },
     {"id": "u1", "question": "What colour is the sky?", "answers": ["blue"], "gold_docs": ["g.txt"]},
 ]
 
@@ -267,20 +304,34 @@ def hop_passages(*sources):
 
 
 def typed_answer(text, sources, total=None, reasoning=()):
-    hits = [SearchHit(Chunk(f"{s}#0", f"{s}: {text}", s, None, None, "text", 0, 1), 1 / (i + 1), {}, i + 1)
-            for i, s in enumerate(sources)]
-    answer = Answer(text, True, [Citation(1, hits[0].chunk.id, sources[0], None, None, "")], hits, "q", "en",
-                    "scripted", {"total": total} if total else {}, {})
+    hits = [
+        SearchHit(Chunk(f"{s}#0", f"{s}: {text}", s, None, None, "text", 0, 1), 1 / (i + 1), {}, i + 1)
+        for i, s in enumerate(sources)
+    ]
+    answer = Answer(
+        text,
+        True,
+        [Citation(1, hits[0].chunk.id, sources[0], None, None, "")],
+        hits,
+        "q",
+        "en",
+        "scripted",
+        {"total": total} if total else {},
+        {},
+    )
     if reasoning:
-        answer.reasoning = list(reasoning)      # not a field of Answer yet: set as the pipeline will
+        answer.reasoning = list(reasoning)  # not a field of Answer yet: set as the pipeline will
     return answer
 
 
 def write_run(folder, items, answers, walls=None):
     """Score ``answers`` (id -> Answer) against ``items`` and write them as a run's results.jsonl."""
     folder.mkdir(parents=True, exist_ok=True)
-    records = [score_record(item, answers[item.id], LexicalJudge(), [1, 3], (walls or {}).get(item.id, 1.0))
-               for item in items if item.id in answers]
+    records = [
+        score_record(item, answers[item.id], LexicalJudge(), [1, 3], (walls or {}).get(item.id, 1.0))
+        for item in items
+        if item.id in answers
+    ]
     with open(folder / "results.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
             write_results_line(handle, record)
@@ -298,19 +349,46 @@ def run_a(typed_items):
     """b1: right, both gold documents among its passages; b2: wrong, the second gold document in
     neither its passages nor its two hops; c1: right, the second gold document only in its hop;
     u1: right, no type, no total (its latency is the wall time)."""
-    over_http = answer_from_dict(json.loads(json.dumps({
-        **typed_answer("Marseille or Nice", ["c.txt", "x.txt"], total=300.0).to_dict(),
-        "reasoning": [{"kind": "bridge", "question": "Which bank?", "query": "second bank", "passages": hop_passages("x.txt"),
-                       "finding": "the bank is in x", "citation": 1},
-                      {"kind": "bridge", "question": "Where is x?", "query": "x city", "passages": hop_passages("c.txt", "z.txt"),
-                       "finding": "x is in Marseille", "citation": None}],
-    })))
+    over_http = answer_from_dict(
+        json.loads(
+            json.dumps(
+                {
+                    **typed_answer("Marseille or Nice", ["c.txt", "x.txt"], total=300.0).to_dict(),
+                    "reasoning": [
+                        {
+                            "kind": "bridge",
+                            "question": "Which bank?",
+                            "query": "second bank",
+                            "passages": hop_passages("x.txt"),
+                            "finding": "the bank is in x",
+                            "citation": 1,
+                        },
+                        {
+                            "kind": "bridge",
+                            "question": "Where is x?",
+                            "query": "x city",
+                            "passages": hop_passages("c.txt", "z.txt"),
+                            "finding": "x is in Marseille",
+                            "citation": None,
+                        },
+                    ],
+                }
+            )
+        )
+    )
     return {
         "b1": typed_answer("It is Paris [1].", ["a.txt", "b.txt"], total=100.0),
         "b2": over_http,
-        "c1": typed_answer("yes [1]", ["e.txt"], total=50.0,
-                           reasoning=[Hop("comparison", "Is the Loire in France?", "Loire", hop_passages("f.txt"),
-                                          "the Loire is in France", 1)]),
+        "c1": typed_answer(
+            "yes [1]",
+            ["e.txt"],
+            total=50.0,
+            reasoning=[
+                Hop(
+                    "comparison", "Is the Loire in France?", "Loire", hop_passages("f.txt"), "the Loire is in France", 1
+                )
+            ],
+        ),
         "u1": typed_answer("Blue.", ["g.txt"]),
     }
 
@@ -321,7 +399,7 @@ def test_a_hop_that_read_the_second_gold_document_counts_as_found(typed_items):
     c1 = score_record(by_id["c1"], answers["c1"], LexicalJudge(), [1, 3], 1.0)
     assert (c1["hops"], c1["scores"]["supporting_recall"], c1["scores"]["supporting_fraction"]) == (1, 1.0, 1.0)
     assert c1["reasoning"][0]["passages"][0]["source"] == "f.txt" and c1["reasoning"][0]["citation"] == 1
-    assert c1["scores"]["recall@3"] == 0.5            # retrieval metrics still count the passages only
+    assert c1["scores"]["recall@3"] == 0.5  # retrieval metrics still count the passages only
     without = score_record(by_id["c1"], typed_answer("yes [1]", ["e.txt"]), LexicalJudge(), [1, 3], 1.0)
     assert (without["hops"], without["reasoning"]) == (0, [])
     assert (without["scores"]["supporting_recall"], without["scores"]["supporting_fraction"]) == (0.0, 0.5)
@@ -339,34 +417,50 @@ def test_summary_table_and_report_break_the_figures_down_by_question_type(tmp_pa
     bridge, comparison, untyped = by_type["bridge"], by_type["comparison"], by_type["untyped"]
 
     def means(t):
-        return {n: t["metrics"][n]["mean"] for n in ("answer_accuracy", "exact_match", "f1",
-                                                     "supporting_recall", "supporting_fraction")}
+        return {
+            n: t["metrics"][n]["mean"]
+            for n in ("answer_accuracy", "exact_match", "f1", "supporting_recall", "supporting_fraction")
+        }
 
     # b1 "It is Paris": right, EM 0, F1 2*(1/3)*1/(1/3+1) = 0.5, both gold documents; b2 wrong, one of two
-    assert means(bridge) == {"answer_accuracy": 0.5, "exact_match": 0.0, "f1": pytest.approx(0.25),
-                             "supporting_recall": 0.5, "supporting_fraction": 0.75}
+    assert means(bridge) == {
+        "answer_accuracy": 0.5,
+        "exact_match": 0.0,
+        "f1": pytest.approx(0.25),
+        "supporting_recall": 0.5,
+        "supporting_fraction": 0.75,
+    }
     assert (bridge["questions"], bridge["answered"], bridge["metrics"]["f1"]["n"]) == (2, 2, 2)
     assert bridge["hops"] == {"mean": 1.0, "max": 2, "n": 2}
-    assert bridge["latency_ms"]["p50"] == 200.0                     # totals 100 and 300
-    assert means(comparison) == {"answer_accuracy": 1.0, "exact_match": 1.0, "f1": 1.0,
-                                 "supporting_recall": 1.0, "supporting_fraction": 1.0}
+    assert bridge["latency_ms"]["p50"] == 200.0  # totals 100 and 300
+    assert means(comparison) == {
+        "answer_accuracy": 1.0,
+        "exact_match": 1.0,
+        "f1": 1.0,
+        "supporting_recall": 1.0,
+        "supporting_fraction": 1.0,
+    }
     assert comparison["hops"]["mean"] == 1.0 and comparison["latency_ms"]["p50"] == 50.0
     assert means(untyped)["supporting_recall"] == 1.0 and untyped["hops"]["mean"] == 0.0
-    assert untyped["latency_ms"]["p50"] == 40.0                     # no total: the wall time
+    assert untyped["latency_ms"]["p50"] == 40.0  # no total: the wall time
     # the overall figures are over all four questions, as before
     assert summary["metrics"]["answer_accuracy"]["mean"] == 0.75
     assert summary["metrics"]["supporting_recall"]["mean"] == 0.75
     assert summary["hops"] == {"mean": 0.75, "max": 2, "n": 4}
 
     table = console_table(summary).splitlines()
-    rows = {line.split()[0]: line.split() for line in table if line.split()[:1] in (["bridge"], ["comparison"], ["untyped"])}
+    rows = {
+        line.split()[0]: line.split() for line in table if line.split()[:1] in (["bridge"], ["comparison"], ["untyped"])
+    }
     assert rows["bridge"] == ["bridge", "2", "50.0", "0.0", "25.0", "50.0", "1.00", "200"]
     assert rows["comparison"] == ["comparison", "1", "100.0", "100.0", "100.0", "100.0", "1.00", "50"]
     assert rows["untyped"] == ["untyped", "1", "100.0", "100.0", "100.0", "100.0", "0.00", "40"]
     html = write_report(tmp_path, summary, records).read_text(encoding="utf-8")
-    assert ("<tr><td>bridge</td><td class=num>2</td><td class=num>2</td><td class=num>50.0</td><td class=num>0.0</td>"
-            "<td class=num>25.0</td><td class=num>50.0</td><td class=num>75.0</td><td class=num>1.00</td>"
-            "<td class=num>200</td></tr>") in html
+    assert (
+        "<tr><td>bridge</td><td class=num>2</td><td class=num>2</td><td class=num>50.0</td><td class=num>0.0</td>"
+        "<td class=num>25.0</td><td class=num>50.0</td><td class=num>75.0</td><td class=num>1.00</td>"
+        "<td class=num>200</td></tr>"
+    ) in html
     assert "<td>b2<br><span class=muted>bridge, 2 hops</span></td>" in html
 
 
@@ -381,26 +475,41 @@ def test_no_types_no_breakdown(tmp_path, typed_items):
 def test_compare_pairs_the_questions_of_each_type(tmp_path, typed_items):
     write_run(tmp_path / "a", typed_items, run_a(typed_items))
     # B: b1 the same; b2 right, its hop read the second gold document; c1 wrong, no hop; u1 not asked.
-    write_run(tmp_path / "b", typed_items, {
-        "b1": typed_answer("It is Paris [1].", ["a.txt", "b.txt"], total=100.0),
-        "b2": typed_answer("Lyon [1]", ["c.txt"], total=120.0,
-                           reasoning=[Hop("bridge", "Which bank?", "bank", hop_passages("d.txt"), "in Lyon", 1)]),
-        "c1": typed_answer("no [1]", ["e.txt", "f.txt"], total=60.0),
-    })
+    write_run(
+        tmp_path / "b",
+        typed_items,
+        {
+            "b1": typed_answer("It is Paris [1].", ["a.txt", "b.txt"], total=100.0),
+            "b2": typed_answer(
+                "Lyon [1]",
+                ["c.txt"],
+                total=120.0,
+                reasoning=[Hop("bridge", "Which bank?", "bank", hop_passages("d.txt"), "in Lyon", 1)],
+            ),
+            "c1": typed_answer("no [1]", ["e.txt", "f.txt"], total=60.0),
+        },
+    )
     result = compare_runs(tmp_path / "a", tmp_path / "b")
     assert (result["shared_questions"], result["only_a"], result["only_b"]) == (3, 1, 0)
-    assert list(result["by_type"]) == ["bridge", "comparison"]      # u1 is in A only
+    assert list(result["by_type"]) == ["bridge", "comparison"]  # u1 is in A only
     bridge, comparison = result["by_type"]["bridge"], result["by_type"]["comparison"]
     assert (bridge["shared_questions"], bridge["hops_a"], bridge["hops_b"]) == (2, 1.0, 0.5)
     assert (comparison["shared_questions"], comparison["hops_a"], comparison["hops_b"]) == (1, 1.0, 0.0)
     rows = {r["metric"]: r for r in bridge["metrics"]}
     assert list(rows) == ["answer_accuracy", "exact_match", "f1", "supporting_recall"]
     # per question A -> B: b1 1 -> 1, b2 0 -> 1 (accuracy, EM, supporting recall); F1 b1 .5 -> .5, b2 0 -> 1
-    for name, a, b in (("answer_accuracy", [1, 0], [1, 1]), ("exact_match", [0, 0], [0, 1]),
-                       ("f1", [0.5, 0], [0.5, 1]), ("supporting_recall", [1, 0], [1, 1])):
+    for name, a, b in (
+        ("answer_accuracy", [1, 0], [1, 1]),
+        ("exact_match", [0, 0], [0, 1]),
+        ("f1", [0.5, 0], [0.5, 1]),
+        ("supporting_recall", [1, 0], [1, 1]),
+    ):
         expected = paired_bootstrap(a, b)
-        assert (rows[name]["n"], rows[name]["a"], rows[name]["b"]) == (2, pytest.approx(expected.mean_a),
-                                                                       pytest.approx(expected.mean_b))
+        assert (rows[name]["n"], rows[name]["a"], rows[name]["b"]) == (
+            2,
+            pytest.approx(expected.mean_a),
+            pytest.approx(expected.mean_b),
+        )
         assert rows[name]["diff"] == pytest.approx(0.5)
         assert (rows[name]["p_value"], rows[name]["significant"]) == (expected.p_value, expected.significant)
     rows = {r["metric"]: r for r in comparison["metrics"]}

@@ -24,8 +24,13 @@ pytestmark = pytest.mark.slow
 FAST = {"RAG_MAX_NEW_TOKENS": "48", "RAG_TOP_K": "2"}
 
 QUESTIONS = [
-    {"id": "en-2", "question": "What is the nightly hotel limit in London?", "answers": ["250 euros", "250"],
-     "gold_docs": ["travel-policy.md"], "type": "lookup"},
+    {
+        "id": "en-2",
+        "question": "What is the nightly hotel limit in London?",
+        "answers": ["250 euros", "250"],
+        "gold_docs": ["travel-policy.md"],
+        "type": "lookup",
+    },
     {"id": "zh-3", "question": "图书馆每周哪天闭馆？", "answers": ["周一", "每周一"], "gold_docs": ["图书馆规定.txt"]},
 ]
 
@@ -57,8 +62,13 @@ def server(workspace):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **FAST)
     env.pop("RAG_API_KEYS", None)
     log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "api", "--index-dir", str(root / "index"), "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "--index-dir", str(root / "index"), "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -84,7 +94,10 @@ def server(workspace):
 
 def _read(out: Path):
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    records = {json.loads(line)["id"]: json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()}
+    records = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     return summary, records
 
 
@@ -129,7 +142,7 @@ def test_in_process_and_http_runs_agree(workspace, server, capsys, monkeypatch):
     # same index, same settings: the same passages in the same order, in-process and over HTTP
     for qid in records_l:
         assert records_l[qid]["sources"] == records_r[qid]["sources"]
-        assert records_l[qid]["hops"] == records_r[qid]["hops"]      # reasoning hops come through /ask too
+        assert records_l[qid]["hops"] == records_r[qid]["hops"]  # reasoning hops come through /ask too
     assert (local / "report.html").stat().st_size > 10_000
 
     assert main(["--compare", str(local / "summary.json"), str(remote / "summary.json")]) == 0
@@ -143,7 +156,7 @@ def test_resume_and_a_server_that_is_not_there(workspace, capsys):
         pytest.skip("needs the run of the test before")
     before = (out / "results.jsonl").read_text(encoding="utf-8")
     assert main([str(qa), "--index-dir", str(root / "index"), "--out", str(out), "--resume", "--quiet"]) == 0
-    assert (out / "results.jsonl").read_text(encoding="utf-8") == before    # nothing left to answer
+    assert (out / "results.jsonl").read_text(encoding="utf-8") == before  # nothing left to answer
     assert main([str(qa), "--url", "http://127.0.0.1:9", "--out", str(root / "nowhere"), "--quiet"]) == 2
     assert "Cannot reach the server" in capsys.readouterr().err
 
@@ -151,7 +164,10 @@ def test_resume_and_a_server_that_is_not_there(workspace, capsys):
 def test_quote_mode_in_process_and_over_http(workspace, server):
     root, qa = workspace
     local, remote = root / "quote-local", root / "quote-remote"
-    assert main([str(qa), "--index-dir", str(root / "index"), "--out", str(local), "--answer-mode", "quote", "--quiet"]) == 0
+    assert (
+        main([str(qa), "--index-dir", str(root / "index"), "--out", str(local), "--answer-mode", "quote", "--quiet"])
+        == 0
+    )
     assert main([str(qa), "--url", server, "--out", str(remote), "--answer-mode", "quote", "--quiet"]) == 0
     summary_l, records_l = _read(local)
     summary_r, records_r = _read(remote)

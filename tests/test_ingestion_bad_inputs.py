@@ -103,9 +103,13 @@ def bad_run(tmp_path_factory):
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     (root / "noperm.txt").chmod(0o644)
     report = json.loads(result.stdout) if result.returncode == 0 else {}
-    return {"result": result, "report": report, "texts": index_texts(index_dir) if report else {},
-            "reasons": {i["path"]: i["reason"] for i in report.get("failed", []) + report.get("skipped", [])},
-            "permissions_enforced": prefix is not None}
+    return {
+        "result": result,
+        "report": report,
+        "texts": index_texts(index_dir) if report else {},
+        "reasons": {i["path"]: i["reason"] for i in report.get("failed", []) + report.get("skipped", [])},
+        "permissions_enforced": prefix is not None,
+    }
 
 
 def test_the_run_does_not_abort_and_every_good_file_is_indexed(bad_run):
@@ -122,7 +126,7 @@ def test_an_unreadable_file_is_skipped_with_one_line(bad_run):
     reason = bad_run["reasons"]["noperm.txt"]
     assert reason == "noperm.txt: permission denied (the service cannot read it); skipped."
     assert "noperm.txt" not in bad_run["texts"]
-    assert bad_run["result"].stderr.count("noperm.txt: permission denied") == 1   # one line on the console
+    assert bad_run["result"].stderr.count("noperm.txt: permission denied") == 1  # one line on the console
 
 
 def test_dangling_and_looping_links_and_fifos_are_named(bad_run):
@@ -139,16 +143,19 @@ def test_a_one_line_multi_megabyte_text_is_split_and_indexed(bad_run):
     text = bad_run["texts"]["oneline.txt"]
     assert text.startswith("ONELINEMARKER") and len(text) > 2_500_000
     took = {item["path"]: item["seconds"] for item in bad_run["report"]["slowest"]}
-    assert took["oneline.txt"] < 25    # the default time budget; it takes ~2 s on 2 cores
+    assert took["oneline.txt"] < 25  # the default time budget; it takes ~2 s on 2 cores
 
 
-@pytest.mark.parametrize("path, phrase", [
-    ("gbk.txt", "全长约两万一千公里"),
-    ("big5.txt", "全長約兩萬一千公里"),
-    ("latin1.txt", "crème brûlée to a naïve critic from Zürich"),
-    ("utf16le.txt", "始建于春秋战国时期"),
-    ("utf16be.md", "crème brûlée"),
-])
+@pytest.mark.parametrize(
+    "path, phrase",
+    [
+        ("gbk.txt", "全长约两万一千公里"),
+        ("big5.txt", "全長約兩萬一千公里"),
+        ("latin1.txt", "crème brûlée to a naïve critic from Zürich"),
+        ("utf16le.txt", "始建于春秋战国时期"),
+        ("utf16be.md", "crème brûlée"),
+    ],
+)
 def test_legacy_encodings_are_read_as_their_text(bad_run, path, phrase):
     assert phrase in bad_run["texts"][path]
 
@@ -191,7 +198,7 @@ def test_a_file_past_the_time_budget_is_stopped_and_the_rest_ingested(tmp_path, 
     assert "RAG_PARSE_TIMEOUT_S" in failed["slow.txt"]
     assert any(line.startswith("skipped slow.txt: preparing it took longer") for line in lines.lines)
     assert "The Zephyr pump runs at 3400 rpm." in index_texts(tmp_path / "index")["a.txt"]
-    assert report.slowest[0]["path"] == "slow.txt" and report.slowest[0]["seconds"] < 15   # stopped, not run out
+    assert report.slowest[0]["path"] == "slow.txt" and report.slowest[0]["seconds"] < 15  # stopped, not run out
 
 
 @pytest.mark.slow
@@ -242,7 +249,8 @@ def test_a_file_changed_during_the_ingest_is_recorded_with_the_hash_of_what_was_
     assert index_hashes(settings.index_dir)["changing.txt"] == hashlib.sha256(new.encode()).hexdigest()
     assert [line for line in lines.lines if "changing.txt" in line] == [
         f"changing.txt: changed while the ingest ran; indexed as it was read "
-        f"(SHA-256 {hashlib.sha256(new.encode()).hexdigest()[:12]})."]
+        f"(SHA-256 {hashlib.sha256(new.encode()).hexdigest()[:12]})."
+    ]
     # The next run sees nothing to do: the record matches the file.
     again = ingest_folder(root, settings, embedder=embedder)
     assert again.files_unchanged == 2 and again.files_changed == 0

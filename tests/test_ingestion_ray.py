@@ -79,8 +79,7 @@ def ray_cluster():
     pytest.importorskip("ray.data", reason="ray is installed without ray[data]")
     if ray.is_initialized():
         pytest.skip("a Ray session is already open in this process")
-    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2,
-             log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
     try:
         listeners = ray_listeners()
         exposed = [item for item in listeners if not _is_loopback(item[1])]
@@ -110,8 +109,19 @@ def _vectors(settings: Settings) -> dict[str, np.ndarray]:
 
 
 def _same_counts(plain, on_ray) -> None:
-    keys = ("files_new", "files_changed", "files_unchanged", "files_removed", "files_failed",
-            "chunks_added", "chunks_removed", "chunks_embedded", "chunks_total", "documents_total", "generation")
+    keys = (
+        "files_new",
+        "files_changed",
+        "files_unchanged",
+        "files_removed",
+        "files_failed",
+        "chunks_added",
+        "chunks_removed",
+        "chunks_embedded",
+        "chunks_total",
+        "documents_total",
+        "generation",
+    )
     assert {k: getattr(on_ray, k) for k in keys} == {k: getattr(plain, k) for k in keys}
     assert sorted(f["path"] for f in on_ray.failed) == sorted(f["path"] for f in plain.failed)
     assert on_ray.skipped == plain.skipped
@@ -174,7 +184,9 @@ def test_ray_builds_the_same_index_and_updates_it_incrementally(tmp_path, embedd
 def test_a_model_the_workers_cannot_load_is_one_clear_error(tmp_path, ray_cluster):
     root = tmp_path / "docs"
     docfactory.make_txt(root / "a.txt", "The Zephyr pump runs at 3400 rpm.\n")
-    settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "embed_model": str(tmp_path / "no-model")})
+    settings = Settings.load(
+        env={}, overrides={"index_dir": tmp_path / "index", "embed_model": str(tmp_path / "no-model")}
+    )
     with pytest.raises(ConfigError, match="could not be loaded"):
         ingest_folder_ray(root, settings)
     store = ChunkStore(settings.index_dir / DB_NAME, readonly=True)

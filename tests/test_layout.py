@@ -61,7 +61,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -75,7 +75,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_rag_modules_import_without_a_cycle():
     graph = import_graph()
-    assert len(graph) > 40 and "rag.reasoning.stage" in graph        # the walk found the library
+    assert len(graph) > 40 and "rag.reasoning.stage" in graph  # the walk found the library
     assert cycles(graph) == [], "\n".join(" -> ".join(c) for c in cycles(graph))
 
 
@@ -98,8 +98,16 @@ def test_no_test_module_imports_another():
     offenders = []
     for path in (REPO / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(REPO)} imports {n}" for n in names
-                          if n.rpartition(".")[2].startswith("test_") and n.startswith("tests")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(REPO)} imports {n}"
+                for n in names
+                if n.rpartition(".")[2].startswith("test_") and n.startswith("tests")
+            ]
     assert offenders == []

@@ -156,7 +156,11 @@ def test_a_text_file_written_in_markdown_is_read_as_markdown(tmp_path, name):
     assert [e.text for e in elements if e.kind == "Title"] == ["大模型简介", "面临的挑战"]
     # List items whole, without their bold marks; the section comes from the "##" heading.
     item = by_text(elements, "能耗")
-    assert (item.text, item.kind, item.section) == ("能耗与环境影响：减少训练和运行中的能源消耗。", "ListItem", "面临的挑战")
+    assert (item.text, item.kind, item.section) == (
+        "能耗与环境影响：减少训练和运行中的能源消耗。",
+        "ListItem",
+        "面临的挑战",
+    )
     assert not any("*" in e.text or e.text.startswith("#") for e in elements)
     # A Chinese line wrapped inside a paragraph joins without a space; code keeps its lines.
     assert by_text(elements, "预训练").text.endswith("参数量从数亿到数千亿不等。")
@@ -170,8 +174,10 @@ def test_plain_text_with_a_list_is_not_taken_for_markdown(tmp_path):
     assert not looks_like_markdown(plain)
     assert not looks_like_markdown("# a comment line\nkey = value\n")
     assert looks_like_markdown(MARKDOWN_NOTES)
-    assert looks_like_markdown("See [the guide](https://example.org/guide) and **read it**.\n\n"
-                               "```\nmake\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert looks_like_markdown(
+        "See [the guide](https://example.org/guide) and **read it**.\n\n"
+        "```\nmake\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    )
     elements = parse_file(docfactory.make_txt(tmp_path / "hours.txt", plain), MAX)
     assert "1. Monday to Friday: 9 to 17." in texts(elements)
 
@@ -247,16 +253,21 @@ def test_plain_text_lines_are_tagged_in_one_batch_with_the_same_verdicts(tmp_pat
     from rag.parsing import _BATCH_DOCS, _prepare_unstructured, _short_english_paragraphs, parse_file
 
     _prepare_unstructured()
-    text = ("Maintenance schedule\n\nThe pump is serviced every spring.\n\nSpare parts\n\n"
-            "Gaskets and seals.\n\nOrder them from the plant store before March.\n\n"
-            "- Check the seals.\n\nThe valve opens slowly. It closes fast.\n\nContact\n")
+    text = (
+        "Maintenance schedule\n\nThe pump is serviced every spring.\n\nSpare parts\n\n"
+        "Gaskets and seals.\n\nOrder them from the plant store before March.\n\n"
+        "- Check the seals.\n\nThe valve opens slowly. It closes fast.\n\nContact\n"
+    )
     path = tmp_path / "manual.txt"
     path.write_text(text, encoding="utf-8")
     batched = [(e.kind, e.text) for e in parse_file(path, 2**20)]
     one_by_one = [(item.category, item.text) for item in partition_text(text=text, languages=[""])]
     assert batched == one_by_one
-    assert ("Title", "Maintenance schedule") in batched and ("NarrativeText", "The pump is serviced every spring.") in batched
-    assert "The valve opens slowly. It closes fast." not in _short_english_paragraphs(text)   # two sentences: no tagger
+    assert ("Title", "Maintenance schedule") in batched and (
+        "NarrativeText",
+        "The pump is serviced every spring.",
+    ) in batched
+    assert "The valve opens slowly. It closes fast." not in _short_english_paragraphs(text)  # two sentences: no tagger
     assert "- Check the seals." not in _short_english_paragraphs(text)
     assert not _BATCH_DOCS, "the batch is dropped after the file"
 
@@ -310,7 +321,9 @@ def test_pdf_pages_and_text(tmp_path):
 
 def _browser_pdf(tmp_path: Path, name: str, html: str) -> Path:
     if not docfactory.CHROMIUM.exists():
-        pytest.skip(f"{docfactory.CHROMIUM} is missing; install it with: apt-get install -y chromium fonts-wqy-microhei")
+        pytest.skip(
+            f"{docfactory.CHROMIUM} is missing; install it with: apt-get install -y chromium fonts-wqy-microhei"
+        )
     return docfactory.make_pdf_in_browser(tmp_path / name, html)
 
 
@@ -322,10 +335,16 @@ def test_chinese_pdf_printed_by_a_browser(tmp_path):
     """Two pages of Chinese with Chromium's running head and foot: the heads, feet and page
     numbers are gone, every paragraph is there once, without the spaces line breaks left, and
     the title at the top of page 1 is the first paragraphs' section."""
-    paragraphs = [f"第{i}条：{TEAS[i % 8]}应当密封保存，放在阴凉干燥处，温度保持在五到{10 + i}摄氏度之间。"
-                  f"开封以后最好在{i + 20}天内喝完，否则香气会慢慢散失，茶汤的滋味也会变得平淡。" for i in range(1, 25)]
-    html = ('<html><head><meta charset="utf-8"><title>茶叶保存手册</title></head><body><h1>茶叶的保存方法</h1>'
-            + "".join(f"<p>{p}</p>" for p in paragraphs) + "<h2>常见错误</h2><p>不要把茶叶和香料放在一起。</p></body></html>")
+    paragraphs = [
+        f"第{i}条：{TEAS[i % 8]}应当密封保存，放在阴凉干燥处，温度保持在五到{10 + i}摄氏度之间。"
+        f"开封以后最好在{i + 20}天内喝完，否则香气会慢慢散失，茶汤的滋味也会变得平淡。"
+        for i in range(1, 25)
+    ]
+    html = (
+        '<html><head><meta charset="utf-8"><title>茶叶保存手册</title></head><body><h1>茶叶的保存方法</h1>'
+        + "".join(f"<p>{p}</p>" for p in paragraphs)
+        + "<h2>常见错误</h2><p>不要把茶叶和香料放在一起。</p></body></html>"
+    )
     elements = parse_file(_browser_pdf(tmp_path, "茶叶.pdf", html), MAX)
     assert_well_formed(elements)
     texts = [e.text for e in elements]
@@ -342,10 +361,12 @@ def test_chinese_pdf_printed_by_a_browser(tmp_path):
 
 @pytest.mark.slow
 def test_english_pdf_printed_by_a_browser_spells_out_ligatures(tmp_path):
-    html = ('<html><head><meta charset="utf-8"><title>Office handbook</title>'
-            "<style>p { font-family: serif; font-variant-ligatures: common-ligatures; }</style></head><body>"
-            "<h1>Finance office</h1><p>The finance office files every official reimbursement within five days.</p>"
-            "</body></html>")
+    html = (
+        '<html><head><meta charset="utf-8"><title>Office handbook</title>'
+        "<style>p { font-family: serif; font-variant-ligatures: common-ligatures; }</style></head><body>"
+        "<h1>Finance office</h1><p>The finance office files every official reimbursement within five days.</p>"
+        "</body></html>"
+    )
     elements = parse_file(_browser_pdf(tmp_path, "handbook.pdf", html), MAX)
     texts = [e.text for e in elements]
     # Chromium's running head draws "ffi" of "Office" as one glyph; one page cannot tell a

@@ -18,7 +18,7 @@ TEXTS = [
     "长城全长多少公里？",
     "SmolLM2 是一个小型语言模型 with 135M parameters.",
     "ok",
-    "word " * 400,      # longer than the model's 256 tokens: both must truncate the same way
+    "word " * 400,  # longer than the model's 256 tokens: both must truncate the same way
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.answering.reader import Reader, align, locate, _trim
+from rag.answering.reader import Reader, _trim, align, locate
 from rag.documents import Chunk, SearchHit
 from rag.generation.spans import log_softmax, search_span
 
@@ -25,10 +25,12 @@ def _dist(**probs: float) -> np.ndarray:
 
 def _follower(table: dict[tuple[int, ...], np.ndarray], read: list[int]):
     """follow() over a table from token prefixes to next-token distributions; counts steps."""
+
     def follow(tokens):
         for n in range(1, len(tokens) + 1):
             read.append(1)
             yield table[tuple(tokens[:n])]
+
     return follow
 
 
@@ -37,10 +39,18 @@ def test_span_search_takes_the_start_and_end_the_model_prefers():
     text = [5, 6, 2, 3, 4]
     first = _dist(t2=0.6, t5=0.3, t6=0.1)
     table = {
-        (2,): _dist(t3=0.9, t0=0.05), (2, 3): _dist(t0=0.9, t4=0.05), (2, 3, 4): _dist(t0=0.9),
-        (5,): _dist(t6=0.5, t0=0.1), (5, 6): _dist(t2=0.5, t0=0.1), (5, 6, 2): _dist(t3=0.5, t0=0.1),
-        (5, 6, 2, 3): _dist(t0=0.5, t4=0.5), (5, 6, 2, 3, 4): _dist(t0=0.9),
-        (6,): _dist(t0=0.1, t2=0.5), (6, 2): _dist(t3=0.5), (6, 2, 3): _dist(t0=0.5), (6, 2, 3, 4): _dist(t0=0.5),
+        (2,): _dist(t3=0.9, t0=0.05),
+        (2, 3): _dist(t0=0.9, t4=0.05),
+        (2, 3, 4): _dist(t0=0.9),
+        (5,): _dist(t6=0.5, t0=0.1),
+        (5, 6): _dist(t2=0.5, t0=0.1),
+        (5, 6, 2): _dist(t3=0.5, t0=0.1),
+        (5, 6, 2, 3): _dist(t0=0.5, t4=0.5),
+        (5, 6, 2, 3, 4): _dist(t0=0.9),
+        (6,): _dist(t0=0.1, t2=0.5),
+        (6, 2): _dist(t3=0.5),
+        (6, 2, 3): _dist(t0=0.5),
+        (6, 2, 3, 4): _dist(t0=0.5),
     }
     read: list[int] = []
     choice = search_span(first, [text], [END], _follower(table, read), method="span", starts=3)
@@ -71,8 +81,13 @@ def test_log_softmax_sums_to_one():
 
 def test_spans_are_trimmed_of_what_only_punctuates_them():
     text = "It opens at 7:30 (Beijing time), ends in New York. Acme Ltd. runs it."
-    for piece, expected in [("New York.", "New York"), (" 7:30 (Beijing time", "7:30 (Beijing time"),
-                            ("(Beijing time)", "(Beijing time)"), ("Acme Ltd.", "Acme Ltd."), ("“7:30”", "7:30")]:
+    for piece, expected in [
+        ("New York.", "New York"),
+        (" 7:30 (Beijing time", "7:30 (Beijing time"),
+        ("(Beijing time)", "(Beijing time)"),
+        ("Acme Ltd.", "Acme Ltd."),
+        ("“7:30”", "7:30"),
+    ]:
         source = text if piece in text else f"x {piece} y"
         start = source.index(piece)
         a, b = _trim(source, start, start + len(piece))
@@ -81,7 +96,9 @@ def test_spans_are_trimmed_of_what_only_punctuates_them():
 
 def test_locate_and_align_find_text_with_other_white_space_and_case():
     passage = "Rules:\nThe nightly hotel limit is\n240 pounds in London."
-    assert passage[slice(*locate(passage, "The nightly hotel limit is 240 pounds in London."))].startswith("The nightly")
+    assert passage[slice(*locate(passage, "The nightly hotel limit is 240 pounds in London."))].startswith(
+        "The nightly"
+    )
     assert locate(passage, "Not in it.") is None
     sentence = "The nightly hotel limit is 240 pounds in London."
     assert sentence[slice(*align(sentence, "240 Pounds"))] == "240 pounds"
@@ -89,8 +106,10 @@ def test_locate_and_align_find_text_with_other_white_space_and_case():
 
 
 def _hit(text: str, source: str = "doc.md") -> SearchHit:
-    return SearchHit(chunk=Chunk(id="c1", text=text, source=source, page=None, section=None, kind="text",
-                                 start=0, end=len(text)), score=1.0)
+    return SearchHit(
+        chunk=Chunk(id="c1", text=text, source=source, page=None, section=None, kind="text", start=0, end=len(text)),
+        score=1.0,
+    )
 
 
 @pytest.mark.slow
@@ -101,10 +120,11 @@ def test_the_onnx_generator_reads_a_verbatim_span(method):
     text = "Trips are booked 14 days ahead.\nThe daily meal allowance is 45 euros per person."
     hit = _hit(text)
     reader = Reader(shared_onnx(), method=method)
-    reading = reader.read("What is the daily meal allowance?", [hit], [(1, "The daily meal allowance is 45 euros per person.")],
-                          "en")
+    reading = reader.read(
+        "What is the daily meal allowance?", [hit], [(1, "The daily meal allowance is 45 euros per person.")], "en"
+    )
     assert reading is not None
-    assert text[reading.span.start:reading.span.end] == reading.span.text
+    assert text[reading.span.start : reading.span.end] == reading.span.text
     assert "45 euros" in reading.span.text and len(reading.span.text) <= len("45 euros per person")
     assert reading.evidence.text == "The daily meal allowance is 45 euros per person."
     assert reading.logprob < 0 and 0 < reading.confidence <= 1
@@ -112,17 +132,21 @@ def test_the_onnx_generator_reads_a_verbatim_span(method):
 
 @pytest.mark.slow
 def test_the_transformers_generator_reads_the_same_span_as_onnx():
-    from tests.generators import shared_smollm2
-    from tests.generators import shared_onnx
+    from tests.generators import shared_onnx, shared_smollm2
 
-    messages = [{"role": "user", "content": "Passage: The pump runs at 3400 rpm and is serviced every year.\n"
-                                            "Question: How fast does the pump run?"}]
+    messages = [
+        {
+            "role": "user",
+            "content": "Passage: The pump runs at 3400 rpm and is serviced every year.\n"
+            "Question: How fast does the pump run?",
+        }
+    ]
     texts = ["The pump runs at 3400 rpm and is serviced every year."]
     a = shared_onnx().extract(messages, texts, prefix="Answer:")
     b = shared_smollm2().extract(messages, texts, prefix="Answer:")
     assert (a.start, a.end) == (b.start, b.end)
     assert a.logprob == pytest.approx(b.logprob, abs=0.05)
-    assert "3400" in texts[0][a.start:a.end]
+    assert "3400" in texts[0][a.start : a.end]
 
 
 def test_a_generator_without_probabilities_is_read_by_aligning_what_it_writes():
@@ -133,8 +157,9 @@ def test_a_generator_without_probabilities_is_read_by_aligning_what_it_writes():
     sentence = "The nightly hotel limit is 240 pounds in London and 210 euros in Paris."
     hit = _hit("Hotels\n\n" + sentence)
     reading = Reader(ScriptedGenerator("Answer: 240 Pounds [1]")).read(
-        "What is the nightly hotel limit in London?", [hit], [(1, sentence)], "en")
+        "What is the nightly hotel limit in London?", [hit], [(1, sentence)], "en"
+    )
     assert reading.method == "align" and reading.span.text == "240 pounds"
-    assert hit.chunk.text[reading.span.start:reading.span.end] == "240 pounds"
+    assert hit.chunk.text[reading.span.start : reading.span.end] == "240 pounds"
     for written in ("Answer: unknown", "Answer: three hundred dollars"):
         assert Reader(ScriptedGenerator(written)).read("What is the limit?", [hit], [(1, sentence)], "en") is None

@@ -33,7 +33,9 @@ class EchoGenerator:
 
     def generate(self, messages, max_new_tokens=None, stop=None, temperature=None):
         text = messages[-1]["content"]
-        return GenerationResult(text=text[::-1] if self.reverse else text, prompt_tokens=len(text), completion_tokens=len(text))
+        return GenerationResult(
+            text=text[::-1] if self.reverse else text, prompt_tokens=len(text), completion_tokens=len(text)
+        )
 
     def stream(self, messages, max_new_tokens=None, stop=None, temperature=None):
         yield self.generate(messages).text

@@ -28,6 +28,7 @@ from rag.retrieval import (
 )
 from tests.conftest import HOTELS, REPO
 
+
 @pytest.fixture(scope="module")
 def index(index_settings, embedder):
     return Index.open(index_settings, embedder=embedder)
@@ -58,6 +59,7 @@ def make_hit(text: str, source: str, rank: int) -> SearchHit:
 
 
 # --- retrieval --------------------------------------------------------------------------------
+
 
 def test_hybrid_retrieval_finds_the_passage_and_drops_its_duplicate(retriever):
     result = retriever.retrieve("What is the nightly hotel limit in London?", top_k=3)
@@ -90,8 +92,12 @@ def test_a_reworded_question_passes_the_gate_by_its_dense_margin(retriever):
     reworded = retriever.retrieve("How much can I spend on food per day when travelling for work?")
     assert reworded.best_relevance < 0.33 and reworded.dense_relevant
     assert reworded.hits[0].chunk.source.startswith("policies/travel")
-    for unrelated in ("What is the capital of Australia?", "火星上有多少颗卫星？", "How do I bake bread?",
-                      "Who won the 2018 World Cup?"):
+    for unrelated in (
+        "What is the capital of Australia?",
+        "火星上有多少颗卫星？",
+        "How do I bake bread?",
+        "Who won the 2018 World Cup?",
+    ):
         assert not retriever.retrieve(unrelated).dense_relevant, unrelated
     off = HybridRetriever(retriever.index, retriever.settings.replace(min_dense_margin=-1.0))
     assert not off.retrieve("How much can I spend on food per day when travelling for work?").dense_relevant
@@ -128,9 +134,9 @@ def test_near_duplicates_are_dropped_keeping_the_better_ranked():
     b = make_hit(HOTELS.replace("Breakfast", "breakfast") + " ", "b.md", 2)
     c = make_hit("The daily meal allowance is 45 euros.", "c.md", 3)
     assert sources(drop_near_duplicates([a, b, c], 0.8)) == ["a.md", "c.md"]
-    assert sources(drop_near_duplicates([a, b, c], 0)) == ["a.md", "b.md", "c.md"]   # 0 turns it off
+    assert sources(drop_near_duplicates([a, b, c], 0)) == ["a.md", "b.md", "c.md"]  # 0 turns it off
     assert sources(drop_near_duplicates([a, b, c], 0.8, limit=1)) == ["a.md"]
-    assert sources(drop_near_duplicates([a, b, c], 0.8, limit=2)) == ["a.md", "c.md"]   # the duplicate does not count
+    assert sources(drop_near_duplicates([a, b, c], 0.8, limit=2)) == ["a.md", "c.md"]  # the duplicate does not count
 
 
 def test_term_overlap_matches_chinese_words_as_substrings():
@@ -141,8 +147,10 @@ def test_term_overlap_matches_chinese_words_as_substrings():
 
 
 def test_onnx_reranker_orders_by_relevance_and_skips_chinese(onnx_reranker, index, index_settings):
-    scores = onnx_reranker.score("How fast does the Zephyr pump run?",
-                                 ["The Zephyr pump runs at 3400 rpm.", "Breakfast is included in the hotel limit."])
+    scores = onnx_reranker.score(
+        "How fast does the Zephyr pump run?",
+        ["The Zephyr pump runs at 3400 rpm.", "Breakfast is included in the hotel limit."],
+    )
     assert scores[0] > scores[1]
     hits = [make_hit("Breakfast is included.", "a.md", 1), make_hit("The Zephyr pump runs at 3400 rpm.", "b.md", 2)]
     ordered = rerank(onnx_reranker, "How fast does the Zephyr pump run?", hits)
@@ -158,19 +166,24 @@ def test_onnx_reranker_orders_by_relevance_and_skips_chinese(onnx_reranker, inde
 
 # --- the answer pipeline ----------------------------------------------------------------------
 
+
 def test_pipeline_refuses_without_the_model_when_nothing_is_relevant(index_settings):
     pipeline = AnswerPipeline.from_settings(index_settings.replace(min_relevance=0.3))
     answer = pipeline.answer("What is the capital of Australia?")
     assert answer.answer == "I could not find the answer in the documents."
     assert not answer.answerable and answer.citations == [] and answer.language == "en"
     assert set(answer.timings_ms) == {"rewrite", "retrieve", "rerank", "read", "generate", "total"}
-    assert answer.timings_ms["generate"] == 0 and answer.usage == {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
+    assert answer.timings_ms["generate"] == 0 and answer.usage == {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cached_tokens": 0,
+    }
     zh = pipeline.answer("火星上有多少颗卫星？")
     assert zh.answer == "文档中没有找到答案。" and not zh.answerable and zh.language == "zh"
     events = list(pipeline.stream("What is the capital of Australia?"))
     assert [e["type"] for e in events] == ["retrieval", "token", "done"]
     assert events[-1]["answer"]["answerable"] is False
-    assert pipeline.generator.load_info == {}          # the model was never loaded
+    assert pipeline.generator.load_info == {}  # the model was never loaded
 
 
 def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_settings):
@@ -189,7 +202,7 @@ def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_se
     assert events[1]["text"] == zh.answer == events[-1]["answer"]["answer"]
     refused = pipeline.answer("What is the capital of Australia?")
     assert not refused.answerable and refused.citations == []
-    assert pipeline.generator.load_info == {}          # the model was never loaded
+    assert pipeline.generator.load_info == {}  # the model was never loaded
     with pytest.raises(ConfigError, match="answer_mode"):
         AnswerPipeline.from_settings(index_settings.replace(answer_mode="summarise"))
     # One question can pick its mode; a bad one is the caller's error.
@@ -212,7 +225,7 @@ def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpu
     assert "pumps.md" not in sources(first.passages)
     shutil.copy(corpus / "pumps.md", one / "pumps.md")
     ingest_folder(one, settings, embedder=embedder)
-    second = pipeline.answer("How fast does the Zephyr pump run?")   # same pipeline, newer index
+    second = pipeline.answer("How fast does the Zephyr pump run?")  # same pipeline, newer index
     assert sources(second.passages)[0] == "pumps.md"
 
 
@@ -254,8 +267,10 @@ def test_pipeline_streams_the_same_answer(pipeline):
 
 @pytest.mark.slow
 def test_pipeline_resolves_a_follow_up(pipeline):
-    history = [{"role": "user", "content": "What is the nightly hotel limit in London?"},
-               {"role": "assistant", "content": "The nightly hotel limit in London is 250 euros [1]."}]
+    history = [
+        {"role": "user", "content": "What is the nightly hotel limit in London?"},
+        {"role": "assistant", "content": "The nightly hotel limit in London is 250 euros [1]."},
+    ]
     answer = pipeline.answer("And in most other cities?", history=history, top_k=2)
     assert "hotel" in answer.query.lower()
     assert answer.timings_ms["rewrite"] > 0
@@ -270,8 +285,14 @@ def test_cli_ingested_index_is_searchable(tmp_path, corpus):
     import sys
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-m", "ingest", str(corpus / "中文"), "--index-dir", str(tmp_path / "ix")],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", str(corpus / "中文"), "--index-dir", str(tmp_path / "ix")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "ix", "device": "cpu"})
     hits = HybridRetriever.from_settings(settings).retrieve("龙井茶的冲泡水温", top_k=1).hits

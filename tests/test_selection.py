@@ -16,9 +16,9 @@ PASSAGES = [
 def test_the_sentences_holding_the_question_words_are_kept_in_order():
     picked = select_context("Who designed the Zephyr pump?", PASSAGES, 45, estimate_tokens)
     assert "designed by Anna Berg" in picked[0]
-    assert picked[0].index("built in 1990") < picked[0].index("designed by")   # document order
-    assert "museum" not in picked[0] and picked[0].endswith("…")              # cut text is marked
-    assert picked[2] == ""                                                    # nothing relevant there
+    assert picked[0].index("built in 1990") < picked[0].index("designed by")  # document order
+    assert "museum" not in picked[0] and picked[0].endswith("…")  # cut text is marked
+    assert picked[2] == ""  # nothing relevant there
 
 
 def test_the_budget_is_respected():
@@ -32,7 +32,7 @@ def test_the_budget_is_respected():
 def test_chinese_questions_pick_chinese_sentences_and_their_neighbours():
     picked = select_context("长城全长多少公里？", PASSAGES, 40, estimate_tokens)
     assert "两万一千公里" in picked[2]
-    assert picked[2].startswith("长城是中国古代")      # the sentence before came along as context
+    assert picked[2].startswith("长城是中国古代")  # the sentence before came along as context
     assert "…" not in picked[2][:3]
 
 

@@ -65,12 +65,19 @@ trainer.train(epochs=8)
 
 
 def test_structured_lines_are_units_of_their_own():
-    units = reading_units('max_length: 2048\ndropout = 0.1\n\nModel | Accuracy\n---|---\nHeron-base | 81.2\n\n'
-                          'Smith, J. "Scaling laws for herons". Journal of Bird Models, 2021.\n\n'
-                          'Prose goes on. It is split into sentences.')
-    assert [u.text for u in units] == ["max_length: 2048", "dropout = 0.1", "Heron-base | 81.2",
-                                       'Smith, J. "Scaling laws for herons". Journal of Bird Models, 2021.',
-                                       "Prose goes on. ", "It is split into sentences."]
+    units = reading_units(
+        "max_length: 2048\ndropout = 0.1\n\nModel | Accuracy\n---|---\nHeron-base | 81.2\n\n"
+        'Smith, J. "Scaling laws for herons". Journal of Bird Models, 2021.\n\n'
+        "Prose goes on. It is split into sentences."
+    )
+    assert [u.text for u in units] == [
+        "max_length: 2048",
+        "dropout = 0.1",
+        "Heron-base | 81.2",
+        'Smith, J. "Scaling laws for herons". Journal of Bird Models, 2021.',
+        "Prose goes on. ",
+        "It is split into sentences.",
+    ]
     assert units[2].header == "Model | Accuracy"
 
 
@@ -95,23 +102,26 @@ def structured(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question, value", [
-    ("What learning rate is used to train the Heron model?", "3e-4"),
-    ("How many epochs is the Heron model trained for?", "12"),
-    ("What is the dropout of the Heron model?", "0.1"),
-    ("Which optimizer is used?", "AdamW"),
-    ("What accuracy does Heron-large reach?", "86.7"),
-    ("How many parameters does Heron-base have?", "340M"),
-    ("白鹭-大的准确率是多少？", "84.3"),
-    ("白鹭模型的最大长度是多少？", "1024"),
-    ("随机失活是多少？", "0.2"),
-])
+@pytest.mark.parametrize(
+    "question, value",
+    [
+        ("What learning rate is used to train the Heron model?", "3e-4"),
+        ("How many epochs is the Heron model trained for?", "12"),
+        ("What is the dropout of the Heron model?", "0.1"),
+        ("Which optimizer is used?", "AdamW"),
+        ("What accuracy does Heron-large reach?", "86.7"),
+        ("How many parameters does Heron-base have?", "340M"),
+        ("白鹭-大的准确率是多少？", "84.3"),
+        ("白鹭模型的最大长度是多少？", "1024"),
+        ("随机失活是多少？", "0.2"),
+    ],
+)
 def test_one_value_is_the_answer(structured, question, value):
     answer = structured.answer(question)
     assert answer.answer_span is not None, answer.answer
     assert answer.answer_span.text == value, (answer.answer, answer.evidence)
     passage = answer.passages[answer.answer_span.passage - 1].chunk.text
-    assert passage[answer.answer_span.start:answer.answer_span.end] == value
+    assert passage[answer.answer_span.start : answer.answer_span.end] == value
 
 
 @pytest.mark.slow

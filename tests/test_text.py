@@ -16,8 +16,8 @@ def test_chinese_ellipsis_and_semicolon_end_sentences():
 
 def test_search_tokens_segment_chinese_and_lowercase_english():
     tokens = search_tokens("大语言模型的原理 and BERT Models")
-    assert "语言" in tokens and "模型" in tokens     # jieba words
-    assert "语" in tokens                              # single characters too
+    assert "语言" in tokens and "模型" in tokens  # jieba words
+    assert "语" in tokens  # single characters too
     assert "的" not in tokens and "and" not in tokens  # stop words dropped
     assert "bert" in tokens and "models" in tokens
 

@@ -16,26 +16,28 @@ Streamed answers are a sequence of events, each ``event: <type>`` plus one JSON 
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-
-from rag.errors import GenerationError
 
 from api.admission import admitted_pipeline
 from api.context import ApiContext, get_context
 from api.errors import ANSWER_STATUSES, api_error_from, error_responses
 from api.schemas import AskRequest, check_history_size, check_question
 from api.streaming import SSE_HEADERS, sse, start_in_thread
+from rag.errors import GenerationError
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["ask"])
 
 ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The answer (``Answer.to_dict()``), or with ``stream: true`` a ``text/event-stream``.",
-          "content": {"text/event-stream": {}}},
+    200: {
+        "description": "The answer (``Answer.to_dict()``), or with ``stream: true`` a ``text/event-stream``.",
+        "content": {"text/event-stream": {}},
+    },
     **error_responses(ANSWER_STATUSES),
 }
 
@@ -62,7 +64,7 @@ async def ask(body: AskRequest, request: Request, context: ApiContext = Depends(
     try:
         answer = await run_in_threadpool(admission.run, slot, pipeline.answer, question, **arguments)
     finally:
-        admission.abandon(slot)         # only if the work never started
+        admission.abandon(slot)  # only if the work never started
     data = answer.to_dict()
     context.metrics.observe_answer(data)
     return data

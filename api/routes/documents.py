@@ -20,28 +20,36 @@ from api.library import Upload, check_supported, clean_filename
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
-UPLOAD_RESPONSES = error_responses({
-    409: "The folder the index is built from is unknown or does not match the index, or an ingest is running.",
-    415: "A file type that is not supported, or a body that is not multipart/form-data.",
-    503: "The index is being written by another ingest; try again.",
-})
-DELETE_RESPONSES = error_responses({
-    404: "There is no document with that id.",
-    409: "The folder the index is built from is unknown, or the document is the last one.",
-    503: "The index is being written by another ingest; try again.",
-})
+UPLOAD_RESPONSES = error_responses(
+    {
+        409: "The folder the index is built from is unknown or does not match the index, or an ingest is running.",
+        415: "A file type that is not supported, or a body that is not multipart/form-data.",
+        503: "The index is being written by another ingest; try again.",
+    }
+)
+DELETE_RESPONSES = error_responses(
+    {
+        404: "There is no document with that id.",
+        409: "The folder the index is built from is unknown, or the document is the last one.",
+        503: "The index is being written by another ingest; try again.",
+    }
+)
 
-MULTIPART_SLACK = 64 * 1024   # boundaries and part headers on top of the files themselves
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the files themselves
 MAX_FILES = 100
 
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-            "required": ["files"],
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "required": ["files"],
+                }
+            }
+        },
     }
 }
 
@@ -51,8 +59,12 @@ class _BodyTooLarge(Exception):
 
 
 def _too_large(size: int, limit_mb: float) -> ApiError:
-    return ApiError(413, f"The upload is {size / 1048576:.1f} MB, over the limit of {limit_mb:g} MB; "
-                         "send smaller or fewer files (the limit is the max_upload_mb setting).", "too_large")
+    return ApiError(
+        413,
+        f"The upload is {size / 1048576:.1f} MB, over the limit of {limit_mb:g} MB; "
+        "send smaller or fewer files (the limit is the max_upload_mb setting).",
+        "too_large",
+    )
 
 
 @router.get("", summary="The indexed documents, from the index's manifest")
@@ -60,8 +72,13 @@ async def list_documents(context: ApiContext = Depends(get_context)) -> dict[str
     return await run_in_threadpool(context.library.listing)
 
 
-@router.post("", status_code=201, openapi_extra=UPLOAD_BODY, responses=UPLOAD_RESPONSES,
-             summary="Upload one or more files (multipart field 'files') and index them")
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+    responses=UPLOAD_RESPONSES,
+    summary="Upload one or more files (multipart field 'files') and index them",
+)
 async def upload_documents(request: Request, context: ApiContext = Depends(get_context)) -> JSONResponse:
     limit_mb = context.settings.max_upload_mb
     limit = int(limit_mb * 1048576)
@@ -88,17 +105,25 @@ async def upload_documents(request: Request, context: ApiContext = Depends(get_c
     except _BodyTooLarge:
         raise _too_large(received, limit_mb) from None
     except Exception as exc:  # noqa: BLE001 - starlette reports malformed multipart in several ways
-        raise ApiError(422, f"The multipart body could not be read ({exc}); send the files as multipart/form-data.",
-                       "bad_multipart") from None
+        raise ApiError(
+            422,
+            f"The multipart body could not be read ({exc}); send the files as multipart/form-data.",
+            "bad_multipart",
+        ) from None
     try:
         others = sorted({name for name, _ in form.multi_items() if name != "files"})
         if others:
-            raise ApiError(422, f"The multipart field '{others[0]}' is not accepted; send the files in fields named "
-                                "'files' and nothing else.", "unknown_field")
+            raise ApiError(
+                422,
+                f"The multipart field '{others[0]}' is not accepted; send the files in fields named "
+                "'files' and nothing else.",
+                "unknown_field",
+            )
         files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not files:
-            raise ApiError(422, "No file was attached; send one or more files in multipart fields named 'files'.",
-                           "no_files")
+            raise ApiError(
+                422, "No file was attached; send one or more files in multipart fields named 'files'.", "no_files"
+            )
         uploads: list[Upload] = []
         for file in files:
             name = clean_filename(file.filename)
@@ -127,8 +152,11 @@ def _measure(file: UploadFile) -> int:
     return size
 
 
-@router.delete("/{doc_id}", responses=DELETE_RESPONSES,
-               summary="Drop a document from the index (and delete its file if it was uploaded through the API)")
+@router.delete(
+    "/{doc_id}",
+    responses=DELETE_RESPONSES,
+    summary="Drop a document from the index (and delete its file if it was uploaded through the API)",
+)
 async def delete_document(doc_id: str, context: ApiContext = Depends(get_context)) -> dict[str, Any]:
     result = await run_in_threadpool(context.library.delete, doc_id)
     context.service.refresh()

@@ -19,8 +19,11 @@ from api.service import READY
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="200 when the index and the models are loaded, else 503 with the reason",
-            responses={503: {"description": "status is 'loading', 'no_index' or 'error'"}})
+@router.get(
+    "/health",
+    summary="200 when the index and the models are loaded, else 503 with the reason",
+    responses={503: {"description": "status is 'loading', 'no_index' or 'error'"}},
+)
 async def health(context: ApiContext = Depends(get_context)) -> JSONResponse:
     service = context.service
     service.refresh()  # an index built since the last look starts a warm-up

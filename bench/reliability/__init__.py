@@ -17,8 +17,8 @@ class Outcome:
     section: str
     tried: int = 0
     passed: int = 0
-    failures: list[str] = field(default_factory=list)     # one line per failed case, saying what broke
-    notes: list[str] = field(default_factory=list)        # figures worth printing (timings, rates)
+    failures: list[str] = field(default_factory=list)  # one line per failed case, saying what broke
+    notes: list[str] = field(default_factory=list)  # figures worth printing (timings, rates)
     seconds: float = 0.0
 
     @property
@@ -34,5 +34,12 @@ class Outcome:
             self.failures.append(f"{case}: {why}" if why else case)
 
     def to_dict(self) -> dict[str, object]:
-        return {"section": self.section, "tried": self.tried, "passed": self.passed, "failed": self.failed,
-                "failures": self.failures, "notes": self.notes, "seconds": round(self.seconds, 1)}
+        return {
+            "section": self.section,
+            "tried": self.tried,
+            "passed": self.passed,
+            "failed": self.failed,
+            "failures": self.failures,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 1),
+        }

@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         print(format_outcomes([outcome]), file=sys.stderr, flush=True)
     print(format_outcomes(outcomes))
     if args.out:
-        Path(args.out).write_text(json.dumps({"quick": args.quick, "sections": [o.to_dict() for o in outcomes]},
-                                             ensure_ascii=False, indent=1), encoding="utf-8")
+        Path(args.out).write_text(
+            json.dumps(
+                {"quick": args.quick, "sections": [o.to_dict() for o in outcomes]}, ensure_ascii=False, indent=1
+            ),
+            encoding="utf-8",
+        )
     return 0 if all(o.failed == 0 for o in outcomes) else 1
 
 

@@ -38,10 +38,10 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Callable
 
 from bench.reliability import Outcome
 
@@ -71,7 +71,7 @@ class Kind:
     make: Callable[[Path], None]
     phrase: str = ""
     words: tuple[str, ...] = ANY_REASON
-    needs_no_dac: bool = False   # only testable where permissions are enforced on this user
+    needs_no_dac: bool = False  # only testable where permissions are enforced on this user
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -88,9 +88,14 @@ def _random(n: int, seed: int) -> bytes:
 
 def _pdf(text_lines: list[str]) -> bytes:
     """A one-page text PDF in Helvetica (Latin-1 text), written to the PDF 1.4 layout by hand."""
-    body = b"BT /F1 12 Tf 72 720 Td 14 TL " + b" ".join(
-        b"(" + line.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b") '"
-        for line in text_lines) + b" ET"
+    body = (
+        b"BT /F1 12 Tf 72 720 Td 14 TL "
+        + b" ".join(
+            b"(" + line.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b") '"
+            for line in text_lines
+        )
+        + b" ET"
+    )
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -185,40 +190,94 @@ def kinds(quick: bool) -> tuple[list[Kind], list[Kind]]:
     """(good files, bad kinds)."""
     line_mb, repetitive_mb, bomb_mb, array_items = (3, 10, 120, 5_000) if quick else (10, 45, 400, 50_000)
     good = [
-        Kind("good markdown", "good/guide.md", "indexed",
-             lambda p: _write(p, "# Pump guide\n\nThe Zephyr pump runs at 3400 rpm.\n\n## Service\n\nService it yearly.\n"),
-             phrase="The Zephyr pump runs at 3400 rpm."),
-        Kind("good text", "good/notes.txt", "indexed",
-             lambda p: _write(p, "Harbour notes\n\nThe harbour lighthouse was built in 1887.\n"),
-             phrase="The harbour lighthouse was built in 1887."),
-        Kind("good Chinese text", "good/长城.txt", "indexed",
-             lambda p: _write(p, "长城简介\n\n" + ZH + "\n"), phrase="全长约两万一千公里"),
-        Kind("good Chinese markdown", "good/熊猫.md", "indexed",
-             lambda p: _write(p, "# 熊猫\n\n大熊猫主要生活在四川的山区，以竹子为食。\n"), phrase="以竹子为食"),
-        Kind("good csv", "good/parts.csv", "indexed",
-             lambda p: _write(p, "part,price\ngasket,4 euros\nvalve seal,7 euros\n"), phrase="valve seal"),
-        Kind("good html", "good/page.html", "indexed",
-             lambda p: _write(p, "<html><body><h1>Launch</h1><p>The launch is on Friday at noon.</p></body></html>"),
-             phrase="The launch is on Friday at noon."),
-        Kind("good json", "good/config.json", "indexed",
-             lambda p: _write(p, json.dumps({"kettle": {"power": "2200 watts", "colour": "green"}})),
-             phrase="2200 watts"),
-        Kind("good docx", "good/memo.docx", "indexed",
-             lambda p: _write(p, _docx(["The boiler is inspected every March."])),
-             phrase="The boiler is inspected every March."),
-        Kind("good pptx", "good/deck.pptx", "indexed",
-             lambda p: _write(p, _pptx("Quarterly review", ["Sales rose by twelve percent."])),
-             phrase="Sales rose by twelve percent."),
-        Kind("good pdf", "good/report.pdf", "indexed",
-             lambda p: _write(p, _pdf(["Annual report", "The ferry carried 48000 passengers last year."])),
-             phrase="The ferry carried 48000 passengers last year."),
-        Kind("good eml", "good/mail.eml", "indexed",
-             lambda p: _write(p, _eml("Office move", "The office moves to the third floor on Monday.")),
-             phrase="The office moves to the third floor on Monday."),
+        Kind(
+            "good markdown",
+            "good/guide.md",
+            "indexed",
+            lambda p: _write(
+                p, "# Pump guide\n\nThe Zephyr pump runs at 3400 rpm.\n\n## Service\n\nService it yearly.\n"
+            ),
+            phrase="The Zephyr pump runs at 3400 rpm.",
+        ),
+        Kind(
+            "good text",
+            "good/notes.txt",
+            "indexed",
+            lambda p: _write(p, "Harbour notes\n\nThe harbour lighthouse was built in 1887.\n"),
+            phrase="The harbour lighthouse was built in 1887.",
+        ),
+        Kind(
+            "good Chinese text",
+            "good/长城.txt",
+            "indexed",
+            lambda p: _write(p, "长城简介\n\n" + ZH + "\n"),
+            phrase="全长约两万一千公里",
+        ),
+        Kind(
+            "good Chinese markdown",
+            "good/熊猫.md",
+            "indexed",
+            lambda p: _write(p, "# 熊猫\n\n大熊猫主要生活在四川的山区，以竹子为食。\n"),
+            phrase="以竹子为食",
+        ),
+        Kind(
+            "good csv",
+            "good/parts.csv",
+            "indexed",
+            lambda p: _write(p, "part,price\ngasket,4 euros\nvalve seal,7 euros\n"),
+            phrase="valve seal",
+        ),
+        Kind(
+            "good html",
+            "good/page.html",
+            "indexed",
+            lambda p: _write(p, "<html><body><h1>Launch</h1><p>The launch is on Friday at noon.</p></body></html>"),
+            phrase="The launch is on Friday at noon.",
+        ),
+        Kind(
+            "good json",
+            "good/config.json",
+            "indexed",
+            lambda p: _write(p, json.dumps({"kettle": {"power": "2200 watts", "colour": "green"}})),
+            phrase="2200 watts",
+        ),
+        Kind(
+            "good docx",
+            "good/memo.docx",
+            "indexed",
+            lambda p: _write(p, _docx(["The boiler is inspected every March."])),
+            phrase="The boiler is inspected every March.",
+        ),
+        Kind(
+            "good pptx",
+            "good/deck.pptx",
+            "indexed",
+            lambda p: _write(p, _pptx("Quarterly review", ["Sales rose by twelve percent."])),
+            phrase="Sales rose by twelve percent.",
+        ),
+        Kind(
+            "good pdf",
+            "good/report.pdf",
+            "indexed",
+            lambda p: _write(p, _pdf(["Annual report", "The ferry carried 48000 passengers last year."])),
+            phrase="The ferry carried 48000 passengers last year.",
+        ),
+        Kind(
+            "good eml",
+            "good/mail.eml",
+            "indexed",
+            lambda p: _write(p, _eml("Office move", "The office moves to the third floor on Monday.")),
+            phrase="The office moves to the third floor on Monday.",
+        ),
     ]
     random_kinds = [
-        Kind(f"random bytes as {ext}", f"random/noise{ext}", "named", lambda p, i=i: _write(p, _random(4096, i)),
-             words=("binary", "not a", "not valid", "damaged", "encoding", "no text"))
+        Kind(
+            f"random bytes as {ext}",
+            f"random/noise{ext}",
+            "named",
+            lambda p, i=i: _write(p, _random(4096, i)),
+            words=("binary", "not a", "not valid", "damaged", "encoding", "no text"),
+        )
         for i, ext in enumerate([".txt", ".md", ".eml", ".pdf", ".docx", ".pptx", ".json", ".csv", ".html"])
     ]
 
@@ -230,6 +289,7 @@ def kinds(quick: bool) -> tuple[list[Kind], list[Kind]]:
         def make(p: Path) -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(target, p)
+
         return make
 
     def fifo(p: Path) -> None:
@@ -245,7 +305,7 @@ def kinds(quick: bool) -> tuple[list[Kind], list[Kind]]:
             server.bind(p.name)
         finally:
             os.chdir(here)
-            server.close()   # the socket file stays
+            server.close()  # the socket file stays
 
     def unreadable(p: Path) -> None:
         _write(p, "A secret nobody may read.\n")
@@ -283,88 +343,224 @@ def kinds(quick: bool) -> tuple[list[Kind], list[Kind]]:
         Kind("white space only", "bad/blank.txt", "named", lambda p: _write(p, " \n\t\n   \n"), words=("white space",)),
         Kind("zero bytes, every supported extension", "zero/zero.txt", "named", zero_bytes, words=("empty",)),
         Kind("mode 000 file", "bad/noperm.txt", "named", unreadable, words=("permission denied",), needs_no_dac=True),
-        Kind("folder that cannot be listed", "bad/locked", "named", unlistable, words=("cannot be listed",),
-             needs_no_dac=True),
+        Kind(
+            "folder that cannot be listed",
+            "bad/locked",
+            "named",
+            unlistable,
+            words=("cannot be listed",),
+            needs_no_dac=True,
+        ),
         Kind("dangling symlink", "links/dangling.md", "named", symlinks("missing-target.md"), words=("dangling",)),
         Kind("symlink loop", "links/loop.txt", "named", symlinks("loop.txt"), words=("loop",)),
         Kind("symlink to a folder above", "links/up", "named", symlinks(".."), words=("link to a folder",)),
-        Kind("symlink to a good file", "links/alias.txt", "indexed", symlinks("../good/notes.txt"),
-             phrase="The harbour lighthouse was built in 1887."),
+        Kind(
+            "symlink to a good file",
+            "links/alias.txt",
+            "indexed",
+            symlinks("../good/notes.txt"),
+            phrase="The harbour lighthouse was built in 1887.",
+        ),
         Kind("symlink to a device", "links/device.txt", "named", symlinks("/dev/null"), words=("device",)),
         Kind("FIFO", "special/pipe.txt", "named", fifo, words=("FIFO",)),
         Kind("unix socket", "special/socket.md", "named", unix_socket, words=("socket",)),
-        Kind("folder named like a file", "odd/folder.md/inside.txt", "indexed",
-             lambda p: _write(p, "The file inside a folder called folder.md mentions the red bicycle.\n"),
-             phrase="mentions the red bicycle"),
+        Kind(
+            "folder named like a file",
+            "odd/folder.md/inside.txt",
+            "indexed",
+            lambda p: _write(p, "The file inside a folder called folder.md mentions the red bicycle.\n"),
+            phrase="mentions the red bicycle",
+        ),
         *random_kinds,
-        Kind("truncated PDF", "bad/truncated.pdf", "either", truncated_pdf, phrase="lighthouse keeper",
-             words=("damaged", "no extractable text", "PDF")),
+        Kind(
+            "truncated PDF",
+            "bad/truncated.pdf",
+            "either",
+            truncated_pdf,
+            phrase="lighthouse keeper",
+            words=("damaged", "no extractable text", "PDF"),
+        ),
         Kind("truncated docx", "bad/truncated.docx", "named", truncated_docx, words=("not a valid", "damaged")),
-        Kind("zip-bomb docx", "bad/bomb.docx", "named", lambda p: _write(p, _zip_bomb_docx(bomb_mb)),
-             words=("unpack", "zip bomb")),
-        Kind("invalid JSON", "bad/broken.json", "named", lambda p: _write(p, '{"pump": [1, 2'), words=("not valid JSON",)),
+        Kind(
+            "zip-bomb docx",
+            "bad/bomb.docx",
+            "named",
+            lambda p: _write(p, _zip_bomb_docx(bomb_mb)),
+            words=("unpack", "zip bomb"),
+        ),
+        Kind(
+            "invalid JSON", "bad/broken.json", "named", lambda p: _write(p, '{"pump": [1, 2'), words=("not valid JSON",)
+        ),
         Kind("JSON with a huge array", "big/array.json", "indexed", huge_array, phrase="HUGEARRAYMARKER"),
         Kind("deeply nested JSON", "bad/deep.json", "named", deep_json, words=("nested", "JSON")),
-        Kind("CSV with ragged rows", "odd/ragged.csv", "either",
-             lambda p: _write(p, "a,b,c\n1,2\n3,4,5,6,7\nragged row marker,x,y\n"), phrase="ragged row marker"),
-        Kind("CSV with a 1 MB cell", "big/cell.csv", "indexed",
-             lambda p: _write(p, "name,notes\nbig,CELLMARKER " + "lorem ipsum dolor " * 58_000 + "\nsmall,tiny\n"),
-             phrase="CELLMARKER"),
-        Kind("HTML with only scripts", "bad/scripts.html", "named",
-             lambda p: _write(p, "<html><head><script>var a = 1;</script></head><body><script>alert(1)</script>"
-                                 "</body></html>"), words=("no text",)),
-        Kind("HTML with unclosed tags", "odd/unclosed.html", "indexed",
-             lambda p: _write(p, "<html><body><div><p>The unclosed page talks about the blue tram<p><b>more"),
-             phrase="the blue tram"),
-        Kind(f"{line_mb} MB one-line text", "big/oneline.txt", "either",
-             lambda p: _write(p, _one_line(line_mb * 1_000_000)), phrase="LONGLINEMARKER begins here.",
-             words=("took longer",)),
-        Kind(f"{repetitive_mb} MB repetitive text", "big/repetitive.txt", "either",
-             lambda p: _write(p, _repetitive(repetitive_mb * 1_000_000)), phrase="REPETITIVEMARKER opens the file.",
-             words=("took longer",)),
-        Kind("NUL bytes in text", "bad/nul.txt", "named",
-             lambda p: _write(p, b"Some text\x00with\x00NUL bytes\x00" * 50), words=("binary",)),
-        Kind("control characters", "bad/controls.md", "named",
-             lambda p: _write(p, bytes(range(1, 9)) * 300 + b"a little text"), words=("binary",)),
+        Kind(
+            "CSV with ragged rows",
+            "odd/ragged.csv",
+            "either",
+            lambda p: _write(p, "a,b,c\n1,2\n3,4,5,6,7\nragged row marker,x,y\n"),
+            phrase="ragged row marker",
+        ),
+        Kind(
+            "CSV with a 1 MB cell",
+            "big/cell.csv",
+            "indexed",
+            lambda p: _write(p, "name,notes\nbig,CELLMARKER " + "lorem ipsum dolor " * 58_000 + "\nsmall,tiny\n"),
+            phrase="CELLMARKER",
+        ),
+        Kind(
+            "HTML with only scripts",
+            "bad/scripts.html",
+            "named",
+            lambda p: _write(
+                p, "<html><head><script>var a = 1;</script></head><body><script>alert(1)</script></body></html>"
+            ),
+            words=("no text",),
+        ),
+        Kind(
+            "HTML with unclosed tags",
+            "odd/unclosed.html",
+            "indexed",
+            lambda p: _write(p, "<html><body><div><p>The unclosed page talks about the blue tram<p><b>more"),
+            phrase="the blue tram",
+        ),
+        Kind(
+            f"{line_mb} MB one-line text",
+            "big/oneline.txt",
+            "either",
+            lambda p: _write(p, _one_line(line_mb * 1_000_000)),
+            phrase="LONGLINEMARKER begins here.",
+            words=("took longer",),
+        ),
+        Kind(
+            f"{repetitive_mb} MB repetitive text",
+            "big/repetitive.txt",
+            "either",
+            lambda p: _write(p, _repetitive(repetitive_mb * 1_000_000)),
+            phrase="REPETITIVEMARKER opens the file.",
+            words=("took longer",),
+        ),
+        Kind(
+            "NUL bytes in text",
+            "bad/nul.txt",
+            "named",
+            lambda p: _write(p, b"Some text\x00with\x00NUL bytes\x00" * 50),
+            words=("binary",),
+        ),
+        Kind(
+            "control characters",
+            "bad/controls.md",
+            "named",
+            lambda p: _write(p, bytes(range(1, 9)) * 300 + b"a little text"),
+            words=("binary",),
+        ),
         Kind("GBK", "enc/gbk.txt", "indexed", lambda p: _write(p, ZH, "gbk"), phrase="全长约两万一千公里"),
-        Kind("GBK, one short sentence", "enc/gbk-short.txt", "indexed",
-             lambda p: _write(p, "员工出差每天的餐费补贴为一百元。", "gbk"), phrase="餐费补贴为一百元"),
-        Kind("GB18030", "enc/gb18030.md", "indexed", lambda p: _write(p, "# 说明\n\n" + ZH + "𠀀\n", "gb18030"),
-             phrase="秦朝统一后把各段连接起来"),
+        Kind(
+            "GBK, one short sentence",
+            "enc/gbk-short.txt",
+            "indexed",
+            lambda p: _write(p, "员工出差每天的餐费补贴为一百元。", "gbk"),
+            phrase="餐费补贴为一百元",
+        ),
+        Kind(
+            "GB18030",
+            "enc/gb18030.md",
+            "indexed",
+            lambda p: _write(p, "# 说明\n\n" + ZH + "𠀀\n", "gb18030"),
+            phrase="秦朝统一后把各段连接起来",
+        ),
         Kind("Big5", "enc/big5.txt", "indexed", lambda p: _write(p, ZH_TW, "big5"), phrase="全長約兩萬一千公里"),
         Kind("Latin-1", "enc/latin1.txt", "indexed", lambda p: _write(p, EN_ACCENTS, "latin-1"), phrase="crème brûlée"),
-        Kind("cp1252", "enc/cp1252.txt", "indexed",
-             lambda p: _write(p, "“Quoted,” she said — the café’s bill was €12.", "cp1252"), phrase="café’s bill was €12"),
-        Kind("UTF-16 LE without BOM", "enc/utf16le.txt", "indexed", lambda p: _write(p, ZH, "utf-16-le"),
-             phrase="始建于春秋战国时期"),
-        Kind("UTF-16 BE without BOM", "enc/utf16be.txt", "indexed", lambda p: _write(p, EN_ACCENTS, "utf-16-be"),
-             phrase="naïve critic from Zürich"),
-        Kind("UTF-8 with BOM", "enc/bom.csv", "indexed", lambda p: _write(p, "name,city\nBOMMARKER,Zürich\n", "utf-8-sig"),
-             phrase="BOMMARKER"),
-        Kind("UTF-8 with one stray byte", "enc/stray.txt", "indexed",
-             lambda p: _write(p, (ZH * 3).encode("utf-8") + b"\xff" + "北京是首都。".encode("utf-8")),
-             phrase="全长约两万一千公里"),
-        Kind("mixed line endings", "odd/crlf.txt", "indexed",
-             lambda p: _write(p, b"Line endings\r\n\r\nThe mixed file mentions the silver spoon.\rAnother line.\n"),
-             phrase="mentions the silver spoon"),
-        Kind("very long file name", "odd/" + "long-name-" * 24 + "end.txt", "indexed", long_name,
-             phrase="copper kettle"),
-        Kind("name with spaces and unicode", "odd/my notes – café ünïcødé 文件.txt", "indexed",
-             lambda p: _write(p, "The unicode-named file mentions the yellow kite.\n"), phrase="the yellow kite"),
-        Kind("name with a newline", "odd/new\nline.txt", "indexed",
-             lambda p: _write(p, "The file with a newline in its name mentions the green door.\n"),
-             phrase="the green door"),
+        Kind(
+            "cp1252",
+            "enc/cp1252.txt",
+            "indexed",
+            lambda p: _write(p, "“Quoted,” she said — the café’s bill was €12.", "cp1252"),
+            phrase="café’s bill was €12",
+        ),
+        Kind(
+            "UTF-16 LE without BOM",
+            "enc/utf16le.txt",
+            "indexed",
+            lambda p: _write(p, ZH, "utf-16-le"),
+            phrase="始建于春秋战国时期",
+        ),
+        Kind(
+            "UTF-16 BE without BOM",
+            "enc/utf16be.txt",
+            "indexed",
+            lambda p: _write(p, EN_ACCENTS, "utf-16-be"),
+            phrase="naïve critic from Zürich",
+        ),
+        Kind(
+            "UTF-8 with BOM",
+            "enc/bom.csv",
+            "indexed",
+            lambda p: _write(p, "name,city\nBOMMARKER,Zürich\n", "utf-8-sig"),
+            phrase="BOMMARKER",
+        ),
+        Kind(
+            "UTF-8 with one stray byte",
+            "enc/stray.txt",
+            "indexed",
+            lambda p: _write(p, (ZH * 3).encode("utf-8") + b"\xff" + "北京是首都。".encode()),
+            phrase="全长约两万一千公里",
+        ),
+        Kind(
+            "mixed line endings",
+            "odd/crlf.txt",
+            "indexed",
+            lambda p: _write(p, b"Line endings\r\n\r\nThe mixed file mentions the silver spoon.\rAnother line.\n"),
+            phrase="mentions the silver spoon",
+        ),
+        Kind(
+            "very long file name", "odd/" + "long-name-" * 24 + "end.txt", "indexed", long_name, phrase="copper kettle"
+        ),
+        Kind(
+            "name with spaces and unicode",
+            "odd/my notes – café ünïcødé 文件.txt",
+            "indexed",
+            lambda p: _write(p, "The unicode-named file mentions the yellow kite.\n"),
+            phrase="the yellow kite",
+        ),
+        Kind(
+            "name with a newline",
+            "odd/new\nline.txt",
+            "indexed",
+            lambda p: _write(p, "The file with a newline in its name mentions the green door.\n"),
+            phrase="the green door",
+        ),
         Kind("file over max_file_mb", "big/over-limit.txt", "named", over_limit, words=("over the",)),
         Kind("hidden file", "odd/.hidden.txt", "absent", lambda p: _write(p, "Hidden files are not indexed.\n")),
-        Kind("unsupported type", "odd/picture.png", "named", lambda p: _write(p, b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
-             words=("not supported",)),
-        Kind("e-mail with no body", "mail/nobody.eml", "either", lambda p: _write(p, _eml("Only a subject line", None)),
-             phrase="Only a subject line", words=("no text",)),
-        Kind("e-mail with only an attachment", "mail/attachment.eml", "either",
-             lambda p: _write(p, _eml("Attached figures", None, _random(2000, 99))),
-             phrase="Attached figures", words=("no text",)),
-        Kind("e-mail of random bytes", "mail/random.eml", "named", lambda p: _write(p, _random(3000, 7)),
-             words=("binary",)),
+        Kind(
+            "unsupported type",
+            "odd/picture.png",
+            "named",
+            lambda p: _write(p, b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
+            words=("not supported",),
+        ),
+        Kind(
+            "e-mail with no body",
+            "mail/nobody.eml",
+            "either",
+            lambda p: _write(p, _eml("Only a subject line", None)),
+            phrase="Only a subject line",
+            words=("no text",),
+        ),
+        Kind(
+            "e-mail with only an attachment",
+            "mail/attachment.eml",
+            "either",
+            lambda p: _write(p, _eml("Attached figures", None, _random(2000, 99))),
+            phrase="Attached figures",
+            words=("no text",),
+        ),
+        Kind(
+            "e-mail of random bytes",
+            "mail/random.eml",
+            "named",
+            lambda p: _write(p, _random(3000, 7)),
+            words=("binary",),
+        ),
     ]
     return good, bad
 
@@ -433,14 +629,18 @@ def run(work: Path, quick: bool) -> Outcome:
     if prefix is None:
         left_out = [k for k in bad if k.needs_no_dac]
         bad = [k for k in bad if not k.needs_no_dac]
-        outcome.notes.append(f"running as root without setpriv: left out {', '.join(k.name for k in left_out)} "
-                             "(root reads mode-000 files)")
+        outcome.notes.append(
+            f"running as root without setpriv: left out {', '.join(k.name for k in left_out)} "
+            "(root reads mode-000 files)"
+        )
     for kind in good + bad:
         kind.make(folder / kind.path)
     _write(folder / "race" / "changing.txt", "The changing file says VERSIONONE about the night ferry.\n")
     _write(folder / "race" / "vanishing.txt", VANISHING_TEXT)
-    outcome.notes.append(f"{len(good)} good files and {len(bad) + 2} bad kinds "
-                         f"({sum(1 for p in folder.rglob('*'))} paths) written in {time.perf_counter() - started:.0f} s")
+    outcome.notes.append(
+        f"{len(good)} good files and {len(bad) + 2} bad kinds "
+        f"({sum(1 for p in folder.rglob('*'))} paths) written in {time.perf_counter() - started:.0f} s"
+    )
 
     command = [*prefix, sys.executable, "-m", "ingest", str(folder), "--index-dir", str(index_dir), "--json"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -467,8 +667,11 @@ def run(work: Path, quick: bool) -> Outcome:
     _restore_permissions(folder)
 
     aborted = process.returncode != 0
-    outcome.record(not aborted, "the run did not abort",
-                   f"exit {process.returncode}: {(lines or ['no output'])[-1][:300]}" if aborted else "")
+    outcome.record(
+        not aborted,
+        "the run did not abort",
+        f"exit {process.returncode}: {(lines or ['no output'])[-1][:300]}" if aborted else "",
+    )
     try:
         report = json.loads(stdout)
         hashes, texts = _index(index_dir)
@@ -479,25 +682,39 @@ def run(work: Path, quick: bool) -> Outcome:
     named = {item["path"]: item["reason"] for item in report["failed"] + report["skipped"]}
 
     missing = [k.path for k in good if k.path not in texts or _squash(k.phrase) not in _squash(texts[k.path])]
-    outcome.record(not missing, f"all {len(good)} good files are in the index with their text",
-                   f"missing or without their text: {missing}")
+    outcome.record(
+        not missing,
+        f"all {len(good)} good files are in the index with their text",
+        f"missing or without their text: {missing}",
+    )
     for kind in bad:
         outcome.record(*_check(kind, folder, texts, named))
     outcome.record(*_check_race(folder, hashes, texts, named, events))
 
     slowest = report.get("slowest") or [{"path": "?", "seconds": 0.0}]
     top = slowest[0]
-    outcome.record(top["seconds"] <= MAX_FILE_SECONDS, f"no file took more than {MAX_FILE_SECONDS:.0f} s",
-                   f"{top['path']!r} took {top['seconds']:.1f} s")
+    outcome.record(
+        top["seconds"] <= MAX_FILE_SECONDS,
+        f"no file took more than {MAX_FILE_SECONDS:.0f} s",
+        f"{top['path']!r} took {top['seconds']:.1f} s",
+    )
     still = [line for line in lines if line.startswith("still parsing")]
-    outcome.notes.append(f"ingest took {ingest_s:.0f} s (exit {process.returncode}); slowest files: "
-                         + ", ".join(f"{s['path']!r} {s['seconds']:.1f} s" for s in slowest[:3]))
-    outcome.notes.append(f"{len(report['failed'])} failed and {len(report['skipped'])} skipped, each with a reason; "
-                         f"{len(texts)} documents indexed; {len(still)} 'still parsing' lines")
+    outcome.notes.append(
+        f"ingest took {ingest_s:.0f} s (exit {process.returncode}); slowest files: "
+        + ", ".join(f"{s['path']!r} {s['seconds']:.1f} s" for s in slowest[:3])
+    )
+    outcome.notes.append(
+        f"{len(report['failed'])} failed and {len(report['skipped'])} skipped, each with a reason; "
+        f"{len(texts)} documents indexed; {len(still)} 'still parsing' lines"
+    )
     stages = report.get("stage_seconds", {})
-    outcome.notes.append("ingest stages: " + ", ".join(f"{k} {stages[k]:.0f} s" for k in
-                                                       ("load_model", "prepare_and_embed", "embed", "write") if k in stages)
-                         + f"; {report.get('chunks_embedded', 0)} chunks embedded")
+    outcome.notes.append(
+        "ingest stages: "
+        + ", ".join(
+            f"{k} {stages[k]:.0f} s" for k in ("load_model", "prepare_and_embed", "embed", "write") if k in stages
+        )
+        + f"; {report.get('chunks_embedded', 0)} chunks embedded"
+    )
     outcome.seconds = time.perf_counter() - started
     _remove(work)
     return outcome
@@ -518,15 +735,37 @@ def _check(kind: Kind, folder: Path, texts: dict[str, str], named: dict[str, str
         good_reason = bool(reason.strip()) and (not kind.words or any(w.lower() in reason.lower() for w in kind.words))
         if kind.expect == "indexed":
             ok = has_phrase
-            why = "" if ok else (f"indexed without {kind.phrase!r}" if indexed else f"not indexed ({reason or 'not named'})")
+            why = (
+                ""
+                if ok
+                else (f"indexed without {kind.phrase!r}" if indexed else f"not indexed ({reason or 'not named'})")
+            )
         elif kind.expect == "named":
             ok = good_reason and not indexed
-            why = "" if ok else ("indexed" if indexed else f"reason {reason!r} does not say {kind.words}" if reason
-                                 else "neither indexed nor named")
+            why = (
+                ""
+                if ok
+                else (
+                    "indexed"
+                    if indexed
+                    else f"reason {reason!r} does not say {kind.words}"
+                    if reason
+                    else "neither indexed nor named"
+                )
+            )
         elif kind.expect == "either":
             ok = has_phrase or (good_reason and not indexed)
-            why = "" if ok else (f"indexed without {kind.phrase!r}" if indexed else f"reason {reason!r}" if reason
-                                 else "neither indexed nor named")
+            why = (
+                ""
+                if ok
+                else (
+                    f"indexed without {kind.phrase!r}"
+                    if indexed
+                    else f"reason {reason!r}"
+                    if reason
+                    else "neither indexed nor named"
+                )
+            )
         else:  # absent
             ok = not indexed
             why = "" if ok else "indexed"
@@ -535,8 +774,9 @@ def _check(kind: Kind, folder: Path, texts: dict[str, str], named: dict[str, str
     return not problems, kind.name, "; ".join(problems)
 
 
-def _check_race(folder: Path, hashes: dict[str, str], texts: dict[str, str], named: dict[str, str],
-                events: dict[str, str]) -> tuple[bool, str, str]:
+def _check_race(
+    folder: Path, hashes: dict[str, str], texts: dict[str, str], named: dict[str, str], events: dict[str, str]
+) -> tuple[bool, str, str]:
     """A file rewritten and another deleted after the scan: the rewritten one is recorded with
     the hash of the text that was indexed; the deleted one is named and not indexed."""
     if "done" not in events:

@@ -41,24 +41,60 @@ def run(work: Path, quick: bool, examples: int | None = None, seed: int = 0) -> 
     for name, text in DOCUMENTS.items():
         (docs / name).write_text(text, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    ingest = subprocess.run([sys.executable, "-m", "ingest", str(docs), "--index-dir", str(work / "index"), "--quiet"],
-                            cwd=REPO, env=env, capture_output=True, text=True)
+    ingest = subprocess.run(
+        [sys.executable, "-m", "ingest", str(docs), "--index-dir", str(work / "index"), "--quiet"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if ingest.returncode != 0:
         outcome.record(False, "ingest", ingest.stderr.strip()[-300:])
         return outcome
-    server = ServerProcess(work / "index", free_port(), work / "server.log", args=["--docs-root", str(docs)], env={
-        "RAG_API_KEYS": "", "RAG_READ_ONLY_KEYS": "", "RAG_GENERATOR_MODEL": "SmolLM2-135M-Instruct",
-        "RAG_MAX_NEW_TOKENS": "24"})
+    server = ServerProcess(
+        work / "index",
+        free_port(),
+        work / "server.log",
+        args=["--docs-root", str(docs)],
+        env={
+            "RAG_API_KEYS": "",
+            "RAG_READ_ONLY_KEYS": "",
+            "RAG_GENERATOR_MODEL": "SmolLM2-135M-Instruct",
+            "RAG_MAX_NEW_TOKENS": "24",
+        },
+    )
     server.launch()
     try:
         server.wait_ready(600)
         fuzzing = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", server.base_url + "/openapi.json",
-             "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(examples),
-             "--seed", str(seed), "--workers", "1", "--no-shrink", "--request-timeout", "120",
-             # An upload is ingested before it is answered: seconds on 2 busy cores, not a hang.
-             "--max-response-time", "60"],
-            cwd=work, env=env, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                server.base_url + "/openapi.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                str(examples),
+                "--seed",
+                str(seed),
+                "--workers",
+                "1",
+                "--no-shrink",
+                "--request-timeout",
+                "120",
+                # An upload is ingested before it is answered: seconds on 2 busy cores, not a hang.
+                "--max-response-time",
+                "60",
+            ],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         summary = fuzzing.stdout
         (work / "schemathesis.txt").write_text(summary, encoding="utf-8")
         generated = re.search(r"(\d+) generated", summary)
@@ -67,13 +103,16 @@ def run(work: Path, quick: bool, examples: int | None = None, seed: int = 0) -> 
         failed = [f for f in failures if not f.startswith(("Coverage", "Fuzzing", "Examples", "Stateful"))]
         for n in range(cases):
             outcome.record(True, f"case {n + 1}")
-        for failure in failed:                      # "ST201 Schema-violating request accepted: 2"
+        for failure in failed:  # "ST201 Schema-violating request accepted: 2"
             count = re.search(r":\s*(\d+)$", failure)
             outcome.passed -= int(count.group(1)) if count else 1
             outcome.failures.append(failure)
         if fuzzing.returncode != 0 and not failed:
-            outcome.record(False, "schemathesis run", summary.strip().splitlines()[-1] if summary.strip() else
-                           fuzzing.stderr.strip()[-300:])
+            outcome.record(
+                False,
+                "schemathesis run",
+                summary.strip().splitlines()[-1] if summary.strip() else fuzzing.stderr.strip()[-300:],
+            )
         healthy = httpx.get(server.base_url + "/health", timeout=30, trust_env=False).status_code == 200
         outcome.record(healthy, "the server is healthy after the run", "" if healthy else "/health is not 200")
         outcome.notes.append(f"{cases} generated cases; the full output is in {work / 'schemathesis.txt'}")

@@ -35,12 +35,15 @@ def _document(rng: random.Random, number: int, version: int) -> tuple[str, str]:
     if number % 3 == 2:
         topic = TOPICS_ZH[number % len(TOPICS_ZH)]
         lines = [f"# {topic}说明 {number}", ""] + [
-            f"{topic}第{i}条：编号{number}-{version}的记录写明数值为{rng.randint(10, 9999)}。" for i in range(rng.randint(3, 25))]
+            f"{topic}第{i}条：编号{number}-{version}的记录写明数值为{rng.randint(10, 9999)}。"
+            for i in range(rng.randint(3, 25))
+        ]
         return f"zh/doc-{number:03d}.md", "\n".join(lines) + "\n"
     topic = TOPICS_EN[number % len(TOPICS_EN)]
     lines = [f"# Notes on {topic} {number}", ""] + [
         f"Item {i} of the {topic} register (record {number}, version {version}) reads {rng.randint(10, 9999)} units."
-        for i in range(rng.randint(3, 25))]
+        for i in range(rng.randint(3, 25))
+    ]
     return f"en/doc-{number:03d}.md", "\n".join(lines) + "\n"
 
 
@@ -95,16 +98,16 @@ def _env() -> dict[str, str]:
 def _mutate(folder: Path, rng: random.Random, next_number: list[int], version: int) -> None:
     """Add, edit and delete a few files."""
     existing = sorted(p for p in folder.rglob("*.md"))
-    for _ in range(rng.randint(1, 4)):                                  # add
+    for _ in range(rng.randint(1, 4)):  # add
         name, text = _document(rng, next_number[0], version)
         next_number[0] += 1
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
-    for path in rng.sample(existing, min(len(existing), rng.randint(1, 4))):   # edit
+    for path in rng.sample(existing, min(len(existing), rng.randint(1, 4))):  # edit
         number = int(path.stem.split("-")[1])
         path.write_text(_document(rng, number, version)[1], encoding="utf-8")
     removable = [p for p in existing if p.exists()]
-    for path in rng.sample(removable, min(max(0, len(removable) - 5), rng.randint(0, 2))):   # delete
+    for path in rng.sample(removable, min(max(0, len(removable) - 5), rng.randint(0, 2))):  # delete
         path.unlink()
 
 
@@ -126,7 +129,7 @@ def run(work: Path, quick: bool, trials: int | None = None, seed: int = 0) -> Ou
         next_number[0] += 1
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
-    embedder = make_embedder(Settings.load(env={}, overrides={"device": "cpu"}))   # what the CLI ingest uses
+    embedder = make_embedder(Settings.load(env={}, overrides={"device": "cpu"}))  # what the CLI ingest uses
     embedder.warm_up()
 
     done = subprocess.run(_ingest_command(folder, index_dir), cwd=REPO, env=_env(), capture_output=True, text=True)
@@ -144,8 +147,13 @@ def run(work: Path, quick: bool, trials: int | None = None, seed: int = 0) -> Ou
         _mutate(folder, rng, next_number, trial)
         after = folder_state(folder)
         delay = rng.uniform(0.2, full_s * 1.1)
-        process = subprocess.Popen(_ingest_command(folder, index_dir), cwd=REPO, env=_env(),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _ingest_command(folder, index_dir),
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             process.wait(delay)
             finished = True
@@ -164,27 +172,37 @@ def run(work: Path, quick: bool, trials: int | None = None, seed: int = 0) -> Ou
             outcome.record(True, f"kill {trial}")
         else:
             lost = sorted(set(before) & set(after) - set(state))
-            outcome.record(False, f"kill {trial} at {delay:.1f} s",
-                           f"the index is neither the old nor the new folder (missing {lost[:3]})")
+            outcome.record(
+                False,
+                f"kill {trial} at {delay:.1f} s",
+                f"the index is neither the old nor the new folder (missing {lost[:3]})",
+            )
         # The index is now "before" or "after"; the next change starts from the folder as it is.
         before = state if state in (before, after) else after
         if trial % 10 == 0 or trial == trials:
             # An ingest run to the end must bring the index to the folder, whatever came before.
-            done = subprocess.run(_ingest_command(folder, index_dir), cwd=REPO, env=_env(), capture_output=True,
-                                  text=True)
+            done = subprocess.run(
+                _ingest_command(folder, index_dir), cwd=REPO, env=_env(), capture_output=True, text=True
+            )
             state, why = index_state(index_dir, embedder)
             ok = done.returncode == 0 and state == after
-            outcome.record(ok, f"ingest to the end after kill {trial}",
-                           "" if ok else (why or f"exit {done.returncode}, index differs from the folder"))
+            outcome.record(
+                ok,
+                f"ingest to the end after kill {trial}",
+                "" if ok else (why or f"exit {done.returncode}, index differs from the folder"),
+            )
             before = after
     clean = work / "clean-index"
     subprocess.run(_ingest_command(folder, clean), cwd=REPO, env=_env(), capture_output=True, text=True)
     same = chunk_texts(index_dir) == chunk_texts(clean)
-    outcome.record(same, "the final index equals a clean ingest of the same folder",
-                   "" if same else "chunk texts differ")
-    outcome.notes.append(f"{trials} kills drawn between 0.2 s and {full_s * 1.1:.1f} s (an unkilled incremental "
-                         f"ingest took {full_s:.1f} s): {seen['old']} left the old index, {seen['new']} the new one "
-                         f"(killed after the commit), {seen['finished']} came after the ingest had ended")
+    outcome.record(
+        same, "the final index equals a clean ingest of the same folder", "" if same else "chunk texts differ"
+    )
+    outcome.notes.append(
+        f"{trials} kills drawn between 0.2 s and {full_s * 1.1:.1f} s (an unkilled incremental "
+        f"ingest took {full_s:.1f} s): {seen['old']} left the old index, {seen['new']} the new one "
+        f"(killed after the commit), {seen['finished']} came after the ingest had ended"
+    )
     outcome.seconds = time.perf_counter() - started
     shutil.rmtree(work, ignore_errors=True)
     return outcome

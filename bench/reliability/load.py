@@ -82,8 +82,13 @@ def run(work: Path, quick: bool, clients: int = 16, seconds: float | None = None
     work = Path(work)
     index_dir = work / "index"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    ingest = subprocess.run([sys.executable, "-m", "ingest", str(REPO / "examples" / "docs"), "--index-dir",
-                             str(index_dir), "--quiet"], cwd=REPO, env=env, capture_output=True, text=True)
+    ingest = subprocess.run(
+        [sys.executable, "-m", "ingest", str(REPO / "examples" / "docs"), "--index-dir", str(index_dir), "--quiet"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if ingest.returncode != 0:
         outcome.record(False, "ingest of examples/docs", ingest.stderr.strip()[-300:])
         return outcome
@@ -140,20 +145,33 @@ def run(work: Path, quick: bool, clients: int = 16, seconds: float | None = None
             else:
                 outcome.record(False, case, f"{r['status']}: {r['error']}")
         refusal_p95, health_p95 = _p(refusals, 95), _p(health_ms, 95)
-        outcome.record(bool(health_ms) and max(health_ms) < 10_000, "/health answered every poll",
-                       "a /health poll failed or took 10 s")
+        outcome.record(
+            bool(health_ms) and max(health_ms) < 10_000,
+            "/health answered every poll",
+            "a /health poll failed or took 10 s",
+        )
         if not quick:
             # Latency bars are for the full run on a quiet machine; the short run (CI) only notes them.
-            outcome.record(refusal_p95 is None or refusal_p95 <= BAR_REFUSAL_P95_MS, "refusals p95 <= 100 ms",
-                           f"p95 {refusal_p95:.0f} ms" if refusal_p95 else "")
-            outcome.record(health_p95 is not None and health_p95 <= BAR_HEALTH_P95_MS, "/health p95 <= 50 ms",
-                           f"p95 {health_p95:.0f} ms" if health_p95 is not None else "no /health answer")
+            outcome.record(
+                refusal_p95 is None or refusal_p95 <= BAR_REFUSAL_P95_MS,
+                "refusals p95 <= 100 ms",
+                f"p95 {refusal_p95:.0f} ms" if refusal_p95 else "",
+            )
+            outcome.record(
+                health_p95 is not None and health_p95 <= BAR_HEALTH_P95_MS,
+                "/health p95 <= 50 ms",
+                f"p95 {health_p95:.0f} ms" if health_p95 is not None else "no /health answer",
+            )
         fmt = lambda v: "-" if v is None else f"{v:.0f} ms"  # noqa: E731
-        outcome.notes.append(f"{len(results)} requests: {answered} answered, {len(refusals)} refused (503/429), "
-                             f"{len(results) - answered - len(refusals)} other")
+        outcome.notes.append(
+            f"{len(results)} requests: {answered} answered, {len(refusals)} refused (503/429), "
+            f"{len(results) - answered - len(refusals)} other"
+        )
         outcome.notes.append(f"admitted answers: time to first token p50 {fmt(_p(ttft, 50))}, p95 {fmt(_p(ttft, 95))}")
-        outcome.notes.append(f"refusals: p50 {fmt(_p(refusals, 50))}, p95 {fmt(refusal_p95)}; "
-                             f"/health: p50 {fmt(_p(health_ms, 50))}, p95 {fmt(health_p95)} over {len(health_ms)} polls")
+        outcome.notes.append(
+            f"refusals: p50 {fmt(_p(refusals, 50))}, p95 {fmt(refusal_p95)}; "
+            f"/health: p50 {fmt(_p(health_ms, 50))}, p95 {fmt(health_p95)} over {len(health_ms)} polls"
+        )
     finally:
         server.stop()
     outcome.seconds = time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from bench.reliability import Outcome
 
@@ -10,14 +10,15 @@ from bench.reliability import Outcome
 def format_outcomes(outcomes: Iterable[Outcome]) -> str:
     outcomes = list(outcomes)
     width = max([len(o.section) for o in outcomes] + [len("section")])
-    lines = [f"{'section':<{width}}  {'tried':>6}  {'passed':>6}  {'failed':>6}  {'seconds':>7}",
-             "-" * (width + 34)]
+    lines = [f"{'section':<{width}}  {'tried':>6}  {'passed':>6}  {'failed':>6}  {'seconds':>7}", "-" * (width + 34)]
     for o in outcomes:
         lines.append(f"{o.section:<{width}}  {o.tried:>6}  {o.passed:>6}  {o.failed:>6}  {o.seconds:>7.0f}")
     total_tried, total_failed = sum(o.tried for o in outcomes), sum(o.failed for o in outcomes)
     lines.append("-" * (width + 34))
-    lines.append(f"{'all':<{width}}  {total_tried:>6}  {total_tried - total_failed:>6}  {total_failed:>6}  "
-                 f"{sum(o.seconds for o in outcomes):>7.0f}")
+    lines.append(
+        f"{'all':<{width}}  {total_tried:>6}  {total_tried - total_failed:>6}  {total_failed:>6}  "
+        f"{sum(o.seconds for o in outcomes):>7.0f}"
+    )
     for o in outcomes:
         if o.notes or o.failures:
             lines.append("")

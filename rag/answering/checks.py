@@ -10,8 +10,9 @@ fires, and how often the answer it gave was right, is counted (``python -m eval.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
 from rag.answering.injection import reveals_instructions, taken_from_instructions
@@ -34,7 +35,7 @@ class Draft:
     span: Span | None = None
     evidence: Span | None = None
     confidence: float | None = None
-    no_answer: float | None = None      # log P(no answer) - log P(the span), from the reader
+    no_answer: float | None = None  # log P(no answer) - log P(the span), from the reader
 
 
 @dataclass
@@ -49,16 +50,16 @@ class Context:
     extractive_fallback: bool = True
     min_confidence: float = 0.0
     no_answer_margin: float | None = None
-    relevance: float = 1.0              # the best passage's share of the question's words
-    sure_below: float = 0.0             # under this relevance the reader must be sure ...
-    sure_margin: float = 0.0            # ... preferring its span to no answer by this much
+    relevance: float = 1.0  # the best passage's share of the question's words
+    sure_below: float = 0.0  # under this relevance the reader must be sure ...
+    sure_margin: float = 0.0  # ... preferring its span to no answer by this much
 
 
 @dataclass
 class Verdict:
-    action: str                     # KEEP, REPLACE or REFUSE
+    action: str  # KEEP, REPLACE or REFUSE
     reason: str = ""
-    draft: Draft | None = None      # the replacement, for REPLACE
+    draft: Draft | None = None  # the replacement, for REPLACE
 
 
 class Check(Protocol):
@@ -172,21 +173,27 @@ def attribute(draft: Draft, context: Context) -> Verdict:
     best = best_supporting_passage(draft.text, context.passages)
     if best is None:
         return Verdict(KEEP, "no passage holds enough of the answer to cite")
-    return Verdict(REPLACE, f"no marker; cited to passage {best}, which holds most of its words",
-                   replace(draft, text=append_marker(draft.text, best), cited=[best]))
+    return Verdict(
+        REPLACE,
+        f"no marker; cited to passage {best}, which holds most of its words",
+        replace(draft, text=append_marker(draft.text, best), cited=[best]),
+    )
 
 
 @check("lead_in")
 def complete_list(draft: Draft, context: Context) -> Verdict:
-    """"The challenges include:" and nothing more: the list is in the cited passage."""
+    """ "The challenges include:" and nothing more: the list is in the cited passage."""
     if len(draft.cited) != 1:
         return Verdict(KEEP)
     number = draft.cited[0]
     completed = complete_lead_in(draft.text, context.passages[number - 1])
     if completed is None:
         return Verdict(KEEP)
-    return Verdict(REPLACE, "the answer announced a list; the passage's items were added",
-                   replace(draft, text=append_marker(completed, number)))
+    return Verdict(
+        REPLACE,
+        "the answer announced a list; the passage's items were added",
+        replace(draft, text=append_marker(completed, number)),
+    )
 
 
 # --- checks of every answer: passages are data ---------------------------------------------------
@@ -220,8 +227,16 @@ def no_leak(draft: Draft, context: Context) -> Verdict:
     return Verdict(KEEP)
 
 
-GENERATE_CHECKS: tuple[Check, ...] = (drop_loops, check_markers, model_refused, supported, attribute, complete_list,
-                                      not_an_instruction, no_leak)
+GENERATE_CHECKS: tuple[Check, ...] = (
+    drop_loops,
+    check_markers,
+    model_refused,
+    supported,
+    attribute,
+    complete_list,
+    not_an_instruction,
+    no_leak,
+)
 
 
 # --- checks of a read (short) answer ----------------------------------------------------------
@@ -245,9 +260,16 @@ def not_an_echo(draft: Draft, context: Context) -> Verdict:
     words = support_units(draft.span.text)
     if not words or not words <= support_units(context.question) or _offers_a_choice(context.question):
         return Verdict(KEEP)
-    return Verdict(REPLACE, "the short answer only repeats the question's words; the sentence answers instead",
-                   Draft(append_marker(draft.evidence.text, draft.evidence.passage), [draft.evidence.passage],
-                         evidence=draft.evidence, confidence=draft.confidence))
+    return Verdict(
+        REPLACE,
+        "the short answer only repeats the question's words; the sentence answers instead",
+        Draft(
+            append_marker(draft.evidence.text, draft.evidence.passage),
+            [draft.evidence.passage],
+            evidence=draft.evidence,
+            confidence=draft.confidence,
+        ),
+    )
 
 
 @check("no_answer")
@@ -265,8 +287,11 @@ def sure_on_little_evidence(draft: Draft, context: Context) -> Verdict:
     stands only if the reader clearly prefers it to saying the passage does not answer."""
     if draft.no_answer is None or context.relevance >= context.sure_below or draft.no_answer <= context.sure_margin:
         return Verdict(KEEP)
-    return Verdict(REFUSE, f"the passages hold few of the question's words (relevance {context.relevance:.2f}) "
-                           f"and the reader is not sure (log-odds {draft.no_answer:+.2f})")
+    return Verdict(
+        REFUSE,
+        f"the passages hold few of the question's words (relevance {context.relevance:.2f}) "
+        f"and the reader is not sure (log-odds {draft.no_answer:+.2f})",
+    )
 
 
 @check("trimmed")
@@ -278,25 +303,32 @@ def trimmed(draft: Draft, context: Context) -> Verdict:
     if not cut_start and not cut_end:
         return Verdict(KEEP)
     span = draft.span
-    text = span.text[cut_start:len(span.text) - cut_end]
+    text = span.text[cut_start : len(span.text) - cut_end]
     shorter = Span(span.passage, span.start + cut_start, span.end - cut_end, text)
-    return Verdict(REPLACE, f"cut the question's own words off '{span.text}'",
-                   replace(draft, text=append_marker(text, span.passage), span=shorter))
+    return Verdict(
+        REPLACE,
+        f"cut the question's own words off '{span.text}'",
+        replace(draft, text=append_marker(text, span.passage), span=shorter),
+    )
 
 
 # Units a bare figure is read with: measures, money, time, shares (English and Chinese).
-_UNITS_EN = (r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|metres?|meters?|cm|mm|miles?|"
-             r"feet|foot|inch(?:es)?|yards?|kg|kilograms?|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
-             r"litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|watts?|volts?|hz|khz|mhz|ghz|"
-             r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
-             r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|decades?|centuries|"
-             r"million|billion|trillion|thousand|hundred")
+_UNITS_EN = (
+    r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|metres?|meters?|cm|mm|miles?|"
+    r"feet|foot|inch(?:es)?|yards?|kg|kilograms?|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
+    r"litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|watts?|volts?|hz|khz|mhz|ghz|"
+    r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
+    r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|decades?|centuries|"
+    r"million|billion|trillion|thousand|hundred"
+)
 # One- and two-letter units that are also words ("in", "m", "s") only when written onto the figure.
 _UNITS_ATTACHED = r"m|s|h|g|l|v|w|ft|mi|in"
 _UNIT_AFTER_EN = re.compile(rf"(?:\s?(?:{_UNITS_EN})|(?:{_UNITS_ATTACHED}))\b(?!-)", re.IGNORECASE)
-_UNIT_AFTER_ZH = re.compile(r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
-                            r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
-                            r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|号|路|个))")
+_UNIT_AFTER_ZH = re.compile(
+    r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
+    r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
+    r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|号|路|个))"
+)
 
 
 @check("unit")
@@ -307,23 +339,28 @@ def with_unit(draft: Draft, context: Context) -> Verdict:
     if span is None or not span.text or not span.text[-1].isdigit() or not 1 <= span.passage <= len(context.passages):
         return Verdict(KEEP)
     if re.search(r"\d\.\d+\.\d", span.text):
-        return Verdict(KEEP)            # an address or a version number, not a quantity
+        return Verdict(KEEP)  # an address or a version number, not a quantity
     passage = context.passages[span.passage - 1].chunk.text
-    if passage[span.start:span.end] != span.text:
+    if passage[span.start : span.end] != span.text:
         return Verdict(KEEP)
-    pattern = _UNIT_AFTER_ZH if has_cjk(passage[span.end:span.end + 1]) else _UNIT_AFTER_EN
+    pattern = _UNIT_AFTER_ZH if has_cjk(passage[span.end : span.end + 1]) else _UNIT_AFTER_EN
     match = pattern.match(passage, span.end)
     if match is None:
         return Verdict(KEEP)
-    longer = Span(span.passage, span.start, match.end(), passage[span.start:match.end()])
-    return Verdict(REPLACE, f"'{span.text}' read with its unit", replace(draft, text=append_marker(longer.text, span.passage),
-                                                                       span=longer))
+    longer = Span(span.passage, span.start, match.end(), passage[span.start : match.end()])
+    return Verdict(
+        REPLACE,
+        f"'{span.text}' read with its unit",
+        replace(draft, text=append_marker(longer.text, span.passage), span=longer),
+    )
 
 
 # key=value, key: value, key：value inside a line of code or settings; the value ends at a comma,
 # a semicolon, a closing bracket or white space (or is quoted).
-_PAIR_RE = re.compile(r"(?<![\w.])([A-Za-z_\u4e00-\u9fff][\w\u4e00-\u9fff .\-]{0,40}?)\s*(?:==?|:|：)\s*"
-                      r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;，；()\[\]{}]+)")
+_PAIR_RE = re.compile(
+    r"(?<![\w.])([A-Za-z_\u4e00-\u9fff][\w\u4e00-\u9fff .\-]{0,40}?)\s*(?:==?|:|：)\s*"
+    r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;，；()\[\]{}]+)"
+)
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -355,31 +392,45 @@ def key_value(draft: Draft, context: Context) -> Verdict:
     match = best[1]
     value_start, value_end = match.start(2), match.end(2)
     if match.group(2)[:1] in "\"'" and match.group(2)[-1:] == match.group(2)[:1] and len(match.group(2)) > 2:
-        value_start, value_end = value_start + 1, value_end - 1          # the value, not its quotes
+        value_start, value_end = value_start + 1, value_end - 1  # the value, not its quotes
     start, end = evidence.start + value_start, evidence.start + value_end
     if draft.span.start >= start and draft.span.end <= end:
         return Verdict(KEEP)
     value = evidence.text[value_start:value_end]
     span = Span(evidence.passage, start, end, value)
-    return Verdict(REPLACE, f"the line sets '{match.group(1).strip()}', which the question names, to '{value}'",
-                   replace(draft, text=append_marker(value, evidence.passage), span=span))
+    return Verdict(
+        REPLACE,
+        f"the line sets '{match.group(1).strip()}', which the question names, to '{value}'",
+        replace(draft, text=append_marker(value, evidence.passage), span=span),
+    )
 
 
-READ_CHECKS: tuple[Check, ...] = (confident, answers_at_all, sure_on_little_evidence, trimmed, key_value, with_unit,
-                                  not_an_echo, not_an_instruction, no_leak)
+READ_CHECKS: tuple[Check, ...] = (
+    confident,
+    answers_at_all,
+    sure_on_little_evidence,
+    trimmed,
+    key_value,
+    with_unit,
+    not_an_echo,
+    not_an_instruction,
+    no_leak,
+)
 
 
 _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比较)", re.IGNORECASE)
 
 
 def _offers_a_choice(question: str) -> bool:
-    """"Which is larger, New York or Boston?": the answer is one of the question's words."""
+    """ "Which is larger, New York or Boston?": the answer is one of the question's words."""
     return bool(_CHOICE_RE.search(question))
 
 
 # Words that only link a span's edge to the question's words: "45 euros [on business trips]".
-_LINKING_EN = frozenset("""a an the of in on at by for to from with about as into onto over under per and or
-    is are was were be been being has have had do does did its it their his her this that these those""".split())
+_LINKING_EN = frozenset(
+    """a an the of in on at by for to from with about as into onto over under per and or
+    is are was were be been being has have had do does did its it their his her this that these those""".split()
+)
 _WORD_RE = re.compile(r"[\w'’.\-]+|[^\w\s]", re.UNICODE)
 
 

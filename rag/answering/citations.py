@@ -9,7 +9,7 @@ rest are rewritten as ``[n]`` so the answer text and the citation list agree.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.documents import Citation, SearchHit
 from rag.text import has_cjk, scoring_tokens, split_sentences
@@ -17,9 +17,12 @@ from rag.text import has_cjk, scoring_tokens, split_sentences
 # One marker: an opening bracket, numbers separated by commas / dashes / "and", a closing one.
 # "passage 2" style words inside the brackets are tolerated ("[Passage 2]", "[文档2]").
 _NUM_LIST = r"(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3}(?:\s*(?:[,，、;；]|-|–|~|to|and|和)\s*(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3})*"
-MARKER_RE = re.compile(rf"\s?(?:\[\s*({_NUM_LIST})\s*\]|【\s*({_NUM_LIST})\s*】|［\s*({_NUM_LIST})\s*］)", re.IGNORECASE)
+MARKER_RE = re.compile(
+    rf"\s?(?:\[\s*({_NUM_LIST})\s*\]|【\s*({_NUM_LIST})\s*】|［\s*({_NUM_LIST})\s*］)", re.IGNORECASE
+)
 _NUMBER_RE = re.compile(r"\d{1,3}")
 _RANGE_RE = re.compile(r"(\d{1,3})\s*(?:-|–|~|to)\s*(\d{1,3})", re.IGNORECASE)
+
 
 def _numbers_in(group: str) -> list[int]:
     numbers: list[int] = []
@@ -105,8 +108,9 @@ def snippet_around(passage: str, answer: str, max_chars: int = 300) -> str:
     return prefix + text + suffix
 
 
-def build_citations(numbers: Sequence[int], passages: Sequence[SearchHit], answer: str = "",
-                    max_chars: int = 300) -> list[Citation]:
+def build_citations(
+    numbers: Sequence[int], passages: Sequence[SearchHit], answer: str = "", max_chars: int = 300
+) -> list[Citation]:
     """One :class:`Citation` per cited number (1-based into ``passages``), in citation order."""
     citations: list[Citation] = []
     for n in numbers:
@@ -114,15 +118,17 @@ def build_citations(numbers: Sequence[int], passages: Sequence[SearchHit], answe
             continue
         hit = passages[n - 1]
         chunk = hit.chunk
-        citations.append(Citation(
-            number=n,
-            chunk_id=chunk.id,
-            source=chunk.source,
-            page=chunk.page,
-            section=chunk.section,
-            snippet=snippet_around(chunk.text, answer, max_chars),
-            scores=dict(hit.scores),
-        ))
+        citations.append(
+            Citation(
+                number=n,
+                chunk_id=chunk.id,
+                source=chunk.source,
+                page=chunk.page,
+                section=chunk.section,
+                snippet=snippet_around(chunk.text, answer, max_chars),
+                scores=dict(hit.scores),
+            )
+        )
     return citations
 
 
@@ -152,7 +158,7 @@ def support_units(text: str) -> set[str]:
     for token in search_tokens(text):
         if has_cjk(token):
             if len(token) >= 2:
-                units.update(token[i:i + 2] for i in range(len(token) - 1))
+                units.update(token[i : i + 2] for i in range(len(token) - 1))
         elif len(token) > 1 or token.isdigit():
             units.add(token)
     return units
@@ -196,5 +202,3 @@ def support(answer: str, passages: Sequence[SearchHit]) -> float:
     if figures_in(body) - known_figures:
         return 0.0
     return len(wanted & have) / len(wanted)
-
-

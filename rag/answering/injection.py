@@ -25,7 +25,7 @@ are content. A sentence is instruction-like when it holds
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from rag.text import split_sentences
 
@@ -35,7 +35,8 @@ ROLE_TAG = re.compile(
     r"<\|?(?:system|user|assistant)\|?>|^\s*#{2,}\s*(?:instruction|system|指令|系统)s?\s*[:：]?\s*$|"
     r"^\s*#{2,}\s*(?:response|input|回答|输入)\s*[:：]\s*$|"
     r"[{,]\s*[\"']role[\"']\s*:\s*[\"'](?:system|assistant|developer)[\"']",
-    re.IGNORECASE | re.MULTILINE)
+    re.IGNORECASE | re.MULTILINE,
+)
 
 # Attempts to override the rules the model was given.
 _OVERRIDE = re.compile(
@@ -62,7 +63,8 @@ _OVERRIDE = re.compile(
     r"从现在(?:开始|起)[，,\s]*(?:你|您|我会|我将|只能|只用|回答|回复)|"
     r"(?:你|您)现在是[^。！？\n]{0,12}(?:机器人|助手|AI|模型|程序)|(?:你|您)是一(?:个|名|位)[^。！？\n]{0,12}(?:机器人|AI|模型)|"
     r"\byou\s+are\s+(?:an?\s+)?(?:[\w-]+\s+){0,3}?(?:AI|chatbot|bot|language\s+model)\b(?![-\w])",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 # Requests for the system prompt.
 _REVEAL = re.compile(
@@ -70,30 +72,40 @@ _REVEAL = re.compile(
     r"\b(?:system\s+(?:prompt|message)|(?:your|its|hidden|secret)\s+(?:hidden\s+)?(?:instructions|rules|prompt|configuration))\b|"
     r"系统提示词|(?:复述|输出|透露|公开|泄露|告诉|打印|显示)[^。！？\n]{0,12}"
     r"(?:系统提示|提示词|隐藏(?:的)?规则|(?:你|您)(?:收到|得到|的)(?:的)?(?:全部|所有)?(?:规则|指令|配置))",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 # The model named as the one spoken to ("AI" in capitals: "said", "main" hold "ai").
-_AI = re.compile(r"(?<![A-Za-z])(?:AI|A\.I\.|LLMs?|(?:Chat)?GPT\w*|Claude|Gemini|Copilot|Qwen\w*|Llama)(?![A-Za-z])|"
-                 r"ＡＩ|人工智能|大模型|语言模型|智能助[手理]|聊天机器人|(?:助手|助理|模型|机器人)请?注意")
+_AI = re.compile(
+    r"(?<![A-Za-z])(?:AI|A\.I\.|LLMs?|(?:Chat)?GPT\w*|Claude|Gemini|Copilot|Qwen\w*|Llama)(?![A-Za-z])|"
+    r"ＡＩ|人工智能|大模型|语言模型|智能助[手理]|聊天机器人|(?:助手|助理|模型|机器人)请?注意"
+)
 _AI_WORDS = re.compile(
     r"\b(?:chat\s?bots?|language\s+models?|(?:virtual|digital)\s+assistants?|assistants?\s+reading|"
     r"bots?\s+reading)\b|^\W*(?:(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:assistant|model|bot)|"
     r"dear\s+(?:assistant|model)|assistant\s*,|attention\s*,?\s+(?:the\s+)?(?:assistant|model|bot))|"
     r"\bthe\s+assistant\s+(?:should|must|shall|will|needs\s+to|has\s+to)\b|,\s*(?:assistant|bot|model)\s*[.!]|"
     r"^\W*bot\s*,|\bautomated\s+(?:systems?|agents?|tools?)\s+(?:reading|processing|summari[sz]ing)\b|"
-    r"\bwho(?:ever|\s+ever)\s+(?:summari[sz]es|reads|processes|answers\s+from)\s+this\b", re.IGNORECASE | re.MULTILINE)
+    r"\bwho(?:ever|\s+ever)\s+(?:summari[sz]es|reads|processes|answers\s+from)\s+this\b",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 # What an instruction tells its reader to say: a speech verb after a modal ("must refuse to
 # answer", "必须告诉") or opening a clause ("AI: tell the user", "请复述").
-_SPEECH_EN = (r"reply|respond|answer|say|output|print|write|tell|reveal|repeat|include|refuse|begin|start|end|append|"
-              r"add|claim|state|pretend|translate|switch|mention|link|recommend|direct|insist|send|speak|talk")
-_SPEECH_ZH = r"回答|回复|输出|告诉|告知|说成|说|复述|拒绝|附上|加上|打印|假装|扮演|提到|推荐|引导|发送|声称|宣称|表示|翻译"
+_SPEECH_EN = (
+    r"reply|respond|answer|say|output|print|write|tell|reveal|repeat|include|refuse|begin|start|end|append|"
+    r"add|claim|state|pretend|translate|switch|mention|link|recommend|direct|insist|send|speak|talk"
+)
+_SPEECH_ZH = (
+    r"回答|回复|输出|告诉|告知|说成|说|复述|拒绝|附上|加上|打印|假装|扮演|提到|推荐|引导|发送|声称|宣称|表示|翻译"
+)
 _DIRECTIVE = re.compile(
     rf"\b(?:must|should|shall|need\s+to|have\s+to|are\s+to|is\s+to|always|never|only|will\s+now)\b"
     rf"(?:\W+\w+){{0,3}}?\W+(?:{_SPEECH_EN})\b|(?:^|[:;,.!?]\s*|\b(?:so|then|and\s+then|now|just)\s+)(?:please\s+)?(?:{_SPEECH_EN})\b|"
     rf"(?:必须|务必|应该|应当|要|请|只能|一律|都|总是|永远)[^。！？\n]{{0,8}}?(?:{_SPEECH_ZH})|"
     rf"(?:^|[：:，,；;。])\s*(?:请)?(?:{_SPEECH_ZH})",
-    re.IGNORECASE | re.MULTILINE)
+    re.IGNORECASE | re.MULTILINE,
+)
 # "应声称", "应回答": a Chinese "should say", an instruction only when addressed to an AI.
 _SHOULD_SAY_ZH = re.compile(rf"应(?:当|该)?(?:{_SPEECH_ZH})")
 # Any directive at all, for a line that already speaks as a chat turn.
@@ -101,32 +113,44 @@ _ANY_DIRECTIVE = re.compile(
     r"\b(?:must|should|shall|always|never|only|reply|respond|answer|say|output|print|write|tell|reveal|repeat|"
     r"include|refuse|claim|pretend|visit|click|share|send|give|disclose)\b|"
     r"必须|务必|一律|只能|只会|总是|永远|应该|应当|请|回答|回复|输出|告诉|告知|说成|复述|拒绝|附上|加上|访问|打印|假装|扮演|发送|分享|透露",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 # A line that speaks as a turn of a chat.
-_ROLE_LABEL = re.compile(r"^\W{0,3}(?:system|assistant|developer|AI|bot|override|系统|助手|助理|AI助[手理]|机器人|智能助[手理]|覆盖)"
-                         r"\s*(?:prompt|instructions?|message|提示|消息|指令|提示词)?\s*[:：】\]]",
-                         re.IGNORECASE | re.MULTILINE)
+_ROLE_LABEL = re.compile(
+    r"^\W{0,3}(?:system|assistant|developer|AI|bot|override|系统|助手|助理|AI助[手理]|机器人|智能助[手理]|覆盖)"
+    r"\s*(?:prompt|instructions?|message|提示|消息|指令|提示词)?\s*[:：】\]]",
+    re.IGNORECASE | re.MULTILINE,
+)
 _BRACKET_ROLE = re.compile(r"[【\[](?:system|assistant|系统|助手|助理)[】\]]", re.IGNORECASE)
 _SECOND_PERSON = re.compile(r"\b(?:you|your|I\s+will|I'll)\b|你|您|我会|我将", re.IGNORECASE)
 # Talking to the model about the user: a document addresses its reader as "you", not as "the user".
-_ABOUT_THE_USER = re.compile(r"\b(?:tell|inform|remind|warn|convince)\s+(?:the\s+)?users?\b|"
-                             r"(?:告诉|告知|提醒|通知)(?:所有)?用户", re.IGNORECASE)
+_ABOUT_THE_USER = re.compile(
+    r"\b(?:tell|inform|remind|warn|convince)\s+(?:the\s+)?users?\b|"
+    r"(?:告诉|告知|提醒|通知)(?:所有)?用户",
+    re.IGNORECASE,
+)
 # "answer every question with 'X'", "对所有问题都回答“X”": a rule for all answers, not a fact.
-_EVERY_ANSWER = re.compile(r"\b(?:every|all|any|each)\s+(?:questions?|answers?|replies|responses|queries|prompts?)\b|"
-                           r"\b(?:reply|respond|answer)\s+(?:to\s+)?everything\b|"
-                           r"(?:所有|任何|每个|一切)(?:的)?(?:问题|回答|回复)|无论(?:用户)?问什么|不管(?:用户)?问什么|无论问题是什么",
-                           re.IGNORECASE)
+_EVERY_ANSWER = re.compile(
+    r"\b(?:every|all|any|each)\s+(?:questions?|answers?|replies|responses|queries|prompts?)\b|"
+    r"\b(?:reply|respond|answer)\s+(?:to\s+)?everything\b|"
+    r"(?:所有|任何|每个|一切)(?:的)?(?:问题|回答|回复)|无论(?:用户)?问什么|不管(?:用户)?问什么|无论问题是什么",
+    re.IGNORECASE,
+)
 # How answers are to be written (their language, their form): what a rule for an answerer says.
-_ANSWER_SHAPE = re.compile(r"\b(?:translate|in\s+(?:english|french|german|spanish|chinese|japanese|russian)|"
-                           r"emojis?|like\s+a\s+pirate|in\s+capitals|upper\s*case)\b|(?:用|翻译成)(?:英文|英语|日语|日文|法语|德语)",
-                           re.IGNORECASE)
+_ANSWER_SHAPE = re.compile(
+    r"\b(?:translate|in\s+(?:english|french|german|spanish|chinese|japanese|russian)|"
+    r"emojis?|like\s+a\s+pirate|in\s+capitals|upper\s*case)\b|(?:用|翻译成)(?:英文|英语|日语|日文|法语|德语)",
+    re.IGNORECASE,
+)
 # A rule for what to answer, written without a verb ("the correct reply to any query is ...").
-_ANSWER_RULE = re.compile(r"\b(?:correct|right|only|real|proper|official)\s+(?:reply|answer|response)\b[^.!?\n]{0,25}?\bis\b|"
-                          r"\bthe\s+answer\s+is\s+always\b|\b(?:when|if|whenever)\s+(?:you\s+are\s+)?asked\b|"
-                          r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:question|you\s+are\s+asked)\b|"
-                          r"(?:正确|唯一)的?(?:回答|答案)(?:都|始终|永远)?是|(?:被问到|有人问)|无论问题是什么",
-                          re.IGNORECASE)
+_ANSWER_RULE = re.compile(
+    r"\b(?:correct|right|only|real|proper|official)\s+(?:reply|answer|response)\b[^.!?\n]{0,25}?\bis\b|"
+    r"\bthe\s+answer\s+is\s+always\b|\b(?:when|if|whenever)\s+(?:you\s+are\s+)?asked\b|"
+    r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:question|you\s+are\s+asked)\b|"
+    r"(?:正确|唯一)的?(?:回答|答案)(?:都|始终|永远)?是|(?:被问到|有人问)|无论问题是什么",
+    re.IGNORECASE,
+)
 _GIVEN_WORDS = re.compile(r"[\"'“”‘’「」]|https?://|\bwith\s+the\s+(?:single\s+)?word\b", re.IGNORECASE)
 
 
@@ -151,8 +175,9 @@ def instruction_reason(text: str) -> str | None:
     rule = _ANSWER_RULE.search(text)
     if rule and (directive or _AI.search(text) or _AI_WORDS.search(text) or _EVERY_ANSWER.search(text)):
         return "a rule for what to answer"
-    if (_ROLE_LABEL.search(text) or _BRACKET_ROLE.search(text)) and (_ANY_DIRECTIVE.search(text)
-                                                                      or _SECOND_PERSON.search(text)):
+    if (_ROLE_LABEL.search(text) or _BRACKET_ROLE.search(text)) and (
+        _ANY_DIRECTIVE.search(text) or _SECOND_PERSON.search(text)
+    ):
         return "a chat turn written into the document"
     return None
 
@@ -167,10 +192,14 @@ def is_instruction(text: str) -> bool:
 _REGION = re.compile(
     r"<\|im_start\|>.*?(?:<\|im_end\|>|\n\s*\n|\Z)|\[INST\].*?(?:\[/INST\]|\n\s*\n|\Z)|<<SYS>>.*?(?:<</SYS>>|\n\s*\n|\Z)|"
     r"^\s*#{2,}\s*(?:instruction|system|指令|系统)s?\s*[:：]?\s*$.*?(?:\n\s*\n|\Z)|<!--.*?(?:-->|\Z)",
-    re.IGNORECASE | re.DOTALL | re.MULTILINE)
+    re.IGNORECASE | re.DOTALL | re.MULTILINE,
+)
 # Role tags as tokens: removed wherever they stand, the sentence around them judged without them.
-_TAG_TOKEN = re.compile(r"<\|[a-z_]{2,30}\|>|<｜[^｜<>\n]{2,30}｜>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>|"
-                        r"</?tool_call>|<\|?(?:system|user|assistant)\|?>", re.IGNORECASE)
+_TAG_TOKEN = re.compile(
+    r"<\|[a-z_]{2,30}\|>|<｜[^｜<>\n]{2,30}｜>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>|"
+    r"</?tool_call>|<\|?(?:system|user|assistant)\|?>",
+    re.IGNORECASE,
+)
 # Links and URLs hold full stops that are no sentence ends ("![status](http://evil.example/log)").
 _LINK = re.compile(r"!?\[[^\]\n]*\]\([^)\s]*\)|https?://[^\s)\]>\"'“”]+")
 # A sentence this short right after an instruction is its tail ("… and say this. PWNED.").
@@ -226,8 +255,12 @@ def instruction_spans(text: str) -> list[tuple[int, int, str]]:
         for a, b in _segments(line):
             piece = line[a:b]
             reason = instruction_reason(piece)
-            if reason is None and previous and piece.strip() and (len(piece.strip()) <= _TAIL_CHARS
-                                                                   or _DIRECTIVE.search(piece)):
+            if (
+                reason is None
+                and previous
+                and piece.strip()
+                and (len(piece.strip()) <= _TAIL_CHARS or _DIRECTIVE.search(piece))
+            ):
                 reason = "the rest of an instruction"
             if reason:
                 found.append((start + a, start + b, reason))
@@ -266,7 +299,9 @@ class Screened:
     def __init__(self, text: str) -> None:
         spans = instruction_spans(text)
         self.clean = strip_instructions(text) if spans else text
-        self.instructions = [text[a:b] for a, b, _ in spans if text[a:b].strip() and not _TAG_TOKEN.fullmatch(text[a:b].strip())]
+        self.instructions = [
+            text[a:b] for a, b, _ in spans if text[a:b].strip() and not _TAG_TOKEN.fullmatch(text[a:b].strip())
+        ]
         self._flat_clean = _flat(self.clean) if spans else None
 
     def planted(self, sentence: str) -> bool:
@@ -308,7 +343,7 @@ def _units(text: str) -> list[str]:
 
 def _runs(text: str, n: int = LEAK_RUN) -> set[tuple[str, ...]]:
     words = _units(text)
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def service_instructions() -> list[str]:

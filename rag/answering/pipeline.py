@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
@@ -61,16 +62,18 @@ class _Turn:
     language: str
     started: float
     query: str = ""
-    rewritten: bool = False                       # query is a model rewrite of a follow-up
+    rewritten: bool = False  # query is a model rewrite of a follow-up
     retrieval: Retrieval | None = None
     passages: list[SearchHit] = field(default_factory=list)
-    messages: list[dict] | None = None            # None: refuse without asking the model
-    mode: str = "generate"                        # the answer mode (ANSWER_MODES)
-    quote: tuple[int, str] | None = None          # modes "quote" and "read": (passage number, best sentence)
-    evidence: list[tuple[int, str]] = field(default_factory=list)   # mode "read": the sentences the reader reads
+    messages: list[dict] | None = None  # None: refuse without asking the model
+    mode: str = "generate"  # the answer mode (ANSWER_MODES)
+    quote: tuple[int, str] | None = None  # modes "quote" and "read": (passage number, best sentence)
+    evidence: list[tuple[int, str]] = field(default_factory=list)  # mode "read": the sentences the reader reads
     timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
+    )
 
     def add_usage(self, result: GenerationResult) -> None:
         self.usage["prompt_tokens"] += result.prompt_tokens
@@ -81,8 +84,13 @@ class _Turn:
 class AnswerPipeline:
     """Retrieval-augmented answering over one index with one generator."""
 
-    def __init__(self, settings: Settings, generator: Generator | None = None,
-                 retriever: Retriever | None = None, reranker: Reranker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        generator: Generator | None = None,
+        retriever: Retriever | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
         if settings.answer_mode not in ANSWER_MODES:
             raise ConfigError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, not '{settings.answer_mode}'.")
         check_method(settings.reader_method)
@@ -93,7 +101,7 @@ class AnswerPipeline:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "AnswerPipeline":
+    def from_settings(cls, settings: Settings) -> AnswerPipeline:
         """A pipeline configured by ``settings``; the index and models are loaded later."""
         return cls(settings)
 
@@ -113,7 +121,7 @@ class AnswerPipeline:
         if self._retriever is None:
             with self._lock:
                 if self._retriever is None:
-                    index = Index.open(self.settings)          # raises IndexMissingError
+                    index = Index.open(self.settings)  # raises IndexMissingError
                     if self._reranker is None and self.settings.rerank:
                         self._reranker = make_reranker(self.settings)
                     self._retriever = HybridRetriever(index, self.settings, self._reranker)
@@ -134,7 +142,7 @@ class AnswerPipeline:
         questions asked before one exists raise :class:`~rag.errors.IndexMissingError`.
         """
         begin = getattr(self.generator, "begin_loading", None)
-        if begin is not None:          # a generator that loads in a process of its own starts first
+        if begin is not None:  # a generator that loads in a process of its own starts first
             begin()
         try:
             self.retriever.warm_up()
@@ -144,8 +152,14 @@ class AnswerPipeline:
 
     # -- answering --------------------------------------------------------------------------
 
-    def answer(self, question: str, top_k: int | None = None, filters: Any = None,
-               history: Sequence[dict] | None = None, answer_mode: str | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Any = None,
+        history: Sequence[dict] | None = None,
+        answer_mode: str | None = None,
+    ) -> Answer:
         """A grounded answer to ``question``; ``history`` is the conversation so far
         (``[{"role": "user" | "assistant", "content": ...}]``), used to resolve follow-ups;
         ``answer_mode`` overrides the setting for this question.
@@ -158,9 +172,16 @@ class AnswerPipeline:
             return reasoner.answer(question, top_k, filters, answer_mode)
         return self.answer_hop(question, top_k=top_k, filters=filters, history=history, answer_mode=answer_mode)
 
-    def answer_hop(self, question: str, query: str | None = None, top_k: int | None = None, filters: Any = None,
-                   history: Sequence[dict] | None = None, answer_mode: str | None = None,
-                   exclude: frozenset[str] = frozenset()) -> Answer:
+    def answer_hop(
+        self,
+        question: str,
+        query: str | None = None,
+        top_k: int | None = None,
+        filters: Any = None,
+        history: Sequence[dict] | None = None,
+        answer_mode: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Answer:
         """One retrieval and one reading: the single-hop answer. ``query`` searches in place of
         the question (the reader still reads the question); passages of the ``exclude``
         documents are left out (a later hop looks beyond the documents an earlier one read)."""
@@ -174,8 +195,14 @@ class AnswerPipeline:
         turn.timings_ms["generate"] = _ms(started)
         return self._finish(turn, result)
 
-    def stream(self, question: str, top_k: int | None = None, filters: Any = None,
-               history: Sequence[dict] | None = None, answer_mode: str | None = None) -> Iterator[dict[str, Any]]:
+    def stream(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Any = None,
+        history: Sequence[dict] | None = None,
+        answer_mode: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The answer as events:
 
         - ``{"type": "retrieval", "query": ..., "passages": [...]}`` once retrieval is done;
@@ -201,7 +228,7 @@ class AnswerPipeline:
             elif turn.mode == "read":
                 try:
                     answer = self._read(turn)
-                    if reasoner is not None:        # a short answer of the wrong kind takes a second hop
+                    if reasoner is not None:  # a short answer of the wrong kind takes a second hop
                         answer = reasoner.bridged(turn.question, answer, top_k, filters, turn.mode)
                 except RagError as exc:
                     yield {"type": "error", "message": str(exc)}
@@ -240,7 +267,9 @@ class AnswerPipeline:
 
         return Reasoner(self)
 
-    def _stream_planned(self, reasoner, question: str, plan, top_k: int | None, filters: Any) -> Iterator[dict[str, Any]]:
+    def _stream_planned(
+        self, reasoner, question: str, plan, top_k: int | None, filters: Any
+    ) -> Iterator[dict[str, Any]]:
         """A planned multi-hop answer as events: each hop as it ends (its passages numbered as
         the hop itself saw them until the answer renumbers them), then the answer."""
         started = time.perf_counter()
@@ -260,9 +289,16 @@ class AnswerPipeline:
 
     # -- stages -----------------------------------------------------------------------------
 
-    def _prepare(self, question: str, top_k: int | None, filters: Any, history: Sequence[dict] | None,
-                 answer_mode: str | None = None, query: str | None = None,
-                 exclude: frozenset[str] = frozenset()) -> _Turn:
+    def _prepare(
+        self,
+        question: str,
+        top_k: int | None,
+        filters: Any,
+        history: Sequence[dict] | None,
+        answer_mode: str | None = None,
+        query: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> _Turn:
         question = (question or "").strip()
         if not question:
             raise InputError("The question is empty; ask something.")
@@ -289,7 +325,7 @@ class AnswerPipeline:
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
         if turn.mode == "quote":
-            turn.quote = best_sentence(turn.query, turn.passages)      # None: refuse
+            turn.quote = best_sentence(turn.query, turn.passages)  # None: refuse
             return turn
         if turn.mode == "read":
             wanted = max(1, self.settings.reader_sentences)
@@ -299,12 +335,16 @@ class AnswerPipeline:
             if ranked and ranked[0][2] >= UNSURE_SHARE:
                 ranked = ranked[:wanted]
             turn.evidence = [(number, sentence) for number, sentence, _ in ranked]
-            turn.quote = turn.evidence[0] if turn.evidence else None   # None: refuse
+            turn.quote = turn.evidence[0] if turn.evidence else None  # None: refuse
             return turn
 
         generator = self.generator
-        prompt = GroundedPrompt(generator.count_tokens, generator.context_window, self.settings.max_new_tokens,
-                                selection_budget=self.settings.context_selection_tokens)
+        prompt = GroundedPrompt(
+            generator.count_tokens,
+            generator.context_window,
+            self.settings.max_new_tokens,
+            selection_budget=self.settings.context_selection_tokens,
+        )
         # A rewritten follow-up reads better than the bare one ("and in Paris?"); the heuristic
         # query (question + key terms) is for search only.
         built = prompt.build(turn.query if turn.rewritten else turn.question, turn.passages, language=turn.language)
@@ -324,8 +364,12 @@ class AnswerPipeline:
             return fallback_query(turn.question, turns), False
         rewriter = FollowUpPrompt()
         try:
-            result = self.generator.generate(rewriter.messages(turn.question, turns, turn.language),
-                                             max_new_tokens=rewriter.max_new_tokens, stop=["\n"], temperature=0.0)
+            result = self.generator.generate(
+                rewriter.messages(turn.question, turns, turn.language),
+                max_new_tokens=rewriter.max_new_tokens,
+                stop=["\n"],
+                temperature=0.0,
+            )
         except RagError as exc:
             log.warning("Follow-up rewriting failed (%s); using the heuristic query.", exc)
             return fallback_query(turn.question, turns), False
@@ -341,11 +385,19 @@ class AnswerPipeline:
 
     def _checked(self, turn: _Turn, draft: Draft, checks: Sequence[Check]) -> Answer:
         """The answer after the mode's checks (rag/answering/checks.py), with what each decided."""
-        context = Context(turn.question, turn.query, turn.language, turn.passages, self.settings.min_support,
-                          self.settings.extractive_fallback, self.settings.reader_min_confidence,
-                          self.settings.reader_no_answer_margin,
-                          turn.retrieval.best_relevance if turn.retrieval is not None else 1.0,
-                          self.settings.reader_sure_below_relevance, self.settings.reader_sure_margin)
+        context = Context(
+            turn.question,
+            turn.query,
+            turn.language,
+            turn.passages,
+            self.settings.min_support,
+            self.settings.extractive_fallback,
+            self.settings.reader_min_confidence,
+            self.settings.reader_no_answer_margin,
+            turn.retrieval.best_relevance if turn.retrieval is not None else 1.0,
+            self.settings.reader_sure_below_relevance,
+            self.settings.reader_sure_margin,
+        )
         outcome = run_checks(checks, draft, context)
         for entry in outcome.log:
             if entry["action"] != "keep":
@@ -354,29 +406,39 @@ class AnswerPipeline:
             answer = self._refusal(turn)
         else:
             final = outcome.draft
-            answer = self._make_answer(turn, final.text, True,
-                                       build_citations(final.cited, turn.passages,
-                                                       final.evidence.text if final.evidence else final.text))
+            answer = self._make_answer(
+                turn,
+                final.text,
+                True,
+                build_citations(final.cited, turn.passages, final.evidence.text if final.evidence else final.text),
+            )
             answer.answer_span, answer.evidence, answer.confidence = final.span, final.evidence, final.confidence
         answer.checks = outcome.log
         return answer
 
     @property
     def reader(self) -> Reader:
-        return Reader(self.generator, self.settings.reader_method, self.settings.reader_starts,
-                      self.settings.reader_max_tokens)
+        return Reader(
+            self.generator, self.settings.reader_method, self.settings.reader_starts, self.settings.reader_max_tokens
+        )
 
     def _read(self, turn: _Turn) -> Answer:
         """The short answer out of the best sentence; the sentence itself when the reader
         finds nothing in it."""
         started = time.perf_counter()
-        reading = self.reader.read(turn.query if turn.rewritten else turn.question, turn.passages, turn.evidence,
-                                   turn.language)
+        reading = self.reader.read(
+            turn.query if turn.rewritten else turn.question, turn.passages, turn.evidence, turn.language
+        )
         turn.timings_ms["read"] = _ms(started)
         if reading is None:
             answer = self._quoted(turn)
-            answer.checks = [{"check": "reader", "action": "replace",
-                              "reason": "the reader found no answer in the sentence; the sentence answers"}]
+            answer.checks = [
+                {
+                    "check": "reader",
+                    "action": "replace",
+                    "reason": "the reader found no answer in the sentence; the sentence answers",
+                }
+            ]
             return answer
         turn.usage["prompt_tokens"] += reading.prompt_tokens
         turn.usage["cached_tokens"] += reading.cached_tokens
@@ -385,8 +447,14 @@ class AnswerPipeline:
         turn.usage["read_tokens"] = turn.usage.get("read_tokens", 0) + reading.steps
         number = reading.span.passage
         margin = None if reading.no_answer_logprob is None else round(reading.no_answer_logprob - reading.logprob, 4)
-        draft = Draft(append_marker(reading.span.text, number), [number], reading.span, reading.evidence,
-                      reading.confidence, margin)
+        draft = Draft(
+            append_marker(reading.span.text, number),
+            [number],
+            reading.span,
+            reading.evidence,
+            reading.confidence,
+            margin,
+        )
         answer = self._checked(turn, draft, READ_CHECKS)
         answer.no_answer = margin
         return answer

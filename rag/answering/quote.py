@@ -5,19 +5,20 @@ lead-in announces, and telling a passage's title from its content."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rag.answering.citations import MARKER_RE, support_units
 from rag.answering.injection import Screened
 from rag.documents import SearchHit
 from rag.text import has_cjk, split_sentences
 
+
 def _bare(text: str) -> str:
     return "".join(text.split()).strip("#*").rstrip(".。!！:：").lower()
 
 
-_MAX_HEADING = 80                  # characters
+_MAX_HEADING = 80  # characters
 
 
 def _heading_texts(hit: SearchHit) -> list[str]:
@@ -25,8 +26,7 @@ def _heading_texts(hit: SearchHit) -> list[str]:
     ending a sentence)."""
     lines = hit.chunk.text.strip().splitlines()
     candidates = [hit.chunk.section or "", lines[0].strip() if lines else ""]
-    return [h for h in candidates
-            if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
+    return [h for h in candidates if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
 
 
 def _headings(titles: list[str]) -> set[str]:
@@ -89,7 +89,7 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
         screened = Screened(hit.chunk.text)
         for i, sentence in enumerate(sentences):
             if len(sentence) < 4 or _bare(sentence) in headings:
-                continue                # a title names the topic, it does not answer
+                continue  # a title names the topic, it does not answer
             if screened.planted(sentence):
                 continue
             # A table row is read with its header: "Accuracy" names the column of "86.7".
@@ -100,23 +100,28 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
             if pairs:
                 score += CHAR_PAIR_WEIGHT * len(pairs & _char_pairs(sentence)) / len(pairs)
             if wants_number and not _HAS_NUMBER.search(sentence):
-                score *= 0.6            # "How many ...?" is answered by a sentence with a number in it
+                score *= 0.6  # "How many ...?" is answered by a sentence with a number in it
             if units[i].header and _names_the_row(sentence, query):
-                score += 1.0            # "How many parameters does Heron-base have?": the row it names
+                score += 1.0  # "How many parameters does Heron-base have?": the row it names
             if sentence.endswith(("?", "？")):
                 # A question in the passage is not its answer; in an FAQ (the question opens
                 # its paragraph), what follows it is, and a question asked the way the FAQ
                 # asks it finds it best.
                 following = sentences[i + 1] if i + 1 < len(sentences) else ""
                 opens = units[i].opens
-                if (opens and following and not following.endswith(("?", "？")) and _bare(following) not in headings
-                        and not screened.planted(following)):
+                if (
+                    opens
+                    and following
+                    and not following.endswith(("?", "？"))
+                    and _bare(following) not in headings
+                    and not screened.planted(following)
+                ):
                     sentence = following
                 else:
                     score *= 0.5
             score += prior
             scored.append((score, -len(scored), number, sentence, len(found) / len(terms) if terms else 0.0))
-    scored.sort(reverse=True)          # best first; of equal scores, the earlier sentence
+    scored.sort(reverse=True)  # best first; of equal scores, the earlier sentence
     out: list[tuple[int, str, float]] = []
     for _, _, number, sentence, share in scored:
         if all((number, sentence) != (n, t) for n, t, _ in out):
@@ -134,7 +139,7 @@ class Unit:
 
     text: str
     header: str | None = None
-    opens: bool = False             # it begins a paragraph (or is a line of its own)
+    opens: bool = False  # it begins a paragraph (or is a line of its own)
 
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -143,7 +148,7 @@ _CODE = re.compile(r"[=(){}\[\];]|^\s*(?:def|class|import|from|return|for|if|whi
 _ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)、]|\[\d{1,3}\]|（\d{1,3}）|\(\d{1,3}\))\s*\S")
 # A reference entry: a year, and initials, "et al." or a quoted title ("Smith, J. "Title". 2021.").
 _REFERENCE = re.compile(r"(?=.*\b(?:1[5-9]|20)\d\d\b)(?=.*(?:\b[A-Z]\.\s|et al\.|\"[^\"]{4,}\"|“[^”]{4,}”|《[^》]+》))")
-_MAX_LINE = 240                     # a longer line is prose, split into sentences
+_MAX_LINE = 240  # a longer line is prose, split into sentences
 
 
 def _is_row(line: str) -> bool:
@@ -153,9 +158,12 @@ def _is_row(line: str) -> bool:
 def _structured(line: str) -> bool:
     stripped = line.strip()
     if stripped.endswith(("?", "？")):
-        return False                # a question (an FAQ's) is prose
-    return bool(stripped) and len(stripped) <= _MAX_LINE and bool(
-        _is_row(stripped) or _KEY_VALUE.match(stripped) or _CODE.search(stripped) or _ITEM.match(stripped))
+        return False  # a question (an FAQ's) is prose
+    return (
+        bool(stripped)
+        and len(stripped) <= _MAX_LINE
+        and bool(_is_row(stripped) or _KEY_VALUE.match(stripped) or _CODE.search(stripped) or _ITEM.match(stripped))
+    )
 
 
 def reading_units(text: str) -> list[Unit]:
@@ -178,7 +186,7 @@ def reading_units(text: str) -> list[Unit]:
                 units.append(Unit(stripped, header if header and _is_row(stripped) else None, True))
             continue
         if len(lines) == 1 and _REFERENCE.search(lines[0]) and len(lines[0].strip()) <= _MAX_LINE:
-            units.append(Unit(lines[0].strip(), None, True))      # initials and titles are no sentence ends
+            units.append(Unit(lines[0].strip(), None, True))  # initials and titles are no sentence ends
             continue
         for j, sentence in enumerate(split_sentences(block)):
             units.append(Unit(sentence, None, j == 0))
@@ -196,9 +204,12 @@ def _char_pairs(text: str) -> set[str]:
 
 
 # Questions whose answer is a number, a quantity or a date, and what such an answer looks like.
-_ASKS_NUMBER = re.compile(r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-                          r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
-                          r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天", re.IGNORECASE)
+_ASKS_NUMBER = re.compile(
+    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+    r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
+    r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天",
+    re.IGNORECASE,
+)
 _HAS_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿半]")
 
 
@@ -217,7 +228,7 @@ def table_header(passage: str, start: int) -> str | None:
 
 
 _LEAD_IN_END = ("：", ":")
-_NUMBERED_HEADING = re.compile(r"^\d+(?:\.\d+)*\.?\s*\S{1,30}$")     # "8.4 研究展望"
+_NUMBERED_HEADING = re.compile(r"^\d+(?:\.\d+)*\.?\s*\S{1,30}$")  # "8.4 研究展望"
 _MAX_LIST_ITEMS = 8
 _MAX_LIST_CHARS = 400
 
@@ -243,17 +254,17 @@ def complete_lead_in(answer: str, hit: SearchHit) -> str | None:
         return None
     items: list[str] = []
     screened = Screened(hit.chunk.text)
-    for paragraph in paragraphs[start[1] + 1:]:
-        full = len(items) == _MAX_LIST_ITEMS or (bool(items) and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS)
+    for paragraph in paragraphs[start[1] + 1 :]:
+        full = len(items) == _MAX_LIST_ITEMS or (
+            bool(items) and sum(map(len, items)) + len(paragraph) > _MAX_LIST_CHARS
+        )
         if not paragraph or paragraph.endswith(_LEAD_IN_END) or _NUMBERED_HEADING.match(paragraph) or full:
             break
         if screened.planted(paragraph):
-            continue                    # an instruction planted in the list is no item of it
+            continue  # an instruction planted in the list is no item of it
         items.append(paragraph.rstrip("。；;.，, "))
     if not items:
         return None
     if has_cjk(body):
         return body + "；".join(items) + "。"
     return body + " " + "; ".join(items) + "."
-
-

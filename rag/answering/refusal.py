@@ -23,8 +23,15 @@ _REFUSAL_PATTERNS = [
     r"\bnot\s+(?:mentioned|found|provided|specified|stated|available|contained|covered)\b",
     r"\bi\s+(?:do\s*n'?t|don't)\s+know\b",
     r"\bthere\s+is\s+no\s+(?:information|answer|mention)",
-    r"没有找到", r"未找到", r"找不到", r"无法(?:回答|确定|找到|得知|判断)", r"没有(?:提到|提及|相关|关于|给出|说明|包含|信息)",
-    r"未(?:提到|提及|说明|给出|包含)", r"不知道", r"无相关", r"并未(?:提到|提及|说明)",
+    r"没有找到",
+    r"未找到",
+    r"找不到",
+    r"无法(?:回答|确定|找到|得知|判断)",
+    r"没有(?:提到|提及|相关|关于|给出|说明|包含|信息)",
+    r"未(?:提到|提及|说明|给出|包含)",
+    r"不知道",
+    r"无相关",
+    r"并未(?:提到|提及|说明)",
 ]
 _REFUSAL_RE = re.compile("|".join(_REFUSAL_PATTERNS), re.IGNORECASE)
 
@@ -54,5 +61,3 @@ def is_refusal(text: str, language: str | None = None) -> bool:
         return True
     short = len(scoring_tokens(stripped)) <= (40 if has_cjk(stripped) else 30)
     return short and not parse_markers(stripped)
-
-

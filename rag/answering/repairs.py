@@ -42,8 +42,8 @@ def drop_repeats(text: str) -> str:
     looped = collapsed != text
     if looped:
         last = list(_RUN_RE.finditer(text))[-1]
-        rest = text[last.end():]
-        if rest and last.group(1).startswith(rest):     # the loop was cut in the middle of a unit
+        rest = text[last.end() :]
+        if rest and last.group(1).startswith(rest):  # the loop was cut in the middle of a unit
             collapsed = collapsed[: len(collapsed) - len(rest)]
     text = _drop_repeated_clauses(collapsed)
     looped = looped or text != collapsed

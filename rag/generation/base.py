@@ -11,8 +11,9 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rag.errors import GenerationError
 
@@ -26,8 +27,8 @@ class GenerationResult:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str = "stop"        # "stop" (end of turn or a stop sequence) or "length"
-    cached_tokens: int = 0             # prompt tokens whose keys/values were reused, not read again
+    finish_reason: str = "stop"  # "stop" (end of turn or a stop sequence) or "length"
+    cached_tokens: int = 0  # prompt tokens whose keys/values were reused, not read again
 
 
 @runtime_checkable
@@ -46,12 +47,22 @@ class Generator(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model's vocabulary (an estimate for remote models)."""
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> GenerationResult:
         """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-               stop: Sequence[str] | None = None, temperature: float | None = None) -> "TextStream":
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> TextStream:
         """The same reply as :meth:`generate`, as text pieces while they are produced."""
 
 
@@ -63,15 +74,19 @@ class TextStream(Iterator[str]):
     leaving a ``for`` loop early and dropping the stream) stops the generation.
     """
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], GenerationResult],
-                 on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        finish: Callable[[str], GenerationResult],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._pieces = pieces
         self._finish = finish
         self._on_close = on_close
         self._parts: list[str] = []
         self.result: GenerationResult | None = None
 
-    def __iter__(self) -> "TextStream":
+    def __iter__(self) -> TextStream:
         return self
 
     def __next__(self) -> str:
@@ -122,7 +137,7 @@ class TextDeltas:
         self._queue: queue.Queue = queue.Queue()
 
     def put(self, value: Any) -> None:
-        if not self._prompt_skipped:           # generate() first passes the prompt
+        if not self._prompt_skipped:  # generate() first passes the prompt
             self._prompt_skipped = True
             return
         self.add(int(i) for i in value.reshape(-1).tolist())
@@ -133,13 +148,13 @@ class TextDeltas:
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
         if text.endswith("\ufffd") or len(text) <= self._shown:
             return
-        self._queue.put(text[self._shown:])
+        self._queue.put(text[self._shown :])
         self._shown = len(text)
 
     def end(self) -> None:
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
-        if len(text) > self._shown:           # an incomplete last character, as it stands
-            self._queue.put(text[self._shown:])
+        if len(text) > self._shown:  # an incomplete last character, as it stands
+            self._queue.put(text[self._shown :])
             self._shown = len(text)
         self._queue.put(None)
 
@@ -163,8 +178,15 @@ def answer_room(prompt_tokens: int, window: int, wanted: int) -> int:
     return max(1, min(wanted, room))
 
 
-def finished(text: str, stop: Sequence[str], prompt_tokens: int, completion_tokens: int, max_new_tokens: int,
-             cached_tokens: int, stopped: bool | None = None) -> GenerationResult:
+def finished(
+    text: str,
+    stop: Sequence[str],
+    prompt_tokens: int,
+    completion_tokens: int,
+    max_new_tokens: int,
+    cached_tokens: int,
+    stopped: bool | None = None,
+) -> GenerationResult:
     """The result of a local generation. ``stopped`` says whether a stop sequence was already
     cut off (streaming); ``None`` looks for one in ``text``."""
     if stopped is None:
@@ -173,12 +195,22 @@ def finished(text: str, stop: Sequence[str], prompt_tokens: int, completion_toke
         if cut is not None:
             text = text[:cut]
     reason = "length" if completion_tokens >= max_new_tokens and not stopped else "stop"
-    return GenerationResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                            finish_reason=reason, cached_tokens=cached_tokens)
+    return GenerationResult(
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=reason,
+        cached_tokens=cached_tokens,
+    )
 
 
-def threaded_stream(work: Callable[[], None], pieces: Iterable[str], stop: Sequence[str], cancel: threading.Event,
-                    finish: Callable[[str, bool], GenerationResult]) -> TextStream:
+def threaded_stream(
+    work: Callable[[], None],
+    pieces: Iterable[str],
+    stop: Sequence[str],
+    cancel: threading.Event,
+    finish: Callable[[str, bool], GenerationResult],
+) -> TextStream:
     """A :class:`TextStream` over a generation that runs in a thread of its own.
 
     ``work`` generates and feeds ``pieces`` (it must end them, also when it fails); the text is
@@ -230,7 +262,7 @@ class StopSequences:
     def __init__(self, stops: Iterable[str] | None) -> None:
         self.stops = [s for s in (stops or []) if s]
         self._held = ""
-        self._started = False          # visible text was shown already
+        self._started = False  # visible text was shown already
         self.stopped = False
 
     def feed(self, piece: str) -> str:
@@ -243,7 +275,7 @@ class StopSequences:
             self._held = ""
             return text[:cut]
         keep = _partial_stop_suffix(text, self.stops)
-        self._held = text[len(text) - keep:] if keep else ""
+        self._held = text[len(text) - keep :] if keep else ""
         shown = text[: len(text) - keep]
         self._started = self._started or bool(shown.strip())
         return shown

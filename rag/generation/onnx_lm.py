@@ -31,15 +31,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
 from rag.generation.base import (
-    GenerationResult, Message, TextDeltas, TextStream, answer_room, finished, threaded_stream,
+    GenerationResult,
+    Message,
+    TextDeltas,
+    TextStream,
+    answer_room,
+    finished,
+    threaded_stream,
 )
 from rag.generation.packaged import SPLIT_MODELS
 from rag.generation.spans import Extraction, SpanChoice, nearness, to_extraction, word_edges
@@ -59,8 +66,10 @@ EXPORT_MARK = "export.json"
 # transformers' to this (absolute; logits of SmolLM2 are of order 10) and pick the same token.
 LOGIT_TOLERANCE = 1e-2
 PROBES = (
-    [{"role": "system", "content": "Answer from the passage and cite it as [1]."},
-     {"role": "user", "content": "Passage [1]: The lighthouse was built in 1874.\n\nQuestion: When was it built?"}],
+    [
+        {"role": "system", "content": "Answer from the passage and cite it as [1]."},
+        {"role": "user", "content": "Passage [1]: The lighthouse was built in 1874.\n\nQuestion: When was it built?"},
+    ],
     [{"role": "user", "content": "长城位于中国北方，全长约两万公里。长城有多长？"}],
 )
 BUILDER_TIMEOUT_S = 1800
@@ -85,15 +94,21 @@ def runtime_for(settings: Settings) -> str:
     local = _weights_on_disk(settings.generator_model)
     if setting == "onnx":
         if not cpu:
-            raise ConfigError("generator_runtime 'onnx' runs on a CPU only; set device to cpu or the runtime to transformers.")
+            raise ConfigError(
+                "generator_runtime 'onnx' runs on a CPU only; set device to cpu or the runtime to transformers."
+            )
         if not installed:
-            raise ConfigError("generator_runtime 'onnx' needs onnxruntime-genai; run: pip install onnxruntime-genai onnx-ir")
+            raise ConfigError(
+                "generator_runtime 'onnx' needs onnxruntime-genai; run: pip install onnxruntime-genai onnx-ir"
+            )
         if not local:
-            raise ConfigError(f"generator_runtime 'onnx' needs the model's files on disk; '{settings.generator_model}' "
-                              "is neither the packaged default, a .gguf file nor a local folder.")
+            raise ConfigError(
+                f"generator_runtime 'onnx' needs the model's files on disk; '{settings.generator_model}' "
+                "is neither the packaged default, a .gguf file nor a local folder."
+            )
         return "onnx"
     if settings.generator_quantize != "none":
-        return "transformers"        # dynamic int8 is a torch feature
+        return "transformers"  # dynamic int8 is a torch feature
     return "onnx" if cpu and installed and local else "transformers"
 
 
@@ -142,16 +157,26 @@ class ExportCache:
         try:
             run_builder(hf_folder, tmp)
             findings = check(tmp)
-            (tmp / EXPORT_MARK).write_text(json.dumps({
-                "source": str(hf_folder), "key": key, "precision": PRECISION, "created": time.time(), **findings,
-            }, indent=1), encoding="utf-8")
+            (tmp / EXPORT_MARK).write_text(
+                json.dumps(
+                    {
+                        "source": str(hf_folder),
+                        "key": key,
+                        "precision": PRECISION,
+                        "created": time.time(),
+                        **findings,
+                    },
+                    indent=1,
+                ),
+                encoding="utf-8",
+            )
             final = self.root / key
             if final.exists() and not (final / EXPORT_MARK).is_file():
                 shutil.rmtree(final, ignore_errors=True)
             try:
                 os.rename(tmp, final)
             except OSError:
-                if not (final / EXPORT_MARK).is_file():   # else another process finished first
+                if not (final / EXPORT_MARK).is_file():  # else another process finished first
                     raise
             return final
         finally:
@@ -161,8 +186,23 @@ class ExportCache:
 def run_builder(hf_folder: Path, out: Path) -> None:
     """``onnxruntime_genai.models.builder`` on a transformers model folder, in a child process
     (it imports torch and transformers and holds a second copy of the weights while it works)."""
-    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_folder), "-o", str(out),
-               "-p", PRECISION, "-e", "cpu", "-c", str(out / ".builder-cache"), "--extra_options", *BUILDER_OPTIONS]
+    command = [
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(hf_folder),
+        "-o",
+        str(out),
+        "-p",
+        PRECISION,
+        "-e",
+        "cpu",
+        "-c",
+        str(out / ".builder-cache"),
+        "--extra_options",
+        *BUILDER_OPTIONS,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=BUILDER_TIMEOUT_S)
@@ -200,8 +240,10 @@ def compare_with_transformers(model: Any, tokenizer: Any, export: Path) -> dict:
         difference = float(np.abs(got - expected).max())
         worst = max(worst, difference)
         if difference > LOGIT_TOLERANCE or int(got.argmax()) != int(expected.argmax()):
-            raise ConfigError(f"The ONNX export disagrees with transformers (largest logit difference {difference:.3g}); "
-                              "it is not used.")
+            raise ConfigError(
+                f"The ONNX export disagrees with transformers (largest logit difference {difference:.3g}); "
+                "it is not used."
+            )
     return {"max_logit_difference": worst, "probes": len(PROBES)}
 
 
@@ -218,7 +260,11 @@ def transformers_folder(source: ModelSource, cache_dir: Path) -> tuple[Path, Any
             raise ConfigError(f"The converted model could not be cached under {cache_dir}, so it cannot be exported.")
         return folder, model.float().eval(), tokenizer
     folder = Path(source.path)
-    return folder, AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval(), AutoTokenizer.from_pretrained(folder)
+    return (
+        folder,
+        AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval(),
+        AutoTokenizer.from_pretrained(folder),
+    )
 
 
 # -- prompts ------------------------------------------------------------------------------------
@@ -242,12 +288,12 @@ class ChatTemplate:
             self._template = env.from_string(source)
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "ChatTemplate":
+    def from_folder(cls, folder: Path) -> ChatTemplate:
         config: dict = {}
         if (folder / "tokenizer_config.json").is_file():
             config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         source = config.get("chat_template")
-        if isinstance(source, list):        # named templates: take the default one
+        if isinstance(source, list):  # named templates: take the default one
             source = next((t.get("template") for t in source if t.get("name") == "default"), None)
         if not source and (folder / "chat_template.jinja").is_file():
             source = (folder / "chat_template.jinja").read_text(encoding="utf-8")
@@ -255,7 +301,7 @@ class ChatTemplate:
         return cls(source, special)
 
     def render(self, messages: Sequence[Message]) -> str:
-        if self._template is None:    # a base model: a plain transcript it can continue
+        if self._template is None:  # a base model: a plain transcript it can continue
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
             return "\n\n".join(lines) + "\n\nAssistant:"
         return self._template.render(messages=list(messages), add_generation_prompt=True, **self.special)
@@ -297,14 +343,19 @@ class _Worker:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rag.generation.onnx_worker", str(folder), str(window), str(slots), str(parallel)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            env=env,
         )
         self.ready: dict | None = None
         self._inboxes: dict[int, queue.Queue] = {}
         self._inboxes_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._numbers = itertools.count(1)
-        self._gone: str | None = None          # why the process can take no more work
+        self._gone: str | None = None  # why the process can take no more work
 
     def wait_ready(self) -> dict:
         """The process's ready message (read once; then the thread reading its output starts)."""
@@ -342,15 +393,17 @@ class _Worker:
         while True:
             line = self.process.stdout.readline()
             if not line:
-                raise GenerationError(f"The generator process ended unexpectedly (exit code {self.process.wait()}); "
-                                      "it is started again for the next question.")
+                raise GenerationError(
+                    f"The generator process ended unexpectedly (exit code {self.process.wait()}); "
+                    "it is started again for the next question."
+                )
             try:
                 message = json.loads(line)
             except ValueError:
                 message = None
             if isinstance(message, dict):
                 return message
-            log.warning("Generator process: %s", line.rstrip()[:300])   # printed before it took over its output
+            log.warning("Generator process: %s", line.rstrip()[:300])  # printed before it took over its output
 
     def _hand_out(self) -> None:
         """Put each message into its generation's queue until the process ends; then tell every
@@ -390,9 +443,18 @@ class OnnxGenerator:
     Up to ``parallel`` generations run at once, interleaved token by token in the model's
     process (a new prompt is read first); transformers runs one at a time."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: Path | None = None, context_tokens: int = 2048,
-                 max_new_tokens: int = 128, temperature: float = 0.0, stop: Sequence[str] | None = None,
-                 prompt_cache_slots: int = 4, parallel: int = 4, fallback: TransformersGenerator | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        cache_dir: Path | None = None,
+        context_tokens: int = 2048,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        prompt_cache_slots: int = 4,
+        parallel: int = 4,
+        fallback: TransformersGenerator | None = None,
+    ) -> None:
         self.name = model
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rag-service"
         self.context_tokens = context_tokens
@@ -415,10 +477,18 @@ class OnnxGenerator:
         self._load_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, fallback: TransformersGenerator | None = None) -> "OnnxGenerator":
-        return cls(settings.generator_model, settings.model_cache_dir, settings.context_tokens, settings.max_new_tokens,
-                   settings.temperature, settings.stop, settings.prompt_cache_slots, settings.generator_parallel,
-                   fallback)
+    def from_settings(cls, settings: Settings, fallback: TransformersGenerator | None = None) -> OnnxGenerator:
+        return cls(
+            settings.generator_model,
+            settings.model_cache_dir,
+            settings.context_tokens,
+            settings.max_new_tokens,
+            settings.temperature,
+            settings.stop,
+            settings.prompt_cache_slots,
+            settings.generator_parallel,
+            fallback,
+        )
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -498,16 +568,26 @@ class OnnxGenerator:
                 ready = self._worker.wait_ready()
             except (ConfigError, GenerationError) as exc:
                 self._worker = None
-                if self.load_info:             # it worked before: report, retry next time
+                if self.load_info:  # it worked before: report, retry next time
                     raise GenerationError(str(exc)) from exc
                 self._give_up(exc)
                 return None
             if not self.load_info:
-                self.load_info = {"origin": self._origin, "seconds": round(time.perf_counter() - self._started, 2),
-                                  "device": "cpu", "runtime": "onnxruntime-genai", "quantized": "none",
-                                  "process_load_seconds": ready.get("seconds")}
-                log.info("Loaded generator %s from %s in %.1f s (ONNX Runtime, CPU, in process %d)", self.name,
-                         self._origin, self.load_info["seconds"], self._worker.process.pid)
+                self.load_info = {
+                    "origin": self._origin,
+                    "seconds": round(time.perf_counter() - self._started, 2),
+                    "device": "cpu",
+                    "runtime": "onnxruntime-genai",
+                    "quantized": "none",
+                    "process_load_seconds": ready.get("seconds"),
+                }
+                log.info(
+                    "Loaded generator %s from %s in %.1f s (ONNX Runtime, CPU, in process %d)",
+                    self.name,
+                    self._origin,
+                    self.load_info["seconds"],
+                    self._worker.process.pid,
+                )
             return self._worker
 
     # -- the Generator protocol -----------------------------------------------------------------
@@ -528,16 +608,26 @@ class OnnxGenerator:
             return self._delegate.render(messages)
         return self._template.render(messages)
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> GenerationResult:
         if self._ready_worker() is None:
             return self._delegate.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         ids = self._decode_loop(run)
         return self._finish(run, self._tokenizer.decode(ids, skip_special_tokens=True))
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-               stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> TextStream:
         if self._ready_worker() is None:
             return self._delegate.stream(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
@@ -550,10 +640,21 @@ class OnnxGenerator:
             finally:
                 deltas.end()
 
-        return threaded_stream(work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped))
+        return threaded_stream(
+            work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped)
+        )
 
-    def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
-                starts: int = 4, max_tokens: int = 16, no_answer: str = "", near: str = "") -> Extraction | None:
+    def extract(
+        self,
+        messages: Sequence[Message],
+        texts: Sequence[str],
+        prefix: str = "",
+        method: str = "span",
+        starts: int = 4,
+        max_tokens: int = 16,
+        no_answer: str = "",
+        near: str = "",
+    ) -> Extraction | None:
         """The span of ``texts`` the model most likely answers ``messages`` with, its reply
         opened with ``prefix`` (:mod:`rag.generation.spans`); ``None`` for empty texts. With
         ``no_answer``, that word is scored too (``Extraction.no_answer_logprob``); with
@@ -566,16 +667,34 @@ class OnnxGenerator:
         answer_room(len(ids), self._window, max_tokens)
         encoded = [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
         edges = [word_edges(text, e.offsets) for text, e in zip(texts, encoded)]
-        done = self._call({"op": "extract", "ids": ids, "texts": [e.ids for e in encoded], "stop_ids": self._stop_ids,
-                           "method": method, "starts": starts, "max_tokens": max_tokens, "edges": edges,
-                           "no_answer": self._tokenizer.encode(no_answer, add_special_tokens=False).ids if no_answer
-                           else None,
-                           "prior": [nearness(text, e.offsets, near) for text, e in zip(texts, encoded)] if near
-                           else None})
+        done = self._call(
+            {
+                "op": "extract",
+                "ids": ids,
+                "texts": [e.ids for e in encoded],
+                "stop_ids": self._stop_ids,
+                "method": method,
+                "starts": starts,
+                "max_tokens": max_tokens,
+                "edges": edges,
+                "no_answer": self._tokenizer.encode(no_answer, add_special_tokens=False).ids if no_answer else None,
+                "prior": [nearness(text, e.offsets, near) for text, e in zip(texts, encoded)] if near else None,
+            }
+        )
         span = done.get("span")
-        choice = None if span is None else SpanChoice(int(span[0]), int(span[1]), int(span[2]), float(span[3]),
-                                                      float(span[4]), int(span[5]),
-                                                      None if span[6] is None else float(span[6]))
+        choice = (
+            None
+            if span is None
+            else SpanChoice(
+                int(span[0]),
+                int(span[1]),
+                int(span[2]),
+                float(span[3]),
+                float(span[4]),
+                int(span[5]),
+                None if span[6] is None else float(span[6]),
+            )
+        )
         return to_extraction(choice, [e.offsets for e in encoded], texts, len(ids), int(done.get("cached_tokens", 0)))
 
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
@@ -607,15 +726,24 @@ class OnnxGenerator:
         finally:
             worker.release(number)
 
-    def _prepare(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
-                 temperature: float | None) -> _Run:
+    def _prepare(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None,
+        stop: Sequence[str] | None,
+        temperature: float | None,
+    ) -> _Run:
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = self._tokenizer.encode(self.render(messages), add_special_tokens=False).ids
         wanted = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        return _Run(ids=ids, max_new_tokens=answer_room(len(ids), self._window, wanted),
-                    stop=list(self.stop if stop is None else stop),
-                    temperature=self.temperature if temperature is None else temperature, cancel=threading.Event())
+        return _Run(
+            ids=ids,
+            max_new_tokens=answer_room(len(ids), self._window, wanted),
+            stop=list(self.stop if stop is None else stop),
+            temperature=self.temperature if temperature is None else temperature,
+            cancel=threading.Event(),
+        )
 
     def _decode_loop(self, run: _Run, emit: Callable[[list[int]], None] | None = None) -> list[int]:
         """Have the model's process answer ``run``; returns the new token ids (the end-of-turn
@@ -628,8 +756,16 @@ class OnnxGenerator:
         new: list[int] = []
         cancel_sent = False
         try:
-            worker.send({"op": "generate", "id": number, "ids": run.ids, "max_new_tokens": run.max_new_tokens,
-                         "stop": run.stop, "temperature": run.temperature})
+            worker.send(
+                {
+                    "op": "generate",
+                    "id": number,
+                    "ids": run.ids,
+                    "max_new_tokens": run.max_new_tokens,
+                    "stop": run.stop,
+                    "temperature": run.temperature,
+                }
+            )
             while True:
                 if run.cancel.is_set() and not cancel_sent:
                     worker.send({"op": "cancel", "id": number})
@@ -656,5 +792,6 @@ class OnnxGenerator:
             worker.release(number)
 
     def _finish(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
-        return finished(text, run.stop, run.prompt_tokens, run.completion_tokens, run.max_new_tokens, run.cached_tokens,
-                        stopped)
+        return finished(
+            text, run.stop, run.prompt_tokens, run.completion_tokens, run.max_new_tokens, run.cached_tokens, stopped
+        )

@@ -43,9 +43,10 @@ import select
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rag.generation.base import find_stop
 from rag.generation.prompt_cache import PromptCache
@@ -59,7 +60,7 @@ class Session:
 
     def __init__(self, generator: Any) -> None:
         self.generator = generator
-        self.computed = 0          # tokens whose keys/values are in the cache
+        self.computed = 0  # tokens whose keys/values are in the cache
 
     def get_seq_length(self) -> int:
         return self.computed
@@ -83,7 +84,7 @@ class Answer:
     session: Session
     cached: int
     new: list[int] = field(default_factory=list)
-    picked: int = 0                # tokens generated, the end-of-turn token included
+    picked: int = 0  # tokens generated, the end-of-turn token included
     stopped: bool = False
     cancelled: bool = False
 
@@ -124,8 +125,15 @@ class Model:
             session, cached = self.new_session(temperature), 0
         else:
             session, cached = self.cache.lease(ids)
-        answer = Answer(request.get("id"), ids, int(request["max_new_tokens"]), list(request.get("stop") or []),
-                        sampling, session, cached)
+        answer = Answer(
+            request.get("id"),
+            ids,
+            int(request["max_new_tokens"]),
+            list(request.get("stop") or []),
+            sampling,
+            session,
+            cached,
+        )
         session.generator.append_tokens(ids[cached:])
         session.computed = len(ids)
         return answer
@@ -140,7 +148,7 @@ class Model:
         answer.picked += 1
         # The token just picked is in the sequence; the model reads it when asked for the next.
         answer.session.computed = generator.token_count() - 1
-        if generator.is_done():                     # end of turn, or the window is full
+        if generator.is_done():  # end of turn, or the window is full
             return False
         token = int(generator.get_next_tokens()[0])
         answer.new.append(token)
@@ -167,17 +175,36 @@ class Model:
                 yield log_softmax(generator.get_logits())
 
         try:
-            choice = search_span(first, request["texts"], request["stop_ids"], follow,
-                                 method=request.get("method", "span"), starts=int(request.get("starts", 4)),
-                                 max_tokens=int(request.get("max_tokens", 16)), edges=request.get("edges"),
-                                 no_answer=request.get("no_answer"), prior=request.get("prior"))
+            choice = search_span(
+                first,
+                request["texts"],
+                request["stop_ids"],
+                follow,
+                method=request.get("method", "span"),
+                starts=int(request.get("starts", 4)),
+                max_tokens=int(request.get("max_tokens", 16)),
+                edges=request.get("edges"),
+                no_answer=request.get("no_answer"),
+                prior=request.get("prior"),
+            )
         finally:
             if generator.token_count() > len(ids):
                 generator.rewind_to(len(ids))
             session.computed = len(ids)
             self.cache.keep(session, ids)
-        span = None if choice is None else [choice.text, choice.start, choice.end, choice.logprob,
-                                            choice.first_logprob, choice.steps, choice.no_answer_logprob]
+        span = (
+            None
+            if choice is None
+            else [
+                choice.text,
+                choice.start,
+                choice.end,
+                choice.logprob,
+                choice.first_logprob,
+                choice.steps,
+                choice.no_answer_logprob,
+            ]
+        )
         return {"span": span, "cached_tokens": cached}
 
     def score(self, request: dict) -> dict:
@@ -212,7 +239,7 @@ def cpu_threads() -> int:
     """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:         # not Linux
+    except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
 
 
@@ -273,8 +300,12 @@ class Scheduler:
             for request in list(self.waiting):
                 if request.get("id") == message.get("id"):
                     self.waiting.remove(request)
-                    self.say({"id": request.get("id"), "done": {"completion_tokens": 0, "cached_tokens": 0,
-                                                                "stopped": False}})
+                    self.say(
+                        {
+                            "id": request.get("id"),
+                            "done": {"completion_tokens": 0, "cached_tokens": 0, "stopped": False},
+                        }
+                    )
 
     def work(self) -> None:
         """One unit of work: read one prompt and pick its first token, or pick one token of the
@@ -302,7 +333,6 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - this answer fails (its session is dropped), the others go on
             self.say({"id": answer.id, "error": f"{exc.__class__.__name__}: {str(exc)[:300]}"})
 
-
     def _single(self, request: dict) -> None:
         """An operation answered by one message (``extract``, ``score``)."""
         try:
@@ -314,7 +344,7 @@ class Scheduler:
 
 def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)                      # stray prints go to standard error
+    os.dup2(2, 1)  # stray prints go to standard error
 
     def say(message: dict) -> None:
         protocol.write(json.dumps(message) + "\n")
@@ -335,7 +365,7 @@ def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
             scheduler.take(message)
             message = requests.next(timeout=0)
         if requests.closed:
-            return 0                   # the server has gone
+            return 0  # the server has gone
         scheduler.work()
 
 

@@ -8,7 +8,8 @@ Configured by ``openai_base_url`` (as the OpenAI client takes it, usually ending
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 
@@ -20,13 +21,26 @@ from rag.generation.base import GenerationResult, Message, StopSequences, TextSt
 class OpenAICompatibleGenerator:
     """Chat completions over HTTP, whole or streamed as server-sent events."""
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", context_tokens: int = 2048,
-                 max_new_tokens: int = 128, temperature: float = 0.0, stop: Sequence[str] | None = None,
-                 timeout: float = 120.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        context_tokens: int = 2048,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not base_url:
-            raise ConfigError("generator is 'openai' but openai_base_url is empty; set it to the server's URL, e.g. http://localhost:8000/v1.")
+            raise ConfigError(
+                "generator is 'openai' but openai_base_url is empty; set it to the server's URL, e.g. http://localhost:8000/v1."
+            )
         if not model:
-            raise ConfigError("generator is 'openai' but openai_model is empty; set it to a model name the server serves.")
+            raise ConfigError(
+                "generator is 'openai' but openai_model is empty; set it to a model name the server serves."
+            )
         base_url = base_url.rstrip("/")
         if base_url.endswith("/chat/completions"):
             base_url = base_url[: -len("/chat/completions")]
@@ -38,13 +52,22 @@ class OpenAICompatibleGenerator:
         self.temperature = temperature
         self.stop = list(stop or [])
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=base_url, headers=headers, transport=transport,
-                                    timeout=httpx.Timeout(timeout, connect=10.0))
+        self._client = httpx.Client(
+            base_url=base_url, headers=headers, transport=transport, timeout=httpx.Timeout(timeout, connect=10.0)
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "OpenAICompatibleGenerator":
-        return cls(settings.openai_base_url, settings.openai_model, settings.openai_api_key, settings.context_tokens,
-                   settings.max_new_tokens, settings.temperature, settings.stop, settings.openai_timeout)
+    def from_settings(cls, settings: Settings) -> OpenAICompatibleGenerator:
+        return cls(
+            settings.openai_base_url,
+            settings.openai_model,
+            settings.openai_api_key,
+            settings.context_tokens,
+            settings.max_new_tokens,
+            settings.temperature,
+            settings.stop,
+            settings.openai_timeout,
+        )
 
     # -- the Generator protocol -------------------------------------------------------------
 
@@ -58,15 +81,22 @@ class OpenAICompatibleGenerator:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> GenerationResult:
         body = self._body(messages, max_new_tokens, stop, temperature, stream=False)
         data = self._post(body)
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise GenerationError(f"The server at {self.base_url} answered without a chat completion ({str(data)[:200]}).") from exc
+            raise GenerationError(
+                f"The server at {self.base_url} answered without a chat completion ({str(data)[:200]})."
+            ) from exc
         # Servers that ignore ``stop`` still get their text cut here.
         cut = find_stop(text, self._stops(stop))
         if cut is not None:
@@ -79,8 +109,13 @@ class OpenAICompatibleGenerator:
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
         )
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-               stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> TextStream:
         body = self._body(messages, max_new_tokens, stop, temperature, stream=True)
         stopper = StopSequences(self._stops(stop))
         state: dict[str, Any] = {"finish_reason": "stop", "usage": {}}
@@ -115,8 +150,14 @@ class OpenAICompatibleGenerator:
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    def _body(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
-              temperature: float | None, stream: bool) -> dict[str, Any]:
+    def _body(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None,
+        stop: Sequence[str] | None,
+        temperature: float | None,
+        stream: bool,
+    ) -> dict[str, Any]:
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         body: dict[str, Any] = {
@@ -128,7 +169,7 @@ class OpenAICompatibleGenerator:
         }
         stops = self._stops(stop)
         if stops:
-            body["stop"] = stops[:4]           # the OpenAI API accepts at most four
+            body["stop"] = stops[:4]  # the OpenAI API accepts at most four
         return body
 
     def _stops(self, stop: Sequence[str] | None) -> list[str]:
@@ -146,7 +187,9 @@ class OpenAICompatibleGenerator:
         try:
             return response.json()
         except ValueError as exc:
-            raise GenerationError(f"The server at {self.base_url} answered with something that is not JSON ({response.text[:200]!r}).") from exc
+            raise GenerationError(
+                f"The server at {self.base_url} answered with something that is not JSON ({response.text[:200]!r})."
+            ) from exc
 
     def _events(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The JSON payloads of a server-sent-event stream, up to ``data: [DONE]``."""
@@ -158,35 +201,47 @@ class OpenAICompatibleGenerator:
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
-                    payload = line[len("data:"):].strip()
+                    payload = line[len("data:") :].strip()
                     if payload == "[DONE]":
                         return
                     try:
                         event = json.loads(payload)
                     except ValueError as exc:
-                        raise GenerationError(f"The server at {self.base_url} sent a malformed stream event ({payload[:200]!r}).") from exc
+                        raise GenerationError(
+                            f"The server at {self.base_url} sent a malformed stream event ({payload[:200]!r})."
+                        ) from exc
                     if "error" in event:
-                        raise GenerationError(f"The server at {self.base_url} failed while streaming: {str(event['error'])[:200]}")
+                        raise GenerationError(
+                            f"The server at {self.base_url} failed while streaming: {str(event['error'])[:200]}"
+                        )
                     yield event
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, exc: httpx.HTTPError) -> GenerationError:
         if isinstance(exc, httpx.TimeoutException):
-            return GenerationError(f"The model server at {self.base_url} did not answer in time ({exc.__class__.__name__}); "
-                                   "check that it is running, or raise openai_timeout.")
-        return GenerationError(f"Could not reach the model server at {self.base_url} ({exc.__class__.__name__}: {exc}); "
-                               "check openai_base_url and that the server is running.")
+            return GenerationError(
+                f"The model server at {self.base_url} did not answer in time ({exc.__class__.__name__}); "
+                "check that it is running, or raise openai_timeout."
+            )
+        return GenerationError(
+            f"Could not reach the model server at {self.base_url} ({exc.__class__.__name__}: {exc}); "
+            "check openai_base_url and that the server is running."
+        )
 
     def _check(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
         detail = response.text[:200].strip()
         if response.status_code in (401, 403):
-            raise GenerationError(f"The model server at {self.base_url} refused the request (HTTP {response.status_code}); check openai_api_key.")
+            raise GenerationError(
+                f"The model server at {self.base_url} refused the request (HTTP {response.status_code}); check openai_api_key."
+            )
         if response.status_code == 404:
-            raise GenerationError(f"The model server has no {self.base_url}/chat/completions (HTTP 404: {detail}); "
-                                  "openai_base_url usually ends in /v1, and openai_model must be a model it serves.")
+            raise GenerationError(
+                f"The model server has no {self.base_url}/chat/completions (HTTP 404: {detail}); "
+                "openai_base_url usually ends in /v1, and openai_model must be a model it serves."
+            )
         raise GenerationError(f"The model server at {self.base_url} answered HTTP {response.status_code}: {detail}")
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ class SplitModel:
     """A GGUF file cut into parts, each the data file of one package."""
 
     filename: str
-    parts: tuple[tuple[str, str], ...]        # (module, distribution) in order
+    parts: tuple[tuple[str, str], ...]  # (module, distribution) in order
     sha256: str
     size: int
 
@@ -60,8 +60,10 @@ def assembled(name: str, cache_dir: Path) -> Path:
     paths = []
     for module, dist in model.parts:
         if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"Generator model '{name}' ships in six packages and '{dist}' is not installed; "
-                              f"run: {install_hint(model)}")
+            raise ConfigError(
+                f"Generator model '{name}' ships in six packages and '{dist}' is not installed; "
+                f"run: {install_hint(model)}"
+            )
         paths.append(Path(importlib.import_module(module).get_part_path()))
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -74,9 +76,11 @@ def assembled(name: str, cache_dir: Path) -> Path:
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != model.sha256:
-            raise ConfigError(f"The parts of '{name}' do not add up to the expected file (SHA-256 "
-                              f"{digest.hexdigest()[:16]}..., expected {model.sha256[:16]}...); reinstall them with: "
-                              f"{install_hint(model)} --force-reinstall")
+            raise ConfigError(
+                f"The parts of '{name}' do not add up to the expected file (SHA-256 "
+                f"{digest.hexdigest()[:16]}..., expected {model.sha256[:16]}...); reinstall them with: "
+                f"{install_hint(model)} --force-reinstall"
+            )
         os.replace(temporary, target)
         _stamp(target).write_text(model.sha256 + "\n", encoding="utf-8")
     finally:

@@ -14,14 +14,15 @@ Not thread-safe: the generator uses it under its one-generation-at-a-time lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 @dataclass
 class _Slot:
-    tokens: list[int]          # the token ids whose keys/values the cache holds, in order
-    cache: Any                 # a DynamicCache, or anything with get_seq_length() and crop(n)
+    tokens: list[int]  # the token ids whose keys/values the cache holds, in order
+    cache: Any  # a DynamicCache, or anything with get_seq_length() and crop(n)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -69,4 +70,4 @@ class PromptCache:
         if held <= 0 or held > len(tokens):
             return
         self._slots.append(_Slot(list(tokens[:held]), cache))
-        del self._slots[:-self.slots]
+        del self._slots[: -self.slots]

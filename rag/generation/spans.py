@@ -24,8 +24,8 @@ which is what the model would assign to saying exactly that span and stopping. T
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,9 +44,9 @@ class SpanChoice:
     start: int
     end: int
     logprob: float
-    first_logprob: float       # of its first token alone: how sure the model is of where it starts
-    steps: int                 # tokens the model read to decide
-    no_answer_logprob: float | None = None   # log P(the model says the no-answer word and stops)
+    first_logprob: float  # of its first token alone: how sure the model is of where it starts
+    steps: int  # tokens the model read to decide
+    no_answer_logprob: float | None = None  # log P(the model says the no-answer word and stops)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -59,6 +59,7 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
     """For each token of ``text``: may a span start at it, and end after it? Not inside a
     word or a number ("340M" is tokenised 3|4|0|M by some models: "3" is no answer); between
     two Chinese characters always."""
+
     def joined(left: str, right: str) -> bool:
         return left.isalnum() and right.isalnum() and not (_cjk(left) or _cjk(right))
 
@@ -72,7 +73,7 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
     return edges
 
 
-NEAR_BONUS = 1.0                   # nats for a span edge next to a word of the question
+NEAR_BONUS = 1.0  # nats for a span edge next to a word of the question
 _STOP_EN = frozenset("a an the of in on at by for to from with and or is are was were be it its this that".split())
 
 
@@ -82,7 +83,7 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     the answer usually sits next to what the question says about it."""
     q = question.lower()
     words = {w for w in re.findall(r"[a-z0-9]+", q) if w not in _STOP_EN}
-    pairs = {q[i:i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
+    pairs = {q[i : i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
 
     def asked_before(at: int) -> bool:
         left = text[:at].rstrip().lower()
@@ -107,11 +108,18 @@ def _cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
 
-def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Sequence[int], follow: Follow,
-                method: str = "span", starts: int = 4, max_tokens: int = 16,
-                edges: Sequence[Sequence[tuple[bool, bool]]] | None = None,
-                no_answer: Sequence[int] | None = None,
-                prior: Sequence[Sequence[tuple[float, float]]] | None = None) -> SpanChoice | None:
+def search_span(
+    first: np.ndarray,
+    texts: Sequence[Sequence[int]],
+    stop_ids: Sequence[int],
+    follow: Follow,
+    method: str = "span",
+    starts: int = 4,
+    max_tokens: int = 16,
+    edges: Sequence[Sequence[tuple[bool, bool]]] | None = None,
+    no_answer: Sequence[int] | None = None,
+    prior: Sequence[Sequence[tuple[float, float]]] | None = None,
+) -> SpanChoice | None:
     """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
     the log-probabilities of the answer's first token; ``None`` when the texts are empty.
     ``edges`` (:func:`word_edges`) keeps spans to whole words and numbers. ``no_answer`` (the
@@ -119,6 +127,7 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
     scored the same way, as the option of saying that instead. ``prior`` (:func:`nearness`)
     adds a bonus per start and end token to the score spans are ranked by; ``logprob`` stays
     the model's own."""
+
     def bonus_start(t: int, i: int) -> float:
         return prior[t][i][0] if prior is not None else 0.0
 
@@ -129,14 +138,19 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
     stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
+
     def may_start(t: int, i: int) -> bool:
         return edges is None or edges[t][i][0]
 
     def may_end(t: int, i: int) -> bool:
         return edges is None or edges[t][i][1]
 
-    positions = [(float(first[token]) + bonus_start(t, i), t, i) for t, ids in enumerate(texts)
-                 for i, token in enumerate(ids) if 0 <= token < first.shape[0] and may_start(t, i)]
+    positions = [
+        (float(first[token]) + bonus_start(t, i), t, i)
+        for t, ids in enumerate(texts)
+        for i, token in enumerate(ids)
+        if 0 <= token < first.shape[0] and may_start(t, i)
+    ]
     if not positions or not stops:
         return None
     positions.sort(key=lambda p: -p[0])
@@ -152,11 +166,11 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
     best_score = float("-inf")
     for ranked_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
         if best is not None and ranked_lp + top_end <= best_score:
-            break                       # every span from here scores below the best already found
+            break  # every span from here scores below the best already found
         ids = texts[t]
         first_lp = ranked_lp - bonus_start(t, i)
         running = first_lp
-        path = list(ids[i:i + max_tokens])
+        path = list(ids[i : i + max_tokens])
         for j, lp in enumerate(follow(path)):
             steps += 1
             end_lp = max(float(lp[s]) for s in stops)
@@ -173,7 +187,7 @@ def search_span(first: np.ndarray, texts: Sequence[Sequence[int]], stop_ids: Seq
                 if end_lp >= next_lp and may_end(t, i + j):
                     break
             elif best is not None and running + next_lp + bonus_start(t, i) + top_end <= best_score:
-                break                   # longer spans only lose probability
+                break  # longer spans only lose probability
             running += next_lp
     if best is not None:
         best.steps = steps
@@ -198,8 +212,13 @@ class Extraction:
     no_answer_logprob: float | None = None
 
 
-def to_extraction(choice: SpanChoice | None, offsets: Sequence[Sequence[tuple[int, int]]], texts: Sequence[str],
-                  prompt_tokens: int, cached_tokens: int) -> Extraction | None:
+def to_extraction(
+    choice: SpanChoice | None,
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    texts: Sequence[str],
+    prompt_tokens: int,
+    cached_tokens: int,
+) -> Extraction | None:
     """``choice`` (token positions) as character offsets into ``texts``, white space trimmed;
     ``offsets[t][i]`` is token ``i`` of text ``t``'s (start, end) characters."""
     if choice is None:
@@ -213,5 +232,15 @@ def to_extraction(choice: SpanChoice | None, offsets: Sequence[Sequence[tuple[in
         end -= 1
     if start >= end:
         return None
-    return Extraction(choice.text, start, end, choice.logprob, choice.first_logprob, choice.end - choice.start,
-                      prompt_tokens, cached_tokens, choice.steps, choice.no_answer_logprob)
+    return Extraction(
+        choice.text,
+        start,
+        end,
+        choice.logprob,
+        choice.first_logprob,
+        choice.end - choice.start,
+        prompt_tokens,
+        cached_tokens,
+        choice.steps,
+        choice.no_answer_logprob,
+    )

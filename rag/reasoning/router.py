@@ -34,10 +34,14 @@ KINDS = ("comparison", "both", "arithmetic", "aggregation", "contrast", "bridge"
 # English comparatives, by what decides them: a time ("earlier"), a quantity ("larger").
 _EARLY = "earlier earliest first older oldest before sooner".split()
 _LATE = "later latest last younger youngest newer newest after recent".split()
-_MORE = ("more most larger largest bigger biggest longer longest taller tallest higher highest greater "
-         "greatest heavier heaviest wider widest deeper deepest faster fastest farther further").split()
-_LESS = ("less least fewer fewest smaller smallest shorter shortest lower lowest lighter lightest narrower "
-         "slower slowest closer closest cheaper cheapest").split()
+_MORE = (
+    "more most larger largest bigger biggest longer longest taller tallest higher highest greater "
+    "greatest heavier heaviest wider widest deeper deepest faster fastest farther further"
+).split()
+_LESS = (
+    "less least fewer fewest smaller smallest shorter shortest lower lowest lighter lightest narrower "
+    "slower slowest closer closest cheaper cheapest"
+).split()
 # The verb a time comparison asks about; "born" and "founded" read as "When was A born?".
 _EN_AUX = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had"}
 _EN_WH = {"which", "who", "what", "whose", "whom"}
@@ -49,49 +53,66 @@ _ZH_LESS = ("少", "小", "低", "短", "便宜", "轻", "近", "窄", "浅", "�
 
 _EN_CHOICE = re.compile(
     r"^(?P<head>.*?\b(?:which|who|what|whose)\b.*?)\s*(?:[,:;]|\s[-–—]\s?)\s*(?P<a>[^,?]+?),?\s+or\s+(?P<b>[^,?]+?)\s*[?.]*\s*$",
-    re.IGNORECASE)
-_EN_CHOICE_TAIL = re.compile(      # "Which is older, A or B" without a comma: "Is A or B older?"
+    re.IGNORECASE,
+)
+_EN_CHOICE_TAIL = re.compile(  # "Which is older, A or B" without a comma: "Is A or B older?"
     r"^(?:is|was|are|were|did|does|do)\s+(?P<a>.+?)\s+or\s+(?P<b>.+?)\s+(?P<head>(?:the\s+)?\w+(?:\s+\w+)?)\s*\?\s*$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _EN_BOTH = re.compile(
     r"^(?P<aux>are|were|is|was|do|did|does|have|had|has)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+"
     r"(?P<q>both|each|all|the same|of the same|from the same|in the same)\b\s*(?P<rest>.*?)\s*\?*\s*$",
-    re.IGNORECASE)
-_EN_BOTH_FIRST = re.compile(     # "Are both A and B American musicians?"
-    r"^(?P<aux>are|were|do|did|have|had)\s+both\s+(?P<pair>.+?)\s*\?*\s*$", re.IGNORECASE)
-_EN_BOTH_WHAT = re.compile(      # "The LNW-80 and Amstrad PCW are both what kind of machine?"
+    re.IGNORECASE,
+)
+_EN_BOTH_FIRST = re.compile(  # "Are both A and B American musicians?"
+    r"^(?P<aux>are|were|do|did|have|had)\s+both\s+(?P<pair>.+?)\s*\?*\s*$", re.IGNORECASE
+)
+_EN_BOTH_WHAT = re.compile(  # "The LNW-80 and Amstrad PCW are both what kind of machine?"
     r"^(?:the\s+)?(?P<a>.+?)\s+and\s+(?:the\s+)?(?P<b>.+?)\s+(?:are|were)\s+both\s+(?P<rest>(?:what|which)\b.*?)\s*\?*\s*$",
-    re.IGNORECASE)
-_EN_SHARED = re.compile(         # "What occupation do A and B share?", "Where are A and B located?"
+    re.IGNORECASE,
+)
+_EN_SHARED = re.compile(  # "What occupation do A and B share?", "Where are A and B located?"
     r"^(?P<wh>what|which|where|when|in which)\b(?P<noun>.*?)\s+(?:are|were|do|did|is)\s+(?P<a>.+?)\s+and\s+"
-    r"(?P<b>.+?)\s+(?P<verb>share|have in common|located|based|from|found)\s*\?*\s*$", re.IGNORECASE)
-_EN_CONTRAST = re.compile(       # "What is the difference between A and B?", "How do A and B differ in X?"
+    r"(?P<b>.+?)\s+(?P<verb>share|have in common|located|based|from|found)\s*\?*\s*$",
+    re.IGNORECASE,
+)
+_EN_CONTRAST = re.compile(  # "What is the difference between A and B?", "How do A and B differ in X?"
     r"^(?:what\s+(?:is|are)\s+the\s+(?:main\s+|key\s+)?(?:differences?|similarities)\s+between\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)"
     r"|how\s+(?:do|does|did)\s+(?P<a2>.+?)\s+and\s+(?P<b2>.+?)\s+(?:differ|compare))"
     r"(?P<rest>\s+(?:in|on|for|regarding|when|as)\b.*?)?\s*\?*\s*$",
-    re.IGNORECASE)
-_EN_BEFORE = re.compile(         # "Was the film X released before the comic book Y?"
+    re.IGNORECASE,
+)
+_EN_BEFORE = re.compile(  # "Was the film X released before the comic book Y?"
     r"^(?P<aux>was|were|is|did|does)\s+(?P<a>.+?)\s+(?P<verb>\w+)\s+(?P<rel>before|after|earlier than|later than)\s+"
-    r"(?P<b>.+?)\s*\?*\s*$", re.IGNORECASE)
+    r"(?P<b>.+?)\s*\?*\s*$",
+    re.IGNORECASE,
+)
 _EN_ARITH = re.compile(
     r"\bhow\s+(?:many|much)\s+(?P<unit>years?|months?|days?|hours?|minutes?|\w+)?\s*"
     r"(?P<rel>after|before|between|apart|earlier|later|older|younger|more|less|fewer|longer|shorter|"
     r"higher|lower|larger|smaller|in total|combined|altogether|passed|elapsed)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _EN_DIFF = re.compile(r"\b(?:difference|differ)\b", re.IGNORECASE)
 _EN_TOTAL = re.compile(r"\b(?:in total|combined|altogether|total|sum)\b", re.IGNORECASE)
 _EN_RATIO = re.compile(r"\bhow many times\b|\bratio\b", re.IGNORECASE)
 _EN_RESPECTIVELY = re.compile(r"\brespectively\b|\beach of\b", re.IGNORECASE)
-_EN_PAIR = re.compile(r"\b(?P<prep>between|of|for|in|at|by)\s+(?P<a>[^,?]+?)\s+and\s+(?P<b>[^,?]+?)(?:\s+respectively)?\s*\??\s*$",
-                      re.IGNORECASE)
+_EN_PAIR = re.compile(
+    r"\b(?P<prep>between|of|for|in|at|by)\s+(?P<a>[^,?]+?)\s+and\s+(?P<b>[^,?]+?)(?:\s+respectively)?\s*\??\s*$",
+    re.IGNORECASE,
+)
 _EN_THAN = re.compile(r"^(?P<pre>.*?)\b(?P<a>[A-Z][^,?]*?)\s+(?:\w+\s+){0,3}?than\s+(?P<b>[^,?]+?)\s*\??\s*$")
 
 _ZH_SEP = r"(?:和|与|跟|及|、|还是)"
 # Where the second entity ends: its attribute ("的…"), or the words that ask.
-_ZH_ASK = (r"的|在|哪|谁|都|均|是不是|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
-           r"|[，,]|(?:更|较)|(?:谁|哪)")
+_ZH_ASK = (
+    r"的|在|哪|谁|都|均|是不是|是否|分别|各(?:是|为|有|自)|相差|差|一共|总共|合计|加起来|总计|相同|一样|同一|一致|比较|相比|两者|二者"
+    r"|[，,]|(?:更|较)|(?:谁|哪)"
+)
 _ZH_SECOND = re.compile(rf"(?P<b>[^，,？?]+?)(?=(?:{_ZH_ASK}))(?P<rest>.*)$")
-_ZH_CONTRAST = re.compile(r"(?:共同|不同|相同|相似|共通|重合)(?:点|之处|性)|差异性|相似性|区别|差异|异同|差别|共同|不同|相似|对比|相比之下")
+_ZH_CONTRAST = re.compile(
+    r"(?:共同|不同|相同|相似|共通|重合)(?:点|之处|性)|差异性|相似性|区别|差异|异同|差别|共同|不同|相似|对比|相比之下"
+)
 
 
 @dataclass
@@ -107,17 +128,17 @@ def _zh_pair(question: str) -> _Pair | None:
     both sides end alike ("…专业", "…专业") is taken, else the first."""
     candidates = []
     for sep in re.finditer(_ZH_SEP, question):
-        a, after = question[:sep.start()], question[sep.end():]
+        a, after = question[: sep.start()], question[sep.end() :]
         second = _ZH_SECOND.match(after)
         if not a or not second or re.search(r"[，,比]", a):
             continue
         candidates.append(_Pair(a, second.group("b"), second.group("rest")))
     for pair in candidates:
         pair.b = _ZH_B_TAIL.sub("", pair.b) or pair.b
-    for pair in candidates:                            # both end alike: "…专业" and "…专业"
+    for pair in candidates:  # both end alike: "…专业" and "…专业"
         if len(pair.a) >= 3 and len(pair.b) >= 3 and pair.b.endswith(pair.a[-2:]):
             return pair
-    for pair in candidates:                            # "软件工程专业培养" -> "软件工程专业" + "培养…"
+    for pair in candidates:  # "软件工程专业培养" -> "软件工程专业" + "培养…"
         suffix = pair.a[-2:]
         if len(pair.a) >= 3 and len(pair.b) >= 3 and suffix in pair.b:
             cut = pair.b.rfind(suffix) + len(suffix)
@@ -127,36 +148,50 @@ def _zh_pair(question: str) -> _Pair | None:
 
 # Words that close the second name without being part of it ("…专业之间有", "…这两门学科").
 _ZH_B_TAIL = re.compile(r"(?:这?两(?:门学科|个专业|个|门|者)|二者|之间|有)+$")
-_ZH_ATTR_THAN = re.compile(r"^(?P<a>[^比，,]+?)的(?P<attr>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P=attr))?"
-                           r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$")
-_ZH_THAN = re.compile(r"^(?P<a>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P<attr>[^，,？?]+?))?"
-                      r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$")
+_ZH_ATTR_THAN = re.compile(
+    r"^(?P<a>[^比，,]+?)的(?P<attr>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P=attr))?"
+    r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$"
+)
+_ZH_THAN = re.compile(
+    r"^(?P<a>[^比，,]+?)比(?P<b>[^，,？?]+?)(?:的(?P<attr>[^，,？?]+?))?"
+    r"(?P<rest>(?:早|晚|多|少|高|低|大|小|长|短|贵|便宜|重|轻|远|近|快|慢).*)$"
+)
 _ZH_WHICH = re.compile(r"哪一种|哪一个|哪个|哪一家|哪家|哪一位|哪位|哪座|哪部|哪本|哪种|哪所|哪款|哪条|哪一项|哪项|谁")
-_ZH_ARITH = re.compile(r"(?:相差|差|早|晚|多|少|高|低|大|小|长|短|贵|便宜)(?:了)?(?:多少|几)|一共|总共|合计|加起来|总计|共(?:有|计)?多少|几倍|多少倍")
+_ZH_ARITH = re.compile(
+    r"(?:相差|差|早|晚|多|少|高|低|大|小|长|短|贵|便宜)(?:了)?(?:多少|几)|一共|总共|合计|加起来|总计|共(?:有|计)?多少|几倍|多少倍"
+)
 _ZH_SUM = re.compile(r"一共|总共|合计|加起来|总计|共")
 _ZH_BOTH = re.compile(r"(?:都|均|全都)")
 _ZH_SAME = re.compile(r"相同|一样|同一|一致")
 _ZH_RESPECTIVELY = re.compile(r"分别|各(?:是|为|有|自)")
-_ZH_COMPARATIVE = re.compile(r"(?:更|较|比较)?(?:早|晚|先|后|多|少|大|小|高|低|长|短|贵|便宜|重|轻|远|近|快|慢|新|老|久)(?:一些|一点)?$")
+_ZH_COMPARATIVE = re.compile(
+    r"(?:更|较|比较)?(?:早|晚|先|后|多|少|大|小|高|低|长|短|贵|便宜|重|轻|远|近|快|慢|新|老|久)(?:一些|一点)?$"
+)
 
 
 @dataclass
 class Plan:
     """What the router found: the kind of reasoning and the parts it names."""
 
-    kind: str                                    # one of KINDS
+    kind: str  # one of KINDS
     entities: list[str] = field(default_factory=list)
-    attribute: str = ""                          # what is asked of each entity, in the question's words
-    direction: str = ""                          # comparison/arithmetic: "early", "late", "more", "less"
-    operation: str = ""                          # arithmetic: "difference", "sum", "ratio"
-    sub_questions: list[str] = field(default_factory=list)   # one per entity
+    attribute: str = ""  # what is asked of each entity, in the question's words
+    direction: str = ""  # comparison/arithmetic: "early", "late", "more", "less"
+    operation: str = ""  # arithmetic: "difference", "sum", "ratio"
+    sub_questions: list[str] = field(default_factory=list)  # one per entity
     language: str = "en"
-    context: str = ""                            # words that place the question ("在城东社区图书馆，"), for search
+    context: str = ""  # words that place the question ("在城东社区图书馆，"), for search
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "entities": list(self.entities), "attribute": self.attribute,
-                "direction": self.direction, "operation": self.operation,
-                "sub_questions": list(self.sub_questions), "context": self.context}
+        return {
+            "kind": self.kind,
+            "entities": list(self.entities),
+            "attribute": self.attribute,
+            "direction": self.direction,
+            "operation": self.operation,
+            "sub_questions": list(self.sub_questions),
+            "context": self.context,
+        }
 
 
 def route(question: str, language: str | None = None) -> Plan | None:
@@ -179,6 +214,7 @@ def route(question: str, language: str | None = None) -> Plan | None:
 
 # -- English -----------------------------------------------------------------------------------
 
+
 def _direction_en(words: list[str]) -> str:
     lowered = [w.lower() for w in words]
     for word in lowered:
@@ -197,17 +233,24 @@ def _direction_en(words: list[str]) -> str:
 def _route_en(question: str) -> Plan | None:
     contrast = _EN_CONTRAST.match(question)
     if contrast and not _EN_ARITH.search(question):
-        return Plan("contrast", [contrast.group("a") or contrast.group("a2"), contrast.group("b") or contrast.group("b2")],
-                    attribute=_attribute_en(contrast.group("rest") or ""))
+        return Plan(
+            "contrast",
+            [contrast.group("a") or contrast.group("a2"), contrast.group("b") or contrast.group("b2")],
+            attribute=_attribute_en(contrast.group("rest") or ""),
+        )
     arithmetic = _EN_ARITH.search(question) or _EN_DIFF.search(question) or _EN_RATIO.search(question)
     if arithmetic:
         pair = _EN_PAIR.search(question) or _EN_THAN.search(question)
         if pair:
-            operation = ("ratio" if _EN_RATIO.search(question) else
-                         "sum" if _EN_TOTAL.search(question) else "difference")
-            head = question[:pair.start("a")]
-            return Plan("arithmetic", [pair.group("a"), pair.group("b")], attribute=_attribute_en(head),
-                        operation=operation, direction=_direction_en(head.split()))
+            operation = "ratio" if _EN_RATIO.search(question) else "sum" if _EN_TOTAL.search(question) else "difference"
+            head = question[: pair.start("a")]
+            return Plan(
+                "arithmetic",
+                [pair.group("a"), pair.group("b")],
+                attribute=_attribute_en(head),
+                operation=operation,
+                direction=_direction_en(head.split()),
+            )
     match = _EN_BOTH_WHAT.match(question)
     if match:
         return Plan("both", [match.group("a"), match.group("b")], attribute=match.group("rest"), operation="common")
@@ -227,25 +270,42 @@ def _route_en(question: str) -> Plan | None:
     match = _EN_BEFORE.match(question)
     if match:
         rel = match.group("rel").lower()
-        return Plan("comparison", [match.group("a"), match.group("b")], attribute=match.group("verb"),
-                    direction="early" if rel in ("before", "earlier than") else "late", operation="yes-no")
+        return Plan(
+            "comparison",
+            [match.group("a"), match.group("b")],
+            attribute=match.group("verb"),
+            direction="early" if rel in ("before", "earlier than") else "late",
+            operation="yes-no",
+        )
     match = _EN_BOTH.match(question)
     if match:
         rest = match.group("rest")
-        return Plan("both", [match.group("a"), match.group("b")], attribute=rest,
-                    operation="same" if "same" in match.group("q").lower() else "all")
+        return Plan(
+            "both",
+            [match.group("a"), match.group("b")],
+            attribute=rest,
+            operation="same" if "same" in match.group("q").lower() else "all",
+        )
     match = _EN_CHOICE.match(question) or _EN_CHOICE_TAIL.match(question)
     # Two things to choose from are names, a few words each; "Were the tapes restored ... or did
     # they lose ..." chooses between two statements, which is one question.
     if match and all(len(match.group(g).split()) <= 6 for g in ("a", "b")):
         head = match.group("head")
-        return Plan("comparison", [match.group("a"), match.group("b")], attribute=_attribute_en(head),
-                    direction=_direction_en(head.split()))
+        return Plan(
+            "comparison",
+            [match.group("a"), match.group("b")],
+            attribute=_attribute_en(head),
+            direction=_direction_en(head.split()),
+        )
     if _EN_RESPECTIVELY.search(question):
         pair = _EN_PAIR.search(question)
         if pair and "prep" in pair.groupdict():
-            return Plan("aggregation", [pair.group("a"), pair.group("b")],
-                        attribute=_attribute_en(question[:pair.start("prep")]), operation=pair.group("prep").lower())
+            return Plan(
+                "aggregation",
+                [pair.group("a"), pair.group("b")],
+                attribute=_attribute_en(question[: pair.start("prep")]),
+                operation=pair.group("prep").lower(),
+            )
     return None
 
 
@@ -253,16 +313,18 @@ _NAME_JOINERS = {"of", "the", "de", "van", "von", "da", "del", "la", "le", "and"
 
 
 def _split_names_en(text: str) -> tuple[str, str, str] | None:
-    """"Joel Madden and Paul Baloff American punk rock singers" -> the two names and the rest:
+    """ "Joel Madden and Paul Baloff American punk rock singers" -> the two names and the rest:
     the second name is the run of capitalised words after "and" (a lower-case word ends it)."""
     first, sep, after = text.partition(" and ")
     if not sep or not first:
         return None
     words = after.split()
     end = 0
-    while end < len(words) and (words[end][:1].isupper() or words[end][:1].isdigit() or
-                                (words[end].lower() in _NAME_JOINERS - {"and"} and end + 1 < len(words)
-                                 and words[end + 1][:1].isupper())):
+    while end < len(words) and (
+        words[end][:1].isupper()
+        or words[end][:1].isdigit()
+        or (words[end].lower() in _NAME_JOINERS - {"and"} and end + 1 < len(words) and words[end + 1][:1].isupper())
+    ):
         end += 1
     # A name is followed by what is asked; an adjective of nationality is capitalised too, so the
     # last capitalised word goes to the rest when it is followed by lower-case words.
@@ -275,9 +337,39 @@ def _split_names_en(text: str) -> tuple[str, str, str] | None:
 
 def _attribute_en(head: str) -> str:
     """The question's words about the attribute: no question word, auxiliary or comparative."""
-    drop = _EN_WH | _EN_AUX | set(_EARLY) | set(_LATE) | set(_MORE) | set(_LESS) | {
-        "how", "many", "much", "the", "a", "an", "than", "respectively", "between", "of", "in", "there",
-        "difference", "and", "or", "both", "each", "ratio", "times", "total", "combined", "altogether", "one"}
+    drop = (
+        _EN_WH
+        | _EN_AUX
+        | set(_EARLY)
+        | set(_LATE)
+        | set(_MORE)
+        | set(_LESS)
+        | {
+            "how",
+            "many",
+            "much",
+            "the",
+            "a",
+            "an",
+            "than",
+            "respectively",
+            "between",
+            "of",
+            "in",
+            "there",
+            "difference",
+            "and",
+            "or",
+            "both",
+            "each",
+            "ratio",
+            "times",
+            "total",
+            "combined",
+            "altogether",
+            "one",
+        }
+    )
     words = [w.strip(",.?:;") for w in head.split()]
     return " ".join(w for w in words if w and w.lower() not in drop)
 
@@ -287,7 +379,7 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
     if plan.kind == "both":
         tail = attribute.strip() or "described"
         if plan.operation == "common":
-            if tail.startswith("where "):                 # "Where is A located?"
+            if tail.startswith("where "):  # "Where is A located?"
                 return f"Where is {entity} {tail[6:]}?"
             return f"{tail[:1].upper()}{tail[1:]} is {entity}?"
         return f"Is {entity} {tail}?" if plan.operation == "all" else f"What is the {tail} of {entity}?"
@@ -298,9 +390,9 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
         return f"How many {attribute} {entity}?" if attribute else f"How many for {entity}?"
     if plan.kind == "contrast":
         return f"What is the {attribute} of {entity}?" if attribute else f"What is {entity}?"
-    if plan.kind == "aggregation" and attribute:          # "What is the hotel limit in London?"
+    if plan.kind == "aggregation" and attribute:  # "What is the hotel limit in London?"
         prep = plan.operation if plan.operation != "between" else "of"
-        if attribute.endswith("s") and not attribute.endswith("ss"):     # "the hotel limits" of each
+        if attribute.endswith("s") and not attribute.endswith("ss"):  # "the hotel limits" of each
             attribute = attribute[:-1]
         return f"What is the {attribute} {prep} {entity}?"
     return f"{attribute} {entity}?".strip() if attribute else f"What about {entity}?"
@@ -308,11 +400,15 @@ def _sub_question_en(plan: Plan, entity: str) -> str:
 
 # -- Chinese -----------------------------------------------------------------------------------
 
+
 def _direction_zh(text: str) -> str:
-    """"冲泡水温更高" -> "more": the comparative after 更/较, else the last one in the text."""
+    """ "冲泡水温更高" -> "more": the comparative after 更/较, else the last one in the text."""
     marked = re.search(r"(?:更|较|比较)(早|晚|先|后|多|少|大|小|高|低|长|短|贵|便宜|重|轻|远|近|快|慢|新|老|久)", text)
-    candidates = [marked.group(1)] if marked else re.findall(
-        r"早|晚|先|后|多|少|大|小|高|低|长|短|贵|便宜|重|轻|远|近|快|慢|新|老|久", text)[::-1]
+    candidates = (
+        [marked.group(1)]
+        if marked
+        else re.findall(r"早|晚|先|后|多|少|大|小|高|低|长|短|贵|便宜|重|轻|远|近|快|慢|新|老|久", text)[::-1]
+    )
     for word in candidates:
         for words, direction in ((_ZH_EARLY, "early"), (_ZH_LATE, "late"), (_ZH_MORE, "more"), (_ZH_LESS, "less")):
             if word in words:
@@ -326,15 +422,18 @@ def _route_zh(question: str) -> Plan | None:
         match = _ZH_ATTR_THAN.match(question) or _ZH_THAN.match(question)
         if match:
             rest = match.group("rest")
-            return Plan("arithmetic", [match.group("a"), match.group("b")],
-                        attribute=_attribute_zh(match.group("attr") or ""), operation="difference",
-                        direction=_direction_zh(rest[:1]))
+            return Plan(
+                "arithmetic",
+                [match.group("a"), match.group("b")],
+                attribute=_attribute_zh(match.group("attr") or ""),
+                operation="difference",
+                direction=_direction_zh(rest[:1]),
+            )
         pair = _zh_pair(question)
         if pair:
             rest = pair.rest
             operation = "ratio" if "倍" in rest else "sum" if _ZH_SUM.search(rest) else "difference"
-            return Plan("arithmetic", [pair.a, pair.b], attribute=_attribute_zh(rest),
-                        operation=operation)
+            return Plan("arithmetic", [pair.a, pair.b], attribute=_attribute_zh(rest), operation=operation)
     pair = _zh_pair(question)
     if pair is None and "，" in question:
         # "在城东社区图书馆，纸质图书和电子书哪一种…": the clause before the comma is context.
@@ -346,23 +445,23 @@ def _route_zh(question: str) -> Plan | None:
     if pair is None:
         return None
     a, b, rest = pair.a, pair.b, pair.rest
-    if _ZH_CONTRAST.search(rest):                 # "A与B在培养方面有哪些共同点和不同点？"
+    if _ZH_CONTRAST.search(rest):  # "A与B在培养方面有哪些共同点和不同点？"
         return Plan("contrast", [a, b], attribute=_contrast_attribute_zh(rest))
     which = _ZH_WHICH.search(rest)
     # "A和B哪个更早": a which-word and then a comparative; "A和谁商讨" is a question about A alone.
-    if (which and re.search(r"更|较|最|先|早|晚|后", rest[which.end():])) or re.match(r"^(?:比较|相比)", rest):
+    if (which and re.search(r"更|较|最|先|早|晚|后", rest[which.end() :])) or re.match(r"^(?:比较|相比)", rest):
         attribute = _ZH_WHICH.sub(" ", rest)
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
     if _ZH_SAME.search(rest):
         return Plan("both", [a, b], attribute=_attribute_zh(_ZH_SAME.split(rest)[0]), operation="same")
-    if re.match(r"(?:是不是|是否)", rest):    # "A和B是不是产于福建": yes only if each passage says so
+    if re.match(r"(?:是不是|是否)", rest):  # "A和B是不是产于福建": yes only if each passage says so
         return Plan("both", [a, b], attribute=re.sub(r"^(?:是不是|是否)", "", rest), operation="all")
     if _ZH_BOTH.search(rest):
         head, tail = _ZH_BOTH.split(rest, maxsplit=1)
         if re.search(_ZH_SEP, head):
-            return None                  # "A与B和C都…": more than two things, which no plan here takes
+            return None  # "A与B和C都…": more than two things, which no plan here takes
         tail = re.sub(r"(?:吗|嘛|呢|(?<![什怎那这])么)$", "", tail)
-        if re.search(r"什么|哪|谁|多少|几", tail):        # "A和B都指什么？": what both are, not yes/no
+        if re.search(r"什么|哪|谁|多少|几", tail):  # "A和B都指什么？": what both are, not yes/no
             return Plan("both", [a, b], attribute=tail, operation="common")
         return Plan("both", [a, b], attribute=tail, operation="all")
     if _ZH_RESPECTIVELY.search(rest):
@@ -371,7 +470,7 @@ def _route_zh(question: str) -> Plan | None:
 
 
 def _contrast_attribute_zh(rest: str) -> str:
-    """"在人才培养方面有哪些共同点和不同点" -> "人才培养": what the two are compared in."""
+    """ "在人才培养方面有哪些共同点和不同点" -> "人才培养": what the two are compared in."""
     text = _ZH_CONTRAST.sub(" ", rest)
     text = re.sub(r"(?<=\s)(?:和|及|与)(?=\s)|之间|哪些|有何|何|分别|主要|独特|是什么|什么|有|都", " ", text)
     text = re.sub(r"^\s*在|(?:方面|上|中)\s*$", "", text.strip())
@@ -400,7 +499,7 @@ def _sub_question_zh(plan: Plan, entity: str) -> str:
         return f"{entity}{attribute or '是什么'}吗？"
     if plan.kind == "both" and plan.operation == "common":
         return f"{entity}{plan.attribute.replace(' ', '')}？"
-    if attribute.endswith(("于", "在", "自", "到")):          # "产于" -> "白毫银针产于哪里？"
+    if attribute.endswith(("于", "在", "自", "到")):  # "产于" -> "白毫银针产于哪里？"
         return f"{entity}{attribute}哪里？"
     if plan.direction in ("early", "late") and not attribute:
         return f"{entity}是什么时候的？"
@@ -410,6 +509,7 @@ def _sub_question_zh(plan: Plan, entity: str) -> str:
 
 
 # -- both --------------------------------------------------------------------------------------
+
 
 def sub_question(plan: Plan, entity: str) -> str:
     """The question one hop asks about one entity."""
@@ -429,12 +529,16 @@ def _clean_entity(text: str, language: str) -> str:
 
 # Nouns that name one thing by its relation to another: "the author of X", "X的作者". The
 # question is then asked in two hops: who or what that is, and the question about it.
-_PERSON_ROLES = ("author writer founder co-founder creator director producer winner president ceo co-ceo chairman "
-                 "chairwoman owner composer singer star host captain coach manager father mother son daughter wife "
-                 "husband brother sister successor predecessor designer architect inventor publisher editor "
-                 "narrator leader mayor governor head member player actor actress champion builder").split()
-_THING_ROLES = ("headquarters capital birthplace company team band school university city country developer "
-                "manufacturer label studio network department").split()
+_PERSON_ROLES = (
+    "author writer founder co-founder creator director producer winner president ceo co-ceo chairman "
+    "chairwoman owner composer singer star host captain coach manager father mother son daughter wife "
+    "husband brother sister successor predecessor designer architect inventor publisher editor "
+    "narrator leader mayor governor head member player actor actress champion builder"
+).split()
+_THING_ROLES = (
+    "headquarters capital birthplace company team band school university city country developer "
+    "manufacturer label studio network department"
+).split()
 _ROLE_WORDS = "|".join(sorted(_PERSON_ROLES + _THING_ROLES, key=len, reverse=True))
 _EN_ROLE_OF = re.compile(
     rf"\bthe\s+(?P<role>(?:(?!(?:of|the|a|an|and|or|in|at|for)\b)[\w'’-]+\s+){{0,3}}?(?:{_ROLE_WORDS}))\s+"
@@ -442,17 +546,33 @@ _EN_ROLE_OF = re.compile(
     r"(?P<np>[^,?]+?)(?=\s+(?:born|located|based|founded|established|built|released|published|died|educated|"
     r"married|named|known|called|made|formed|opened|created|designed|written|directed|produced|situated|"
     r"headquartered)\b|\s+(?:who|which|that|where|when|whose)\b|[,?]|\s*$)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _ZH_PERSON_ROLES = "作者 创始人 创办人 导演 校长 院长 负责人 总经理 董事长 发明者 发明人 设计者 设计师 主编 主席 父亲 母亲 丈夫 妻子 儿子 女儿 老师 主管 经理 馆长 主任 部长".split()
 _ZH_THING_ROLES = "首都 总部 所在地 出生地 部门 公司 学校 城市 国家 单位 机构".split()
 _ZH_ROLE_OF = re.compile(
     rf"^(?P<np>[^，,？?]+?)的(?P<role>{'|'.join(sorted(_ZH_PERSON_ROLES + _ZH_THING_ROLES, key=len, reverse=True))})"
-    r"(?P<rest>(?:是|在|于|出生|位于|叫|有|的|毕业|来自|成立|创办|办公|住).*)$")
+    r"(?P<rest>(?:是|在|于|出生|位于|叫|有|的|毕业|来自|成立|创办|办公|住).*)$"
+)
 
 
 # A relation at the end of the question after one of these is what the question asks for.
-_ASKED_BY = {"be", "is", "was", "were", "are", "become", "became", "as", "named", "appointed", "elected", "hired",
-             "called", "crowned"}
+_ASKED_BY = {
+    "be",
+    "is",
+    "was",
+    "were",
+    "are",
+    "become",
+    "became",
+    "as",
+    "named",
+    "appointed",
+    "elected",
+    "hired",
+    "called",
+    "crowned",
+}
 
 
 @dataclass
@@ -460,13 +580,13 @@ class BridgePlan:
     """A question about something named only by its relation to another ("the author of X"):
     hop 1 asks what it is, hop 2 asks the question about what hop 1 found."""
 
-    first_question: str          # "Who is the author of the Orion report?"
-    query: str                   # what hop 1 searches with
-    phrase: str                  # the words of the question that hop 1's finding replaces
-    question: str                # the whole question
+    first_question: str  # "Who is the author of the Orion report?"
+    query: str  # what hop 1 searches with
+    phrase: str  # the words of the question that hop 1's finding replaces
+    question: str  # the whole question
     language: str = "en"
-    named: str = ""              # what the relation is of ("the Orion report")
-    role: str = ""               # the relation ("author")
+    named: str = ""  # what the relation is of ("the Orion report")
+    role: str = ""  # the relation ("author")
 
     def second_question(self, finding: str) -> str:
         return self.question.replace(self.phrase, finding, 1)
@@ -483,7 +603,9 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
             return None
         np, role = match.group("np"), match.group("role")
         # "X的作者是谁？" asks for the relation itself: one hop.
-        if len(np) < 2 or re.match(r"^(?:(?:是|为)(?:谁|什么|哪|多少|何)|在(?:哪|什么地方|何处)|叫什么|位于|是哪)", match.group("rest")):
+        if len(np) < 2 or re.match(
+            r"^(?:(?:是|为)(?:谁|什么|哪|多少|何)|在(?:哪|什么地方|何处)|叫什么|位于|是哪)", match.group("rest")
+        ):
             return None
         ask = "谁" if role in _ZH_PERSON_ROLES else "什么"
         return BridgePlan(f"{np}的{role}是{ask}？", f"{np} {role}", f"{np}的{role}", question, "zh", np, role)
@@ -494,16 +616,19 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
     words = np.split()
     # What hop 1 looks up must be named: "the Orion report", "1995"; not "a company", "the film",
     # and not the question's own unknown ("the co-founder of what outlet").
-    if (not any(w[:1].isupper() or w[:1].isdigit() for w in words) or words[0].lower() in ("a", "an")
-            or any(w.lower() in ("what", "which", "who", "whom", "whose") for w in words)):
+    if (
+        not any(w[:1].isupper() or w[:1].isdigit() for w in words)
+        or words[0].lower() in ("a", "an")
+        or any(w.lower() in ("what", "which", "who", "whom", "whose") for w in words)
+    ):
         return None
     head = role.split()[-1]
-    if head[:1].isupper():                   # "the University of West Florida" is a name, not a relation
+    if head[:1].isupper():  # "the University of West Florida" is a name, not a relation
         return None
     ask = "Who" if head.lower() in _PERSON_ROLES else "What"
-    phrase = question[match.start():match.end()].strip()
-    before = question[:match.start()].split()
-    after = question[match.end():].strip(" ?.!")
+    phrase = question[match.start() : match.end()].strip()
+    before = question[: match.start()].split()
+    after = question[match.end() :].strip(" ?.!")
     # "Who was hired to be the director of X?" asks for the relation itself; "the nickname of
     # the winner of X" asks about what the relation names.
     if not after and before and before[-1].lower() in _ASKED_BY:
@@ -512,8 +637,9 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
     # "Who is the author of X?" asks for the relation itself: one hop.
     if len([w for w in re.findall(r"[\w'’-]+", rest) if w.lower() not in _EN_WH | _EN_AUX | {"the", "name", "of"}]) < 1:
         return None
-    return BridgePlan(f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase, question, "en",
-                      np, role)
+    return BridgePlan(
+        f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase, question, "en", np, role
+    )
 
 
 def inner_bridge(plan: BridgePlan) -> BridgePlan | None:
@@ -523,12 +649,13 @@ def inner_bridge(plan: BridgePlan) -> BridgePlan | None:
     if plan.language != "en" or not plan.named:
         return None
     match = _EN_ROLE_OF.search(plan.named)
-    if not match or match.start() > 4:               # "the author of X" must be the whole of it
+    if not match or match.start() > 4:  # "the author of X" must be the whole of it
         return None
     role, np = match.group("role").strip(), match.group("np").strip()
     if not any(w[:1].isupper() or w[:1].isdigit() for w in np.split()) or role.split()[-1][:1].isupper():
         return None
     ask = "Who" if role.split()[-1].lower() in _PERSON_ROLES else "What"
-    phrase = plan.named[match.start():match.end()].strip()
-    return BridgePlan(f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase,
-                      plan.first_question, "en", np, role)
+    phrase = plan.named[match.start() : match.end()].strip()
+    return BridgePlan(
+        f"{ask} is the {role} {match.group('prep')} {np}?", f"{role} {np}", phrase, plan.first_question, "en", np, role
+    )

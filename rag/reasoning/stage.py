@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rag.answering.citations import build_citations
 from rag.answering.quote import ranked_with_shares
@@ -61,15 +62,15 @@ class _Found:
 
     hop: Hop
     answer: Answer
-    text: str            # the short answer without its citation marker ("" for a lookup)
-    sentence: str        # the sentence it came from ("" when none)
-    entity: str = ""     # the entity a planned hop is about
+    text: str  # the short answer without its citation marker ("" for a lookup)
+    sentence: str  # the sentence it came from ("" when none)
+    entity: str = ""  # the entity a planned hop is about
 
 
 class Reasoner:
     """Answers one question through the pipeline's hops (built per question: it holds no state)."""
 
-    def __init__(self, pipeline: "AnswerPipeline") -> None:
+    def __init__(self, pipeline: AnswerPipeline) -> None:
         self.pipeline = pipeline
         self.max_hops = max(1, pipeline.settings.reasoning_hops)
 
@@ -83,8 +84,9 @@ class Reasoner:
             return plan
         return bridge_plan(question)
 
-    def answer(self, question: str, top_k: int | None = None, filters: Any = None,
-               answer_mode: str | None = None) -> Answer:
+    def answer(
+        self, question: str, top_k: int | None = None, filters: Any = None, answer_mode: str | None = None
+    ) -> Answer:
         started = time.perf_counter()
         question = (question or "").strip()
         plan = self.plan(question)
@@ -96,8 +98,14 @@ class Reasoner:
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return answer
 
-    def bridged(self, question: str, answer: Answer, top_k: int | None = None, filters: Any = None,
-                answer_mode: str | None = None) -> Answer:
+    def bridged(
+        self,
+        question: str,
+        answer: Answer,
+        top_k: int | None = None,
+        filters: Any = None,
+        answer_mode: str | None = None,
+    ) -> Answer:
         """``answer``, or, when its short answer is not of the kind the question asks for (a name
         for "When ...?", a word for "How many ...?"), the answer of a second hop about what it
         names: "When did the pioneer who claimed X die?" -> "Gustave Whitehead" -> his death date.
@@ -115,22 +123,40 @@ class Reasoner:
         query = f"{span.text} {' '.join(query_terms(question))}"
         second = self._hop("bridge", question, query, top_k, filters, mode, frozenset({source}))
         span2 = second.answer.answer_span
-        if (not second.text or span2 is None or not fits(second.text, wanted)
-                or not _mentions(second.answer.passages[span2.passage - 1].chunk.text, span.text)):
-            return answer                      # nothing better: the one-hop answer stands
-        return self._compose(question, [first, second], second.text, second.answer, kind="bridge",
-                             reason=f"bridge: {span.text!r} is no {wanted}; asked again about it")
+        if (
+            not second.text
+            or span2 is None
+            or not fits(second.text, wanted)
+            or not _mentions(second.answer.passages[span2.passage - 1].chunk.text, span.text)
+        ):
+            return answer  # nothing better: the one-hop answer stands
+        return self._compose(
+            question,
+            [first, second],
+            second.text,
+            second.answer,
+            kind="bridge",
+            reason=f"bridge: {span.text!r} is no {wanted}; asked again about it",
+        )
 
     # -- hops ------------------------------------------------------------------------------
 
-    def _hop(self, kind: str, question: str, query: str | None, top_k: int | None, filters: Any,
-             answer_mode: str | None = None, exclude: frozenset[str] = frozenset()) -> _Found:
-        answer = self.pipeline.answer_hop(question, query=query, top_k=top_k, filters=filters,
-                                          answer_mode=answer_mode, exclude=exclude)
+    def _hop(
+        self,
+        kind: str,
+        question: str,
+        query: str | None,
+        top_k: int | None,
+        filters: Any,
+        answer_mode: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> _Found:
+        answer = self.pipeline.answer_hop(
+            question, query=query, top_k=top_k, filters=filters, answer_mode=answer_mode, exclude=exclude
+        )
         return _found(kind, question, answer)
 
-    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None,
-                filters: Any) -> _Found:
+    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None, filters: Any) -> _Found:
         """A hop that retrieves and picks the sentence about ``entity`` without reading it: dates
         and whether a passage states something are taken from that sentence by code."""
         started = time.perf_counter()
@@ -141,18 +167,35 @@ class Reasoner:
         ranked = ranked_with_shares(query, about, 1) if about else []
         number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
         about = about or hits
-        answer = Answer(sentence, bool(sentence), [], about, query, detect_language(question), "lookup",
-                        timings_ms={"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
-                                    "lookup": round((time.perf_counter() - started) * 1000, 2)},
-                        relevance=round(retrieval.best_relevance, 4))
-        hop = Hop(kind, question, query, _local_passages(about), finding=sentence, citation=number,
-                  timings_ms=dict(answer.timings_ms))
+        answer = Answer(
+            sentence,
+            bool(sentence),
+            [],
+            about,
+            query,
+            detect_language(question),
+            "lookup",
+            timings_ms={
+                "retrieve": retrieval.timings_ms.get("retrieve", 0.0),
+                "lookup": round((time.perf_counter() - started) * 1000, 2),
+            },
+            relevance=round(retrieval.best_relevance, 4),
+        )
+        hop = Hop(
+            kind,
+            question,
+            query,
+            _local_passages(about),
+            finding=sentence,
+            citation=number,
+            timings_ms=dict(answer.timings_ms),
+        )
         return _Found(hop, answer, "", sentence, entity)
 
     # -- bridge ----------------------------------------------------------------------------
 
     def _bridge_steps(self, question: str, plan: BridgePlan, top_k: int | None, filters: Any) -> Iterator[Hop | Answer]:
-        """"Where was the author of X born?": who the author is, then where that one was born.
+        """ "Where was the author of X born?": who the author is, then where that one was born.
         A relation inside the relation ("the wife of the author of X") takes a hop more, the
         inner one first, as far as ``reasoning_hops`` allows."""
         found: list[_Found] = []
@@ -161,8 +204,11 @@ class Reasoner:
             # What a hop found is asked about in another document, most often: the one it was
             # read from ("…written by Mara Lindqvist") would only name it again. That document
             # is searched too when the others hold no answer.
-            read_in = frozenset(f.answer.passages[f.hop.citation - 1].chunk.source for f in found[-1:]
-                                if f.hop.citation is not None and f.hop.citation <= len(f.answer.passages))
+            read_in = frozenset(
+                f.answer.passages[f.hop.citation - 1].chunk.source
+                for f in found[-1:]
+                if f.hop.citation is not None and f.hop.citation <= len(f.answer.passages)
+            )
             item = self._hop("bridge", sub_question, query, top_k, filters, "read", read_in)
             if read_in and (not item.text or item.answer.answer_span is None):
                 item = self._hop("bridge", sub_question, query, top_k, filters, "read")
@@ -190,14 +236,20 @@ class Reasoner:
             following = plan.second_question(item.text)
             nested = bridge_plan(following)
             if nested is not None and len(found) + 2 <= self.max_hops:
-                plan = nested                              # "X的作者的妻子…": the next relation
+                plan = nested  # "X的作者的妻子…": the next relation
                 continue
             last = lookup(following, None, last=True)
             yield last.hop
             if not last.text:
                 break
-            yield self._compose(question, found, last.text, last.answer, kind="bridge",
-                                reason="bridge: " + " -> ".join(repr(f.text) for f in found[:-1]))
+            yield self._compose(
+                question,
+                found,
+                last.text,
+                last.answer,
+                kind="bridge",
+                reason="bridge: " + " -> ".join(repr(f.text) for f in found[:-1]),
+            )
             return
         if len(found) == 1:
             # The first relation is not in the documents as asked: the question in one hop.
@@ -214,8 +266,9 @@ class Reasoner:
                 return step
         raise AssertionError("planned_steps ends with the answer")
 
-    def planned_steps(self, question: str, plan: Plan | BridgePlan, top_k: int | None = None,
-                      filters: Any = None) -> Iterator[Hop | Answer]:
+    def planned_steps(
+        self, question: str, plan: Plan | BridgePlan, top_k: int | None = None, filters: Any = None
+    ) -> Iterator[Hop | Answer]:
         """Each hop of the plan as it ends, then the composed answer (for streaming)."""
         if isinstance(plan, BridgePlan):
             yield from self._bridge_steps(question, plan, top_k, filters)
@@ -223,8 +276,9 @@ class Reasoner:
         found = []
         # Dates and "does its passage say so" are read by code from the entity's sentence; values
         # to subtract, list or name come from the reader.
-        lookup = ((plan.kind == "comparison" and plan.direction in ("early", "late", ""))
-                  or (plan.kind == "both" and plan.operation == "all"))
+        lookup = (plan.kind == "comparison" and plan.direction in ("early", "late", "")) or (
+            plan.kind == "both" and plan.operation == "all"
+        )
         for entity, sub_question in zip(plan.entities, plan.sub_questions):
             query = " ".join(part for part in (entity, plan.attribute, plan.context) if part)
             if lookup:
@@ -265,34 +319,52 @@ class Reasoner:
                 mapping[number] = index[hit.chunk.id]
             numbering.append(mapping)
         for item, mapping in zip(found, numbering):
-            item.hop.passages = [{"number": mapping[n], "source": h.chunk.source, "chunk_id": h.chunk.id,
-                                  "section": h.chunk.section} for n, h in enumerate(item.answer.passages, start=1)]
+            item.hop.passages = [
+                {"number": mapping[n], "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
+                for n, h in enumerate(item.answer.passages, start=1)
+            ]
             if item.hop.citation is not None:
                 item.hop.citation = mapping.get(item.hop.citation)
         return passages
 
-    def _compose(self, question: str, found: Sequence[_Found], text: str, span_answer: Answer | None,
-                 kind: str, reason: str, cited: Sequence[int] | None = None) -> Answer:
+    def _compose(
+        self,
+        question: str,
+        found: Sequence[_Found],
+        text: str,
+        span_answer: Answer | None,
+        kind: str,
+        reason: str,
+        cited: Sequence[int] | None = None,
+    ) -> Answer:
         passages = self._merged(found)
-        numbers = list(dict.fromkeys(
-            [f.hop.citation for f in found if f.hop.citation is not None] if cited is None
-            else [found[i].hop.citation for i in cited if found[i].hop.citation is not None]))
-        if span_answer is not None:                  # a bridge: the last hop's span answers
+        numbers = list(
+            dict.fromkeys(
+                [f.hop.citation for f in found if f.hop.citation is not None]
+                if cited is None
+                else [found[i].hop.citation for i in cited if found[i].hop.citation is not None]
+            )
+        )
+        if span_answer is not None:  # a bridge: the last hop's span answers
             numbers = [found[-1].hop.citation] + [n for n in numbers if n != found[-1].hop.citation]
         body = _MARKER.sub("", text).strip()
-        if _HOP_MARKER.search(body):                 # each part cites its own hop
+        if _HOP_MARKER.search(body):  # each part cites its own hop
             marked = _HOP_MARKER.sub(lambda m: _cite(found[int(m.group(1))].hop.citation), body)
         else:
             marked = body + " " + "".join(f"[{n}]" for n in numbers) if numbers else body
         last = found[-1].answer
         answer = Answer(
-            answer=marked, answerable=True,
+            answer=marked,
+            answerable=True,
             citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),
-            passages=passages, query=found[0].answer.query, language=detect_language(question),
+            passages=passages,
+            query=found[0].answer.query,
+            language=detect_language(question),
             # The model that read a hop; "lookup" when code alone took every finding from its sentence.
             model=next((f.answer.model for f in found if f.answer.model != "lookup"), last.model),
             timings_ms=_summed([f.answer.timings_ms for f in found]),
-            usage=_summed_usage([f.answer.usage for f in found]), relevance=found[0].answer.relevance,
+            usage=_summed_usage([f.answer.usage for f in found]),
+            relevance=found[0].answer.relevance,
             confidence=min((f.answer.confidence for f in found if f.answer.confidence is not None), default=None),
         )
         if span_answer is not None and span_answer.answer_span is not None:
@@ -300,7 +372,8 @@ class Reasoner:
             answer.answer_span = _renumbered(span_answer.answer_span, hop.citation)
             answer.evidence = _renumbered(span_answer.evidence, hop.citation) if span_answer.evidence else None
         answer.checks = [{"check": "reasoning", "action": "replace", "reason": reason}] + [
-            {**c, "hop": str(i + 1)} for i, f in enumerate(found) for c in f.answer.checks if c.get("action") != "keep"]
+            {**c, "hop": str(i + 1)} for i, f in enumerate(found) for c in f.answer.checks if c.get("action") != "keep"
+        ]
         answer.reasoning = [f.hop for f in found]
         return answer
 
@@ -308,11 +381,23 @@ class Reasoner:
         passages = self._merged(found)
         language = detect_language(question)
         missing = [f.hop.question for f in found if not f.text and not f.sentence]
-        reason = (f"{kind}: no answer found for {', '.join(repr(m) for m in missing)}" if missing
-                  else f"{kind}: the findings could not be combined")
-        answer = Answer(refusal_text(language), False, [], passages, found[0].answer.query, language,
-                        found[-1].answer.model, timings_ms=_summed([f.answer.timings_ms for f in found]),
-                        usage=_summed_usage([f.answer.usage for f in found]), relevance=found[0].answer.relevance)
+        reason = (
+            f"{kind}: no answer found for {', '.join(repr(m) for m in missing)}"
+            if missing
+            else f"{kind}: the findings could not be combined"
+        )
+        answer = Answer(
+            refusal_text(language),
+            False,
+            [],
+            passages,
+            found[0].answer.query,
+            language,
+            found[-1].answer.model,
+            timings_ms=_summed([f.answer.timings_ms for f in found]),
+            usage=_summed_usage([f.answer.usage for f in found]),
+            relevance=found[0].answer.relevance,
+        )
         answer.checks = [{"check": "reasoning", "action": "refuse", "reason": reason}]
         answer.reasoning = [f.hop for f in found]
         return answer
@@ -325,30 +410,47 @@ def _found(kind: str, question: str, answer: Answer) -> _Found:
     if answer.answer_span is not None:
         number = answer.answer_span.passage
     sentence = answer.evidence.text if answer.evidence is not None else text
-    hop = Hop(kind, question, answer.query, _local_passages(answer.passages), finding=text, citation=number,
-              timings_ms={k: v for k, v in answer.timings_ms.items() if v})
+    hop = Hop(
+        kind,
+        question,
+        answer.query,
+        _local_passages(answer.passages),
+        finding=text,
+        citation=number,
+        timings_ms={k: v for k, v in answer.timings_ms.items() if v},
+    )
     return _Found(hop, answer, text, sentence)
 
 
 def _local_passages(passages: Sequence[SearchHit]) -> list[dict[str, Any]]:
     """A hop's passages numbered as the hop saw them (the answer renumbers them, merged)."""
-    return [{"number": n, "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
-            for n, h in enumerate(passages, start=1)]
+    return [
+        {"number": n, "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
+        for n, h in enumerate(passages, start=1)
+    ]
 
 
 # -- what kind of answer a question wants -------------------------------------------------------
 
-_ASKS_DATE = re.compile(r"^\s*(?:when\s+(?:was|were|is|are|did|does|do|will|has|had|can|could)\b|in\s+what\s+year|in\s+which\s+year|what\s+(?:year|date)\b|which\s+year)"
-                        r"|什么时候|哪一年|哪年|何时|哪一天|几月几", re.IGNORECASE)
-_ASKS_NUMBER = re.compile(r"^\s*how\s+(?:many|much|old|long|tall|high|far)\b|^\s*what\s+(?:number|percentage)\b"
-                          r"|多少|几(?:个|位|岁|次|本|天|年|名|种|家|座|人|倍|米|公里)", re.IGNORECASE)
-_NUMBER_WORDS = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-                           r"hundred|thousand|million|billion|dozen|several|half)\b|[零〇一二两三四五六七八九十百千万亿]",
-                           re.IGNORECASE)
+_ASKS_DATE = re.compile(
+    r"^\s*(?:when\s+(?:was|were|is|are|did|does|do|will|has|had|can|could)\b|in\s+what\s+year|in\s+which\s+year|what\s+(?:year|date)\b|which\s+year)"
+    r"|什么时候|哪一年|哪年|何时|哪一天|几月几",
+    re.IGNORECASE,
+)
+_ASKS_NUMBER = re.compile(
+    r"^\s*how\s+(?:many|much|old|long|tall|high|far)\b|^\s*what\s+(?:number|percentage)\b"
+    r"|多少|几(?:个|位|岁|次|本|天|年|名|种|家|座|人|倍|米|公里)",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"hundred|thousand|million|billion|dozen|several|half)\b|[零〇一二两三四五六七八九十百千万亿]",
+    re.IGNORECASE,
+)
 
 
 def expected_kind(question: str) -> str | None:
-    """"date" or "number" when the question can only be answered by one; else ``None``."""
+    """ "date" or "number" when the question can only be answered by one; else ``None``."""
     if _ASKS_DATE.search(question):
         return "date"
     if _ASKS_NUMBER.search(question):
@@ -362,13 +464,20 @@ def fits(answer: str, kind: str) -> bool:
     if re.search(r"\d", answer) or _NUMBER_WORDS.search(answer):
         return True
     if kind == "date":
-        return bool(re.search(r"年|月|日|世纪|朝|代|时期|century|decade|spring|summer|autumn|fall|winter|"
-                              r"january|february|march|april|may|june|july|august|september|october|november|"
-                              r"december|today|yesterday|ago", answer, re.IGNORECASE))
+        return bool(
+            re.search(
+                r"年|月|日|世纪|朝|代|时期|century|decade|spring|summer|autumn|fall|winter|"
+                r"january|february|march|april|may|june|july|august|september|october|november|"
+                r"december|today|yesterday|ago",
+                answer,
+                re.IGNORECASE,
+            )
+        )
     return False
 
 
 # -- composing the findings -----------------------------------------------------------------------
+
 
 def _about(item: _Found, entity: str) -> bool:
     """Whether the passage a hop read its finding from names the entity."""
@@ -382,8 +491,9 @@ def _about(item: _Found, entity: str) -> bool:
 def _date_of(item: _Found) -> Date | None:
     """The date a hop found: in its short answer, else its sentence, else the first date of
     the first passage about its entity (an encyclopedia's "X (3 October 1900 – 1938)")."""
-    texts = [item.text, item.sentence] + [h.chunk.text for h in item.answer.passages[:3]
-                                          if item.entity and _mentions(h.chunk.text, item.entity)]
+    texts = [item.text, item.sentence] + [
+        h.chunk.text for h in item.answer.passages[:3] if item.entity and _mentions(h.chunk.text, item.entity)
+    ]
     for text in texts:
         dates = find_dates(text)
         if dates:
@@ -405,7 +515,9 @@ def _supports(item: _Found, attribute: str, entity: str) -> float:
     if not terms or not item.answer.passages:
         return 0.0
     # Only text that names the entity counts: another passage's "won an Academy Award" is not its.
-    texts = [h.chunk.text for h in item.answer.passages[:3] if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
+    texts = [
+        h.chunk.text for h in item.answer.passages[:3] if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)
+    ]
     best = 0.0
     for text in texts:
         found = set(terms_found(terms, text)) | {t for t in terms if _stem(t) in {_stem(w) for w in plain_words(text)}}
@@ -422,7 +534,7 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
             item.hop.value = str(date)
         pick = min if plan.direction == "early" else max
         chosen = dates.index(pick(dates))
-        if plan.operation == "yes-no":      # "Was A released before B?"
+        if plan.operation == "yes-no":  # "Was A released before B?"
             yes = chosen == 0 and dates[0] != dates[1]
             return (_YES if yes else _NO)[language], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
         return plan.entities[chosen], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
@@ -443,7 +555,7 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
 
 
 def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
-    if plan.operation == "common":          # "A and B are both what kind of machine?"
+    if plan.operation == "common":  # "A and B are both what kind of machine?"
         answered = [i for i, item in enumerate(found) if item.text]
         if not answered:
             return None
@@ -461,8 +573,11 @@ def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int
         return (_YES if same else _NO)[language], [0, 1], f"{found[0].text!r} and {found[1].text!r}"
     support = [_supports(f, plan.attribute, e) for f, e in zip(found, plan.entities)]
     yes = all(s > 0.5 for s in support)
-    return (_YES if yes else _NO)[language], list(range(len(found))), \
-        "support of the attribute per entity: " + ", ".join(f"{s:.2f}" for s in support)
+    return (
+        (_YES if yes else _NO)[language],
+        list(range(len(found))),
+        "support of the attribute per entity: " + ", ".join(f"{s:.2f}" for s in support),
+    )
 
 
 def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
@@ -488,8 +603,11 @@ def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, li
         value = ratio(quantities[0], quantities[1])
         if value is None:
             return None
-        return (f"{value:.3g}倍" if language == "zh" else f"{value:.3g} times"), [0, 1], \
-            f"ratio of {quantities[0].format()} to {quantities[1].format()}"
+        return (
+            (f"{value:.3g}倍" if language == "zh" else f"{value:.3g} times"),
+            [0, 1],
+            f"ratio of {quantities[0].format()} to {quantities[1].format()}",
+        )
     result = difference(quantities[0], quantities[1])
     if result is None:
         return None
@@ -507,19 +625,27 @@ def _aggregate(plan: Plan, found: list[_Found], language: str) -> tuple[str, lis
 
 
 def _contrast(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
-    """"How do A and B differ in X?": what the documents say of each, side by side, each cited."""
+    """ "How do A and B differ in X?": what the documents say of each, side by side, each cited."""
     if not all(f.text for f in found):
         return None
-    lines = [f"{entity}：{item.text} {{c{i}}}" if language == "zh" else f"{entity}: {item.text} {{c{i}}}"
-             for i, (entity, item) in enumerate(zip(plan.entities, found))]
+    lines = [
+        f"{entity}：{item.text} {{c{i}}}" if language == "zh" else f"{entity}: {item.text} {{c{i}}}"
+        for i, (entity, item) in enumerate(zip(plan.entities, found))
+    ]
     return "\n".join(lines), list(range(len(found))), "what the documents say of each"
 
 
-_COMPOSERS = {"comparison": _compare, "both": _both, "arithmetic": _arithmetic, "aggregation": _aggregate,
-              "contrast": _contrast}
+_COMPOSERS = {
+    "comparison": _compare,
+    "both": _both,
+    "arithmetic": _arithmetic,
+    "aggregation": _aggregate,
+    "contrast": _contrast,
+}
 
 
 # -- small helpers ---------------------------------------------------------------------------------
+
 
 def _cite(number: int | None) -> str:
     return f"[{number}]" if number is not None else ""

@@ -11,18 +11,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MONTHS = {name: number for number, names in enumerate(
-    [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
-     ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
-     ("november", "nov"), ("december", "dec")], start=1) for name in names}
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        start=1,
+    )
+    for name in names
+}
 _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _YEAR = r"(?P<year>1[0-9]{3}|20[0-9]{2})"
 _DATE_PATTERNS = [
-    re.compile(rf"\b(?P<day>[0-3]?\d)\s+{_MONTH}\s*,?\s+{_YEAR}\b", re.IGNORECASE),          # 27 March 1942
+    re.compile(rf"\b(?P<day>[0-3]?\d)\s+{_MONTH}\s*,?\s+{_YEAR}\b", re.IGNORECASE),  # 27 March 1942
     re.compile(rf"\b{_MONTH}\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\s*,?\s+{_YEAR}\b", re.IGNORECASE),  # March 27, 1942
-    re.compile(rf"\b{_MONTH}\s+{_YEAR}\b", re.IGNORECASE),                                    # March 1942
+    re.compile(rf"\b{_MONTH}\s+{_YEAR}\b", re.IGNORECASE),  # March 1942
     re.compile(r"(?P<year>\d{3,4})\s*年\s*(?:(?P<month>1[0-2]|0?[1-9])\s*月\s*(?:(?P<day>[0-3]?\d)\s*[日号])?)?"),
-    re.compile(rf"(?<![\d.,]){_YEAR}(?![\d,]|\.\d)(?:s\b)?"),                                  # 1942 (not 1942.5, 1,942)
+    re.compile(rf"(?<![\d.,]){_YEAR}(?![\d,]|\.\d)(?:s\b)?"),  # 1942 (not 1942.5, 1,942)
 ]
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿点]+")
@@ -71,8 +88,13 @@ def find_dates(text: str) -> list[Date]:
                 continue
             groups = match.groupdict()
             month = groups.get("month")
-            month_number = (_MONTHS.get(month.lower().rstrip("."), 0) if month and not month.isdigit()
-                            else int(month) if month else 0)
+            month_number = (
+                _MONTHS.get(month.lower().rstrip("."), 0)
+                if month and not month.isdigit()
+                else int(month)
+                if month
+                else 0
+            )
             day = int(groups["day"]) if groups.get("day") else 0
             year = int(groups["year"])
             if year < 100:
@@ -111,7 +133,7 @@ def find_quantities(text: str) -> list[Quantity]:
         if word in ("点", "万", "亿", "千", "百") or any(match.start() < e and s < match.end() for s, e in spans):
             continue
         if len(word) == 1 and word in "一两" and not _unit_after(text, match.end()):
-            continue           # "一" alone is more often "a" than "1"
+            continue  # "一" alone is more often "a" than "1"
         value = _cn_value(word)
         if value is not None:
             found.append((match.start(), Quantity(value, _unit_after(text, match.end()), word)))
@@ -125,7 +147,7 @@ def _unit_after(text: str, end: int) -> str:
     unit = match.group(1)
     if re.match(r"[\u4e00-\u9fff]", unit):
         unit = _CN_UNIT_STOP.split(unit)[0]
-        if unit[:1] in "年月日号":          # a date, read by find_dates
+        if unit[:1] in "年月日号":  # a date, read by find_dates
             return unit[:1]
         if unit.startswith(("摄氏", "华氏")):
             return unit[:2] + "度"

@@ -21,8 +21,9 @@ Backends are chosen by name in :mod:`rag.stores.registry`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class VectorStore(Protocol):
     versioned: bool
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> "VectorStore": ...
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> VectorStore: ...
 
     def count(self) -> int:
         """How many vectors are held."""
@@ -78,7 +79,7 @@ class KeywordStore(Protocol):
     versioned: bool
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> "KeywordStore": ...
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> KeywordStore: ...
 
     def count(self) -> int: ...
 

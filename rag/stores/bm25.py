@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -33,11 +33,11 @@ class TermSegment:
 
     file: str
     ids: np.ndarray | None = None
-    tf: sparse.csr_matrix | None = None      # (terms, documents), raw counts
-    lengths: np.ndarray | None = None        # tokens per document
+    tf: sparse.csr_matrix | None = None  # (terms, documents), raw counts
+    lengths: np.ndarray | None = None  # tokens per document
     vocab: dict[str, int] | None = None
-    live: np.ndarray | None = None           # False where the deletion set holds the document
-    all_live: bool = True                    # no document of it is deleted
+    live: np.ndarray | None = None  # False where the deletion set holds the document
+    all_live: bool = True  # no document of it is deleted
 
     @property
     def vocab_file(self) -> str:
@@ -50,16 +50,20 @@ def term_segment(tokens: Sequence[Sequence[str]], ids: np.ndarray) -> TermSegmen
     setdefault = vocab.setdefault
     lengths = np.fromiter((len(doc) for doc in tokens), dtype=np.int64, count=len(tokens))
     # numpy arrays, not Python lists: a million chunks hold ~10^8 tokens.
-    term_ids = np.fromiter((setdefault(t, len(vocab)) for doc in tokens for t in doc), dtype=np.int32,
-                           count=int(lengths.sum()))
+    term_ids = np.fromiter(
+        (setdefault(t, len(vocab)) for doc in tokens for t in doc), dtype=np.int32, count=int(lengths.sum())
+    )
     return segment_from_arrays(term_ids, lengths, vocab, ids)
 
 
-def segment_from_arrays(term_ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], ids: np.ndarray) -> TermSegment:
+def segment_from_arrays(
+    term_ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], ids: np.ndarray
+) -> TermSegment:
     """A segment from every document's term numbers in a row (``lengths`` per document)."""
     doc_ids = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     tf = sparse.csr_matrix(
-        (np.ones(len(term_ids), dtype=np.float32), (term_ids, doc_ids)), shape=(len(vocab), len(lengths)))
+        (np.ones(len(term_ids), dtype=np.float32), (term_ids, doc_ids)), shape=(len(vocab), len(lengths))
+    )
     tf.sum_duplicates()
     return TermSegment("", np.asarray(ids, dtype=np.int64), tf, np.asarray(lengths, dtype=np.float32), vocab)
 
@@ -83,7 +87,7 @@ class BM25Store:
         self._stats: tuple[int, float] | None = None
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int = 0) -> "BM25Store":
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int = 0) -> BM25Store:
         directory = Path(directory)
         if not state:
             return cls(directory, [], DeletionSet())
@@ -102,7 +106,9 @@ class BM25Store:
     def _load(self, segment: TermSegment) -> TermSegment:
         if segment.tf is None:
             with np.load(self.directory / segment.file) as data:
-                segment.tf = sparse.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"]))
+                segment.tf = sparse.csr_matrix(
+                    (data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"])
+                )
                 segment.lengths = data["lengths"]
                 segment.ids = data["ids"]
             segment.vocab = json.loads((self.directory / segment.vocab_file).read_text(encoding="utf-8"))
@@ -179,7 +185,7 @@ class BM25Store:
 
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         counts = Counter(tokens)
-        segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments):]
+        segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         if not counts or not segments or k <= 0:
             return empty
@@ -238,7 +244,9 @@ class BM25Store:
         matrix = self._norms.get(i)
         if matrix is None:
             tf = segment.tf
-            norm = (np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.lengths / np.float32(avg_length))).astype(np.float32)
+            norm = (
+                np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.lengths / np.float32(avg_length))
+            ).astype(np.float32)
             data = (tf.data * np.float32(K1 + 1.0) / (tf.data + norm[tf.indices])).astype(np.float32)
             matrix = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
             self._norms[i] = matrix
@@ -270,7 +278,7 @@ class BM25Store:
         vocab: dict[str, int] = {}
         rows, cols, data, lengths, ids = [], [], [], [], []
         offset = 0
-        for segment in [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments):]:
+        for segment in [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]:
             live = np.flatnonzero(self._live(segment))
             if not len(live):
                 continue
@@ -284,9 +292,12 @@ class BM25Store:
             ids.append(segment.ids[live])
             offset += len(live)
         if not ids:
-            return TermSegment("", np.zeros(0, np.int64), sparse.csr_matrix((0, 0), dtype=np.float32), np.zeros(0, np.float32), {})
-        tf = sparse.coo_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(len(vocab), offset)).tocsr()
+            return TermSegment(
+                "", np.zeros(0, np.int64), sparse.csr_matrix((0, 0), dtype=np.float32), np.zeros(0, np.float32), {}
+            )
+        tf = sparse.coo_matrix(
+            (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(len(vocab), offset)
+        ).tocsr()
         return TermSegment("", np.concatenate(ids), tf, np.concatenate(lengths), vocab)
 
     def _write(self, generation: int, tag: str, segment: TermSegment) -> TermSegment:
@@ -294,8 +305,15 @@ class BM25Store:
         path = self.directory / name
         tf = segment.tf
         with open(path, "wb") as handle:
-            np.savez(handle, data=tf.data.astype(np.float32), indices=tf.indices.astype(np.int32), indptr=tf.indptr.astype(np.int64),
-                     shape=np.array(tf.shape), lengths=segment.lengths.astype(np.float32), ids=segment.ids.astype(np.int64))
+            np.savez(
+                handle,
+                data=tf.data.astype(np.float32),
+                indices=tf.indices.astype(np.int32),
+                indptr=tf.indptr.astype(np.int64),
+                shape=np.array(tf.shape),
+                lengths=segment.lengths.astype(np.float32),
+                ids=segment.ids.astype(np.int64),
+            )
         fsync(path)
         written = TermSegment(name, segment.ids, tf, segment.lengths, segment.vocab)
         vocab_path = self.directory / written.vocab_file

@@ -11,9 +11,9 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -124,8 +124,9 @@ class ChunkStore:
     def documents(self) -> dict[str, DocumentRecord]:
         rows = self._db.execute("SELECT * FROM documents ORDER BY path")
         return {
-            r["path"]: DocumentRecord(r["path"], r["doc_id"], r["sha256"], r["size"], r["mtime"],
-                                      json.loads(r["chunk_ids"]), r["ingested_at"])
+            r["path"]: DocumentRecord(
+                r["path"], r["doc_id"], r["sha256"], r["size"], r["mtime"], json.loads(r["chunk_ids"]), r["ingested_at"]
+            )
             for r in rows
         }
 
@@ -144,7 +145,9 @@ class ChunkStore:
         self._db.execute("UPDATE documents SET mtime = ? WHERE path = ?", (mtime, path))
 
     def put_failure(self, path: str, sha256: str, reason: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO failures (path, sha256, reason) VALUES (?, ?, ?)", (path, sha256, reason))
+        self._db.execute(
+            "INSERT OR REPLACE INTO failures (path, sha256, reason) VALUES (?, ?, ?)", (path, sha256, reason)
+        )
 
     def delete_failure(self, path: str) -> None:
         self._db.execute("DELETE FROM failures WHERE path = ?", (path,))
@@ -168,8 +171,18 @@ class ChunkStore:
             "INSERT INTO chunks (id, source, page, section, kind, start, end, text, tokens, vector)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (c.id, c.source, c.page, c.section, c.kind, c.start, c.end, c.text, " ".join(t),
-                 np.asarray(v, dtype=np.float32).tobytes())
+                (
+                    c.id,
+                    c.source,
+                    c.page,
+                    c.section,
+                    c.kind,
+                    c.start,
+                    c.end,
+                    c.text,
+                    " ".join(t),
+                    np.asarray(v, dtype=np.float32).tobytes(),
+                )
                 for c, t, v in zip(chunks, tokens, vectors)
             ),
         )
@@ -190,7 +203,9 @@ class ChunkStore:
         for i in range(0, len(batch), 500):
             part = batch[i : i + 500]
             marks = ",".join("?" * len(part))
-            out.update((r[0], int(r[1])) for r in self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({marks})", part))
+            out.update(
+                (r[0], int(r[1])) for r in self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({marks})", part)
+            )
         return out
 
     def all_rows(self) -> np.ndarray:
@@ -217,8 +232,7 @@ class ChunkStore:
             rows = cursor.fetchmany(batch)
             if not rows:
                 return
-            yield (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                   [r[1].split() for r in rows])
+            yield (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1].split() for r in rows])
 
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]:
         out: dict[int, Chunk] = {}
@@ -228,10 +242,14 @@ class ChunkStore:
             marks = ",".join("?" * len(part))
             query = f"SELECT row, id, source, page, section, kind, start, end, text FROM chunks WHERE row IN ({marks})"
             for r in self._db.execute(query, part):
-                out[r["row"]] = Chunk(r["id"], r["text"], r["source"], r["page"], r["section"], r["kind"], r["start"], r["end"])
+                out[r["row"]] = Chunk(
+                    r["id"], r["text"], r["source"], r["page"], r["section"], r["kind"], r["start"], r["end"]
+                )
         return out
 
     def chunks_of(self, source: str) -> list[Chunk]:
         query = "SELECT id, source, page, section, kind, start, end, text FROM chunks WHERE source = ? ORDER BY start"
-        return [Chunk(r["id"], r["text"], r["source"], r["page"], r["section"], r["kind"], r["start"], r["end"])
-                for r in self._db.execute(query, (source,))]
+        return [
+            Chunk(r["id"], r["text"], r["source"], r["page"], r["section"], r["kind"], r["start"], r["end"])
+            for r in self._db.execute(query, (source,))
+        ]

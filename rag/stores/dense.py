@@ -9,9 +9,9 @@ the threshold a GPU machine searches an exact flat index on the GPU instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -40,7 +40,9 @@ def decide_gpu(setting: str, count_gpus: Callable[[], int] = gpu_count) -> bool:
         return False
     gpus = count_gpus()
     if setting == "yes" and gpus == 0:
-        raise ConfigError("use_gpu is 'yes' but FAISS sees no GPU; install faiss-gpu on a CUDA machine or set use_gpu=auto.")
+        raise ConfigError(
+            "use_gpu is 'yes' but FAISS sees no GPU; install faiss-gpu on a CUDA machine or set use_gpu=auto."
+        )
     if setting not in ("auto", "yes"):
         raise ConfigError(f"use_gpu must be auto, yes or no, not '{setting}'.")
     return gpus > 0
@@ -66,8 +68,7 @@ class DenseIndex:
         return int(self._index.ntotal)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, params: DenseParams,
-              on_gpu: bool | None = None) -> "DenseIndex":
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, params: DenseParams, on_gpu: bool | None = None) -> DenseIndex:
         import faiss
 
         on_gpu = decide_gpu(params.use_gpu) if on_gpu is None else on_gpu
@@ -84,7 +85,7 @@ class DenseIndex:
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
         return cls(index, kind).to_device(on_gpu, params)
 
-    def to_device(self, on_gpu: bool, params: DenseParams) -> "DenseIndex":
+    def to_device(self, on_gpu: bool, params: DenseParams) -> DenseIndex:
         """A copy on the GPU when asked and possible; otherwise this index."""
         if not on_gpu or self.on_gpu:
             return self
@@ -109,7 +110,7 @@ class DenseIndex:
         faiss.write_index(index, str(path))
 
     @classmethod
-    def load(cls, path: Path, kind: str, params: DenseParams) -> "DenseIndex":
+    def load(cls, path: Path, kind: str, params: DenseParams) -> DenseIndex:
         import faiss
 
         index = faiss.read_index(str(path))

@@ -44,18 +44,22 @@ class FaissIvfSq8Store(SegmentedFaissStore):
 
         nlist = ivf_lists(count)
         quantizer = faiss.IndexFlatIP(self.dimension)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
         index.cp.seed = 1234
         sample_size = min(count, max(64 * nlist, 20_000))
         rng = np.random.default_rng(0)
         # A sample drawn from every part in proportion to its size (parts come in id order).
-        sample = [p[1][rng.choice(len(p[1]), size=max(1, round(sample_size * len(p[1]) / count)), replace=False)]
-                  for p in parts if len(p[1])]
+        sample = [
+            p[1][rng.choice(len(p[1]), size=max(1, round(sample_size * len(p[1]) / count)), replace=False)]
+            for p in parts
+            if len(p[1])
+        ]
         index.train(np.ascontiguousarray(np.concatenate(sample)))
         for ids, vectors in parts:
             for start in range(0, len(ids), BATCH):
-                index.add_with_ids(np.ascontiguousarray(vectors[start:start + BATCH]), ids[start:start + BATCH])
+                index.add_with_ids(np.ascontiguousarray(vectors[start : start + BATCH]), ids[start : start + BATCH])
         self.extra["trained_on"] = int(count)
         return self.prepare_loaded(Segment("", "ivf-sq8"), index)
 

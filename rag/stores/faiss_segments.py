@@ -10,9 +10,9 @@ how they build and open a base.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -29,8 +29,13 @@ NUMPY_SCAN_MAX = 4096
 
 
 def dense_params(settings: Settings) -> DenseParams:
-    return DenseParams(settings.exact_search_max, settings.hnsw_m, settings.hnsw_ef_construction,
-                       settings.hnsw_ef_search, settings.use_gpu)
+    return DenseParams(
+        settings.exact_search_max,
+        settings.hnsw_m,
+        settings.hnsw_ef_construction,
+        settings.hnsw_ef_search,
+        settings.use_gpu,
+    )
 
 
 @dataclass
@@ -42,7 +47,7 @@ class Segment:
     ids_file: str | None = None
     ids: np.ndarray | None = None
     index: object | None = None
-    deleted_here: int = -1            # how many of its ids the deletion set holds (-1: not counted yet)
+    deleted_here: int = -1  # how many of its ids the deletion set holds (-1: not counted yet)
     matrix: np.ndarray | None = None  # the vectors of a small flat segment, for a numpy scan
 
 
@@ -66,8 +71,15 @@ class SegmentedFaissStore:
     versioned = True
     prefix = "dense"
 
-    def __init__(self, directory: Path, settings: Settings, dimension: int, segments: list[Segment],
-                 deleted: DeletionSet, extra: dict | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: Settings,
+        dimension: int,
+        segments: list[Segment],
+        deleted: DeletionSet,
+        extra: dict | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.settings = settings
         self.dimension = int(dimension)
@@ -83,7 +95,7 @@ class SegmentedFaissStore:
     # -- opening --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> "SegmentedFaissStore":
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> SegmentedFaissStore:
         directory = Path(directory)
         if not state:
             return cls(directory, settings, dimension, [], DeletionSet())
@@ -244,7 +256,9 @@ class SegmentedFaissStore:
         return removed + int(len(newly))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension if self.dimension > 0 else queries.shape[-1])
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(
+            -1, self.dimension if self.dimension > 0 else queries.shape[-1]
+        )
         n = len(queries)
         found_scores: list[np.ndarray] = []
         found_ids: list[np.ndarray] = []
@@ -276,7 +290,9 @@ class SegmentedFaissStore:
         out_ids[:, :width] = np.where(valid, top_ids, -1)
         return out_scores, out_ids
 
-    def _search_segment(self, segment: Segment, queries: np.ndarray, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_segment(
+        self, segment: Segment, queries: np.ndarray, k: int, size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         deleted = self._deleted_in(segment)
         if segment.kind == "flat" and size <= NUMPY_SCAN_MAX:
             if segment.matrix is None:
@@ -315,8 +331,10 @@ class SegmentedFaissStore:
 
     def _pending_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending_index is None:
-            self._pending_index = (np.concatenate([p[0] for p in self._pending]),
-                                   np.concatenate([p[1] for p in self._pending]))
+            self._pending_index = (
+                np.concatenate([p[0] for p in self._pending]),
+                np.concatenate([p[1] for p in self._pending]),
+            )
         return self._pending_index
 
     def _flat(self, parts: list[tuple[np.ndarray, np.ndarray]]):
@@ -335,9 +353,17 @@ class SegmentedFaissStore:
             return self.state()
         count = self.count()
         base = self.segments[0] if self.segments else None
-        compact = (self._compact_next or base is None or base.kind != self.base_kind(count)
-                   or should_compact(len(self._ids(base)) if base else 0,
-                                     [len(self._ids(s)) for s in self.segments[1:]], len(self.deleted), pending))
+        compact = (
+            self._compact_next
+            or base is None
+            or base.kind != self.base_kind(count)
+            or should_compact(
+                len(self._ids(base)) if base else 0,
+                [len(self._ids(s)) for s in self.segments[1:]],
+                len(self.deleted),
+                pending,
+            )
+        )
         if compact:
             if count == 0:
                 self.segments = []
@@ -373,8 +399,9 @@ class SegmentedFaissStore:
             "name": self.name,
             "kind": self.segments[0].kind if self.segments else "empty",
             "dimension": self.dimension,
-            "segments": [{"file": s.file, "kind": s.kind.replace("flat-gpu", "flat"), "ids": s.ids_file}
-                         for s in self.segments],
+            "segments": [
+                {"file": s.file, "kind": s.kind.replace("flat-gpu", "flat"), "ids": s.ids_file} for s in self.segments
+            ],
             "deleted": self.deleted.file,
             **self.extra,
         }

@@ -16,8 +16,8 @@ brings Qdrant back in line with the committed chunk store (rag.ingestion).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -37,7 +37,9 @@ def qdrant_client(settings: Settings, directory: Path):
     try:
         from qdrant_client import QdrantClient
     except ImportError as exc:
-        raise ConfigError("vector_store is 'qdrant' but qdrant-client is not installed; pip install qdrant-client.") from exc
+        raise ConfigError(
+            "vector_store is 'qdrant' but qdrant-client is not installed; pip install qdrant-client."
+        ) from exc
     if settings.qdrant_url:
         return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None, timeout=30)
     path = str((Path(directory) / "qdrant").resolve())
@@ -77,7 +79,7 @@ class QdrantStore:
         self._exists = client.collection_exists(collection)
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> "QdrantStore":
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> QdrantStore:
         state = state or {}
         collection = state.get("collection") or settings.qdrant_collection
         return cls(qdrant_client(settings, directory), collection, int(state.get("dimension") or dimension))
@@ -88,8 +90,9 @@ class QdrantStore:
         from qdrant_client import models
 
         self.dimension = self.dimension or dimension
-        self.client.create_collection(self.collection, vectors_config=models.VectorParams(
-            size=self.dimension, distance=models.Distance.DOT))
+        self.client.create_collection(
+            self.collection, vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.DOT)
+        )
         self._exists = True
 
     def count(self) -> int:
@@ -103,8 +106,9 @@ class QdrantStore:
         found: list[int] = []
         offset = None
         while True:
-            points, offset = self.client.scroll(self.collection, limit=10_000, offset=offset,
-                                                with_payload=False, with_vectors=False)
+            points, offset = self.client.scroll(
+                self.collection, limit=10_000, offset=offset, with_payload=False, with_vectors=False
+            )
             found.extend(int(p.id) for p in points)
             if offset is None:
                 return np.asarray(found, dtype=np.int64)
@@ -123,8 +127,11 @@ class QdrantStore:
             raise ValueError(f"vectors have {vectors.shape[1]} dimensions; this store holds {self.dimension}")
         for start in range(0, len(ids), BATCH):
             part = slice(start, start + BATCH)
-            self.client.upsert(self.collection, points=models.Batch(
-                ids=[int(i) for i in ids[part]], vectors=vectors[part].tolist()), wait=True)
+            self.client.upsert(
+                self.collection,
+                points=models.Batch(ids=[int(i) for i in ids[part]], vectors=vectors[part].tolist()),
+                wait=True,
+            )
 
     def delete(self, ids: Iterable[int]) -> int:
         from qdrant_client import models
@@ -134,8 +141,10 @@ class QdrantStore:
             return 0
         held = 0
         for start in range(0, len(ids), BATCH):
-            part = ids[start:start + BATCH]
-            present = [int(p.id) for p in self.client.retrieve(self.collection, part, with_payload=False, with_vectors=False)]
+            part = ids[start : start + BATCH]
+            present = [
+                int(p.id) for p in self.client.retrieve(self.collection, part, with_payload=False, with_vectors=False)
+            ]
             if present:
                 self.client.delete(self.collection, points_selector=models.PointIdsList(points=present), wait=True)
             held += len(present)

@@ -29,8 +29,10 @@ def _resolve(setting: str, name: str, table: dict[str, str]) -> type:
 
     cls = backend_class(setting, name, table, STORE_MEMBERS, "store (rag.stores.base)")
     if cls is None:
-        raise ConfigError(f"{setting} must be one of {', '.join(n for n in table if n != 'bm25-v1')} "
-                          f"or a module:Class path, not '{name}'.")
+        raise ConfigError(
+            f"{setting} must be one of {', '.join(n for n in table if n != 'bm25-v1')} "
+            f"or a module:Class path, not '{name}'."
+        )
     return cls
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import sparse
@@ -21,15 +21,15 @@ class SparseIndex:
 
     def __init__(self, vocab: dict[str, int], scores: sparse.csr_matrix, ids: np.ndarray) -> None:
         self.vocab = vocab
-        self.scores = scores          # shape (terms, documents)
-        self.ids = ids                # column -> row id
+        self.scores = scores  # shape (terms, documents)
+        self.ids = ids  # column -> row id
 
     @property
     def size(self) -> int:
         return int(len(self.ids))
 
     @classmethod
-    def build(cls, docs: Sequence[Sequence[str]], ids: np.ndarray, k1: float = 1.2, b: float = 0.75) -> "SparseIndex":
+    def build(cls, docs: Sequence[Sequence[str]], ids: np.ndarray, k1: float = 1.2, b: float = 0.75) -> SparseIndex:
         vocab: dict[str, int] = {}
         term_ids: list[int] = []
         doc_ids: list[int] = []
@@ -77,12 +77,18 @@ class SparseIndex:
     def save(self, path: Path) -> None:
         """Write ``path`` (npz) and ``path.vocab.json`` beside it."""
         with open(path, "wb") as handle:
-            np.savez(handle, data=self.scores.data, indices=self.scores.indices, indptr=self.scores.indptr,
-                     shape=np.array(self.scores.shape), ids=self.ids)
+            np.savez(
+                handle,
+                data=self.scores.data,
+                indices=self.scores.indices,
+                indptr=self.scores.indptr,
+                shape=np.array(self.scores.shape),
+                ids=self.ids,
+            )
         Path(str(path) + ".vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "SparseIndex":
+    def load(cls, path: Path) -> SparseIndex:
         with np.load(path) as data:
             scores = sparse.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"]))
             ids = data["ids"]
@@ -104,7 +110,7 @@ class LegacySparseStore:
         self._loaded: SparseIndex | None = None
 
     @classmethod
-    def open(cls, directory: Path, state: dict | None, settings=None, dimension: int = 0) -> "LegacySparseStore":
+    def open(cls, directory: Path, state: dict | None, settings=None, dimension: int = 0) -> LegacySparseStore:
         return cls(directory, (state or {}).get("file"))
 
     @property

@@ -274,7 +274,9 @@ class KeywordStoreContract(StoreFixtures):
     def assert_same(self, store, docs, query, k=10):
         scores, ids = store.search(search_tokens(query), k)
         want_scores, want_ids = self.reference(docs, query, k)
-        assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(dict(zip(want_ids.tolist(), want_scores.tolist())), rel=1e-5)
+        assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(
+            dict(zip(want_ids.tolist(), want_scores.tolist())), rel=1e-5
+        )
         assert list(scores) == sorted(scores, reverse=True)
 
     def test_satisfies_the_protocol(self, directory, settings):

@@ -21,9 +21,19 @@ from rag.stores.sparse import SparseIndex
 from tests import docfactory
 from tests.ingest_cli import sources, start_cli, wait_for
 
-BACKENDS = ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf-sq8",
-            pytest.param("qdrant", marks=pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None,
-                                                            reason="qdrant-client is not installed (pip install .[qdrant])"))]
+BACKENDS = [
+    "faiss",
+    "faiss-flat",
+    "faiss-hnsw",
+    "faiss-ivf-sq8",
+    pytest.param(
+        "qdrant",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("qdrant_client") is None,
+            reason="qdrant-client is not installed (pip install .[qdrant])",
+        ),
+    ),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +63,11 @@ def test_incremental_add_change_delete(backend, small_folder, settings, embedder
     unchanged = ingest_folder(small_folder, settings, embedder=embedder)
     assert unchanged.generation == first.generation
 
-    docfactory.make_md(small_folder / "pumps.md", "Pump guide",
-                       ["The Zephyr pump runs at 3400 rpm.", "Replace the impeller every 5000 hours."])
+    docfactory.make_md(
+        small_folder / "pumps.md",
+        "Pump guide",
+        ["The Zephyr pump runs at 3400 rpm.", "Replace the impeller every 5000 hours."],
+    )
     docfactory.make_txt(small_folder / "new.txt", "Quokkas live on Rottnest Island.\n")
     (small_folder / "harbour.txt").unlink()
     update = ingest_folder(small_folder, settings, embedder=embedder)
@@ -90,8 +103,9 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
     docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")
     (small_folder / "harbour.txt").unlink()
     marker = tmp_path / "at-commit"
-    proc = start_cli(small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker),
-                                                         "RAG_VECTOR_STORE": backend})
+    proc = start_cli(
+        small_folder, settings.index_dir, {"RAG_TEST_PAUSE_BEFORE_COMMIT": str(marker), "RAG_VECTOR_STORE": backend}
+    )
     wait_for(marker.exists)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -116,7 +130,9 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
 
 
 @pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None, reason="qdrant-client is not installed")
-def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(small_folder, settings, embedder, monkeypatch):
+def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
+    small_folder, settings, embedder, monkeypatch
+):
     settings = settings.replace(vector_store="qdrant")
     ingest_folder(small_folder, settings, embedder=embedder)
     docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")

@@ -41,13 +41,23 @@ def test_ask_through_the_api_with_the_vectors_in_qdrant(tmp_path):
     docs, index_dir = tmp_path / "docs", tmp_path / "index"
     write_corpus(docs)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_VECTOR_STORE": "qdrant"}
-    ingest = subprocess.run([sys.executable, "-m", "ingest", str(docs), "--index-dir", str(index_dir), "--quiet", "--json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    ingest = subprocess.run(
+        [sys.executable, "-m", "ingest", str(docs), "--index-dir", str(index_dir), "--quiet", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert ingest.returncode == 0, ingest.stderr[-2000:]
     assert json.loads(ingest.stdout)["documents_total"] == 4
     assert (index_dir / "qdrant").is_dir() and not list(index_dir.glob("dense-*"))
-    server = start_server(index_dir, docs, tmp_path / "server.log", env={
-        "RAG_API_KEYS": API_KEY, "RAG_VECTOR_STORE": "qdrant", "RAG_MAX_NEW_TOKENS": "60"})
+    server = start_server(
+        index_dir,
+        docs,
+        tmp_path / "server.log",
+        env={"RAG_API_KEYS": API_KEY, "RAG_VECTOR_STORE": "qdrant", "RAG_MAX_NEW_TOKENS": "60"},
+    )
     try:
         with server.client() as client:
             health = client.get("/health").json()

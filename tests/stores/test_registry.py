@@ -47,7 +47,9 @@ def test_unknown_names_and_incomplete_classes_get_one_sentence():
 
 
 def test_env_setting_reaches_the_store(tmp_path):
-    settings = Settings.load(env={"RAG_VECTOR_STORE": "faiss-hnsw", "RAG_IVF_NPROBE": "8"}, overrides={"index_dir": tmp_path})
+    settings = Settings.load(
+        env={"RAG_VECTOR_STORE": "faiss-hnsw", "RAG_IVF_NPROBE": "8"}, overrides={"index_dir": tmp_path}
+    )
     assert settings.vector_store == "faiss-hnsw" and settings.ivf_nprobe == 8
     assert settings.to_dict()["qdrant_api_key"] == ""
     assert Settings.load(env={"RAG_QDRANT_API_KEY": "secret"}).to_dict()["qdrant_api_key"] == "***"
