@@ -10,7 +10,9 @@ install:
 	bash docker/install.sh
 
 lint:
-	$(PYTHON) -m ruff check --select F rag api eval ingest bench tests
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 	hadolint docker/Dockerfile.cpu docker/Dockerfile.gpu
 
 test-fast:

@@ -2,12 +2,12 @@
 
 The generator answers one question at a time, so under load requests queue behind it. Left
 unbounded, a burst of clients each waits longer than its own timeout and the server does work
-nobody receives. Instead, at most ``max_pending_answers`` answers are being worked on or
-waiting, and no more than would keep a new one waiting over ``max_queue_wait_s`` (estimated
-from the work recent answers took); a request beyond that is refused at once with 503 and a
-``Retry-After`` saying when the queue is likely short enough again. With ``rate_limit_per_minute`` set, each API key (each client
-address when the server has no keys) may ask that many questions in any sliding minute; past
-it, 429 with ``Retry-After``. The moving-window counting is the ``limits`` library's.
+nobody receives. Instead, at most ``max_pending_answers`` answers are being worked on or waiting,
+and no more than would keep a new one waiting over ``max_queue_wait_s`` (estimated from the work
+recent answers took); a request beyond that is refused at once with 503 and a ``Retry-After``
+saying when the queue is likely short enough again. With ``rate_limit_per_minute`` set, each API
+key (each client address when the server has no keys) may ask that many questions in any sliding
+minute; past it, 429 with ``Retry-After``. The moving-window counting is the ``limits`` library's.
 
 A slot is held for as long as the work runs, in whichever thread runs it, not only as long as
 the client waits: a client that hangs up does not free a slot its answer still occupies.

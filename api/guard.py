@@ -15,8 +15,9 @@ without keys:
   clients that are not browsers (curl, the OpenAI client) send neither and are let through,
   since no web page can make them. The chat page is served by this server, so it is same-origin;
   the ``cors_origins`` setting adds origins a deployment trusts.
-* **Size**: headers over 32 KB together are refused with 431; bodies over ``max_body_kb`` are refused with 413 before they are read whole,
-  ``Content-Length`` or not (uploads have their own, larger limit, ``max_upload_mb``).
+* **Size**: headers over 32 KB together are refused with 431; bodies over ``max_body_kb`` are
+  refused with 413 before they are read whole, ``Content-Length`` or not (uploads have their own,
+  larger limit, ``max_upload_mb``).
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def check_question(question: str, settings: Settings) -> str:
     if len(text) > settings.max_question_chars:
         raise ApiError(
             422,
-            f"The question is {len(text)} characters long, over the limit of {settings.max_question_chars}; shorten it.",
+            f"The question is {len(text)} characters long, "
+            f"over the limit of {settings.max_question_chars}; shorten it.",
             "question_too_long",
             [{"loc": ["body", "question"], "msg": "too long", "type": "value_error"}],
         )

@@ -426,7 +426,10 @@ def gate_figures(model_out: dict[str, Any], min_relevance: float) -> dict[str, A
                 for name, rows in sets.items():
                     answerable = [r["answerable"] for r in rows if not r["unrelated"]]
                     hidden = [r["hidden"] for r in rows if not r["unrelated"]]
-                    passes = lambda f: f["overlap"] >= min_relevance or f[feature] >= threshold
+
+                    def passes(f: dict, feature: str = feature, threshold: float = threshold) -> bool:
+                        return f["overlap"] >= min_relevance or f[feature] >= threshold
+
                     entry[name] = {
                         "passes_answerable": round(sum(map(passes, answerable)) / len(answerable), 3),
                         "refuses_hidden": round(sum(not passes(h) for h in hidden) / len(hidden), 3),

@@ -447,7 +447,7 @@ def sample_texts(count: int, seed: int) -> list[str]:
         words += [ch for ch in text if "\u4e00" <= ch <= "\u9fff"]
     rng = random.Random(seed)
     out = []
-    for i in range(count):
+    for _ in range(count):
         n = rng.choice([3, 8, 20, 60, 120, 200])
         out.append(" ".join(rng.choice(words) for _ in range(n)))
     return out

@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(result)
             _log(
                 f"round {round_no + 1} {name}: {result['wall_s']:.1f} s, {result['chunks']} chunks, "
-                f"{result['chunks'] / result['wall_s']:.1f} chunks/s (load {load_before:.1f} -> {result['load_after']:.1f})"
+                f"{result['chunks'] / result['wall_s']:.1f} chunks/s "
+                f"(load {load_before:.1f} -> {result['load_after']:.1f})"
             )
             if args.out:  # what was measured so far survives an interrupted run
                 args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,8 +100,8 @@ def run_setting(retriever: HybridRetriever, items: list[Any], top_k: int, label:
             Outcome(
                 id=item.id,
                 lang=item.lang,
-                doc_rank=first_rank(whole.hits, lambda h: h.chunk.source in gold),
-                answer_rank=first_rank(whole.hits, lambda h: contains_any(h.chunk.text, item.answers)),
+                doc_rank=first_rank(whole.hits, lambda h, gold=gold: h.chunk.source in gold),
+                answer_rank=first_rank(whole.hits, lambda h, answers=item.answers: contains_any(h.chunk.text, answers)),
                 relevance_answerable=whole.best_relevance,
                 relevance_hidden=hidden.best_relevance,
                 ms=sum(whole.timings_ms.values()),
@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_summary(result: dict[str, Any], top_k: int) -> None:
     print(
-        f"\n{'set':8} {'setting':8} {'ans@1':>7} {f'ans@{top_k}':>7} {'MRR':>7} {'doc@1':>7} {'p50 ms':>8} {'p95 ms':>8}"
+        f"\n{'set':8} {'setting':8} {'ans@1':>7} {f'ans@{top_k}':>7} {'MRR':>7} {'doc@1':>7} "
+        f"{'p50 ms':>8} {'p95 ms':>8}"
     )
     for name, data in result["datasets"].items():
         for label in ("plain", "plain_on_rerank_questions", "rerank"):
@@ -344,7 +345,8 @@ def print_summary(result: dict[str, Any], top_k: int) -> None:
             )
         for metric, c in data["rerank_minus_plain"].items():
             print(
-                f"   rerank - plain* ({data['rerank_questions']} questions), {metric}: {c['diff']:+.3f} (95% CI {c['ci95'][0]:+.3f}..{c['ci95'][1]:+.3f}, "
+                f"   rerank - plain* ({data['rerank_questions']} questions), {metric}: {c['diff']:+.3f} "
+                f"(95% CI {c['ci95'][0]:+.3f}..{c['ci95'][1]:+.3f}, "
                 f"p={c['p_value']:.3f})"
             )
     for label, t in result.get("refusal_threshold", {}).items():

@@ -349,7 +349,7 @@ def measure_search(settings: Settings, rounds: int) -> dict[str, Any]:
         "query_cosine": round(float(np.mean(np.sum(queries * vectors, axis=1))), 3),
     }
     found = {}
-    for question, source in QUESTIONS:
+    for question, _source in QUESTIONS:
         hits = index.search(question, 5)
         found[question] = [h.chunk.source for h in hits][:3]
     return {

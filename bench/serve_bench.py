@@ -564,7 +564,8 @@ def measure_level(
     _log(f"[c={concurrency}] {energy.summary_line(summary['ok'], 'answers')}")
     _log(
         f"[c={concurrency}] {summary['ok']} ok, {summary['errors']} errors in {wall_s:.1f} s; "
-        f"TTFT p50 {_get(summary, 'ttft', 'p50_ms')} ms, retrieve p95 {_get(summary, 'server', 'retrieve', 'p95_ms')} ms"
+        f"TTFT p50 {_get(summary, 'ttft', 'p50_ms')} ms, "
+        f"retrieve p95 {_get(summary, 'server', 'retrieve', 'p95_ms')} ms"
     )
     return summary
 
@@ -780,7 +781,9 @@ def _concurrency_levels(text: str) -> list[int]:
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--concurrency takes numbers separated by commas, like 1,4, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--concurrency takes numbers separated by commas, like 1,4, not {text!r}"
+        ) from None
     if not levels or min(levels) < 1:
         raise argparse.ArgumentTypeError("--concurrency levels must be at least 1")
     return levels

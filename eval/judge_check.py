@@ -90,9 +90,10 @@ def build_sample(folder: Path, per_set: int, seed: int) -> list[Example]:
         lang = item.lang
         answer = item.answers[0]
         doc_tokens = match_tokens(text, lang)
-        add = lambda kind, sentence, label: examples.append(
-            Example(item.id, lang, kind, sentence, text, item.question, label)
-        )  # noqa: E731
+
+        def add(kind: str, sentence: str, label: bool, item=item, lang=lang, text=text) -> None:
+            examples.append(Example(item.id, lang, kind, sentence, text, item.question, label))
+
         add("statement+", statement(item.question, answer, lang), True)
 
         # Another document's answer that this document never mentions.

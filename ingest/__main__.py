@@ -121,7 +121,8 @@ def format_summary(report, energy: EnergyReport | None = None) -> str:
     """The human-readable end-of-run summary; with ``energy``, a line of kWh and g CO2e per
     1,000 documents parsed and embedded (new and changed files)."""
     lines = [
-        f"Indexed {report.root} -> {report.index_dir} (generation {report.generation}, {report.dense_kind or 'empty'} index)",
+        f"Indexed {report.root} -> {report.index_dir} "
+        f"(generation {report.generation}, {report.dense_kind or 'empty'} index)",
         f"  files:  {report.files_new} new, {report.files_changed} changed, {report.files_unchanged} unchanged, "
         f"{report.files_removed} removed, {report.files_failed} failed, {len(report.skipped)} skipped",
         f"  chunks: {report.chunks_added} added, {report.chunks_removed} removed, {report.chunks_embedded} embedded, "
