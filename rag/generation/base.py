@@ -1,7 +1,7 @@
 """What the answer pipeline needs from a language model, and the pieces every backend shares.
 
 A generator takes chat messages (``[{"role": "system" | "user" | "assistant", "content": ...}]``)
-and returns text, whole or in pieces. Backends: ``transformers_lm`` and ``onnx_lm`` (a local
+and returns text, whole or in pieces. Backends: ``transformers_lm`` and ``onnx`` (a local
 causal LM, run by transformers or by ONNX Runtime GenAI) and ``openai_compat`` (any server
 speaking the OpenAI chat-completions protocol).
 """

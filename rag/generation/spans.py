@@ -3,7 +3,7 @@
 The reader (:mod:`rag.answering.reader`) asks the generator for the span of the given texts
 that the model itself would most likely answer with. Every backend that can see the model's
 next-token log-probabilities runs the same search here; only how it computes them differs
-(:meth:`~rag.generation.onnx_lm.OnnxGenerator.extract`,
+(:meth:`~rag.generation.onnx.generator.OnnxGenerator.extract`,
 :meth:`~rag.generation.transformers_lm.TransformersGenerator.extract`).
 
 The answer must be copied: it is a run of the texts' own tokens, so it is verbatim by
