@@ -81,7 +81,7 @@ class TextStream(Iterator[str]):
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self._pieces = pieces
-        self._finish = finish
+        self._make_result = finish
         self._on_close = on_close
         self._parts: list[str] = []
         self.result: GenerationResult | None = None
@@ -94,7 +94,7 @@ class TextStream(Iterator[str]):
             piece = next(self._pieces)
         except StopIteration:
             if self.result is None:
-                self.result = self._finish("".join(self._parts))
+                self.result = self._make_result("".join(self._parts))
                 self._close_quietly()
             raise
         except BaseException:

@@ -256,7 +256,7 @@ class TransformersGenerator:
             output = self._run(run)
         new_tokens = output[0, run.prompt_tokens :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return self._finish(run, text, len(new_tokens))
+        return self._result_of(run, text, len(new_tokens))
 
     def stream(
         self,
@@ -279,7 +279,7 @@ class TransformersGenerator:
                 streamer.end()
 
         def finish(text: str, stopped: bool) -> GenerationResult:
-            return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopped)
+            return self._result_of(run, text, state.get("completion_tokens", 0), stopped=stopped)
 
         return threaded_stream(work, streamer, run.stop, run.cancel, finish)
 
@@ -427,7 +427,8 @@ class TransformersGenerator:
         self._prompt_cache.keep(cache, output[0].tolist())
         return output
 
-    def _finish(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+    def _result_of(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+        """The :class:`GenerationResult` of ``run`` once its text is complete (``stopped``: as for :func:`finished`)."""
         return finished(
             text, run.stop, run.prompt_tokens, completion_tokens, run.max_new_tokens, run.cached_tokens, stopped
         )

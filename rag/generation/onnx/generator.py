@@ -240,7 +240,7 @@ class OnnxGenerator:
             return self._delegate.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         ids = self._decode_loop(run)
-        return self._finish(run, self._tokenizer.decode(ids, skip_special_tokens=True))
+        return self._result_of(run, self._tokenizer.decode(ids, skip_special_tokens=True))
 
     def stream(
         self,
@@ -262,7 +262,7 @@ class OnnxGenerator:
                 deltas.end()
 
         return threaded_stream(
-            work, deltas, run.stop, run.cancel, lambda text, stopped: self._finish(run, text, stopped)
+            work, deltas, run.stop, run.cancel, lambda text, stopped: self._result_of(run, text, stopped)
         )
 
     def extract(
@@ -399,7 +399,8 @@ class OnnxGenerator:
         finally:
             worker.release(number)
 
-    def _finish(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
+    def _result_of(self, run: _Run, text: str, stopped: bool | None = None) -> GenerationResult:
+        """The :class:`GenerationResult` of ``run`` once its text is complete (``stopped``: as for :func:`finished`)."""
         return finished(
             text, run.stop, run.prompt_tokens, run.completion_tokens, run.max_new_tokens, run.cached_tokens, stopped
         )
