@@ -137,6 +137,7 @@ class TextDeltas:
         self._queue: queue.Queue = queue.Queue()
 
     def put(self, value: Any) -> None:
+        """transformers' streamer hook: the token ids ``generate`` picked (the first call, the prompt, is skipped)."""
         if not self._prompt_skipped:  # generate() first passes the prompt
             self._prompt_skipped = True
             return
@@ -152,6 +153,7 @@ class TextDeltas:
         self._shown = len(text)
 
     def end(self) -> None:
+        """Hand over whatever text is left (an incomplete last character included) and end the pieces."""
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
         if len(text) > self._shown:  # an incomplete last character, as it stands
             self._queue.put(text[self._shown :])
@@ -266,6 +268,7 @@ class StopSequences:
         self.stopped = False
 
     def feed(self, piece: str) -> str:
+        """The part of ``text so far + piece`` that is safe to show now; nothing once a stop sequence was found."""
         if self.stopped:
             return ""
         text = self._held + piece

@@ -50,6 +50,7 @@ class SpanChoice:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from ``logits`` (flattened, in float64, computed stably)."""
     values = np.asarray(logits, dtype=np.float64).reshape(-1)
     top = values.max()
     return values - (top + np.log(np.exp(values - top).sum()))

@@ -134,6 +134,7 @@ class TransformersGenerator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersGenerator:
+        """The generator ``settings`` describe."""
         return cls(
             settings.generator_model,
             settings.device,
@@ -227,11 +228,13 @@ class TransformersGenerator:
 
     @property
     def context_window(self) -> int:
+        """Tokens the prompt and the completion share: ``context_tokens``, within the model's positions."""
         model, _ = self._load()
         limit = getattr(model.config, "max_position_embeddings", None) or self.context_tokens
         return min(self.context_tokens, int(limit))
 
     def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the model's vocabulary."""
         _, tokenizer = self._load()
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -251,6 +254,7 @@ class TransformersGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> GenerationResult:
+        """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         with self._run_lock:
             output = self._run(run)
@@ -265,6 +269,7 @@ class TransformersGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> TextStream:
+        """The same reply as :meth:`generate`, as text pieces while it is written."""
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         streamer = TextDeltas(self._tokenizer)
         state: dict[str, int] = {}

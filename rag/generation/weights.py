@@ -43,6 +43,7 @@ class ModelSource:
 
     @property
     def is_gguf(self) -> bool:
+        """Whether the weights are a GGUF file (converted, then cached)."""
         return self.gguf_file is not None
 
 
@@ -102,9 +103,11 @@ class ConvertedModelCache:
         self.root = Path(root)
 
     def path_for(self, key: str) -> Path:
+        """Where the copy named ``key`` is (or would be) kept."""
         return self.root / key
 
     def find(self, key: str) -> Path | None:
+        """The complete copy named ``key``, or ``None``."""
         path = self.path_for(key)
         return path if (path / _COMPLETE_MARK).is_file() else None
 
@@ -152,6 +155,7 @@ class ConvertedModelCache:
             return None
 
     def discard(self, key: str) -> None:
+        """Delete the copy named ``key`` (an unreadable one is converted again)."""
         shutil.rmtree(self.path_for(key), ignore_errors=True)
 
 

@@ -31,6 +31,8 @@ class ChatTemplate:
 
     @classmethod
     def from_folder(cls, folder: Path) -> ChatTemplate:
+        """The template of the model in ``folder`` (from its ``tokenizer_config.json`` or
+        ``chat_template.jinja``), with its special tokens."""
         config: dict = {}
         if (folder / "tokenizer_config.json").is_file():
             config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
@@ -43,6 +45,8 @@ class ChatTemplate:
         return cls(source, special)
 
     def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text for ``messages``, opened for the assistant's reply (a plain
+        transcript for a model without a template)."""
         if self._template is None:  # a base model: a plain transcript it can continue
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
             return "\n\n".join(lines) + "\n\nAssistant:"

@@ -71,6 +71,7 @@ class ExportCache:
         self.root = Path(root)
 
     def find(self, key: str) -> Path | None:
+        """The checked export named ``key``, or ``None`` when there is none yet."""
         path = self.root / key
         return path if (path / EXPORT_MARK).is_file() else None
 

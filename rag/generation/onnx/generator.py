@@ -99,6 +99,7 @@ class OnnxGenerator:
 
     @classmethod
     def from_settings(cls, settings: Settings, fallback: TransformersGenerator | None = None) -> OnnxGenerator:
+        """The generator ``settings`` describe; ``fallback`` answers instead when ONNX Runtime cannot."""
         return cls(
             settings.generator_model,
             settings.model_cache_dir,
@@ -119,6 +120,7 @@ class OnnxGenerator:
         self._load()
 
     def warm_up(self) -> None:
+        """Load the model (exporting it on the first start) and run one tiny generation."""
         if self._ready_worker() is None:
             return self._delegate.warm_up()
         self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
@@ -215,16 +217,19 @@ class OnnxGenerator:
 
     @property
     def context_window(self) -> int:
+        """Tokens the prompt and the completion share: ``context_tokens``, within the export's context length."""
         if not self._load():
             return self._delegate.context_window
         return self._window
 
     def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the model's vocabulary."""
         if not self._load():
             return self._delegate.count_tokens(text)
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model reads, from its chat template."""
         if not self._load():
             return self._delegate.render(messages)
         return self._template.render(messages)
@@ -236,6 +241,7 @@ class OnnxGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> GenerationResult:
+        """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
         if self._ready_worker() is None:
             return self._delegate.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
@@ -249,6 +255,7 @@ class OnnxGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> TextStream:
+        """The same reply as :meth:`generate`, as text pieces while the model's process writes it."""
         if self._ready_worker() is None:
             return self._delegate.stream(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)

@@ -67,10 +67,12 @@ class WorkerProcess:
             return number, self._inboxes[number]
 
     def release(self, number: int) -> None:
+        """Forget generation ``number``'s queue (its messages are dropped from now on)."""
         with self._inboxes_lock:
             self._inboxes.pop(number, None)
 
     def send(self, message: dict) -> None:
+        """Write one request to the process; raises :class:`GenerationError` when it is gone."""
         try:
             with self._send_lock:
                 self.process.stdin.write(line(message))
@@ -116,9 +118,11 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
+        """Whether the process still runs and can take work."""
         return self.process.poll() is None and self._gone is None
 
     def close(self) -> None:
+        """Close the process's input (it exits by itself) and wait briefly; kill it if it does not stop."""
         try:
             self.process.stdin.close()
             self.process.wait(timeout=5)

@@ -50,6 +50,7 @@ class Session:
         self.computed = 0  # tokens whose keys/values are in the cache
 
     def get_seq_length(self) -> int:
+        """Tokens whose keys and values are in the cache."""
         return self.computed
 
     def crop(self, length: int) -> None:
@@ -76,6 +77,7 @@ class Answer:
     cancelled: bool = False
 
     def done(self) -> dict:
+        """What the ``done`` message says about this answer."""
         return {"completion_tokens": self.picked, "cached_tokens": self.cached, "stopped": self.stopped}
 
 
@@ -96,6 +98,7 @@ class Model:
         self.cache = PromptCache(self.new_session, slots)
 
     def new_session(self, temperature: float = 0.0) -> Session:
+        """A fresh generator over the model: greedy, or sampling at ``temperature`` (top-p 0.95)."""
         params = self.og.GeneratorParams(self.model)
         if temperature > 0:
             params.set_search_options(max_length=self.window, do_sample=True, temperature=temperature, top_p=0.95)
@@ -261,9 +264,11 @@ class Scheduler:
 
     @property
     def idle(self) -> bool:
+        """Whether nothing waits and nothing is under way."""
         return not self.waiting and not self.running
 
     def take(self, message: dict) -> None:
+        """Queue a request, or apply a ``cancel`` (a generation still waiting is answered as done at once)."""
         op = message.get("op")
         if op in ("generate", "extract", "score"):
             self.waiting.append(message)
@@ -312,6 +317,7 @@ class Scheduler:
 
 
 def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
+    """Load the model in ``folder`` and answer requests from standard input until it closes; the exit status."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # stray prints go to standard error
 
@@ -339,6 +345,7 @@ def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The worker's command line: ``EXPORT_DIR WINDOW SLOTS PARALLEL``; the exit status."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 4:
         print(f"usage: python -m {WORKER_MODULE} EXPORT_DIR WINDOW SLOTS PARALLEL", file=sys.stderr)
