@@ -70,7 +70,7 @@ def _new_cache(model: Any) -> Any:
     return DynamicCache(config=model.config)
 
 
-def _torch_dtype(device: str):
+def _torch_dtype(device: str) -> Any:
     import torch
 
     if device.startswith("cuda"):
@@ -81,7 +81,7 @@ def _torch_dtype(device: str):
 QUANTIZE_CHOICES = ("auto", "int8", "none")
 
 
-def quantize_int8(model):
+def quantize_int8(model: Any) -> Any:
     """The model with its linear layers replaced by int8 dynamically quantized ones (weights
     int8, activations quantized per batch at run time). On these 2 AVX2 cores it makes
     SmolLM2-135M read a 1,300-token prompt in 1.1 s instead of 1.7 s. CPU only."""
@@ -125,8 +125,8 @@ class TransformersGenerator:
         self.stop = list(stop or [])
         self.device = "cpu"
         self.load_info: dict[str, Any] = {}
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self.prompt_cache_slots = prompt_cache_slots
@@ -154,7 +154,8 @@ class TransformersGenerator:
         self._load()
         self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
 
-    def _load(self):
+    def _load(self) -> tuple[Any, Any]:
+        """The model and its tokenizer, loaded (once) on the configured device."""
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
@@ -187,7 +188,9 @@ class TransformersGenerator:
                     )
         return self._model, self._tokenizer
 
-    def _load_weights(self, source: ModelSource):
+    def _load_weights(self, source: ModelSource) -> tuple[Any, Any, str]:
+        """The model, its tokenizer and where they came from: the converted copy of a GGUF when
+        there is one, else the weights themselves (a GGUF is converted and its copy cached)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dtype = _torch_dtype(self.device)
@@ -223,6 +226,13 @@ class TransformersGenerator:
         if model.dtype != dtype:
             model = model.to(dtype)
         return model, tokenizer, origin
+
+    @property
+    def _prompts(self) -> PromptCache:
+        """The cache of recent prompts' keys and values; there is one once the model is loaded."""
+        if self._prompt_cache is None:  # not reached: every caller loads the model first
+            raise GenerationError("The generator's model is not loaded.")
+        return self._prompt_cache
 
     # -- the Generator protocol -------------------------------------------------------------
 
@@ -315,7 +325,7 @@ class TransformersGenerator:
             int(e) for e in (eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
         ]
         with self._run_lock, torch.inference_mode():
-            cache, cached = self._prompt_cache.lease(ids)
+            cache, cached = self._prompts.lease(ids)
             out = model(torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True)
             first = log_softmax(out.logits[0, -1].float().cpu().numpy())
 
@@ -355,7 +365,7 @@ class TransformersGenerator:
                 )
             finally:
                 back_to_prompt()
-                self._prompt_cache.keep(cache, ids)
+                self._prompts.keep(cache, ids)
         return to_extraction(choice, [e["offset_mapping"] for e in encoded], texts, len(ids), cached)
 
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
@@ -397,7 +407,7 @@ class TransformersGenerator:
             cancel=threading.Event(),
         )
 
-    def _run(self, run: _Run, streamer: Any = None):
+    def _run(self, run: _Run, streamer: Any = None) -> Any:
         import torch
         from transformers import GenerationConfig, StoppingCriteriaList
 
@@ -417,7 +427,7 @@ class TransformersGenerator:
         criteria = StoppingCriteriaList(
             [_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel), _StopOnLoop(tokenizer, run.prompt_tokens)]
         )
-        cache, run.cached_tokens = self._prompt_cache.lease(run.inputs["input_ids"][0].tolist())
+        cache, run.cached_tokens = self._prompts.lease(run.inputs["input_ids"][0].tolist())
         try:
             with torch.inference_mode():
                 output = model.generate(
@@ -429,7 +439,7 @@ class TransformersGenerator:
                 )
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
-        self._prompt_cache.keep(cache, output[0].tolist())
+        self._prompts.keep(cache, output[0].tolist())
         return output
 
     def _result_of(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:

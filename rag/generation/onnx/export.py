@@ -181,7 +181,7 @@ def transformers_folder(source: ModelSource, cache_dir: Path) -> tuple[Path, Any
     if source.is_gguf:
         converter = TransformersGenerator(DEFAULT_MODEL, device="cpu", cache_dir=cache_dir)
         model, tokenizer, _ = converter._load_weights(source)
-        folder = converter.cache.find(source.cache_key) if converter.cache else None
+        folder = converter.cache.find(source.cache_key) if converter.cache and source.cache_key else None
         if folder is None:
             raise ConfigError(f"The converted model could not be cached under {cache_dir}, so it cannot be exported.")
         return folder, model.float().eval(), tokenizer

@@ -92,8 +92,8 @@ class OnnxGenerator:
         self._origin = ""
         self._started = 0.0
         self._worker: WorkerProcess | None = None
-        self._tokenizer = None
-        self._template: ChatTemplate | None = None
+        self._tokenizer: Any = None
+        self._template = ChatTemplate(None, {})  # the export's own once it is opened
         self._window = context_tokens
         self._load_lock = threading.Lock()
 
@@ -122,7 +122,8 @@ class OnnxGenerator:
     def warm_up(self) -> None:
         """Load the model (exporting it on the first start) and run one tiny generation."""
         if self._ready_worker() is None:
-            return self._delegate.warm_up()
+            self._transformers.warm_up()
+            return
         self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
 
     def close(self) -> None:
@@ -186,6 +187,7 @@ class OnnxGenerator:
                 return None
             if self._worker is None or not self._worker.alive:
                 log.warning("Starting the generator process again.")
+                assert self._folder is not None  # _load() opened the export
                 self._worker = WorkerProcess(self._folder, self._window, self.prompt_cache_slots, self.parallel)
             try:
                 ready = self._worker.wait_ready()
@@ -213,25 +215,32 @@ class OnnxGenerator:
                 )
             return self._worker
 
+    @property
+    def _transformers(self) -> TransformersGenerator:
+        """The transformers generator that took over; asked for only once it has."""
+        if self._delegate is None:  # not reached: callers ask only when ONNX Runtime is not in use
+            raise GenerationError("The ONNX generator is not available.")
+        return self._delegate
+
     # -- the Generator protocol -----------------------------------------------------------------
 
     @property
     def context_window(self) -> int:
         """Tokens the prompt and the completion share: ``context_tokens``, within the export's context length."""
         if not self._load():
-            return self._delegate.context_window
+            return self._transformers.context_window
         return self._window
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in the model's vocabulary."""
         if not self._load():
-            return self._delegate.count_tokens(text)
+            return self._transformers.count_tokens(text)
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text the model reads, from its chat template."""
         if not self._load():
-            return self._delegate.render(messages)
+            return self._transformers.render(messages)
         return self._template.render(messages)
 
     def generate(
@@ -243,7 +252,7 @@ class OnnxGenerator:
     ) -> GenerationResult:
         """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
         if self._ready_worker() is None:
-            return self._delegate.generate(messages, max_new_tokens, stop, temperature)
+            return self._transformers.generate(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         ids = self._decode_loop(run)
         return self._result_of(run, self._tokenizer.decode(ids, skip_special_tokens=True))
@@ -257,7 +266,7 @@ class OnnxGenerator:
     ) -> TextStream:
         """The same reply as :meth:`generate`, as text pieces while the model's process writes it."""
         if self._ready_worker() is None:
-            return self._delegate.stream(messages, max_new_tokens, stop, temperature)
+            return self._transformers.stream(messages, max_new_tokens, stop, temperature)
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         deltas = TextDeltas(self._tokenizer)
 
@@ -288,7 +297,7 @@ class OnnxGenerator:
         ``no_answer``, that word is scored too (``Extraction.no_answer_logprob``); with
         ``near`` (the question), spans next to its words rank higher."""
         if self._ready_worker() is None:
-            return self._delegate.extract(messages, texts, prefix, method, starts, max_tokens, no_answer, near)
+            return self._transformers.extract(messages, texts, prefix, method, starts, max_tokens, no_answer, near)
         if not messages:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
@@ -315,7 +324,7 @@ class OnnxGenerator:
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
         """log P(``continuation`` | the prompt opened with ``prefix``) and its length in tokens."""
         if self._ready_worker() is None:
-            return self._delegate.score(messages, continuation, prefix)
+            return self._transformers.score(messages, continuation, prefix)
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
         following = self._tokenizer.encode(continuation, add_special_tokens=False).ids
         answer_room(len(ids), self._window, len(following))

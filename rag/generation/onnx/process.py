@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 from rag.errors import ConfigError, GenerationError
 from rag.generation.onnx.protocol import WORKER_MODULE, line
@@ -39,6 +40,9 @@ class WorkerProcess:
             bufsize=1,
             env=env,
         )
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes
+        self._input: IO[str] = self.process.stdin
+        self._output: IO[str] = self.process.stdout
         self.ready: dict | None = None
         self._inboxes: dict[int, queue.Queue] = {}
         self._inboxes_lock = threading.Lock()
@@ -75,14 +79,14 @@ class WorkerProcess:
         """Write one request to the process; raises :class:`GenerationError` when it is gone."""
         try:
             with self._send_lock:
-                self.process.stdin.write(line(message))
-                self.process.stdin.flush()
+                self._input.write(line(message))
+                self._input.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise GenerationError(f"The generator process is gone (exit code {self.process.poll()}).") from exc
 
     def _read(self) -> dict:
         while True:
-            line = self.process.stdout.readline()
+            line = self._output.readline()
             if not line:
                 raise GenerationError(
                     f"The generator process ended unexpectedly (exit code {self.process.wait()}); "
@@ -103,7 +107,8 @@ class WorkerProcess:
             while True:
                 message = self._read()
                 with self._inboxes_lock:
-                    inbox = self._inboxes.get(message.get("id"))
+                    number = message.get("id")
+                    inbox = self._inboxes.get(number) if isinstance(number, int) else None
                 if inbox is not None:
                     inbox.put(message)
         except GenerationError as exc:
@@ -124,7 +129,7 @@ class WorkerProcess:
     def close(self) -> None:
         """Close the process's input (it exits by itself) and wait briefly; kill it if it does not stop."""
         try:
-            self.process.stdin.close()
+            self._input.close()
             self.process.wait(timeout=5)
         except Exception:  # noqa: BLE001 - closing is best effort; kill what does not stop
             self.process.kill()
