@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from rag.errors import ConfigError, GenerationError
-from rag.generation.onnx.protocol import WORKER_MODULE, line
+from rag.generation.onnx.protocol import WORKER_MODULE, encode
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class WorkerProcess:
         """Write one request to the process; raises :class:`GenerationError` when it is gone."""
         try:
             with self._send_lock:
-                self._input.write(line(message))
+                self._input.write(encode(message))
                 self._input.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise GenerationError(f"The generator process is gone (exit code {self.process.poll()}).") from exc

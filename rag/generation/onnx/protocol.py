@@ -37,7 +37,7 @@ WORKER_MODULE = "rag.generation.onnx.worker"
 NOTHING_GENERATED = {"completion_tokens": 0, "cached_tokens": 0, "stopped": False}
 
 
-def line(message: dict) -> str:
+def encode(message: dict) -> str:
     """``message`` as one line of the protocol, newline included."""
     return json.dumps(message) + "\n"
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from rag.generation.base import find_stop
-from rag.generation.onnx.protocol import NOTHING_GENERATED, WORKER_MODULE, failure, line, span_message
+from rag.generation.onnx.protocol import NOTHING_GENERATED, WORKER_MODULE, encode, failure, span_message
 from rag.generation.prompt_cache import PromptCache
 from rag.generation.spans import log_softmax, search_span
 from rag.generation.stopping import cycles, repeats_itself
@@ -322,7 +322,7 @@ def serve(folder: Path, window: int, slots: int, parallel: int) -> int:
     os.dup2(2, 1)  # stray prints go to standard error
 
     def say(message: dict) -> None:
-        protocol.write(line(message))
+        protocol.write(encode(message))
 
     started = time.perf_counter()
     try:
