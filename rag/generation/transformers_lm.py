@@ -451,6 +451,8 @@ class TransformersGenerator:
 
 @dataclass
 class _Run:
+    """One generation: its tokenized prompt on the device, its limits and the prompt tokens reused."""
+
     inputs: dict[str, Any]
     prompt_tokens: int
     max_new_tokens: int

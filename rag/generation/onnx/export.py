@@ -44,7 +44,6 @@ PROBES = (
     [{"role": "user", "content": "长城位于中国北方，全长约两万公里。长城有多长？"}],
 )
 BUILDER_TIMEOUT_S = 1800
-# How often a generation waiting for its turn in the model's process looks whether it was cancelled.
 
 
 def export_key(source: ModelSource) -> str:

@@ -44,6 +44,8 @@ CANCEL_POLL_S = 0.25
 
 @dataclass
 class _Run:
+    """One generation: its prompt's token ids and limits, then what the model's process reported."""
+
     ids: list[int]
     max_new_tokens: int
     stop: list[str]
