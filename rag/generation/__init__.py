@@ -5,7 +5,7 @@
 
 - ``local`` (also ``transformers``, its earlier name): a local causal LM (default
   Qwen2.5-Coder-0.5B-Instruct, shipped in PyPI packages), run by ONNX Runtime GenAI on a CPU
-  (``onnx_lm``) or by transformers (``transformers_lm``), as ``generator_runtime`` decides;
+  (``onnx``) or by transformers (``transformers_lm``), as ``generator_runtime`` decides;
 - ``openai``: any OpenAI-compatible chat-completions server (vLLM, llama.cpp's server, ...).
 """
 
@@ -28,7 +28,7 @@ GENERATOR_MEMBERS = ("context_window", "warm_up", "count_tokens", "generate", "s
 
 def local_generator(settings: Settings) -> Generator:
     """The local causal LM, on ONNX Runtime GenAI or transformers (``generator_runtime``)."""
-    from rag.generation.onnx_lm import OnnxGenerator, runtime_for
+    from rag.generation.onnx import OnnxGenerator, runtime_for
     from rag.generation.transformers_lm import TransformersGenerator
 
     if runtime_for(settings) == "onnx":

@@ -1,7 +1,7 @@
 """What the answer pipeline needs from a language model, and the pieces every backend shares.
 
 A generator takes chat messages (``[{"role": "system" | "user" | "assistant", "content": ...}]``)
-and returns text, whole or in pieces. Backends: ``transformers_lm`` and ``onnx_lm`` (a local
+and returns text, whole or in pieces. Backends: ``transformers_lm`` and ``onnx`` (a local
 causal LM, run by transformers or by ONNX Runtime GenAI) and ``openai_compat`` (any server
 speaking the OpenAI chat-completions protocol).
 """
@@ -81,7 +81,7 @@ class TextStream(Iterator[str]):
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self._pieces = pieces
-        self._finish = finish
+        self._make_result = finish
         self._on_close = on_close
         self._parts: list[str] = []
         self.result: GenerationResult | None = None
@@ -94,7 +94,7 @@ class TextStream(Iterator[str]):
             piece = next(self._pieces)
         except StopIteration:
             if self.result is None:
-                self.result = self._finish("".join(self._parts))
+                self.result = self._make_result("".join(self._parts))
                 self._close_quietly()
             raise
         except BaseException:
@@ -137,6 +137,7 @@ class TextDeltas:
         self._queue: queue.Queue = queue.Queue()
 
     def put(self, value: Any) -> None:
+        """transformers' streamer hook: the token ids ``generate`` picked (the first call, the prompt, is skipped)."""
         if not self._prompt_skipped:  # generate() first passes the prompt
             self._prompt_skipped = True
             return
@@ -152,6 +153,7 @@ class TextDeltas:
         self._shown = len(text)
 
     def end(self) -> None:
+        """Hand over whatever text is left (an incomplete last character included) and end the pieces."""
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True) if self._ids else ""
         if len(text) > self._shown:  # an incomplete last character, as it stands
             self._queue.put(text[self._shown :])
@@ -266,6 +268,7 @@ class StopSequences:
         self.stopped = False
 
     def feed(self, piece: str) -> str:
+        """The part of ``text so far + piece`` that is safe to show now; nothing once a stop sequence was found."""
         if self.stopped:
             return ""
         text = self._held + piece

@@ -58,6 +58,7 @@ class OpenAICompatibleGenerator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatibleGenerator:
+        """The client ``settings`` describe (``openai_*``, window, limits and stops)."""
         return cls(
             settings.openai_base_url,
             settings.openai_model,
@@ -73,12 +74,14 @@ class OpenAICompatibleGenerator:
 
     @property
     def context_window(self) -> int:
+        """``context_tokens``: the server's window is not asked for."""
         return self.context_tokens
 
     def warm_up(self) -> None:
         """Nothing to load; the server is reached on the first request (it may start later)."""
 
     def count_tokens(self, text: str) -> int:
+        """An estimate of ``text``'s tokens (the server's tokenizer is out of reach)."""
         return estimate_tokens(text)
 
     def generate(
@@ -88,6 +91,7 @@ class OpenAICompatibleGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> GenerationResult:
+        """The server's reply to ``messages``, cut at a stop sequence also when the server ignores them."""
         body = self._body(messages, max_new_tokens, stop, temperature, stream=False)
         data = self._post(body)
         try:
@@ -116,6 +120,7 @@ class OpenAICompatibleGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> TextStream:
+        """The same reply as :meth:`generate`, as the server streams it."""
         body = self._body(messages, max_new_tokens, stop, temperature, stream=True)
         stopper = StopSequences(self._stops(stop))
         state: dict[str, Any] = {"finish_reason": "stop", "usage": {}}
@@ -235,7 +240,8 @@ class OpenAICompatibleGenerator:
         detail = response.text[:200].strip()
         if response.status_code in (401, 403):
             raise GenerationError(
-                f"The model server at {self.base_url} refused the request (HTTP {response.status_code}); check openai_api_key."
+                f"The model server at {self.base_url} refused the request (HTTP {response.status_code}); "
+                "check openai_api_key."
             )
         if response.status_code == 404:
             raise GenerationError(
@@ -245,4 +251,5 @@ class OpenAICompatibleGenerator:
         raise GenerationError(f"The model server at {self.base_url} answered HTTP {response.status_code}: {detail}")
 
     def close(self) -> None:
+        """Close the HTTP client's connections."""
         self._client.close()

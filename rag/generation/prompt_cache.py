@@ -6,7 +6,7 @@ its earlier turns. Reading those tokens again costs ~2.3 ms each on two CPU core
 generator keeps the key/value cache of its last few prompts, finds the one sharing the longest
 token prefix with a new prompt, cuts it back to that prefix and lets the model read only the
 rest. The idea is the prefix caching of vLLM and llama.cpp, here for transformers'
-``DynamicCache`` and for onnxruntime-genai's generators (``rag.generation.onnx_worker``):
+``DynamicCache`` and for onnxruntime-genai's generators (``rag.generation.onnx.worker``):
 anything with ``get_seq_length()`` and ``crop(n)``.
 
 Not thread-safe: the generator uses it under its one-generation-at-a-time lock.
@@ -26,6 +26,7 @@ class _Slot:
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` share at their start."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:

@@ -3,7 +3,7 @@
 The reader (:mod:`rag.answering.reader`) asks the generator for the span of the given texts
 that the model itself would most likely answer with. Every backend that can see the model's
 next-token log-probabilities runs the same search here; only how it computes them differs
-(:meth:`~rag.generation.onnx_lm.OnnxGenerator.extract`,
+(:meth:`~rag.generation.onnx.generator.OnnxGenerator.extract`,
 :meth:`~rag.generation.transformers_lm.TransformersGenerator.extract`).
 
 The answer must be copied: it is a run of the texts' own tokens, so it is verbatim by
@@ -50,6 +50,7 @@ class SpanChoice:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from ``logits`` (flattened, in float64, computed stably)."""
     values = np.asarray(logits, dtype=np.float64).reshape(-1)
     top = values.max()
     return values - (top + np.log(np.exp(values - top).sum()))
@@ -127,72 +128,109 @@ def search_span(
     scored the same way, as the option of saying that instead. ``prior`` (:func:`nearness`)
     adds a bonus per start and end token to the score spans are ranked by; ``logprob`` stays
     the model's own."""
-
-    def bonus_start(t: int, i: int) -> float:
-        return prior[t][i][0] if prior is not None else 0.0
-
-    def bonus_end(t: int, i: int) -> float:
-        return prior[t][i][1] if prior is not None else 0.0
-
     top_end = max((b for p in prior for _, b in p), default=0.0) if prior is not None else 0.0
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
-    stops = [int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]]
-
-    def may_start(t: int, i: int) -> bool:
-        return edges is None or edges[t][i][0]
-
-    def may_end(t: int, i: int) -> bool:
-        return edges is None or edges[t][i][1]
-
+    rules = _SpanRules([int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]], edges, prior, top_end)
     positions = [
-        (float(first[token]) + bonus_start(t, i), t, i)
+        (float(first[token]) + rules.bonus_start(t, i), t, i)
         for t, ids in enumerate(texts)
         for i, token in enumerate(ids)
-        if 0 <= token < first.shape[0] and may_start(t, i)
+        if 0 <= token < first.shape[0] and rules.may_start(t, i)
     ]
-    if not positions or not stops:
+    if not positions or not rules.stops:
         return None
     positions.sort(key=lambda p: -p[0])
-    best: SpanChoice | None = None
-    steps = 0
-    no_answer_lp: float | None = None
-    if no_answer:
-        words = [int(t) for t in no_answer]
-        no_answer_lp = float(first[words[0]])
-        for j, lp in enumerate(follow(words)):
-            steps += 1
-            no_answer_lp += float(lp[words[j + 1]]) if j + 1 < len(words) else max(float(lp[s]) for s in stops)
-    best_score = float("-inf")
+    best = _Best()
+    no_answer_lp = _no_answer_logprob(first, no_answer, follow, rules.stops, best) if no_answer else None
     for ranked_lp, t, i in positions[: 1 if method == "greedy" else max(1, starts)]:
-        if best is not None and ranked_lp + top_end <= best_score:
+        if best.choice is not None and ranked_lp + top_end <= best.score:
             break  # every span from here scores below the best already found
-        ids = texts[t]
-        first_lp = ranked_lp - bonus_start(t, i)
-        running = first_lp
-        path = list(ids[i : i + max_tokens])
-        for j, lp in enumerate(follow(path)):
-            steps += 1
-            end_lp = max(float(lp[s]) for s in stops)
-            score = running + end_lp
-            ranked = score + bonus_start(t, i) + bonus_end(t, i + j)
-            # greedy keeps the span it has reached; span keeps the best one seen
-            if may_end(t, i + j) and (method == "greedy" or best is None or ranked > best_score):
-                best = SpanChoice(t, i, i + j + 1, score, first_lp, steps)
-                best_score = ranked
-            if j + 1 >= len(path):
+        _follow_start(rules, best, follow, texts[t], t, i, ranked_lp, method, max_tokens)
+    if best.choice is not None:
+        best.choice.steps = best.steps
+        best.choice.no_answer_logprob = no_answer_lp
+    return best.choice
+
+
+@dataclass
+class _SpanRules:
+    """What every start of one search shares: the end-of-answer tokens, where spans may start
+    and end (``edges``) and the bonus for each edge (``prior``; ``top_end``, its largest end bonus)."""
+
+    stops: list[int]
+    edges: Sequence[Sequence[tuple[bool, bool]]] | None
+    prior: Sequence[Sequence[tuple[float, float]]] | None
+    top_end: float
+
+    def bonus_start(self, t: int, i: int) -> float:
+        return self.prior[t][i][0] if self.prior is not None else 0.0
+
+    def bonus_end(self, t: int, i: int) -> float:
+        return self.prior[t][i][1] if self.prior is not None else 0.0
+
+    def may_start(self, t: int, i: int) -> bool:
+        return self.edges is None or self.edges[t][i][0]
+
+    def may_end(self, t: int, i: int) -> bool:
+        return self.edges is None or self.edges[t][i][1]
+
+
+@dataclass
+class _Best:
+    """The best span found so far, the score it is ranked by and the tokens read in all."""
+
+    choice: SpanChoice | None = None
+    score: float = float("-inf")
+    steps: int = 0
+
+
+def _no_answer_logprob(
+    first: np.ndarray, no_answer: Sequence[int], follow: Follow, stops: Sequence[int], best: _Best
+) -> float:
+    """log P(the model says the ``no_answer`` tokens and stops); counts the tokens read in ``best``."""
+    words = [int(t) for t in no_answer]
+    logprob = float(first[words[0]])
+    for j, lp in enumerate(follow(words)):
+        best.steps += 1
+        logprob += float(lp[words[j + 1]]) if j + 1 < len(words) else max(float(lp[s]) for s in stops)
+    return logprob
+
+
+def _follow_start(
+    rules: _SpanRules,
+    best: _Best,
+    follow: Follow,
+    ids: Sequence[int],
+    t: int,
+    i: int,
+    ranked_lp: float,
+    method: str,
+    max_tokens: int,
+) -> None:
+    """Follow text ``t`` from token ``i`` (ranked ``ranked_lp``) for up to ``max_tokens`` tokens,
+    keeping in ``best`` any span that beats it (``greedy``: the span it reaches)."""
+    first_lp = ranked_lp - rules.bonus_start(t, i)
+    running = first_lp
+    path = list(ids[i : i + max_tokens])
+    for j, lp in enumerate(follow(path)):
+        best.steps += 1
+        end_lp = max(float(lp[s]) for s in rules.stops)
+        score = running + end_lp
+        ranked = score + rules.bonus_start(t, i) + rules.bonus_end(t, i + j)
+        # greedy keeps the span it has reached; span keeps the best one seen
+        if rules.may_end(t, i + j) and (method == "greedy" or best.choice is None or ranked > best.score):
+            best.choice = SpanChoice(t, i, i + j + 1, score, first_lp, best.steps)
+            best.score = ranked
+        if j + 1 >= len(path):
+            break
+        next_lp = float(lp[path[j + 1]])
+        if method == "greedy":
+            if end_lp >= next_lp and rules.may_end(t, i + j):
                 break
-            next_lp = float(lp[path[j + 1]])
-            if method == "greedy":
-                if end_lp >= next_lp and may_end(t, i + j):
-                    break
-            elif best is not None and running + next_lp + bonus_start(t, i) + top_end <= best_score:
-                break  # longer spans only lose probability
-            running += next_lp
-    if best is not None:
-        best.steps = steps
-        best.no_answer_logprob = no_answer_lp
-    return best
+        elif best.choice is not None and running + next_lp + rules.bonus_start(t, i) + rules.top_end <= best.score:
+            break  # longer spans only lose probability
+        running += next_lp
 
 
 @dataclass

