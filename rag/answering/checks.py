@@ -57,12 +57,16 @@ class Context:
 
 @dataclass
 class Verdict:
+    """What one check decided about a draft: keep it, replace it (with ``draft``) or refuse, and why."""
+
     action: str  # KEEP, REPLACE or REFUSE
     reason: str = ""
     draft: Draft | None = None  # the replacement, for REPLACE
 
 
 class Check(Protocol):
+    """One answer check: a named callable that judges a draft in its context."""
+
     name: str
 
     def __call__(self, draft: Draft, context: Context) -> Verdict: ...
@@ -77,6 +81,8 @@ class Outcome:
 
 
 def run_checks(checks: Sequence[Check], draft: Draft, context: Context) -> Outcome:
+    """Runs the checks in order, each on the draft the ones before left; stops at the first
+    refusal. Returns the final draft (``None`` when refused) and every verdict."""
     log: list[dict[str, str]] = []
     for check in checks:
         verdict = check(draft, context)
@@ -144,6 +150,7 @@ def check_markers(draft: Draft, context: Context) -> Verdict:
 
 @check("model_refused")
 def model_refused(draft: Draft, context: Context) -> Verdict:
+    """Refuses an empty draft or one in which the model said the passages do not answer."""
     if not draft.text or is_refusal(draft.text, context.language):
         return Verdict(REFUSE, "the model said the passages do not answer")
     return Verdict(KEEP)

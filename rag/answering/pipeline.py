@@ -109,6 +109,7 @@ class AnswerPipeline:
 
     @property
     def generator(self) -> Generator:
+        """The generator the settings name, made on first use."""
         if self._generator is None:
             with self._lock:
                 if self._generator is None:
@@ -126,13 +127,14 @@ class AnswerPipeline:
                         self._reranker = make_reranker(self.settings)
                     self._retriever = HybridRetriever(index, self.settings, self._reranker)
                     return self._retriever
-        index = getattr(self._retriever, "index", None)
-        if isinstance(index, Index):
-            index.reload_if_changed()
+        current = getattr(self._retriever, "index", None)
+        if isinstance(current, Index):
+            current.reload_if_changed()
         return self._retriever
 
     @property
     def model_name(self) -> str:
+        """The generator's name, as answers report it."""
         return self.generator.name
 
     def warm_up(self) -> None:
@@ -418,6 +420,7 @@ class AnswerPipeline:
 
     @property
     def reader(self) -> Reader:
+        """A reader over the generator, with the settings' method, starts and token limit."""
         return Reader(
             self.generator, self.settings.reader_method, self.settings.reader_starts, self.settings.reader_max_tokens
         )
@@ -463,6 +466,7 @@ class AnswerPipeline:
         return self._make_answer(turn, refusal_text(turn.language), False, [])
 
     def _quoted(self, turn: _Turn) -> Answer:
+        assert turn.quote is not None  # its callers quote only when a sentence was found
         number, sentence = turn.quote
         text = append_marker(complete_lead_in(sentence, turn.passages[number - 1]) or sentence, number)
         return self._make_answer(turn, text, True, build_citations([number], turn.passages, text))

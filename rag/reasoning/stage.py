@@ -15,6 +15,11 @@ read it from; the hops themselves are in ``Answer.reasoning``.
 A hop that finds nothing refuses the whole question (the documents do not say that part), and a
 finding read from a passage that does not name its entity counts as nothing found.
 
+Here: the hops and the rules that combine their findings. A hop's record and what code reads from
+it are in :mod:`~rag.reasoning.findings`, the final answer or refusal made of the hops in
+:mod:`~rag.reasoning.final_answer`, and the kind of answer a question wants (for the bridge hop) in
+:mod:`~rag.reasoning.answer_kinds`.
+
 Tried and left out: a second retrieval for any question whose first passage leaves a fair share
 of its words unexplained (searching for hop 1's answer with those words, outside hop 1's
 document). On HotpotQA it changed 7 of 82 answers and made them worse (4 right before, 1 after):
@@ -25,46 +30,35 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from rag.answering.citations import build_citations
 from rag.answering.quote import ranked_with_shares
-from rag.answering.refusal import refusal_text
-from rag.documents import Answer, Hop, SearchHit
+from rag.documents import Answer, Hop
 from rag.lexical import query_terms, terms_found
-from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
-from rag.reasoning.values import (
-    Date,
-    Quantity,
-    difference,
-    find_dates,
-    first_quantity,
-    ratio,
-    total,
-    years_between,
+from rag.reasoning.answer_kinds import expected_kind, fits
+from rag.reasoning.final_answer import composed_answer, refused_answer
+from rag.reasoning.findings import (
+    CITATION_MARKERS,
+    Finding,
+    date_of,
+    finding_of,
+    hop_passages,
+    is_about,
+    mentions,
+    quantity_of,
 )
+from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
+from rag.reasoning.values import difference, ratio, total, years_between
 from rag.text import detect_language, plain_words
+
+__all__ = ["Reasoner", "expected_kind", "fits"]  # the two moved to rag.reasoning.answer_kinds
 
 if TYPE_CHECKING:
     from rag.answering.pipeline import AnswerPipeline
 
-_MARKER = re.compile(r"\s*\[\d+\](?:\[\d+\])*")
-_HOP_MARKER = re.compile(r"\{c(\d+)\}")
 _YES = {"en": "yes", "zh": "是"}
 _NO = {"en": "no", "zh": "否"}
-
-
-@dataclass
-class _Found:
-    """One hop's answer, kept with the hop record made of it."""
-
-    hop: Hop
-    answer: Answer
-    text: str  # the short answer without its citation marker ("" for a lookup)
-    sentence: str  # the sentence it came from ("" when none)
-    entity: str = ""  # the entity a planned hop is about
 
 
 class Reasoner:
@@ -87,6 +81,9 @@ class Reasoner:
     def answer(
         self, question: str, top_k: int | None = None, filters: Any = None, answer_mode: str | None = None
     ) -> Answer:
+        """The answer of ``question``: planned hops composed by code when the router plans it,
+        else the single-hop answer, followed by a bridge hop when its short answer is of the wrong
+        kind."""
         started = time.perf_counter()
         question = (question or "").strip()
         plan = self.plan(question)
@@ -118,7 +115,7 @@ class Reasoner:
         wanted = expected_kind(question)
         if wanted is None or fits(span.text, wanted):
             return answer
-        first = _found("bridge", question, answer)
+        first = finding_of("bridge", question, answer)
         source = answer.passages[span.passage - 1].chunk.source
         query = f"{span.text} {' '.join(query_terms(question))}"
         second = self._hop("bridge", question, query, top_k, filters, mode, frozenset({source}))
@@ -127,10 +124,10 @@ class Reasoner:
             not second.text
             or span2 is None
             or not fits(second.text, wanted)
-            or not _mentions(second.answer.passages[span2.passage - 1].chunk.text, span.text)
+            or not mentions(second.answer.passages[span2.passage - 1].chunk.text, span.text)
         ):
             return answer  # nothing better: the one-hop answer stands
-        return self._compose(
+        return composed_answer(
             question,
             [first, second],
             second.text,
@@ -150,20 +147,20 @@ class Reasoner:
         filters: Any,
         answer_mode: str | None = None,
         exclude: frozenset[str] = frozenset(),
-    ) -> _Found:
+    ) -> Finding:
         answer = self.pipeline.answer_hop(
             question, query=query, top_k=top_k, filters=filters, answer_mode=answer_mode, exclude=exclude
         )
-        return _found(kind, question, answer)
+        return finding_of(kind, question, answer)
 
-    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None, filters: Any) -> _Found:
+    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None, filters: Any) -> Finding:
         """A hop that retrieves and picks the sentence about ``entity`` without reading it: dates
         and whether a passage states something are taken from that sentence by code."""
         started = time.perf_counter()
         retrieval = self.pipeline.retriever.retrieve(query, top_k=top_k, filters=filters)
         hits = list(retrieval.hits)
         # Only passages that name the entity count: a date of something else is no finding.
-        about = [h for h in hits if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
+        about = [h for h in hits if mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
         ranked = ranked_with_shares(query, about, 1) if about else []
         number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
         about = about or hits
@@ -185,12 +182,12 @@ class Reasoner:
             kind,
             question,
             query,
-            _local_passages(about),
+            hop_passages(about),
             finding=sentence,
             citation=number,
             timings_ms=dict(answer.timings_ms),
         )
-        return _Found(hop, answer, "", sentence, entity)
+        return Finding(hop, answer, "", sentence, entity)
 
     # -- bridge ----------------------------------------------------------------------------
 
@@ -198,9 +195,9 @@ class Reasoner:
         """ "Where was the author of X born?": who the author is, then where that one was born.
         A relation inside the relation ("the wife of the author of X") takes a hop more, the
         inner one first, as far as ``reasoning_hops`` allows."""
-        found: list[_Found] = []
+        found: list[Finding] = []
 
-        def lookup(sub_question: str, query: str | None, last: bool = False) -> _Found:
+        def lookup(sub_question: str, query: str | None, last: bool = False) -> Finding:
             # What a hop found is asked about in another document, most often: the one it was
             # read from ("…written by Mara Lindqvist") would only name it again. That document
             # is searched too when the others hold no answer.
@@ -221,7 +218,8 @@ class Reasoner:
             return item
 
         while True:
-            sub_question, query = plan.first_question, plan.query
+            sub_question = plan.first_question
+            query: str | None = plan.query
             inner = inner_bridge(plan)
             if inner is not None and len(found) + 3 <= self.max_hops:
                 item = lookup(inner.first_question, inner.query)
@@ -242,7 +240,7 @@ class Reasoner:
             yield last.hop
             if not last.text:
                 break
-            yield self._compose(
+            yield composed_answer(
                 question,
                 found,
                 last.text,
@@ -255,7 +253,7 @@ class Reasoner:
             # The first relation is not in the documents as asked: the question in one hop.
             yield self.pipeline.answer_hop(question, top_k=top_k, filters=filters)
             return
-        yield self._refuse(question, found, "bridge")
+        yield refused_answer(question, found, "bridge")
 
     # -- planned: one hop an entity ----------------------------------------------------------
 
@@ -288,7 +286,7 @@ class Reasoner:
                 mode = "quote" if plan.kind == "contrast" else "read"
                 item = self._hop(plan.kind, sub_question, query, top_k, filters, mode)
                 item.entity = entity
-                if item.text and not _about(item, entity):
+                if item.text and not is_about(item, entity):
                     # Read from a passage about something else ("80摄氏度" of 龙井 for 普洱): not found.
                     item.text = item.hop.finding = ""
                     item.sentence, item.hop.citation = "", None
@@ -297,226 +295,23 @@ class Reasoner:
         language = detect_language(question)
         composed = _COMPOSERS[plan.kind](plan, found, language)
         if composed is None:
-            yield self._refuse(question, found, plan.kind)
+            yield refused_answer(question, found, plan.kind)
             return
         text, cited, reason = composed
-        yield self._compose(question, found, text, None, kind=plan.kind, reason=reason, cited=cited)
-
-    # -- the final answer ----------------------------------------------------------------------
-
-    def _merged(self, found: Sequence[_Found]) -> list[SearchHit]:
-        """All hops' passages, each once, in hop order; each hop's passages and citation are
-        renumbered into them."""
-        passages: list[SearchHit] = []
-        numbering: list[dict[int, int]] = []
-        index: dict[str, int] = {}
-        for item in found:
-            mapping = {}
-            for number, hit in enumerate(item.answer.passages, start=1):
-                if hit.chunk.id not in index:
-                    passages.append(hit)
-                    index[hit.chunk.id] = len(passages)
-                mapping[number] = index[hit.chunk.id]
-            numbering.append(mapping)
-        for item, mapping in zip(found, numbering):
-            item.hop.passages = [
-                {"number": mapping[n], "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
-                for n, h in enumerate(item.answer.passages, start=1)
-            ]
-            if item.hop.citation is not None:
-                item.hop.citation = mapping.get(item.hop.citation)
-        return passages
-
-    def _compose(
-        self,
-        question: str,
-        found: Sequence[_Found],
-        text: str,
-        span_answer: Answer | None,
-        kind: str,
-        reason: str,
-        cited: Sequence[int] | None = None,
-    ) -> Answer:
-        passages = self._merged(found)
-        numbers = list(
-            dict.fromkeys(
-                [f.hop.citation for f in found if f.hop.citation is not None]
-                if cited is None
-                else [found[i].hop.citation for i in cited if found[i].hop.citation is not None]
-            )
-        )
-        if span_answer is not None:  # a bridge: the last hop's span answers
-            numbers = [found[-1].hop.citation] + [n for n in numbers if n != found[-1].hop.citation]
-        body = _MARKER.sub("", text).strip()
-        if _HOP_MARKER.search(body):  # each part cites its own hop
-            marked = _HOP_MARKER.sub(lambda m: _cite(found[int(m.group(1))].hop.citation), body)
-        else:
-            marked = body + " " + "".join(f"[{n}]" for n in numbers) if numbers else body
-        last = found[-1].answer
-        answer = Answer(
-            answer=marked,
-            answerable=True,
-            citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),
-            passages=passages,
-            query=found[0].answer.query,
-            language=detect_language(question),
-            # The model that read a hop; "lookup" when code alone took every finding from its sentence.
-            model=next((f.answer.model for f in found if f.answer.model != "lookup"), last.model),
-            timings_ms=_summed([f.answer.timings_ms for f in found]),
-            usage=_summed_usage([f.answer.usage for f in found]),
-            relevance=found[0].answer.relevance,
-            confidence=min((f.answer.confidence for f in found if f.answer.confidence is not None), default=None),
-        )
-        if span_answer is not None and span_answer.answer_span is not None:
-            hop = found[-1].hop
-            answer.answer_span = _renumbered(span_answer.answer_span, hop.citation)
-            answer.evidence = _renumbered(span_answer.evidence, hop.citation) if span_answer.evidence else None
-        answer.checks = [{"check": "reasoning", "action": "replace", "reason": reason}] + [
-            {**c, "hop": str(i + 1)} for i, f in enumerate(found) for c in f.answer.checks if c.get("action") != "keep"
-        ]
-        answer.reasoning = [f.hop for f in found]
-        return answer
-
-    def _refuse(self, question: str, found: Sequence[_Found], kind: str) -> Answer:
-        passages = self._merged(found)
-        language = detect_language(question)
-        missing = [f.hop.question for f in found if not f.text and not f.sentence]
-        reason = (
-            f"{kind}: no answer found for {', '.join(repr(m) for m in missing)}"
-            if missing
-            else f"{kind}: the findings could not be combined"
-        )
-        answer = Answer(
-            refusal_text(language),
-            False,
-            [],
-            passages,
-            found[0].answer.query,
-            language,
-            found[-1].answer.model,
-            timings_ms=_summed([f.answer.timings_ms for f in found]),
-            usage=_summed_usage([f.answer.usage for f in found]),
-            relevance=found[0].answer.relevance,
-        )
-        answer.checks = [{"check": "reasoning", "action": "refuse", "reason": reason}]
-        answer.reasoning = [f.hop for f in found]
-        return answer
-
-
-def _found(kind: str, question: str, answer: Answer) -> _Found:
-    """A hop record of one single-hop answer."""
-    text = _MARKER.sub("", answer.answer).strip() if answer.answerable else ""
-    number = answer.citations[0].number if answer.answerable and answer.citations else None
-    if answer.answer_span is not None:
-        number = answer.answer_span.passage
-    sentence = answer.evidence.text if answer.evidence is not None else text
-    hop = Hop(
-        kind,
-        question,
-        answer.query,
-        _local_passages(answer.passages),
-        finding=text,
-        citation=number,
-        timings_ms={k: v for k, v in answer.timings_ms.items() if v},
-    )
-    return _Found(hop, answer, text, sentence)
-
-
-def _local_passages(passages: Sequence[SearchHit]) -> list[dict[str, Any]]:
-    """A hop's passages numbered as the hop saw them (the answer renumbers them, merged)."""
-    return [
-        {"number": n, "source": h.chunk.source, "chunk_id": h.chunk.id, "section": h.chunk.section}
-        for n, h in enumerate(passages, start=1)
-    ]
-
-
-# -- what kind of answer a question wants -------------------------------------------------------
-
-_ASKS_DATE = re.compile(
-    r"^\s*(?:when\s+(?:was|were|is|are|did|does|do|will|has|had|can|could)\b|in\s+what\s+year|in\s+which\s+year|what\s+(?:year|date)\b|which\s+year)"
-    r"|什么时候|哪一年|哪年|何时|哪一天|几月几",
-    re.IGNORECASE,
-)
-_ASKS_NUMBER = re.compile(
-    r"^\s*how\s+(?:many|much|old|long|tall|high|far)\b|^\s*what\s+(?:number|percentage)\b"
-    r"|多少|几(?:个|位|岁|次|本|天|年|名|种|家|座|人|倍|米|公里)",
-    re.IGNORECASE,
-)
-_NUMBER_WORDS = re.compile(
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-    r"hundred|thousand|million|billion|dozen|several|half)\b|[零〇一二两三四五六七八九十百千万亿]",
-    re.IGNORECASE,
-)
-
-
-def expected_kind(question: str) -> str | None:
-    """ "date" or "number" when the question can only be answered by one; else ``None``."""
-    if _ASKS_DATE.search(question):
-        return "date"
-    if _ASKS_NUMBER.search(question):
-        return "number"
-    return None
-
-
-def fits(answer: str, kind: str) -> bool:
-    """Whether a short answer can be of that kind: a date or a number needs a digit or a
-    numeral ("1927", "五册", "two", "19世纪", "a decade")."""
-    if re.search(r"\d", answer) or _NUMBER_WORDS.search(answer):
-        return True
-    if kind == "date":
-        return bool(
-            re.search(
-                r"年|月|日|世纪|朝|代|时期|century|decade|spring|summer|autumn|fall|winter|"
-                r"january|february|march|april|may|june|july|august|september|october|november|"
-                r"december|today|yesterday|ago",
-                answer,
-                re.IGNORECASE,
-            )
-        )
-    return False
+        yield composed_answer(question, found, text, None, kind=plan.kind, reason=reason, cited=cited)
 
 
 # -- composing the findings -----------------------------------------------------------------------
 
 
-def _about(item: _Found, entity: str) -> bool:
-    """Whether the passage a hop read its finding from names the entity."""
-    number = item.hop.citation
-    if number is None or not 0 < number <= len(item.answer.passages):
-        return False
-    hit = item.answer.passages[number - 1]
-    return _mentions(f"{hit.chunk.section or ''} {hit.chunk.text}", entity)
-
-
-def _date_of(item: _Found) -> Date | None:
-    """The date a hop found: in its short answer, else its sentence, else the first date of
-    the first passage about its entity (an encyclopedia's "X (3 October 1900 – 1938)")."""
-    texts = [item.text, item.sentence] + [
-        h.chunk.text for h in item.answer.passages[:3] if item.entity and _mentions(h.chunk.text, item.entity)
-    ]
-    for text in texts:
-        dates = find_dates(text)
-        if dates:
-            return dates[0]
-    return None
-
-
-def _quantity_of(item: _Found, unit_like: str = "") -> Quantity | None:
-    for text in (item.text, item.sentence):
-        quantity = first_quantity(text, unit_like)
-        if quantity is not None:
-            return quantity
-    return None
-
-
-def _supports(item: _Found, attribute: str, entity: str) -> float:
+def _supports(item: Finding, attribute: str, entity: str) -> float:
     """Share of the attribute's words that the hop's sentence (or passage) states of the entity."""
     terms = [t for t in query_terms(attribute) if t]
     if not terms or not item.answer.passages:
         return 0.0
     # Only text that names the entity counts: another passage's "won an Academy Award" is not its.
     texts = [
-        h.chunk.text for h in item.answer.passages[:3] if _mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)
+        h.chunk.text for h in item.answer.passages[:3] if mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)
     ]
     best = 0.0
     for text in texts:
@@ -525,10 +320,11 @@ def _supports(item: _Found, attribute: str, entity: str) -> float:
     return best
 
 
-def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+def _compare(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[int], str] | None:
     if plan.direction in ("early", "late"):
-        dates = [_date_of(f) for f in found]
-        if any(d is None for d in dates):
+        found_dates = [date_of(f) for f in found]
+        dates = [d for d in found_dates if d is not None]
+        if len(dates) < len(found_dates):
             return None
         for item, date in zip(found, dates):
             item.hop.value = str(date)
@@ -539,8 +335,9 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
             return (_YES if yes else _NO)[language], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
         return plan.entities[chosen], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
     if plan.direction in ("more", "less"):
-        values = [_quantity_of(f) for f in found]
-        if all(v is not None for v in values):
+        found_values = [quantity_of(f) for f in found]
+        values = [v for v in found_values if v is not None]
+        if len(values) == len(found_values):
             for item, value in zip(found, values):
                 item.hop.value = value.format()
             numbers = [v.value for v in values]
@@ -554,7 +351,7 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
     return plan.entities[chosen], [chosen], f"the passage of {plan.entities[chosen]!r} states {plan.attribute!r}"
 
 
-def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+def _both(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[int], str] | None:
     if plan.operation == "common":  # "A and B are both what kind of machine?"
         answered = [i for i, item in enumerate(found) if item.text]
         if not answered:
@@ -580,31 +377,37 @@ def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int
     )
 
 
-def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
-    dates = [_date_of(f) for f in found]
+def _arithmetic(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[int], str] | None:
+    found_dates = [date_of(f) for f in found]
+    dates = [d for d in found_dates if d is not None]
     asks_years = re.search(r"\byears?\b|年", plan.attribute + " " + " ".join(f.hop.question for f in found))
-    quantities = [_quantity_of(f) for f in found]
-    if asks_years and all(dates) and not all(q is not None and q.unit not in ("年", "") for q in quantities):
+    found_quantities = [quantity_of(f) for f in found]
+    if (
+        asks_years
+        and len(dates) == len(found_dates)
+        and not all(q is not None and q.unit not in ("年", "") for q in found_quantities)
+    ):
         for item, date in zip(found, dates):
             item.hop.value = str(date)
         years = years_between(dates[0], dates[1])
         text = f"{years}年" if language == "zh" else f"{years} years"
         return text, [0, 1], f"years between {dates[0]} and {dates[1]}"
-    if not all(quantities):
+    known = [q for q in found_quantities if q is not None]
+    if len(known) < len(found_quantities):
         return None
-    unit = quantities[0].unit
-    quantities = [quantities[0]] + [_quantity_of(f, unit) or q for f, q in zip(found[1:], quantities[1:])]
+    unit = known[0].unit
+    quantities = [known[0]] + [quantity_of(f, unit) or q for f, q in zip(found[1:], known[1:])]
     for item, value in zip(found, quantities):
         item.hop.value = value.format()
     if plan.operation == "sum":
         result = total(quantities)
         return (result.format(), [0, 1], "sum of " + ", ".join(q.format() for q in quantities)) if result else None
     if plan.operation == "ratio":
-        value = ratio(quantities[0], quantities[1])
-        if value is None:
+        times = ratio(quantities[0], quantities[1])
+        if times is None:
             return None
         return (
-            (f"{value:.3g}倍" if language == "zh" else f"{value:.3g} times"),
+            (f"{times:.3g}倍" if language == "zh" else f"{times:.3g} times"),
             [0, 1],
             f"ratio of {quantities[0].format()} to {quantities[1].format()}",
         )
@@ -614,7 +417,7 @@ def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, li
     return result.format(), [0, 1], f"difference of {quantities[0].format()} and {quantities[1].format()}"
 
 
-def _aggregate(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+def _aggregate(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[int], str] | None:
     if not all(f.text for f in found):
         return None
     parts = []
@@ -624,7 +427,7 @@ def _aggregate(plan: Plan, found: list[_Found], language: str) -> tuple[str, lis
     return ("；" if language == "zh" else "; ").join(parts), list(range(len(found))), "every part answered"
 
 
-def _contrast(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
+def _contrast(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[int], str] | None:
     """ "How do A and B differ in X?": what the documents say of each, side by side, each cited."""
     if not all(f.text for f in found):
         return None
@@ -647,10 +450,6 @@ _COMPOSERS = {
 # -- small helpers ---------------------------------------------------------------------------------
 
 
-def _cite(number: int | None) -> str:
-    return f"[{number}]" if number is not None else ""
-
-
 def _stem(word: str) -> str:
     word = word.lower()
     for suffix in ("ies", "es", "s"):
@@ -669,37 +468,5 @@ def _stem_in(finding: str, text: str) -> bool:
 
 
 def _same(a: str, b: str) -> bool:
-    a, b = _MARKER.sub("", a).strip().lower(), _MARKER.sub("", b).strip().lower()
+    a, b = CITATION_MARKERS.sub("", a).strip().lower(), CITATION_MARKERS.sub("", b).strip().lower()
     return a == b or (min(len(a), len(b)) >= 2 and (a in b or b in a))
-
-
-def _mentions(text: str, name: str) -> bool:
-    """Whether ``text`` names ``name``: all its words (most, for a long name)."""
-    words = query_terms(name)
-    if not words:
-        return name.lower() in text.lower()
-    found = terms_found(words, text)
-    return len(found) >= max(1, round(0.6 * len(words)))
-
-
-def _summed(timings: Sequence[dict[str, float]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in timings:
-        for key, value in item.items():
-            if key != "total":
-                out[key] = round(out.get(key, 0.0) + value, 2)
-    return out
-
-
-def _summed_usage(usages: Sequence[dict[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in usages:
-        for key, value in item.items():
-            out[key] = out.get(key, 0) + value
-    return out
-
-
-def _renumbered(span, number: int | None):
-    from dataclasses import replace
-
-    return replace(span, passage=number) if number is not None else span

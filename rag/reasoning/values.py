@@ -70,6 +70,8 @@ class Quantity:
     text: str = ""
 
     def format(self, value: float | None = None) -> str:
+        """The number with its unit, as an answer writes it ("80℃", "$5", "240 pounds"); ``value``
+        in place of its own where given."""
         value = self.value if value is None else value
         number = f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.4g}"
         if not self.unit:
@@ -105,6 +107,7 @@ def find_dates(text: str) -> list[Date]:
 
 
 def first_date(text: str) -> Date | None:
+    """The first date in ``text``; ``None`` when it has none."""
     dates = find_dates(text)
     return dates[0] if dates else None
 
@@ -134,9 +137,9 @@ def find_quantities(text: str) -> list[Quantity]:
             continue
         if len(word) == 1 and word in "一两" and not _unit_after(text, match.end()):
             continue  # "一" alone is more often "a" than "1"
-        value = _cn_value(word)
-        if value is not None:
-            found.append((match.start(), Quantity(value, _unit_after(text, match.end()), word)))
+        cn_value = _cn_value(word)
+        if cn_value is not None:
+            found.append((match.start(), Quantity(cn_value, _unit_after(text, match.end()), word)))
     return [quantity for _, quantity in sorted(found, key=lambda pair: pair[0])]
 
 
@@ -203,6 +206,7 @@ def difference(a: Quantity, b: Quantity) -> Quantity | None:
 
 
 def total(values: list[Quantity]) -> Quantity | None:
+    """The sum, in the first unit given; ``None`` for no values or units that differ."""
     if not values:
         return None
     unit = next((q.unit for q in values if q.unit), "")
@@ -212,6 +216,7 @@ def total(values: list[Quantity]) -> Quantity | None:
 
 
 def ratio(a: Quantity, b: Quantity) -> float | None:
+    """a / b; ``None`` when b is 0 or the units differ."""
     if b.value == 0 or (a.unit and b.unit and not same_unit(a.unit, b.unit)):
         return None
     return a.value / b.value
