@@ -1,0 +1,167 @@
+"""The evaluation loop: ask every question (several in flight when asked to), score each answer
+as it arrives and append it to results.jsonl, so a stopped run can be resumed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from eval.answerers import Answerer
+from eval.dataset import QAItem
+from eval.faithfulness import LexicalJudge, LLMJudge
+from eval.results import RESULTS, latest_by_id, read_results, write_results_line
+from eval.scoring import error_record, score_record
+from rag.documents import Answer
+from rag.errors import RagError
+
+DEFAULT_KS = (1, 3, 5)
+FAIL_FAST = 3  # stop when the first this-many questions all fail: the setup is broken
+
+HIDDEN = "hidden_docs"
+
+
+def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
+    """The same questions with their gold documents left out of the search: unanswerable
+    questions about what the corpus mentions but no longer says (the right answer is a refusal)."""
+    from dataclasses import replace
+
+    return [
+        replace(
+            item,
+            id=f"{item.id}#hidden",
+            answerable=False,
+            answers=[],
+            answers_all_of=[],
+            gold_docs=[],
+            extra={**item.extra, HIDDEN: list(item.gold_docs)},
+        )
+        for item in items
+        if item.gold_docs
+    ]
+
+
+def _ask(
+    answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None, perplexity: bool = False
+) -> tuple[Answer | None, Any, str | None, float, dict[str, Any]]:
+    start = time.perf_counter()
+    try:
+        hidden = item.extra.get(HIDDEN)
+        answer = answerer.answer(item.question, top_k=top_k, filters={"exclude": hidden} if hidden else None)
+    except Exception as exc:  # noqa: BLE001 - one failing question is recorded, the run goes on
+        message = str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
+        return None, None, message, (time.perf_counter() - start) * 1000, {}
+    wall = (time.perf_counter() - start) * 1000
+    extra: dict[str, Any] = {}
+    if perplexity and hasattr(answerer, "perplexity"):
+        try:
+            extra["reference_perplexity"] = answerer.perplexity(item, answer)
+        except Exception as exc:  # noqa: BLE001 - a metric must not lose the answer
+            print(f"warning: perplexity failed on {item.id}: {exc}", file=sys.stderr)
+    llm = None
+    if llm_judge is not None and answer.answerable and answer.answer.strip():
+        try:
+            llm = llm_judge.judge(answer.answer, [p.chunk.text for p in answer.passages])
+        except Exception as exc:  # noqa: BLE001 - the optional judge must not lose the answer
+            llm = None
+            print(f"warning: LLM judge failed on {item.id}: {exc}", file=sys.stderr)
+    return answer, llm, None, wall, extra
+
+
+def evaluate(
+    items: Sequence[QAItem],
+    answerer: Answerer,
+    out: Path,
+    ks: Sequence[int] = DEFAULT_KS,
+    top_k: int | None = None,
+    concurrency: int = 1,
+    resume: bool = False,
+    judge: LexicalJudge | None = None,
+    llm_judge: LLMJudge | None = None,
+    progress: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    perplexity: bool = False,
+) -> tuple[list[dict[str, Any]], int, float]:
+    """Answer and score ``items``, appending to ``out/results.jsonl``.
+
+    Returns the records of all ``items`` (including ones finished by an earlier run when
+    ``resume``), the number answered in this call, and this call's wall-clock seconds.
+    """
+    from tqdm import tqdm
+
+    judge = judge or LexicalJudge()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS
+    done: set[str] = set()
+    if resume:
+        done = {i for i, r in latest_by_id(read_results(path)).items() if not r.get("error")}
+    todo = [item for item in items if item.id not in done]
+    started = time.perf_counter()
+    answered = failed = 0
+    first_error: str | None = None
+    bar = tqdm(
+        total=len(todo),
+        desc="questions",
+        unit="q",
+        file=sys.stderr,
+        disable=not progress or not todo,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 15,
+    )
+    acc_sum = acc_n = 0.0
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    pending: dict[Future, QAItem] = {}
+    queue = iter(todo)
+
+    def fill() -> None:
+        while len(pending) < max(1, concurrency) * 2:
+            item = next(queue, None)
+            if item is None:
+                return
+            pending[pool.submit(_ask, answerer, item, top_k, llm_judge, perplexity)] = item
+
+    clean = False
+    try:
+        with open(path, "a" if resume else "w", encoding="utf-8") as handle:
+            fill()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                # In the order asked (``wait`` returns a set): with one question in flight the
+                # results file is then in question order, run after run.
+                for future in [f for f in pending if f in finished]:
+                    item = pending.pop(future)
+                    answer, llm, error, wall, extra = future.result()
+                    if answer is None:
+                        record = error_record(item, error or "unknown error", wall)
+                        failed += 1
+                        first_error = first_error or error
+                    else:
+                        record = score_record(item, answer, judge, ks, wall, llm)
+                        record.update(extra)
+                        answered += 1
+                        acc = record["scores"].get("answer_accuracy")
+                        if acc is not None:
+                            acc_sum += acc
+                            acc_n += 1
+                    write_results_line(handle, record)
+                    if on_record:
+                        on_record(record)
+                    bar.update(1)
+                    bar.set_postfix(acc=f"{acc_sum / acc_n:.2f}" if acc_n else "-", errors=failed, refresh=False)
+                    if answered == 0 and failed >= FAIL_FAST:
+                        raise RagError(
+                            f"The first {failed} questions all failed ({first_error}); fix the setup and retry."
+                        )
+                fill()
+        clean = True
+    finally:
+        bar.close()
+        # After Ctrl-C or a fatal error, do not wait for questions still being answered.
+        pool.shutdown(wait=clean, cancel_futures=True)
+    seconds = time.perf_counter() - started
+    latest = latest_by_id(read_results(path))
+    records = [latest[item.id] for item in items if item.id in latest]
+    return records, answered, seconds
