@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,14 @@ def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
     ]
 
 
+# What asking one question gave: the answer (None when it failed), the LLM judge's verdict, the
+# error, the wall time in ms and extra fields for the record.
+Asked = tuple[Answer | None, Any, str | None, float, dict[str, Any]]
+
+
 def _ask(
     answerer: Answerer, item: QAItem, top_k: int | None, llm_judge: LLMJudge | None, perplexity: bool = False
-) -> tuple[Answer | None, Any, str | None, float, dict[str, Any]]:
+) -> Asked:
     start = time.perf_counter()
     try:
         hidden = item.extra.get(HIDDEN)
@@ -71,6 +77,59 @@ def _ask(
     return answer, llm, None, wall, extra
 
 
+def finished_ids(path: Path) -> set[str]:
+    """The ids of the questions a results file holds an answer for (not only an error)."""
+    return {i for i, r in latest_by_id(read_results(path)).items() if not r.get("error")}
+
+
+@dataclass
+class _Tally:
+    """What the loop has counted so far: questions answered and failed, the first failure, and the
+    running answer accuracy the progress bar shows."""
+
+    answered: int = 0
+    failed: int = 0
+    first_error: str | None = None
+    acc_sum: float = 0.0
+    acc_n: float = 0.0
+
+    def postfix(self) -> dict[str, Any]:
+        """The progress bar's running figures."""
+        return {"acc": f"{self.acc_sum / self.acc_n:.2f}" if self.acc_n else "-", "errors": self.failed}
+
+
+def _scored(item: QAItem, asked: Asked, judge: LexicalJudge, ks: Sequence[int], tally: _Tally) -> dict[str, Any]:
+    """The results line of one asked question (scored, or its error), counted in ``tally``."""
+    answer, llm, error, wall, extra = asked
+    if answer is None:
+        tally.failed += 1
+        tally.first_error = tally.first_error or error
+        return error_record(item, error or "unknown error", wall)
+    record = score_record(item, answer, judge, ks, wall, llm)
+    record.update(extra)
+    tally.answered += 1
+    acc = record["scores"].get("answer_accuracy")
+    if acc is not None:
+        tally.acc_sum += acc
+        tally.acc_n += 1
+    return record
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    """A tqdm bar on stderr (switched off when not wanted or nothing is left to ask)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc="questions",
+        unit="q",
+        file=sys.stderr,
+        disable=not progress or not total,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 15,
+    )
+
+
 def evaluate(
     items: Sequence[QAItem],
     answerer: Answerer,
@@ -90,28 +149,14 @@ def evaluate(
     Returns the records of all ``items`` (including ones finished by an earlier run when
     ``resume``), the number answered in this call, and this call's wall-clock seconds.
     """
-    from tqdm import tqdm
-
     judge = judge or LexicalJudge()
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS
-    done: set[str] = set()
-    if resume:
-        done = {i for i, r in latest_by_id(read_results(path)).items() if not r.get("error")}
+    done = finished_ids(path) if resume else set()
     todo = [item for item in items if item.id not in done]
     started = time.perf_counter()
-    answered = failed = 0
-    first_error: str | None = None
-    bar = tqdm(
-        total=len(todo),
-        desc="questions",
-        unit="q",
-        file=sys.stderr,
-        disable=not progress or not todo,
-        dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 15,
-    )
-    acc_sum = acc_n = 0.0
+    tally = _Tally()
+    bar = _progress_bar(len(todo), progress)
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     pending: dict[Future, QAItem] = {}
     queue = iter(todo)
@@ -133,27 +178,16 @@ def evaluate(
                 # results file is then in question order, run after run.
                 for future in [f for f in pending if f in finished]:
                     item = pending.pop(future)
-                    answer, llm, error, wall, extra = future.result()
-                    if answer is None:
-                        record = error_record(item, error or "unknown error", wall)
-                        failed += 1
-                        first_error = first_error or error
-                    else:
-                        record = score_record(item, answer, judge, ks, wall, llm)
-                        record.update(extra)
-                        answered += 1
-                        acc = record["scores"].get("answer_accuracy")
-                        if acc is not None:
-                            acc_sum += acc
-                            acc_n += 1
+                    record = _scored(item, future.result(), judge, ks, tally)
                     write_results_line(handle, record)
                     if on_record:
                         on_record(record)
                     bar.update(1)
-                    bar.set_postfix(acc=f"{acc_sum / acc_n:.2f}" if acc_n else "-", errors=failed, refresh=False)
-                    if answered == 0 and failed >= FAIL_FAST:
+                    bar.set_postfix(**tally.postfix(), refresh=False)
+                    if tally.answered == 0 and tally.failed >= FAIL_FAST:
                         raise RagError(
-                            f"The first {failed} questions all failed ({first_error}); fix the setup and retry."
+                            f"The first {tally.failed} questions all failed ({tally.first_error}); "
+                            "fix the setup and retry."
                         )
                 fill()
         clean = True
@@ -164,4 +198,4 @@ def evaluate(
     seconds = time.perf_counter() - started
     latest = latest_by_id(read_results(path))
     records = [latest[item.id] for item in items if item.id in latest]
-    return records, answered, seconds
+    return records, tally.answered, seconds

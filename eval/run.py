@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,13 @@ from eval.answerers import Answerer as Answerer
 from eval.answerers import HttpAnswerer as HttpAnswerer
 from eval.answerers import PipelineAnswerer as PipelineAnswerer
 from eval.answerers import answer_from_dict as answer_from_dict
-from eval.dataset import load_qa, select
+from eval.dataset import QAItem, QASet, load_qa, select
 from eval.faithfulness import LexicalJudge, LLMJudge
 from eval.loop import DEFAULT_KS as DEFAULT_KS
 from eval.loop import FAIL_FAST as FAIL_FAST
 from eval.loop import HIDDEN as HIDDEN
 from eval.loop import evaluate as evaluate
+from eval.loop import finished_ids
 from eval.loop import hide_gold as hide_gold
 from eval.report import (
     RESULTS,
@@ -209,11 +212,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
-    settings = Settings.load(
-        args.config,
-        overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode, "energy_country": args.energy_country},
-    )
+@dataclass
+class _Answered:
+    """What the answering of a run gave: every selected question's record, how many were answered
+    by this run, in how many seconds, when it started, and its energy estimate."""
+
+    records: list[dict[str, Any]]
+    answered: int
+    seconds: float
+    started_at: str
+    energy: dict[str, Any] | None
+
+
+def _selected_items(args: argparse.Namespace) -> tuple[QASet, list[QAItem]]:
+    """The QA set (its bad lines warned about) and the questions --sample, --limit and --hide-gold leave."""
     qa = load_qa(args.qa_file, strict=args.strict)
     for problem in qa.problems[:20]:
         print(f"warning: {args.qa_file}, {problem} (skipped)", file=sys.stderr)
@@ -224,65 +236,77 @@ def _run(args: argparse.Namespace) -> int:
         items = hide_gold(items)
     if not items:
         raise RagError("No question left to evaluate after --sample/--limit (--hide-gold needs gold_docs).")
-    out = Path(args.out) if args.out else Path("eval") / "out" / Path(args.qa_file).stem
-    if (out / RESULTS).exists() and not args.resume:
-        print(f"note: overwriting {out / RESULTS} (use --resume to continue it instead)", file=sys.stderr)
+    return qa, items
 
-    if args.docs:
-        _ingest(args.docs, settings, args.quiet)
-    judge = LexicalJudge()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    finished = (
-        {i for i, r in latest_by_id(read_results(out / RESULTS)).items() if not r.get("error")}
-        if args.resume
-        else set()
+
+def _rebuilt(out: Path, items: Sequence[QAItem], started_at: str) -> _Answered:
+    """Nothing left to answer: the records already written, with the timing and energy of the run
+    that did the answering (no model is loaded)."""
+    print(f"All {len(items)} questions are already answered in {out / RESULTS}.", file=sys.stderr)
+    latest = latest_by_id(read_results(out / RESULTS))
+    previous = _previous_summary(out)
+    return _Answered(
+        records=[latest[item.id] for item in items],
+        answered=previous.get("answered_this_run", 0),
+        seconds=previous.get("run_seconds", 0.0),
+        started_at=previous.get("started_at", started_at),
+        energy=previous.get("energy"),
     )
-    answerer: Answerer | None = None
-    if all(item.id in finished for item in items):
-        # Nothing left to answer: rebuild the summary and report without loading any model.
-        print(f"All {len(items)} questions are already answered in {out / RESULTS}.", file=sys.stderr)
-        latest = latest_by_id(read_results(out / RESULTS))
-        records, answered, seconds = [latest[item.id] for item in items], 0, 0.0
-        previous = _previous_summary(out)
-        # Keep the timing of the run that did the answering.
-        started_at = previous.get("started_at", started_at)
-        answered, seconds = previous.get("answered_this_run", 0), previous.get("run_seconds", 0.0)
-        energy = previous.get("energy")
+
+
+def _answer_all(
+    args: argparse.Namespace,
+    settings: Settings,
+    items: Sequence[QAItem],
+    finished: set[str],
+    out: Path,
+    judge: LexicalJudge,
+    started_at: str,
+) -> _Answered:
+    """Answer and score the questions not ``finished`` yet, from the pipeline or the server, with
+    the energy of the answering measured."""
+    answerer: Answerer
+    if args.url:
+        api_key = args.api_key or (settings.api_keys[0] if settings.api_keys else None)
+        answerer = HttpAnswerer(args.url, api_key, answer_mode=args.answer_mode)
     else:
-        if args.url:
-            api_key = args.api_key or (settings.api_keys[0] if settings.api_keys else None)
-            answerer = HttpAnswerer(args.url, api_key, answer_mode=args.answer_mode)
-        else:
-            answerer = PipelineAnswerer(settings)
+        answerer = PipelineAnswerer(settings)
+    try:
+        answerer.warm_up()
+        llm_judge = _llm_judge(settings, answerer) if args.llm_judge else None
+        left = len(items) - len(finished & {i.id for i in items})
+        print(
+            f"Evaluating {left} question{'s' * (left != 1)} from {args.qa_file} against the {answerer.description}",
+            file=sys.stderr,
+        )
+        meter = _energy_meter(args, settings)
         try:
-            answerer.warm_up()
-            llm_judge = _llm_judge(settings, answerer) if args.llm_judge else None
-            left = len(items) - len(finished & {i.id for i in items})
-            print(
-                f"Evaluating {left} question{'s' * (left != 1)} from {args.qa_file} against the {answerer.description}",
-                file=sys.stderr,
+            records, answered, seconds = evaluate(
+                items,
+                answerer,
+                out,
+                ks=args.k,
+                top_k=args.top_k,
+                concurrency=args.concurrency,
+                resume=args.resume,
+                judge=judge,
+                llm_judge=llm_judge,
+                progress=not args.quiet,
+                perplexity=args.perplexity,
             )
-            meter = _energy_meter(args, settings)
-            try:
-                records, answered, seconds = evaluate(
-                    items,
-                    answerer,
-                    out,
-                    ks=args.k,
-                    top_k=args.top_k,
-                    concurrency=args.concurrency,
-                    resume=args.resume,
-                    judge=judge,
-                    llm_judge=llm_judge,
-                    progress=not args.quiet,
-                    perplexity=args.perplexity,
-                )
-            finally:
-                energy_report = meter.stop()
-            energy = energy_report.to_dict(answered, "answers") | {"covers": ENERGY_COVERS}
         finally:
-            answerer.close()
-    meta = {
+            energy_report = meter.stop()
+        energy = energy_report.to_dict(answered, "answers") | {"covers": ENERGY_COVERS}
+    finally:
+        answerer.close()
+    return _Answered(records, answered, seconds, started_at, energy)
+
+
+def _run_meta(
+    args: argparse.Namespace, settings: Settings, qa: QASet, judge: LexicalJudge, run: _Answered
+) -> dict[str, Any]:
+    """What summary.json records about how the run was made, beside its figures."""
+    return {
         "qa_file": str(args.qa_file),
         "mode": "http" if args.url else "in-process",
         "url": args.url,
@@ -303,15 +327,36 @@ def _run(args: argparse.Namespace) -> int:
         },
         "llm_judge": bool(args.llm_judge),
         "dataset_problems": [str(p) for p in qa.problems],
-        "started_at": started_at,
+        "started_at": run.started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_seconds": seconds,
-        "answered_this_run": answered,
-        "energy": energy,
+        "run_seconds": run.seconds,
+        "answered_this_run": run.answered,
+        "energy": run.energy,
     }
-    summary = summarize(records, args.k, meta, seed=args.seed)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.load(
+        args.config,
+        overrides={"index_dir": args.index_dir, "answer_mode": args.answer_mode, "energy_country": args.energy_country},
+    )
+    qa, items = _selected_items(args)
+    out = Path(args.out) if args.out else Path("eval") / "out" / Path(args.qa_file).stem
+    if (out / RESULTS).exists() and not args.resume:
+        print(f"note: overwriting {out / RESULTS} (use --resume to continue it instead)", file=sys.stderr)
+
+    if args.docs:
+        _ingest(args.docs, settings, args.quiet)
+    judge = LexicalJudge()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    finished = finished_ids(out / RESULTS) if args.resume else set()
+    if all(item.id in finished for item in items):
+        run = _rebuilt(out, items, started_at)
+    else:
+        run = _answer_all(args, settings, items, finished, out, judge, started_at)
+    summary = summarize(run.records, args.k, _run_meta(args, settings, qa, judge, run), seed=args.seed)
     summary_path = write_summary(out, summary)
-    report_path = write_report(out, summary, records)
+    report_path = write_report(out, summary, run.records)
     print(console_table(summary))
     print(f"\nwrote {out / RESULTS}, {summary_path}, {report_path}")
     return 0 if summary["answered"] else 1

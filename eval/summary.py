@@ -49,7 +49,8 @@ def metric_names(ks: Sequence[int]) -> list[str]:
 
 
 METRIC_HELP = {
-    "answer_accuracy": "answer contains a gold alternative (or every item of an all-of group); refusal right on unanswerable",
+    "answer_accuracy": "answer contains a gold alternative (or every item of an all-of group); "
+    "refusal right on unanswerable",
     "exact_match": "normalised answer equals a gold alternative (SQuAD / CMRC 2018 normalisation)",
     "bleu": "sentence BLEU (sacreBLEU, zh tokenizer for Chinese) against the gold alternatives, 0-1",
     "rouge_l": "ROUGE-L F (rouge-score, EM/F1 tokens), best over the gold alternatives",
