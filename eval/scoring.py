@@ -86,16 +86,9 @@ def failures_of(item: QAItem, refused: bool, scores: dict[str, Any]) -> list[str
     return out
 
 
-def score_record(
-    item: QAItem,
-    answer: Answer,
-    judge: LexicalJudge,
-    ks: Sequence[int],
-    wall_ms: float,
-    llm_result: Any = None,
-) -> dict[str, Any]:
-    """One line of results.jsonl: the question, the answer, what was retrieved, every score."""
-    refused = not answer.answerable
+def _answer_scores(item: QAItem, answer: Answer, refused: bool) -> dict[str, Any]:
+    """The scores of the answer text against the gold answers: EM/F1, accuracy, refusals, and the
+    long-form scores where the question has a long reference."""
     a = score_answer(answer.answer, refused, item.answers, item.answers_all_of, item.answerable, item.lang)
     scores: dict[str, Any] = {
         "answer_accuracy": a.answer_accuracy,
@@ -113,15 +106,39 @@ def score_record(
         # The parts of a long reference answer the prediction states (a refusal states none).
         points = [str(p) for p in item.extra["answer_points"]]
         scores["point_coverage"] = 0.0 if refused else point_coverage(answer.answer, points, item.lang)
-    sources = [p.chunk.source for p in answer.passages]
+    return scores
+
+
+def _retrieval_scores(
+    item: QAItem, sources: list[str], reasoning: list[dict[str, Any]], ks: Sequence[int]
+) -> dict[str, Any]:
+    """Recall/MRR/nDCG of the retrieved documents and the supporting scores of every document the
+    answer used; None each where the question names no gold documents."""
+    scores: dict[str, Any] = {}
     retrieval = retrieval_scores(sources, item.gold_docs, ks) if item.gold_docs else None
     for name in [*(f"recall@{k}" for k in ks), "mrr", *(f"ndcg@{k}" for k in ks)]:
         scores[name] = retrieval[name] if retrieval else None
     # The evidence the answer used: its passages and those of each reasoning hop.
-    reasoning = reasoning_hops(answer)
     support = supporting_scores([*sources, *hop_sources(reasoning)], item.gold_docs) if item.gold_docs else {}
     scores["supporting_recall"] = support.get("supporting_recall")
     scores["supporting_fraction"] = support.get("supporting_fraction")
+    return scores
+
+
+def score_record(
+    item: QAItem,
+    answer: Answer,
+    judge: LexicalJudge,
+    ks: Sequence[int],
+    wall_ms: float,
+    llm_result: Any = None,
+) -> dict[str, Any]:
+    """One line of results.jsonl: the question, the answer, what was retrieved, every score."""
+    refused = not answer.answerable
+    scores = _answer_scores(item, answer, refused)
+    sources = [p.chunk.source for p in answer.passages]
+    reasoning = reasoning_hops(answer)
+    scores.update(_retrieval_scores(item, sources, reasoning, ks))
     sentences: list[dict[str, Any]] = []
     scores["faithfulness"] = scores["citation_precision"] = None
     if not refused and answer.answer.strip():
