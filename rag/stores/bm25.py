@@ -41,7 +41,34 @@ class TermSegment:
 
     @property
     def vocab_file(self) -> str:
+        """The file beside the segment's matrix that holds its vocabulary (term -> row)."""
         return self.file[: -len(".npz")] + ".vocab.json"
+
+    # What a loaded segment holds (``BM25Store._load`` reads them), typed as present.
+
+    @property
+    def tf_matrix(self) -> sparse.csr_matrix:
+        """The raw term frequencies, terms by documents."""
+        assert self.tf is not None, "segment not loaded"
+        return self.tf
+
+    @property
+    def doc_lengths(self) -> np.ndarray:
+        """Tokens per document."""
+        assert self.lengths is not None, "segment not loaded"
+        return self.lengths
+
+    @property
+    def term_rows(self) -> dict[str, int]:
+        """Each term's row in the matrix."""
+        assert self.vocab is not None, "segment not loaded"
+        return self.vocab
+
+    @property
+    def doc_ids(self) -> np.ndarray:
+        """The documents' ids, in column order."""
+        assert self.ids is not None, "segment not loaded"
+        return self.ids
 
 
 def term_segment(tokens: Sequence[Sequence[str]], ids: np.ndarray) -> TermSegment:
@@ -198,12 +225,15 @@ class BM25Store:
         df: Counter[str] = Counter()
         for term in counts:
             for i, segment in enumerate(segments):
-                row = segment.vocab.get(term)
+                row = segment.term_rows.get(term)
                 if row is None:
                     continue
-                start, end = segment.tf.indptr[row], segment.tf.indptr[row + 1]
+                indptr = segment.tf_matrix.indptr
+                start, end = indptr[row], indptr[row + 1]
                 live = self._live(segment)
-                df[term] += int(end - start) if segment.all_live else int(live[segment.tf.indices[start:end]].sum())
+                df[term] += (
+                    int(end - start) if segment.all_live else int(live[segment.tf_matrix.indices[start:end]].sum())
+                )
                 rows[i].append(row)
                 terms[i].append(term)
         idf = {t: np.log(1.0 + (live_docs - n + 0.5) / (n + 0.5)) for t, n in df.items() if n}
@@ -222,7 +252,7 @@ class BM25Store:
                 continue
             top = hit[np.argpartition(-totals[hit], k - 1)[:k]] if len(hit) > k else hit
             found_scores.append(totals[top])
-            found_ids.append(segment.ids[top])
+            found_ids.append(segment.doc_ids[top])
         if not found_ids:
             return empty
         scores = np.concatenate(found_scores)
@@ -234,7 +264,9 @@ class BM25Store:
         """Live documents and their average length (kept until the store changes)."""
         if self._stats is None:
             live_docs = sum(int(self._live(s).sum()) for s in segments)
-            total = sum(float(s.lengths.sum() if s.all_live else s.lengths[self._live(s)].sum()) for s in segments)
+            total = sum(
+                float(s.doc_lengths.sum() if s.all_live else s.doc_lengths[self._live(s)].sum()) for s in segments
+            )
             self._stats = (live_docs, (total / live_docs if live_docs else 0.0) or 1.0)
         return self._stats
 
@@ -243,9 +275,9 @@ class BM25Store:
         per posting, for the current average length; a query multiplies rows of it by idf."""
         matrix = self._norms.get(i)
         if matrix is None:
-            tf = segment.tf
+            tf = segment.tf_matrix
             norm = (
-                np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.lengths / np.float32(avg_length))
+                np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.doc_lengths / np.float32(avg_length))
             ).astype(np.float32)
             data = (tf.data * np.float32(K1 + 1.0) / (tf.data + norm[tf.indices])).astype(np.float32)
             matrix = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
@@ -262,7 +294,7 @@ class BM25Store:
         deltas = [len(self._ids(s)) for s in self.segments[1:]]
         if self._compact_next or should_compact(base, deltas, len(self.deleted), pending):
             merged = self._merged()
-            self.segments = [self._write(generation, "", merged)] if len(merged.ids) else []
+            self.segments = [self._write(generation, "", merged)] if len(merged.doc_ids) else []
             self.deleted = DeletionSet()
         else:
             if pending:
@@ -282,14 +314,15 @@ class BM25Store:
             live = np.flatnonzero(self._live(segment))
             if not len(live):
                 continue
-            terms = sorted(segment.vocab, key=segment.vocab.get)
+            vocab_of = segment.term_rows
+            terms = sorted(vocab_of, key=vocab_of.__getitem__)
             remap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int64, count=len(terms))
-            part = segment.tf[:, live].tocoo()
+            part = segment.tf_matrix[:, live].tocoo()
             rows.append(remap[part.row])
             cols.append(part.col.astype(np.int64) + offset)
             data.append(part.data)
-            lengths.append(segment.lengths[live])
-            ids.append(segment.ids[live])
+            lengths.append(segment.doc_lengths[live])
+            ids.append(segment.doc_ids[live])
             offset += len(live)
         if not ids:
             return TermSegment(
@@ -303,7 +336,7 @@ class BM25Store:
     def _write(self, generation: int, tag: str, segment: TermSegment) -> TermSegment:
         name = f"{self.prefix}-{generation:06d}{tag}.bm25.npz"
         path = self.directory / name
-        tf = segment.tf
+        tf = segment.tf_matrix
         with open(path, "wb") as handle:
             np.savez(
                 handle,
@@ -311,8 +344,8 @@ class BM25Store:
                 indices=tf.indices.astype(np.int32),
                 indptr=tf.indptr.astype(np.int64),
                 shape=np.array(tf.shape),
-                lengths=segment.lengths.astype(np.float32),
-                ids=segment.ids.astype(np.int64),
+                lengths=segment.doc_lengths.astype(np.float32),
+                ids=segment.doc_ids.astype(np.int64),
             )
         fsync(path)
         written = TermSegment(name, segment.ids, tf, segment.lengths, segment.vocab)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,7 @@ class DenseIndex:
         on_gpu = decide_gpu(params.use_gpu) if on_gpu is None else on_gpu
         dim = int(vectors.shape[1])
         kind = index_kind(len(vectors), params, on_gpu)
+        inner: Any  # faiss's own stubs type neither index class's attributes nor a downcast
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = params.hnsw_ef_construction
@@ -113,9 +115,10 @@ class DenseIndex:
     def load(cls, path: Path, kind: str, params: DenseParams) -> DenseIndex:
         import faiss
 
-        index = faiss.read_index(str(path))
+        index: Any = faiss.read_index(str(path))
         if kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = params.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(index.index)  # faiss's stubs type it as the base Index
+            hnsw.hnsw.efSearch = params.hnsw_ef_search
         return cls(index, kind).to_device(decide_gpu(params.use_gpu), params)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

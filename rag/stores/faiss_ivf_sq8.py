@@ -113,6 +113,6 @@ class FaissIvfSq8Store(SegmentedFaissStore):
             return super().segment_vectors(segment)
         # Decoded codes (within the quantisation step of the vectors that were added).
         index = faiss.clone_index(self._index(segment))
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         ids = self._ids(segment)
         return ids, index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dimension), np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,9 +88,9 @@ class SegmentedFaissStore:
         self.deleted = deleted
         self.extra = dict(extra or {})
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pending_index = None
+        self._pending_index: tuple[np.ndarray, np.ndarray] | None = None
         self._compact_next = False
-        self._selector = None
+        self._selector: tuple[Any, Any] | None = None  # (IDSelectorNot, the batch it wraps)
         self._on_gpu: bool | None = None
 
     # -- opening --------------------------------------------------------------------------
@@ -127,19 +128,21 @@ class SegmentedFaissStore:
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         return self.build_base(parts, len(ids)), ids
 
-    def prepare_loaded(self, segment: Segment, index) -> object:
+    def prepare_loaded(self, segment: Segment, index: Any) -> Any:
         """Search settings of a freshly read index (efSearch, nprobe)."""
         import faiss
 
         if segment.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.settings.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(index.index)  # faiss's stubs type it as the base Index
+            hnsw.hnsw.efSearch = self.settings.hnsw_ef_search
         return index
 
     def search_params(self, segment: Segment, selector):
         import faiss
 
+        params: Any  # SearchParametersHNSW is missing from faiss's stubs
         if segment.kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = self.settings.hnsw_ef_search
         else:
             params = faiss.SearchParameters()
@@ -298,6 +301,7 @@ class SegmentedFaissStore:
             if segment.matrix is None:
                 ids, segment.matrix = self.segment_vectors(segment)
                 segment.ids = ids
+            assert segment.ids is not None  # set with the matrix
             scores, ids = scan(segment.matrix, segment.ids, queries, min(k + deleted, size))
             if deleted:
                 ids = np.where(self.deleted.contains(ids.ravel()).reshape(ids.shape), -1, ids)

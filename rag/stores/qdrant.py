@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from rag.stores.base import State, as_ids
 BATCH = 512
 # Qdrant's local mode locks its folder for the process that opened it: one client per folder per
 # process, shared by the index readers and the ingest of that process.
-_LOCAL_CLIENTS: dict[str, object] = {}
+_LOCAL_CLIENTS: dict[str, Any] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
@@ -142,7 +144,7 @@ class QdrantStore:
         held = 0
         for start in range(0, len(ids), BATCH):
             part = ids[start : start + BATCH]
-            present = [
+            present: list[int | str | UUID] = [
                 int(p.id) for p in self.client.retrieve(self.collection, part, with_payload=False, with_vectors=False)
             ]
             if present:
