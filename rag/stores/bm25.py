@@ -115,6 +115,7 @@ class BM25Store:
 
     @classmethod
     def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int = 0) -> BM25Store:
+        """The store ``state`` recorded (its segments are read lazily), or an empty one."""
         directory = Path(directory)
         if not state:
             return cls(directory, [], DeletionSet())
@@ -167,14 +168,17 @@ class BM25Store:
     # -- the protocol --------------------------------------------------------------------------
 
     def count(self) -> int:
+        """Live documents: those of the saved segments not deleted, plus the pending ones."""
         saved = sum(int(self._live(s).sum()) for s in self.segments)
         return saved + len(self._pending_tokens)
 
     def ids(self) -> np.ndarray:
+        """The live ids, saved segments' first, then the pending ones."""
         parts = [self._ids(s)[self._live(s)] for s in self.segments] + list(self._pending_ids)
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def add(self, ids: np.ndarray, tokens: Sequence[Sequence[str]]) -> None:
+        """Hold one token list per id (pending until ``save``); an id already held is replaced."""
         ids = as_ids(ids)
         if len(ids) != len(tokens):
             raise ValueError("add() needs one token list per id")
@@ -190,6 +194,8 @@ class BM25Store:
         self._changed()
 
     def delete(self, ids: Iterable[int]) -> int:
+        """Drop these ids from the pending documents and mark those of saved segments deleted;
+        returns how many were held."""
         ids = np.unique(as_ids(ids))
         if not len(ids):
             return 0
@@ -211,6 +217,7 @@ class BM25Store:
         return removed + int(len(newly))
 
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(scores, ids)`` by BM25 with whole-corpus statistics, best first (ties by id)."""
         counts = Counter(tokens)
         segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -287,6 +294,8 @@ class BM25Store:
     # -- saving ---------------------------------------------------------------------------------
 
     def save(self, generation: int) -> State:
+        """Write the pending documents as a delta (or compact everything into one base) and the
+        deletion set; returns the new state."""
         pending = len(self._pending_tokens)
         if not pending and not self.deleted.dirty and not self._compact_next:
             return self.state()
@@ -355,8 +364,10 @@ class BM25Store:
         return written
 
     def state(self) -> State:
+        """What a generation records: the segment files and the deletion set's file."""
         return {"name": self.name, "segments": [{"file": s.file} for s in self.segments], "deleted": self.deleted.file}
 
     def files(self) -> list[str]:
+        """The segment, vocabulary and deletion-set files the current state reads."""
         names = [n for s in self.segments for n in (s.file, s.vocab_file)]
         return names + ([self.deleted.file] if self.deleted.file else [])

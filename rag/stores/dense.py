@@ -21,6 +21,8 @@ from rag.errors import ConfigError
 
 @dataclass
 class DenseParams:
+    """The settings that decide how a dense index is built and searched."""
+
     exact_search_max: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
@@ -29,6 +31,7 @@ class DenseParams:
 
 
 def gpu_count() -> int:
+    """How many GPUs FAISS sees (0 with a CPU-only FAISS)."""
     import faiss
 
     get = getattr(faiss, "get_num_gpus", None)
@@ -66,10 +69,12 @@ class DenseIndex:
 
     @property
     def size(self) -> int:
+        """How many vectors the index holds."""
         return int(self._index.ntotal)
 
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray, params: DenseParams, on_gpu: bool | None = None) -> DenseIndex:
+        """An index of ``vectors`` under ``ids``: flat or HNSW by their number, copied to the GPU where allowed."""
         import faiss
 
         on_gpu = decide_gpu(params.use_gpu) if on_gpu is None else on_gpu
@@ -104,6 +109,7 @@ class DenseIndex:
         return DenseIndex(faiss.index_cpu_to_all_gpus(cpu), "flat", on_gpu=True)
 
     def save(self, path: Path) -> None:
+        """Write the index (as a CPU index) to ``path``."""
         import faiss
 
         index = self._index
@@ -113,6 +119,7 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str, params: DenseParams) -> DenseIndex:
+        """Read an index written by :meth:`save`, with the search settings of ``params``."""
         import faiss
 
         index: Any = faiss.read_index(str(path))

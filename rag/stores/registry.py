@@ -56,9 +56,11 @@ class StoreOpener:
         self.directory = Path(directory)
 
     def vector(self, state: State | None, dimension: int) -> VectorStore:
+        """The vector store ``state`` recorded, or a new one of the configured backend."""
         name = (state or {}).get("name") or self.settings.vector_store
         return vector_store_class(name).open(self.directory, state, self.settings, dimension)
 
     def keyword(self, state: State | None, dimension: int = 0) -> KeywordStore:
+        """The keyword store ``state`` recorded, or a new one of the configured backend."""
         name = (state or {}).get("name") or self.settings.keyword_store
         return keyword_store_class(name).open(self.directory, state, self.settings, dimension)
