@@ -45,9 +45,16 @@ def hide_gold(items: Sequence[QAItem]) -> list[QAItem]:
     ]
 
 
-# What asking one question gave: the answer (None when it failed), the LLM judge's verdict, the
-# error, the wall time in ms and extra fields for the record.
-Asked = tuple[Answer | None, Any, str | None, float, dict[str, Any]]
+@dataclass
+class Asked:
+    """What asking one question gave: the answer (None when it failed) or the error, the LLM
+    judge's verdict where one ran, the wall time and extra fields for the record."""
+
+    answer: Answer | None
+    llm_verdict: Any
+    error: str | None
+    wall_ms: float
+    extra: dict[str, Any]
 
 
 def _ask(
@@ -59,7 +66,7 @@ def _ask(
         answer = answerer.answer(item.question, top_k=top_k, filters={"exclude": hidden} if hidden else None)
     except Exception as exc:  # noqa: BLE001 - one failing question is recorded, the run goes on
         message = str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
-        return None, None, message, (time.perf_counter() - start) * 1000, {}
+        return Asked(None, None, message, (time.perf_counter() - start) * 1000, {})
     wall = (time.perf_counter() - start) * 1000
     extra: dict[str, Any] = {}
     if perplexity and hasattr(answerer, "perplexity"):
@@ -74,7 +81,7 @@ def _ask(
         except Exception as exc:  # noqa: BLE001 - the optional judge must not lose the answer
             llm = None
             print(f"warning: LLM judge failed on {item.id}: {exc}", file=sys.stderr)
-    return answer, llm, None, wall, extra
+    return Asked(answer, llm, None, wall, extra)
 
 
 def finished_ids(path: Path) -> set[str]:
@@ -100,13 +107,12 @@ class _Tally:
 
 def _scored(item: QAItem, asked: Asked, judge: LexicalJudge, ks: Sequence[int], tally: _Tally) -> dict[str, Any]:
     """The results line of one asked question (scored, or its error), counted in ``tally``."""
-    answer, llm, error, wall, extra = asked
-    if answer is None:
+    if asked.answer is None:
         tally.failed += 1
-        tally.first_error = tally.first_error or error
-        return error_record(item, error or "unknown error", wall)
-    record = score_record(item, answer, judge, ks, wall, llm)
-    record.update(extra)
+        tally.first_error = tally.first_error or asked.error
+        return error_record(item, asked.error or "unknown error", asked.wall_ms)
+    record = score_record(item, asked.answer, judge, ks, asked.wall_ms, asked.llm_verdict)
+    record.update(asked.extra)
     tally.answered += 1
     acc = record["scores"].get("answer_accuracy")
     if acc is not None:
