@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -154,16 +154,37 @@ def error_response(request_path: str, error: ApiError) -> JSONResponse:
     )
 
 
-def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
-    """One sentence for the first of pydantic's validation errors."""
-    if not errors:
-        return "The request is invalid."
-    first = errors[0]
-    kind = first.get("type", "")
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    field = ".".join(loc)
-    ctx = first.get("ctx") or {}
-    got = first.get("input")
+# The sentence for a field's validation error, by pydantic's error type: (field, input, ctx) -> sentence.
+_FIELD_SENTENCES: dict[str, Callable[[str, Any, dict[str, Any]], str]] = {
+    "extra_forbidden": lambda field, got, ctx: f"The field '{field}' is not accepted here; remove it.",
+    "int_parsing": lambda field, got, ctx: f"The field '{field}' must be a whole number, not {got!r}.",
+    "int_type": lambda field, got, ctx: f"The field '{field}' must be a whole number, not {got!r}.",
+    "int_from_float": lambda field, got, ctx: f"The field '{field}' must be a whole number, not {got!r}.",
+    "string_type": lambda field, got, ctx: f"The field '{field}' must be a string.",
+    "bool_parsing": lambda field, got, ctx: f"The field '{field}' must be true or false, not {got!r}.",
+    "bool_type": lambda field, got, ctx: f"The field '{field}' must be true or false, not {got!r}.",
+    "list_type": lambda field, got, ctx: f"The field '{field}' must be a list.",
+    "literal_error": lambda field, got, ctx: (
+        f"The field '{field}' must be one of {ctx.get('expected', 'the allowed values')}, not {got!r}."
+    ),
+    "greater_than_equal": lambda field, got, ctx: f"The field '{field}' must be at least {ctx.get('ge')}, not {got!r}.",
+    "less_than_equal": lambda field, got, ctx: f"The field '{field}' must be at most {ctx.get('le')}, not {got!r}.",
+    "string_unicode": lambda field, got, ctx: (
+        f"The field '{field}' holds invalid Unicode (a lone surrogate); send valid UTF-8 text."
+    ),
+    "string_too_short": lambda field, got, ctx: f"The field '{field}' is empty; send some text in it.",
+    "string_too_long": lambda field, got, ctx: (
+        f"The field '{field}' is too long: at most {ctx.get('max_length')} characters are accepted."
+    ),
+    "too_long": lambda field, got, ctx: (
+        f"The field '{field}' has too many items: at most {ctx.get('max_length')} are accepted."
+    ),
+}
+
+
+def _request_sentence(kind: str, field: str, first: dict[str, Any]) -> str | None:
+    """The sentence for an error of the request as a whole (bad JSON, not an object), a missing
+    field or a validator's own message; None for other errors."""
     if kind == "json_invalid":
         return 'The request body is not valid JSON; send a JSON object such as {"question": "..."}.'
     if not field and kind in ("model_attributes_type", "dict_type", "missing"):
@@ -172,30 +193,23 @@ def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
         return f"The field '{field}' is required but missing."
     if kind in ("value_error", "assertion_error"):
         return str(first.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "extra_forbidden":
-        return f"The field '{field}' is not accepted here; remove it."
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"The field '{field}' must be a whole number, not {got!r}."
-    if kind in ("string_type",):
-        return f"The field '{field}' must be a string."
-    if kind in ("bool_parsing", "bool_type"):
-        return f"The field '{field}' must be true or false, not {got!r}."
-    if kind in ("list_type",):
-        return f"The field '{field}' must be a list."
-    if kind == "literal_error":
-        return f"The field '{field}' must be one of {ctx.get('expected', 'the allowed values')}, not {got!r}."
-    if kind == "greater_than_equal":
-        return f"The field '{field}' must be at least {ctx.get('ge')}, not {got!r}."
-    if kind == "less_than_equal":
-        return f"The field '{field}' must be at most {ctx.get('le')}, not {got!r}."
-    if kind == "string_unicode":
-        return f"The field '{field}' holds invalid Unicode (a lone surrogate); send valid UTF-8 text."
-    if kind == "string_too_short":
-        return f"The field '{field}' is empty; send some text in it."
-    if kind == "string_too_long":
-        return f"The field '{field}' is too long: at most {ctx.get('max_length')} characters are accepted."
-    if kind == "too_long":
-        return f"The field '{field}' has too many items: at most {ctx.get('max_length')} are accepted."
+    return None
+
+
+def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
+    """One sentence for the first of pydantic's validation errors."""
+    if not errors:
+        return "The request is invalid."
+    first = errors[0]
+    kind = first.get("type", "")
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(loc)
+    sentence = _request_sentence(kind, field, first)
+    if sentence is not None:
+        return sentence
+    field_sentence = _FIELD_SENTENCES.get(kind)
+    if field_sentence is not None:
+        return field_sentence(field, first.get("input"), first.get("ctx") or {})
     message = str(first.get("msg", "is invalid")).rstrip(".")
     return f"The field '{field or 'body'}' is invalid: {message}."
 

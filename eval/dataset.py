@@ -80,13 +80,8 @@ class QASet:
         return len(self.items)
 
 
-def parse_item(obj: Any, line: int) -> QAItem:
-    """Validate one decoded JSON value; raises ``ValueError`` with a readable reason."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    question = obj.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("'question' must be a non-empty string")
+def _answers(obj: dict[str, Any]) -> list[str]:
+    """The item's gold answer alternatives (a single string is one alternative; blanks dropped)."""
     answers = obj.get("answers", [])
     if answers is None:
         answers = []
@@ -94,13 +89,21 @@ def parse_item(obj: Any, line: int) -> QAItem:
         answers = [answers]
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise ValueError("'answers' must be a list of strings (empty for an unanswerable question)")
-    answers = [a for a in answers if a.strip()]
+    return [a for a in answers if a.strip()]
+
+
+def _answer_groups(obj: dict[str, Any]) -> list[list[str]]:
+    """The item's all-of answer groups, as given (each a non-empty list of non-empty strings)."""
     groups = obj.get("answers_all_of", []) or []
     if not isinstance(groups, list) or not all(
         isinstance(g, list) and g and all(isinstance(x, str) and x.strip() for x in g) for g in groups
     ):
         raise ValueError("'answers_all_of' must be a list of non-empty lists of non-empty strings")
-    has_gold = bool(answers or groups)
+    return groups
+
+
+def _answerable(obj: dict[str, Any], has_gold: bool) -> bool:
+    """The item's ``answerable`` flag (by default: whether it gives an answer), checked against its answers."""
     answerable = obj.get("answerable", has_gold)
     if not isinstance(answerable, bool):
         raise ValueError("'answerable' must be true or false")
@@ -108,18 +111,41 @@ def parse_item(obj: Any, line: int) -> QAItem:
         raise ValueError("'answerable' is true but neither 'answers' nor 'answers_all_of' gives an answer")
     if not answerable and has_gold:
         raise ValueError("'answerable' is false but answers are given; drop the answers or the flag")
+    return answerable
+
+
+def _gold_docs(obj: dict[str, Any]) -> list[str]:
+    """The item's gold document paths, as given (a single string is one path)."""
     gold_docs = obj.get("gold_docs", []) or []
     if isinstance(gold_docs, str):
         gold_docs = [gold_docs]
     if not isinstance(gold_docs, list) or not all(isinstance(d, str) and d for d in gold_docs):
         raise ValueError("'gold_docs' must be a list of file paths")
+    return gold_docs
+
+
+def _item_id(obj: dict[str, Any], line: int) -> str:
+    """The item's id as text; ``line-N`` where it gives none."""
     raw_id = obj.get("id")
     if raw_id is None or raw_id == "":
-        item_id = f"line-{line}"
-    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        item_id = str(raw_id)
-    else:
-        raise ValueError("'id' must be a string or a number")
+        return f"line-{line}"
+    if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+        return str(raw_id)
+    raise ValueError("'id' must be a string or a number")
+
+
+def parse_item(obj: Any, line: int) -> QAItem:
+    """Validate one decoded JSON value; raises ``ValueError`` with a readable reason."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    question = obj.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("'question' must be a non-empty string")
+    answers = _answers(obj)
+    groups = _answer_groups(obj)
+    answerable = _answerable(obj, bool(answers or groups))
+    gold_docs = _gold_docs(obj)
+    item_id = _item_id(obj, line)
     lang = obj.get("lang")
     if lang is not None and lang not in ("en", "zh"):
         raise ValueError('\'lang\' must be "en" or "zh" when given')

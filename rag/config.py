@@ -255,7 +255,8 @@ class Settings:
     energy_country: str = "WORLD"
 
     def __post_init__(self) -> None:
-        hints = _type_hints(type(self))
+        settings_class: type = type(self)  # as a plain type: mypy takes a dataclass's type for unhashable
+        hints = _type_hints(settings_class)
         for f in fields(self):
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
             value = getattr(self, f.name)

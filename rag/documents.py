@@ -30,6 +30,7 @@ class Chunk:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The chunk's fields as a plain dict."""
         return asdict(self)
 
 
@@ -43,6 +44,7 @@ class SearchHit:
     rank: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The chunk's fields with the hit's score, per-retriever scores and rank."""
         out = self.chunk.to_dict()
         out.update(score=self.score, scores=dict(self.scores), rank=self.rank)
         return out
@@ -61,6 +63,7 @@ class Citation:
     scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The citation's fields as a plain dict."""
         return asdict(self)
 
 
@@ -75,6 +78,7 @@ class Span:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The span's fields as a plain dict."""
         return asdict(self)
 
 
@@ -96,9 +100,11 @@ class Hop:
 
     @property
     def found(self) -> bool:
+        """Whether the hop found a short answer."""
         return bool(self.finding)
 
     def to_dict(self) -> dict[str, Any]:
+        """The hop's fields as a plain dict, with ``found``."""
         out = asdict(self)
         out["found"] = self.found
         return out
@@ -131,6 +137,7 @@ class Answer:
     reasoning: list[Hop] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready values (what ``/ask`` returns)."""
         return {
             "answer": self.answer,
             "answerable": self.answerable,

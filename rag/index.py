@@ -47,6 +47,7 @@ COVERAGE_DEPTH = 3
 
 
 def dense_params(settings: Settings) -> DenseParams:
+    """The dense-index parameters of ``settings``."""
     return DenseParams(
         settings.exact_search_max,
         settings.hnsw_m,
@@ -265,17 +266,21 @@ class Index:
 
     @property
     def size(self) -> int:
+        """How many chunks the loaded generation holds."""
         return self._count
 
     def documents(self) -> dict[str, DocumentRecord]:
+        """Every ingested document's record, by path."""
         return self._store().documents()
 
     def chunks_of(self, source: str) -> list[Chunk]:
+        """Every chunk of one source document, in text order."""
         return self._store().chunks_of(source)
 
     # -- search ---------------------------------------------------------------------------
 
     def embed_query(self, query: str) -> np.ndarray:
+        """The query's embedding, a (1 x dimension) array."""
         return self.embedder.embed_queries([query])
 
     def search(
@@ -336,15 +341,15 @@ class Index:
             chunk = chunks.get(row)
             if chunk is None:  # removed by an ingest that committed after our generation loaded
                 continue
-            scores = {}
+            hit_scores: dict[str, float] = {}
             if row in dense_scores:
-                scores["dense"] = dense_scores[row]
-                scores["dense_margin"] = dense_scores[row] - background
+                hit_scores["dense"] = dense_scores[row]
+                hit_scores["dense_margin"] = dense_scores[row] - background
             if row in sparse_scores:
-                scores["sparse"] = sparse_scores[row]
+                hit_scores["sparse"] = sparse_scores[row]
             if mode == "hybrid":
-                scores["rrf"] = score
-            hits.append(SearchHit(chunk=chunk, score=score, scores=scores, rank=len(hits) + 1))
+                hit_scores["rrf"] = score
+            hits.append(SearchHit(chunk=chunk, score=score, scores=hit_scores, rank=len(hits) + 1))
         return hits
 
     def _coverage(self, query: str, rows: Sequence[int]) -> float:
@@ -358,6 +363,7 @@ class Index:
         return max((term_overlap(terms, chunk.text) for chunk in chunks.values()), default=0.0)
 
     def stats(self) -> dict[str, object]:
+        """The index's statistics the server reports: folder, generation, counts, embedding model and times."""
         return {
             "index_dir": str(self.directory),
             "generation": self.generation,

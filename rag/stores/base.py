@@ -40,7 +40,9 @@ class VectorStore(Protocol):
     versioned: bool
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> VectorStore: ...
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> VectorStore:
+        """Open the store a generation recorded in ``state`` (``None``: a new, empty store)."""
+        ...
 
     def count(self) -> int:
         """How many vectors are held."""
@@ -79,25 +81,37 @@ class KeywordStore(Protocol):
     versioned: bool
 
     @classmethod
-    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> KeywordStore: ...
+    def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> KeywordStore:
+        """Open the store a generation recorded in ``state`` (``None``: a new, empty store)."""
+        ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """How many token lists are held."""
+        ...
 
-    def ids(self) -> np.ndarray: ...
+    def ids(self) -> np.ndarray:
+        """The ids held (int64, any order)."""
+        ...
 
     def add(self, ids: np.ndarray, tokens: Sequence[Sequence[str]]) -> None:
         """Add one token list per id; an id already held is replaced."""
         ...
 
-    def delete(self, ids: Iterable[int]) -> int: ...
+    def delete(self, ids: Iterable[int]) -> int:
+        """Remove these ids; returns how many were held."""
+        ...
 
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, ids)`` for one query, best first; items with no query term are left out."""
         ...
 
-    def save(self, generation: int) -> State: ...
+    def save(self, generation: int) -> State:
+        """Write the changes for ``generation`` beside earlier files; returns the state to record."""
+        ...
 
-    def files(self) -> list[str]: ...
+    def files(self) -> list[str]:
+        """Names of the files in the index folder that the current state reads."""
+        ...
 
 
 # What the registry checks a class named by import path for.

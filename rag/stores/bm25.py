@@ -41,7 +41,34 @@ class TermSegment:
 
     @property
     def vocab_file(self) -> str:
+        """The file beside the segment's matrix that holds its vocabulary (term -> row)."""
         return self.file[: -len(".npz")] + ".vocab.json"
+
+    # What a loaded segment holds (``BM25Store._load`` reads them), typed as present.
+
+    @property
+    def tf_matrix(self) -> sparse.csr_matrix:
+        """The raw term frequencies, terms by documents."""
+        assert self.tf is not None, "segment not loaded"
+        return self.tf
+
+    @property
+    def doc_lengths(self) -> np.ndarray:
+        """Tokens per document."""
+        assert self.lengths is not None, "segment not loaded"
+        return self.lengths
+
+    @property
+    def term_rows(self) -> dict[str, int]:
+        """Each term's row in the matrix."""
+        assert self.vocab is not None, "segment not loaded"
+        return self.vocab
+
+    @property
+    def doc_ids(self) -> np.ndarray:
+        """The documents' ids, in column order."""
+        assert self.ids is not None, "segment not loaded"
+        return self.ids
 
 
 def term_segment(tokens: Sequence[Sequence[str]], ids: np.ndarray) -> TermSegment:
@@ -88,6 +115,7 @@ class BM25Store:
 
     @classmethod
     def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int = 0) -> BM25Store:
+        """The store ``state`` recorded (its segments are read lazily), or an empty one."""
         directory = Path(directory)
         if not state:
             return cls(directory, [], DeletionSet())
@@ -140,14 +168,17 @@ class BM25Store:
     # -- the protocol --------------------------------------------------------------------------
 
     def count(self) -> int:
+        """Live documents: those of the saved segments not deleted, plus the pending ones."""
         saved = sum(int(self._live(s).sum()) for s in self.segments)
         return saved + len(self._pending_tokens)
 
     def ids(self) -> np.ndarray:
+        """The live ids, saved segments' first, then the pending ones."""
         parts = [self._ids(s)[self._live(s)] for s in self.segments] + list(self._pending_ids)
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def add(self, ids: np.ndarray, tokens: Sequence[Sequence[str]]) -> None:
+        """Hold one token list per id (pending until ``save``); an id already held is replaced."""
         ids = as_ids(ids)
         if len(ids) != len(tokens):
             raise ValueError("add() needs one token list per id")
@@ -163,6 +194,8 @@ class BM25Store:
         self._changed()
 
     def delete(self, ids: Iterable[int]) -> int:
+        """Drop these ids from the pending documents and mark those of saved segments deleted;
+        returns how many were held."""
         ids = np.unique(as_ids(ids))
         if not len(ids):
             return 0
@@ -184,6 +217,7 @@ class BM25Store:
         return removed + int(len(newly))
 
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(scores, ids)`` by BM25 with whole-corpus statistics, best first (ties by id)."""
         counts = Counter(tokens)
         segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -198,12 +232,15 @@ class BM25Store:
         df: Counter[str] = Counter()
         for term in counts:
             for i, segment in enumerate(segments):
-                row = segment.vocab.get(term)
+                row = segment.term_rows.get(term)
                 if row is None:
                     continue
-                start, end = segment.tf.indptr[row], segment.tf.indptr[row + 1]
+                indptr = segment.tf_matrix.indptr
+                start, end = indptr[row], indptr[row + 1]
                 live = self._live(segment)
-                df[term] += int(end - start) if segment.all_live else int(live[segment.tf.indices[start:end]].sum())
+                df[term] += (
+                    int(end - start) if segment.all_live else int(live[segment.tf_matrix.indices[start:end]].sum())
+                )
                 rows[i].append(row)
                 terms[i].append(term)
         idf = {t: np.log(1.0 + (live_docs - n + 0.5) / (n + 0.5)) for t, n in df.items() if n}
@@ -222,7 +259,7 @@ class BM25Store:
                 continue
             top = hit[np.argpartition(-totals[hit], k - 1)[:k]] if len(hit) > k else hit
             found_scores.append(totals[top])
-            found_ids.append(segment.ids[top])
+            found_ids.append(segment.doc_ids[top])
         if not found_ids:
             return empty
         scores = np.concatenate(found_scores)
@@ -234,7 +271,9 @@ class BM25Store:
         """Live documents and their average length (kept until the store changes)."""
         if self._stats is None:
             live_docs = sum(int(self._live(s).sum()) for s in segments)
-            total = sum(float(s.lengths.sum() if s.all_live else s.lengths[self._live(s)].sum()) for s in segments)
+            total = sum(
+                float(s.doc_lengths.sum() if s.all_live else s.doc_lengths[self._live(s)].sum()) for s in segments
+            )
             self._stats = (live_docs, (total / live_docs if live_docs else 0.0) or 1.0)
         return self._stats
 
@@ -243,9 +282,9 @@ class BM25Store:
         per posting, for the current average length; a query multiplies rows of it by idf."""
         matrix = self._norms.get(i)
         if matrix is None:
-            tf = segment.tf
+            tf = segment.tf_matrix
             norm = (
-                np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.lengths / np.float32(avg_length))
+                np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * segment.doc_lengths / np.float32(avg_length))
             ).astype(np.float32)
             data = (tf.data * np.float32(K1 + 1.0) / (tf.data + norm[tf.indices])).astype(np.float32)
             matrix = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
@@ -255,6 +294,8 @@ class BM25Store:
     # -- saving ---------------------------------------------------------------------------------
 
     def save(self, generation: int) -> State:
+        """Write the pending documents as a delta (or compact everything into one base) and the
+        deletion set; returns the new state."""
         pending = len(self._pending_tokens)
         if not pending and not self.deleted.dirty and not self._compact_next:
             return self.state()
@@ -262,7 +303,7 @@ class BM25Store:
         deltas = [len(self._ids(s)) for s in self.segments[1:]]
         if self._compact_next or should_compact(base, deltas, len(self.deleted), pending):
             merged = self._merged()
-            self.segments = [self._write(generation, "", merged)] if len(merged.ids) else []
+            self.segments = [self._write(generation, "", merged)] if len(merged.doc_ids) else []
             self.deleted = DeletionSet()
         else:
             if pending:
@@ -282,14 +323,15 @@ class BM25Store:
             live = np.flatnonzero(self._live(segment))
             if not len(live):
                 continue
-            terms = sorted(segment.vocab, key=segment.vocab.get)
+            vocab_of = segment.term_rows
+            terms = sorted(vocab_of, key=vocab_of.__getitem__)
             remap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int64, count=len(terms))
-            part = segment.tf[:, live].tocoo()
+            part = segment.tf_matrix[:, live].tocoo()
             rows.append(remap[part.row])
             cols.append(part.col.astype(np.int64) + offset)
             data.append(part.data)
-            lengths.append(segment.lengths[live])
-            ids.append(segment.ids[live])
+            lengths.append(segment.doc_lengths[live])
+            ids.append(segment.doc_ids[live])
             offset += len(live)
         if not ids:
             return TermSegment(
@@ -303,7 +345,7 @@ class BM25Store:
     def _write(self, generation: int, tag: str, segment: TermSegment) -> TermSegment:
         name = f"{self.prefix}-{generation:06d}{tag}.bm25.npz"
         path = self.directory / name
-        tf = segment.tf
+        tf = segment.tf_matrix
         with open(path, "wb") as handle:
             np.savez(
                 handle,
@@ -311,8 +353,8 @@ class BM25Store:
                 indices=tf.indices.astype(np.int32),
                 indptr=tf.indptr.astype(np.int64),
                 shape=np.array(tf.shape),
-                lengths=segment.lengths.astype(np.float32),
-                ids=segment.ids.astype(np.int64),
+                lengths=segment.doc_lengths.astype(np.float32),
+                ids=segment.doc_ids.astype(np.int64),
             )
         fsync(path)
         written = TermSegment(name, segment.ids, tf, segment.lengths, segment.vocab)
@@ -322,8 +364,10 @@ class BM25Store:
         return written
 
     def state(self) -> State:
+        """What a generation records: the segment files and the deletion set's file."""
         return {"name": self.name, "segments": [{"file": s.file} for s in self.segments], "deleted": self.deleted.file}
 
     def files(self) -> list[str]:
+        """The segment, vocabulary and deletion-set files the current state reads."""
         names = [n for s in self.segments for n in (s.file, s.vocab_file)]
         return names + ([self.deleted.file] if self.deleted.file else [])

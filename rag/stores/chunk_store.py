@@ -86,17 +86,21 @@ class ChunkStore:
         self._db.row_factory = sqlite3.Row
 
     def close(self) -> None:
+        """Close the SQLite connection."""
         self._db.close()
 
     # -- transactions ---------------------------------------------------------------------
 
     def begin(self) -> None:
+        """Start a write transaction (taking the write lock now)."""
         self._db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
+        """Commit the open transaction."""
         self._db.execute("COMMIT")
 
     def rollback(self) -> None:
+        """Roll back the open transaction, if there is one."""
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
@@ -108,12 +112,14 @@ class ChunkStore:
     # -- metadata -------------------------------------------------------------------------
 
     def get_meta(self) -> dict[str, str]:
+        """The index metadata as text values; empty where the table does not exist yet."""
         try:
             return {r["key"]: r["value"] for r in self._db.execute("SELECT key, value FROM meta")}
         except sqlite3.OperationalError:
             return {}
 
     def set_meta(self, values: dict[str, object]) -> None:
+        """Write these metadata values (as text), replacing earlier ones."""
         self._db.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(k, str(v)) for k, v in values.items()],
@@ -122,6 +128,7 @@ class ChunkStore:
     # -- documents ------------------------------------------------------------------------
 
     def documents(self) -> dict[str, DocumentRecord]:
+        """Every ingested document's record, by path."""
         rows = self._db.execute("SELECT * FROM documents ORDER BY path")
         return {
             r["path"]: DocumentRecord(
@@ -131,9 +138,11 @@ class ChunkStore:
         }
 
     def failures(self) -> dict[str, tuple[str, str]]:
+        """Every document that failed to ingest: path -> (its sha256, the reason)."""
         return {r["path"]: (r["sha256"], r["reason"]) for r in self._db.execute("SELECT * FROM failures")}
 
     def put_document(self, path: str, sha256: str, size: int, mtime: float, chunk_ids: Sequence[str]) -> None:
+        """Record a document as ingested with these chunks (clearing any failure recorded for it)."""
         self._db.execute(
             "INSERT OR REPLACE INTO documents (path, doc_id, sha256, size, mtime, chunk_ids, ingested_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -142,22 +151,27 @@ class ChunkStore:
         self._db.execute("DELETE FROM failures WHERE path = ?", (path,))
 
     def touch_document(self, path: str, mtime: float) -> None:
+        """Record a new modification time for an unchanged document."""
         self._db.execute("UPDATE documents SET mtime = ? WHERE path = ?", (mtime, path))
 
     def put_failure(self, path: str, sha256: str, reason: str) -> None:
+        """Record why a document failed to ingest."""
         self._db.execute(
             "INSERT OR REPLACE INTO failures (path, sha256, reason) VALUES (?, ?, ?)", (path, sha256, reason)
         )
 
     def delete_failure(self, path: str) -> None:
+        """Forget the failure recorded for a path."""
         self._db.execute("DELETE FROM failures WHERE path = ?", (path,))
 
     def delete_document(self, path: str) -> None:
+        """Forget a document's record (its chunks are deleted separately)."""
         self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
 
     # -- chunks ---------------------------------------------------------------------------
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """The chunk ids among ``ids`` that are already held."""
         found: set[str] = set()
         batch = list(ids)
         for i in range(0, len(batch), 500):
@@ -167,6 +181,7 @@ class ChunkStore:
         return found
 
     def add_chunks(self, chunks: Sequence[Chunk], tokens: Sequence[Sequence[str]], vectors: np.ndarray) -> None:
+        """Insert chunks with their tokens and vectors (one of each per chunk)."""
         self._db.executemany(
             "INSERT INTO chunks (id, source, page, section, kind, start, end, text, tokens, vector)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -188,6 +203,7 @@ class ChunkStore:
         )
 
     def delete_chunks(self, ids: Iterable[str]) -> int:
+        """Delete these chunk ids; returns how many were held."""
         batch = list(ids)
         removed = 0
         for i in range(0, len(batch), 500):
@@ -213,6 +229,7 @@ class ChunkStore:
         return np.fromiter((r[0] for r in self._db.execute("SELECT row FROM chunks ORDER BY row")), dtype=np.int64)
 
     def count_chunks(self) -> int:
+        """How many chunks are held."""
         return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -227,6 +244,7 @@ class ChunkStore:
             yield ids, vectors
 
     def iter_tokens(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[list[str]]]]:
+        """All (row ids, token lists) in row order, a batch at a time."""
         cursor = self._db.execute("SELECT row, tokens FROM chunks ORDER BY row")
         while True:
             rows = cursor.fetchmany(batch)
@@ -235,6 +253,7 @@ class ChunkStore:
             yield (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1].split() for r in rows])
 
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        """The chunks of these row numbers, by row (rows not held are left out)."""
         out: dict[int, Chunk] = {}
         rows = [int(r) for r in rows]
         for i in range(0, len(rows), 500):
@@ -248,6 +267,7 @@ class ChunkStore:
         return out
 
     def chunks_of(self, source: str) -> list[Chunk]:
+        """Every chunk of one source document, in text order."""
         query = "SELECT id, source, page, section, kind, start, end, text FROM chunks WHERE source = ? ORDER BY start"
         return [
             Chunk(r["id"], r["text"], r["source"], r["page"], r["section"], r["kind"], r["start"], r["end"])

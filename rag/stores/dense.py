@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from rag.errors import ConfigError
 
 @dataclass
 class DenseParams:
+    """The settings that decide how a dense index is built and searched."""
+
     exact_search_max: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
@@ -28,6 +31,7 @@ class DenseParams:
 
 
 def gpu_count() -> int:
+    """How many GPUs FAISS sees (0 with a CPU-only FAISS)."""
     import faiss
 
     get = getattr(faiss, "get_num_gpus", None)
@@ -65,15 +69,18 @@ class DenseIndex:
 
     @property
     def size(self) -> int:
+        """How many vectors the index holds."""
         return int(self._index.ntotal)
 
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray, params: DenseParams, on_gpu: bool | None = None) -> DenseIndex:
+        """An index of ``vectors`` under ``ids``: flat or HNSW by their number, copied to the GPU where allowed."""
         import faiss
 
         on_gpu = decide_gpu(params.use_gpu) if on_gpu is None else on_gpu
         dim = int(vectors.shape[1])
         kind = index_kind(len(vectors), params, on_gpu)
+        inner: Any  # faiss's own stubs type neither index class's attributes nor a downcast
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = params.hnsw_ef_construction
@@ -102,6 +109,7 @@ class DenseIndex:
         return DenseIndex(faiss.index_cpu_to_all_gpus(cpu), "flat", on_gpu=True)
 
     def save(self, path: Path) -> None:
+        """Write the index (as a CPU index) to ``path``."""
         import faiss
 
         index = self._index
@@ -111,11 +119,13 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str, params: DenseParams) -> DenseIndex:
+        """Read an index written by :meth:`save`, with the search settings of ``params``."""
         import faiss
 
-        index = faiss.read_index(str(path))
+        index: Any = faiss.read_index(str(path))
         if kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = params.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(index.index)  # faiss's stubs type it as the base Index
+            hnsw.hnsw.efSearch = params.hnsw_ef_search
         return cls(index, kind).to_device(decide_gpu(params.use_gpu), params)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,4 +14,5 @@ class FaissAutoStore(SegmentedFaissStore):
     name = "faiss"
 
     def base_kind(self, count: int) -> str:
+        """Flat or HNSW, by ``count`` against ``exact_search_max``."""
         return index_kind(count, dense_params(self.settings), on_gpu=False)

@@ -11,4 +11,5 @@ class FaissFlatStore(SegmentedFaissStore):
     name = "faiss-flat"
 
     def base_kind(self, count: int) -> str:
+        """Always flat (exact)."""
         return "flat"

@@ -12,4 +12,5 @@ class FaissHnswStore(SegmentedFaissStore):
     name = "faiss-hnsw"
 
     def base_kind(self, count: int) -> str:
+        """Always HNSW."""
         return "hnsw"

@@ -37,9 +37,11 @@ class FaissIvfSq8Store(SegmentedFaissStore):
     name = "faiss-ivf-sq8"
 
     def base_kind(self, count: int) -> str:
+        """Always IVF-SQ8."""
         return "ivf-sq8"
 
     def build_base(self, parts: list[tuple[np.ndarray, np.ndarray]], count: int):
+        """An IVF-SQ8 index trained on a sample of ``parts`` and holding all of them."""
         import faiss
 
         nlist = ivf_lists(count)
@@ -64,6 +66,9 @@ class FaissIvfSq8Store(SegmentedFaissStore):
         return self.prepare_loaded(Segment("", "ivf-sq8"), index)
 
     def compact(self, generation: int):
+        """``(index, ids)``: the trained base with the deltas' and pending vectors added and the
+        deleted ones removed, without training again; built and trained afresh (the base class's
+        compaction) once the count outgrows ``RETRAIN_GROWTH`` times what it was trained on."""
         import faiss
 
         base = self.segments[0] if self.segments and self.segments[0].kind == "ivf-sq8" else None
@@ -89,6 +94,7 @@ class FaissIvfSq8Store(SegmentedFaissStore):
         return self.prepare_loaded(base, index), np.concatenate(kept)
 
     def prepare_loaded(self, segment: Segment, index):
+        """Search settings of a freshly read index (nprobe for IVF-SQ8, the base class's for the rest)."""
         import faiss
 
         if segment.kind == "ivf-sq8":
@@ -97,6 +103,7 @@ class FaissIvfSq8Store(SegmentedFaissStore):
         return super().prepare_loaded(segment, index)
 
     def search_params(self, segment: Segment, selector):
+        """FAISS search parameters with ``selector`` (nprobe for an IVF-SQ8 segment)."""
         import faiss
 
         if segment.kind != "ivf-sq8":
@@ -107,12 +114,13 @@ class FaissIvfSq8Store(SegmentedFaissStore):
         return params
 
     def segment_vectors(self, segment: Segment) -> tuple[np.ndarray, np.ndarray]:
+        """All ``(ids, vectors)`` of a segment; an IVF-SQ8 one gives its decoded (quantised) vectors."""
         import faiss
 
         if segment.kind != "ivf-sq8":
             return super().segment_vectors(segment)
         # Decoded codes (within the quantisation step of the vectors that were added).
         index = faiss.clone_index(self._index(segment))
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         ids = self._ids(segment)
         return ids, index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dimension), np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ NUMPY_SCAN_MAX = 4096
 
 
 def dense_params(settings: Settings) -> DenseParams:
+    """The dense-index parameters of ``settings``."""
     return DenseParams(
         settings.exact_search_max,
         settings.hnsw_m,
@@ -87,15 +89,16 @@ class SegmentedFaissStore:
         self.deleted = deleted
         self.extra = dict(extra or {})
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pending_index = None
+        self._pending_index: tuple[np.ndarray, np.ndarray] | None = None
         self._compact_next = False
-        self._selector = None
+        self._selector: tuple[Any, Any] | None = None  # (IDSelectorNot, the batch it wraps)
         self._on_gpu: bool | None = None
 
     # -- opening --------------------------------------------------------------------------
 
     @classmethod
     def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> SegmentedFaissStore:
+        """The store ``state`` recorded (its segments are read lazily), or an empty one."""
         directory = Path(directory)
         if not state:
             return cls(directory, settings, dimension, [], DeletionSet())
@@ -127,19 +130,22 @@ class SegmentedFaissStore:
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         return self.build_base(parts, len(ids)), ids
 
-    def prepare_loaded(self, segment: Segment, index) -> object:
+    def prepare_loaded(self, segment: Segment, index: Any) -> Any:
         """Search settings of a freshly read index (efSearch, nprobe)."""
         import faiss
 
         if segment.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.settings.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(index.index)  # faiss's stubs type it as the base Index
+            hnsw.hnsw.efSearch = self.settings.hnsw_ef_search
         return index
 
     def search_params(self, segment: Segment, selector):
+        """FAISS search parameters with ``selector`` (and efSearch for an HNSW segment)."""
         import faiss
 
+        params: Any  # SearchParametersHNSW is missing from faiss's stubs
         if segment.kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = self.settings.hnsw_ef_search
         else:
             params = faiss.SearchParameters()
@@ -157,6 +163,7 @@ class SegmentedFaissStore:
         return ids, index.index.reconstruct_n(0, index.ntotal)
 
     def segment_ids(self, segment: Segment, index) -> np.ndarray:
+        """The ids held in a segment's index (an ``IndexIDMap2``)."""
         import faiss
 
         return faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -200,10 +207,12 @@ class SegmentedFaissStore:
     # -- the protocol --------------------------------------------------------------------------
 
     def count(self) -> int:
+        """Live vectors: those of the saved segments not deleted, plus the pending ones."""
         saved = sum(len(self._ids(s)) - self._deleted_in(s) for s in self.segments)
         return saved + sum(len(p[0]) for p in self._pending)
 
     def ids(self) -> np.ndarray:
+        """The live ids, saved segments' first, then the pending ones."""
         parts = []
         for segment in self.segments:
             ids = self._ids(segment)
@@ -212,6 +221,7 @@ class SegmentedFaissStore:
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Hold ``vectors`` under ``ids`` (pending until ``save``); an id already held is replaced."""
         ids = as_ids(ids)
         if not len(ids):
             return
@@ -231,6 +241,8 @@ class SegmentedFaissStore:
         self._pending_index = None
 
     def delete(self, ids: Iterable[int]) -> int:
+        """Drop these ids from the pending vectors and mark those of saved segments deleted; returns
+        how many were held."""
         ids = np.unique(as_ids(ids))
         if not len(ids):
             return 0
@@ -256,6 +268,7 @@ class SegmentedFaissStore:
         return removed + int(len(newly))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each (queries x k), best first over every segment; missing results have id -1."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(
             -1, self.dimension if self.dimension > 0 else queries.shape[-1]
         )
@@ -298,6 +311,7 @@ class SegmentedFaissStore:
             if segment.matrix is None:
                 ids, segment.matrix = self.segment_vectors(segment)
                 segment.ids = ids
+            assert segment.ids is not None  # set with the matrix
             scores, ids = scan(segment.matrix, segment.ids, queries, min(k + deleted, size))
             if deleted:
                 ids = np.where(self.deleted.contains(ids.ravel()).reshape(ids.shape), -1, ids)
@@ -348,6 +362,8 @@ class SegmentedFaissStore:
     # -- saving ---------------------------------------------------------------------------------
 
     def save(self, generation: int) -> State:
+        """Write the pending vectors as a delta (or compact everything into one base) and the
+        deletion set; returns the new state."""
         pending = sum(len(p[0]) for p in self._pending)
         if not pending and not self.deleted.dirty and not self._compact_next:
             return self.state()
@@ -395,6 +411,8 @@ class SegmentedFaissStore:
         return segment
 
     def state(self) -> State:
+        """What a generation records: the segments, their kinds and id files, the deletion set and
+        the backend's extras."""
         return {
             "name": self.name,
             "kind": self.segments[0].kind if self.segments else "empty",
@@ -407,5 +425,6 @@ class SegmentedFaissStore:
         }
 
     def files(self) -> list[str]:
+        """The index, id and deletion-set files the current state reads."""
         names = [s.file for s in self.segments] + [s.ids_file for s in self.segments if s.ids_file]
         return names + ([self.deleted.file] if self.deleted.file else [])

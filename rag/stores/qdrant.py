@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from rag.stores.base import State, as_ids
 BATCH = 512
 # Qdrant's local mode locks its folder for the process that opened it: one client per folder per
 # process, shared by the index readers and the ingest of that process.
-_LOCAL_CLIENTS: dict[str, object] = {}
+_LOCAL_CLIENTS: dict[str, Any] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
@@ -80,6 +82,7 @@ class QdrantStore:
 
     @classmethod
     def open(cls, directory: Path, state: State | None, settings: Settings, dimension: int) -> QdrantStore:
+        """The collection ``state`` recorded (or the configured one), through this process's client."""
         state = state or {}
         collection = state.get("collection") or settings.qdrant_collection
         return cls(qdrant_client(settings, directory), collection, int(state.get("dimension") or dimension))
@@ -96,11 +99,13 @@ class QdrantStore:
         self._exists = True
 
     def count(self) -> int:
+        """How many points the collection holds (0 before it exists)."""
         if not self._exists:
             return 0
         return int(self.client.count(self.collection, exact=True).count)
 
     def ids(self) -> np.ndarray:
+        """Every point id of the collection, scrolled through."""
         if not self._exists:
             return np.zeros(0, np.int64)
         found: list[int] = []
@@ -114,6 +119,7 @@ class QdrantStore:
                 return np.asarray(found, dtype=np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Upsert ``vectors`` under ``ids`` in batches, creating the collection on first use."""
         from qdrant_client import models
 
         ids = as_ids(ids)
@@ -134,6 +140,7 @@ class QdrantStore:
             )
 
     def delete(self, ids: Iterable[int]) -> int:
+        """Delete the points of these ids that exist; returns how many did."""
         from qdrant_client import models
 
         ids = [int(i) for i in np.unique(as_ids(ids))]
@@ -142,7 +149,7 @@ class QdrantStore:
         held = 0
         for start in range(0, len(ids), BATCH):
             part = ids[start : start + BATCH]
-            present = [
+            present: list[int | str | UUID] = [
                 int(p.id) for p in self.client.retrieve(self.collection, part, with_payload=False, with_vectors=False)
             ]
             if present:
@@ -151,6 +158,7 @@ class QdrantStore:
         return held
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each (queries x k), best first; missing results have id -1."""
         from qdrant_client import models
 
         queries = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
@@ -167,7 +175,9 @@ class QdrantStore:
 
     def save(self, generation: int) -> State:
         # Qdrant applied every change as it was made; what a generation records is where they are.
+        """Where the data is (Qdrant applied every change as it came): the state to record."""
         return {"name": self.name, "collection": self.collection, "dimension": self.dimension, "kind": "qdrant"}
 
     def files(self) -> list[str]:
+        """None: the data lives in Qdrant, not in the index folder's files."""
         return []

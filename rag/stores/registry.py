@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rag.config import Settings
 from rag.errors import ConfigError
@@ -24,7 +25,7 @@ KEYWORD_STORES = {
 }
 
 
-def _resolve(setting: str, name: str, table: dict[str, str]) -> type:
+def _resolve(setting: str, name: str, table: dict[str, str]) -> Any:
     from rag.registry import backend_class
 
     cls = backend_class(setting, name, table, STORE_MEMBERS, "store (rag.stores.base)")
@@ -36,12 +37,12 @@ def _resolve(setting: str, name: str, table: dict[str, str]) -> type:
     return cls
 
 
-def vector_store_class(name: str) -> type:
+def vector_store_class(name: str) -> type[VectorStore]:
     """The class for a vector store name or ``module:Class`` path."""
     return _resolve("vector_store", name, VECTOR_STORES)
 
 
-def keyword_store_class(name: str) -> type:
+def keyword_store_class(name: str) -> type[KeywordStore]:
     """The class for a keyword store name or ``module:Class`` path."""
     return _resolve("keyword_store", name, KEYWORD_STORES)
 
@@ -55,9 +56,11 @@ class StoreOpener:
         self.directory = Path(directory)
 
     def vector(self, state: State | None, dimension: int) -> VectorStore:
+        """The vector store ``state`` recorded, or a new one of the configured backend."""
         name = (state or {}).get("name") or self.settings.vector_store
         return vector_store_class(name).open(self.directory, state, self.settings, dimension)
 
     def keyword(self, state: State | None, dimension: int = 0) -> KeywordStore:
+        """The keyword store ``state`` recorded, or a new one of the configured backend."""
         name = (state or {}).get("name") or self.settings.keyword_store
         return keyword_store_class(name).open(self.directory, state, self.settings, dimension)

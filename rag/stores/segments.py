@@ -54,6 +54,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def load_array(path: Path) -> np.ndarray:
+    """Read one ``.npy`` file (no pickled objects)."""
     return np.load(path, allow_pickle=False)
 
 
@@ -69,6 +70,7 @@ class DeletionSet:
         return int(len(self.ids))
 
     def add(self, ids: np.ndarray) -> None:
+        """Add these ids to the set."""
         if len(ids):
             self.ids = np.union1d(self.ids, ids.astype(np.int64))
             self.dirty = True

@@ -26,10 +26,12 @@ class SparseIndex:
 
     @property
     def size(self) -> int:
+        """How many documents the index holds."""
         return int(len(self.ids))
 
     @classmethod
     def build(cls, docs: Sequence[Sequence[str]], ids: np.ndarray, k1: float = 1.2, b: float = 0.75) -> SparseIndex:
+        """An index of one token list per id, BM25 scores precomputed per posting."""
         vocab: dict[str, int] = {}
         term_ids: list[int] = []
         doc_ids: list[int] = []
@@ -89,6 +91,7 @@ class SparseIndex:
 
     @classmethod
     def load(cls, path: Path) -> SparseIndex:
+        """Read an index written by :meth:`save`."""
         with np.load(path) as data:
             scores = sparse.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"]))
             ids = data["ids"]
@@ -111,6 +114,7 @@ class LegacySparseStore:
 
     @classmethod
     def open(cls, directory: Path, state: dict | None, settings=None, dimension: int = 0) -> LegacySparseStore:
+        """The old keyword index ``state`` names (read on first use)."""
         return cls(directory, (state or {}).get("file"))
 
     @property
@@ -120,24 +124,31 @@ class LegacySparseStore:
         return self._loaded
 
     def count(self) -> int:
+        """How many documents the old index holds."""
         return self._index.size if self._index is not None else 0
 
     def ids(self) -> np.ndarray:
+        """The ids the old index holds."""
         return self._index.ids if self._index is not None else np.zeros(0, np.int64)
 
     def add(self, ids, tokens) -> None:
+        """Not possible: the old index is read-only."""
         raise NotImplementedError("a keyword index written before segments is read-only; ingest again to convert it")
 
     def delete(self, ids) -> int:
+        """Not possible: the old index is read-only."""
         raise NotImplementedError("a keyword index written before segments is read-only; ingest again to convert it")
 
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(scores, ids)`` from the old index's precomputed scores."""
         if self._index is None:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         return self._index.search(tokens, k)
 
     def save(self, generation: int) -> dict:
+        """The same state again: nothing changes."""
         return {"name": self.name, "file": self._file}
 
     def files(self) -> list[str]:
+        """The old index's matrix and vocabulary files."""
         return [self._file, self._file + ".vocab.json"] if self._file else []
