@@ -43,7 +43,7 @@ def _classify_without_spacy() -> None:
 
     tests = _SpacyFreeTests(text_type)
     for name in _CLASSIFIER_USERS:
-        module = importlib.import_module(name)
+        module: Any = importlib.import_module(name)
         narrative = (
             tests.markup_paragraph_is_narrative
             if name in _MARKUP_CLASSIFIER_USERS

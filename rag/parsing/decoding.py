@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from rag.errors import ParseError
@@ -223,6 +224,7 @@ def _common_hanzi(encoding: str = "") -> frozenset[str]:
     """The first (most frequent) level of GB2312 or Big5, or both when ``encoding`` is ''."""
     if not encoding:
         return _common_hanzi("gb2312") | _common_hanzi("big5")
+    trails: Sequence[int]
     if encoding == "gb2312":
         leads, trails = range(0xB0, 0xD8), range(0xA1, 0xFF)
     else:

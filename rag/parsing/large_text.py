@@ -63,7 +63,7 @@ def _plain_paragraphs(text: str) -> list[Element]:
     """Very large text as paragraphs split at blank lines; a paragraph's lines are joined with
     a space, or with nothing where a Chinese line was wrapped."""
     text = _rejoin_wrapped_cjk_lines(text)
-    elements = []
+    elements: list[Element] = []
     for paragraph in _BLANK_LINES.split(text):
         paragraph = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
         pieces = _cut_line(paragraph, _LINE_PIECE) if len(paragraph) > _HUGE_LINE else [paragraph]
