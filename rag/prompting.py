@@ -28,7 +28,9 @@ from rag.answering.refusal import REFUSALS
 from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
 from rag.selection import select_context
-from rag.text import detect_language, search_tokens, split_sentences
+from rag.text.language import detect_language
+from rag.text.sentences import split_sentences
+from rag.text.tokens import search_tokens
 
 TokenCounter = Callable[[str], int]
 

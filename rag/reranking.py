@@ -9,7 +9,6 @@ only, so a reranker declares its languages and the retriever skips it for other 
 from __future__ import annotations
 
 import importlib.util
-import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from rag.config import Settings
 from rag.documents import SearchHit
 from rag.errors import ConfigError
+from rag.text.lexical import sigmoid  # noqa: F401  (re-exported: old import path)
 
 DEFAULT_RERANKER = "ms-marco-MiniLM-L-12-v2"
 _SHIPPED = {
@@ -193,8 +193,3 @@ def make_reranker(settings: Settings) -> Reranker:
     if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
         return OnnxCrossEncoder(folder, name=name, languages=None)
     return SentenceTransformersCrossEncoder(name, settings.device)
-
-
-def sigmoid(x: float) -> float:
-    """Cross-encoder logits as a 0..1 relevance."""
-    return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0

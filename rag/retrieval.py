@@ -13,7 +13,6 @@ to decide that the documents do not answer the question.
 from __future__ import annotations
 
 import fnmatch
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +22,18 @@ from rag.config import Settings
 from rag.documents import Chunk, SearchHit
 from rag.errors import InputError
 from rag.index import Index, SearchMode
-from rag.lexical import query_terms, term_overlap, terms_found  # noqa: F401  (re-exported: old import path)
-from rag.reranking import Reranker, make_reranker, rerank, sigmoid
-from rag.text import detect_language, normalize, search_tokens
+from rag.reranking import Reranker, make_reranker, rerank
+from rag.text.language import detect_language, normalize  # noqa: F401  (normalize: re-exported, old import path)
+from rag.text.lexical import (  # noqa: F401  (re-exported: their old import path is this module)
+    _SPACE_RE,
+    query_terms,
+    relevance,
+    shingles,
+    sigmoid,
+    term_overlap,
+    terms_found,
+)
+from rag.text.tokens import search_tokens
 
 
 @dataclass
@@ -199,25 +207,6 @@ def _reads(reranker: Reranker, query: str) -> bool:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-
-
-def relevance(hit: SearchHit) -> float:
-    """How relevant a hit is on a 0..1 scale: the reranker's probability when the hit was
-    reranked, else the share of the query's content words the passage contains."""
-    if "rerank" in hit.scores:
-        return sigmoid(hit.scores["rerank"])
-    return float(hit.scores.get("overlap", 0.0))
-
-
-_SPACE_RE = re.compile(r"\s+")
-
-
-def shingles(text: str, size: int = 5) -> set[str]:
-    """Overlapping character ``size``-grams of the normalised text (white space collapsed)."""
-    flat = _SPACE_RE.sub(" ", normalize(text)).strip()
-    if len(flat) <= size:
-        return {flat} if flat else set()
-    return {flat[i : i + size] for i in range(len(flat) - size + 1)}
 
 
 def drop_near_duplicates(

@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.lexical import query_terms, terms_found
-from rag.text import split_sentences
+from rag.text.lexical import query_terms, terms_found
+from rag.text.sentences import split_sentences
 
 GAP = " … "
 RANK_DECAY = 0.15  # a passage's sentences count 1 / (1 + RANK_DECAY * rank) as much

@@ -20,7 +20,7 @@ from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_he
 from rag.answering.refusal import is_refusal
 from rag.answering.repairs import drop_repeats
 from rag.documents import SearchHit, Span
-from rag.text import has_cjk
+from rag.text.language import has_cjk
 
 KEEP, REPLACE, REFUSE = "keep", "replace", "refuse"
 

@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 
 from rag.documents import Citation, SearchHit
-from rag.text import has_cjk, scoring_tokens, split_sentences
+from rag.text.language import has_cjk
+from rag.text.sentences import split_sentences
+from rag.text.tokens import scoring_tokens, search_tokens
 
 # One marker: an opening bracket, numbers separated by commas / dashes / "and", a closing one.
 # "passage 2" style words inside the brackets are tolerated ("[Passage 2]", "[文档2]").
@@ -152,8 +154,6 @@ def best_supporting_passage(answer: str, passages: Sequence[SearchHit], min_over
 def support_units(text: str) -> set[str]:
     """Content units for support checks: English words without stop words, and Chinese
     character bigrams (single characters are too common to say anything)."""
-    from rag.text import search_tokens
-
     units: set[str] = set()
     for token in search_tokens(text):
         if has_cjk(token):

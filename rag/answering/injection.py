@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rag.text import split_sentences
+from rag.text.sentences import split_sentences
 
 # Chat-template markers: special tokens of the common templates, and instruction-tuning headers.
 ROLE_TAG = re.compile(

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from rag.answering.citations import MARKER_RE, support_units
 from rag.answering.injection import Screened
 from rag.documents import SearchHit
-from rag.text import has_cjk, split_sentences
+from rag.text.language import has_cjk
+from rag.text.lexical import query_terms, relevance, terms_found
+from rag.text.sentences import split_sentences
 
 
 def _bare(text: str) -> str:
@@ -66,9 +68,6 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
     usually leaves the subject's name to the sentences around it, which only the passage
     sees. Sentences that hold none of the words are left out, and so are instructions planted
     in a passage (:mod:`rag.answering.injection`): they are no evidence of anything."""
-    from rag.lexical import query_terms, terms_found
-    from rag.retrieval import relevance
-
     terms = query_terms(query)
     wants_number = bool(_ASKS_NUMBER.search(query))
     # Chinese questions reworded from their passage share few of jieba's words but many

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import split_sentences
+from rag.text.sentences import split_sentences
 
 # A run of the same 4-60 characters, ending at a space or punctuation, three or more times in a
 # row ("是一种节奏，是一种节奏，是一种节奏，").

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.text import detect_language
+from rag.text.language import detect_language
 
 KINDS = ("comparison", "both", "arithmetic", "aggregation", "contrast", "bridge")
 

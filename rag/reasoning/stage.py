@@ -33,7 +33,6 @@ from rag.answering.citations import build_citations
 from rag.answering.quote import ranked_with_shares
 from rag.answering.refusal import refusal_text
 from rag.documents import Answer, Hop, SearchHit
-from rag.lexical import query_terms, terms_found
 from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
 from rag.reasoning.values import (
     Date,
@@ -45,7 +44,9 @@ from rag.reasoning.values import (
     total,
     years_between,
 )
-from rag.text import detect_language, plain_words
+from rag.text.language import detect_language
+from rag.text.lexical import query_terms, terms_found
+from rag.text.tokens import plain_words
 
 if TYPE_CHECKING:
     from rag.answering.pipeline import AnswerPipeline
