@@ -29,7 +29,7 @@ from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
 from rag.selection import select_context
 from rag.text.language import detect_language
-from rag.text.sentences import split_sentences
+from rag.text.sentences import QUESTION_MARKS, split_sentences
 from rag.text.tokens import search_tokens
 
 TokenCounter = Callable[[str], int]
@@ -351,7 +351,7 @@ def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) ->
     # ("The limit in London is 250 euros [1] and in Paris is 1.").
     if re.search(r"\[\d+\]", rewritten):
         return False
-    if question.rstrip().endswith(("?", "？")) and rewritten.rstrip().endswith((".", "。")):
+    if question.rstrip().endswith(tuple(QUESTION_MARKS)) and rewritten.rstrip().endswith((".", "。")):
         return False
     context = set(search_tokens(question + " " + " ".join(t["content"] for t in usable_history(history))))
     words = set(search_tokens(rewritten))

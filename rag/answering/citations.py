@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from rag.documents import Citation, SearchHit
 from rag.text.language import has_cjk
-from rag.text.sentences import split_sentences
+from rag.text.sentences import QUESTION_MARKS, split_sentences
 from rag.text.tokens import scoring_tokens, search_tokens
 
 # One marker: an opening bracket, numbers separated by commas / dashes / "and", a closing one.
@@ -177,7 +177,7 @@ def only_asks(answer: str) -> bool:
     """Whether every sentence of the answer is a question: a small model sometimes echoes the
     question ("佛蒙特州总共拥有多少个县[1]？") instead of answering it."""
     sentences = [s.strip() for s in split_sentences(MARKER_RE.sub("", answer)) if s.strip()]
-    return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(("?", "？")) for s in sentences)
+    return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(tuple(QUESTION_MARKS)) for s in sentences)
 
 
 def support(answer: str, passages: Sequence[SearchHit]) -> float:

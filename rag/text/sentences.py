@@ -12,8 +12,11 @@ import re
 LATIN_SENTENCE_ENDS = ".!?"
 CJK_SENTENCE_ENDS = "。！？"
 SENTENCE_ENDS = LATIN_SENTENCE_ENDS + CJK_SENTENCE_ENDS
-# SENTENCE_ENDS as a regular-expression character class: "[.!?。！？]".
-SENTENCE_END_CLASS = f"[{re.escape(SENTENCE_ENDS)}]"
+# SENTENCE_ENDS as a regular-expression character class: "[.!?。！？]" (none of the marks needs
+# escaping inside brackets, so they can be spliced into a class of one's own as they are).
+SENTENCE_END_CLASS = f"[{SENTENCE_ENDS}]"
+# The marks that end a question.
+QUESTION_MARKS = "?？"
 
 # Where split_sentences cuts. Chinese full-width marks (and the semicolons and ellipses that also
 # close a clause there) end a sentence wherever they stand (closing quotes or brackets may
