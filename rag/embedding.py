@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import sys
 import threading
 import typing
 from collections.abc import Callable, Sequence
@@ -22,7 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from rag.config import DocumentEncoder, QueryEncoder, Settings
+from rag.devices import GPU_DRIVER_FILES, _torch_sees_cuda, gpu_driver_present, pick_device  # noqa: F401  (re-exported)
 from rag.errors import ConfigError
+from rag.text.model_tokens import share_of, split_by_counting, unknown_ratio  # noqa: F401  (re-exported)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # What a new index is built with when embed_model is "auto" (the setting's default): USE-m3 and
@@ -78,51 +78,6 @@ def resolve_model_path(name: str) -> str:
             if path.is_dir():
                 return str(path)
     return name
-
-
-def pick_device(setting: str, cuda_available: bool | None = None) -> str:
-    """``"cuda"`` when asked for or when ``auto`` and torch sees a GPU, else ``"cpu"``.
-
-    On Linux without a GPU driver the answer is ``"cpu"`` without importing torch (2-3 s of a
-    server's start-up when nothing else needs it)."""
-    if setting not in ("auto", "cpu") and not setting.startswith("cuda"):
-        raise ConfigError(f"Device '{setting}' is not one of auto, cpu, cuda, cuda:N.")
-    if setting != "auto":
-        return setting
-    if cuda_available is None:
-        cuda_available = gpu_driver_present() and _torch_sees_cuda()
-    return "cuda" if cuda_available else "cpu"
-
-
-# Device files of the NVIDIA driver and of AMD's ROCm driver (which torch also reports as CUDA).
-GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
-
-
-def gpu_driver_present(files: Sequence[str] = GPU_DRIVER_FILES) -> bool:
-    """Whether a GPU might be usable: always on systems other than Linux (ask torch), on Linux
-    only when a GPU driver's device file exists."""
-    if sys.platform != "linux":
-        return True
-    return any(os.path.exists(f) for f in files)
-
-
-def _torch_sees_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def share_of(ids: Sequence[int], token_id: int | None) -> float:
-    """Share of ``ids`` equal to ``token_id`` (0.0 when there is no such token or no ids)."""
-    if token_id is None or not ids:
-        return 0.0
-    return sum(1 for i in ids if i == token_id) / len(ids)
-
-
-def unknown_ratio(tokenizer, text: str) -> float:
-    """Share of the text's tokens that a transformers ``tokenizer`` maps to its unknown token."""
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-    return share_of(ids, tokenizer.unk_token_id)
 
 
 QUERY_ENCODERS: tuple[str, ...] = typing.get_args(QueryEncoder)
@@ -344,30 +299,6 @@ class SentenceTransformerEmbedder:
         if encoder is None or not texts:
             return self.embed(texts)
         return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
-
-
-def split_by_counting(text: str, max_tokens: int, count: Callable[[Sequence[str]], list[int]]) -> list[str]:
-    """Cut ``text`` into pieces of at most ``max_tokens`` tokens as ``count`` counts them, for
-    tokenizers that give no character offsets: each piece is the longest prefix that fits,
-    found by bisection, moved back to a space when there is one in its last quarter."""
-    pieces: list[str] = []
-    rest = text
-    while rest:
-        if count([rest])[0] <= max_tokens:
-            pieces.append(rest)
-            break
-        low, high = 1, len(rest)  # count(rest[:low]) fits (one character), rest does not
-        while high - low > 1:
-            middle = (low + high) // 2
-            if count([rest[:middle]])[0] <= max_tokens:
-                low = middle
-            else:
-                high = middle
-        space = rest.rfind(" ", (3 * low) // 4, low)
-        cut = space + 1 if space > 0 else low
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
-    return [p for p in pieces if p]
 
 
 # Embedders that are not sentence-transformers models, by the short name ``embed_model`` takes.

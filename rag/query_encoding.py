@@ -3,8 +3,9 @@
 One short question through PyTorch costs ~15 ms with all-MiniLM-L6-v2 on two cores, nearly all
 of it per-operator overhead; the same weights exported to ONNX answer in ~5 ms and give the same
 vector (checked at export). For batches of 256-token chunks both runtimes are equally fast in
-fp32; documents go through an int8 copy of this export instead (:mod:`rag.document_encoding`). A server that only answers questions never imports sentence-transformers, which is
-most of a warm start.
+fp32; documents go through an int8 copy of this export instead (:mod:`rag.document_encoding`).
+A server that only answers questions never imports sentence-transformers, which is most of a
+warm start.
 
 Only models whose sentence-transformers pipeline is a transformer, mean pooling and (optionally)
 normalisation can be exported this way; anything else keeps the sentence-transformers path. The
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rag.text.model_tokens import share_of
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +269,6 @@ class FastTokenizer:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     def unknown_ratio(self, text: str) -> float:
-        from rag.embedding import share_of
-
         return share_of(self._tokenizer.encode(text, add_special_tokens=False).ids, self.unk_id)
 
 

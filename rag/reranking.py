@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.config import Settings
+from rag.devices import pick_device
 from rag.documents import SearchHit
 from rag.errors import ConfigError
 from rag.text.lexical import sigmoid  # noqa: F401  (re-exported: old import path)
@@ -148,8 +149,6 @@ class SentenceTransformersCrossEncoder:
             with self._lock:
                 if self._model is None:
                     from sentence_transformers import CrossEncoder
-
-                    from rag.embedding import pick_device
 
                     try:
                         self._model = CrossEncoder(self.name, device=pick_device(self.device_setting))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.text.model_tokens import split_by_counting
 
 NAME = "multilingual-e5-small"
 DIMENSION = 384
@@ -72,8 +73,6 @@ def _counter(engine) -> Callable[[Sequence[str]], list[int]]:
 def token_functions() -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
     """Token counting and cutting for parsing workers (``ChunkPlan.tokenizer`` = ``SOURCE``).
     The engine maps its model file, so a worker's copy costs little memory."""
-    from rag.embedding import split_by_counting
-
     count = _counter(_engine())
     return count, lambda text, max_tokens: split_by_counting(text, max_tokens, count)
 
@@ -125,8 +124,6 @@ class E5SmallEmbedder:
         return self._count(texts) if texts else []
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
-        from rag.embedding import split_by_counting
-
         return split_by_counting(text, max_tokens, self.count_tokens)
 
     def unknown_ratio(self, text: str) -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.text.model_tokens import share_of, split_by_counting
 
 NAME = "use-multilingual-v3"
 DIMENSION = 512
@@ -50,8 +51,6 @@ def _tokenizer():
 def token_functions() -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
     """Token counting and cutting for parsing workers (``ChunkPlan.tokenizer`` = ``SOURCE``):
     the tokenizer alone, without the model's weights."""
-    from rag.embedding import split_by_counting
-
     tokenizer = _tokenizer()
 
     def count(texts: Sequence[str]) -> list[int]:
@@ -131,13 +130,9 @@ class UseMultilingualEmbedder:
         return [len(ids) for ids in encoded]
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
-        from rag.embedding import split_by_counting
-
         return split_by_counting(text, max_tokens, self.count_tokens)
 
     def unknown_ratio(self, text: str) -> float:
-        from rag.embedding import share_of
-
         ids = self._load_tokenizer().encode([text], add_bos=False, add_eos=False)[0]
         return share_of(ids, UNKNOWN_ID)
 
