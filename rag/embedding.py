@@ -41,25 +41,30 @@ class Embedder(Protocol):
     name: str
 
     @property
-    def dimension(self) -> int: ...
+    def dimension(self) -> int:
+        """Length of the vectors the model writes."""
 
     @property
     def max_tokens(self) -> int:
         """Content tokens one input may hold before the model would truncate it."""
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's own tokens (special tokens not counted)."""
 
-    def split_tokens(self, text: str, max_tokens: int) -> list[str]: ...
+    def split_tokens(self, text: str, max_tokens: int) -> list[str]:
+        """``text`` cut into pieces of at most ``max_tokens`` of the model's tokens."""
 
     def unknown_ratio(self, text: str) -> float:
         """Share of the text's tokens the model's vocabulary cannot represent."""
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised vectors for ``texts`` (passages), one row each."""
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for search queries: the same space as :meth:`embed`, tuned for short texts."""
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first call."""
 
     def warm_up_queries(self) -> None:
         """Load only what :meth:`embed_queries` and :meth:`unknown_ratio` need."""
@@ -125,9 +130,11 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the sentence-transformers model now."""
         self._load()
 
     def warm_up_queries(self) -> None:
+        """Load only the query encoder (the ONNX copy where one is used)."""
         self._query_encoder()
 
     def _query_encoder(self):
@@ -177,6 +184,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def tokenizer_source(self) -> str:
+        """The model's path (the packaged copy for the default model) or name."""
         return resolve_model_path(self.name)
 
     def _load(self):
@@ -199,18 +207,21 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        """Length of the model's sentence vectors."""
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     @property
     def max_tokens(self) -> int:
+        """The model's maximum sequence length less its special tokens."""
         model = self._load()
         # [CLS] and [SEP] (or the model's equivalents) take two places in the sequence.
         special = model.tokenizer.num_special_tokens_to_add(pair=False)
         return int(model.max_seq_length) - special
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens, without special tokens and without truncation."""
         if not texts:
             return []
         tokenizer = self._load().tokenizer
@@ -224,6 +235,7 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def unknown_ratio(self, text: str) -> float:
+        """Share of the text's tokens the model maps to its unknown token."""
         encoder = self._query_encoder()
         return encoder.unknown_ratio(text) if encoder else unknown_ratio(self._load().tokenizer, text)
 
@@ -242,6 +254,7 @@ class SentenceTransformerEmbedder:
         return [p for p in pieces if p]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors for ``texts``, one row each."""
         model = self._load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -295,6 +308,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors: through the ONNX query encoder when there is one, else :meth:`embed`."""
         encoder = self._query_encoder()
         if encoder is None or not texts:
             return self.embed(texts)

@@ -209,11 +209,13 @@ class OnnxQueryEncoder:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised mean-pooled vectors for ``texts`` from the ONNX model."""
         batch = self.tokenizer.batch(texts)
         hidden = self.session.run(None, {name: batch[name] for name in self.input_names})[0]
         return mean_pool(hidden, batch["attention_mask"])
 
     def unknown_ratio(self, text: str) -> float:
+        """Share of the text's tokens that are the tokenizer's unknown token."""
         return self.tokenizer.unknown_ratio(text)
 
 
@@ -244,6 +246,7 @@ class FastTokenizer:
         self.unk_id = self._tokenizer.token_to_id(unk) if unk else None
 
     def batch(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Model inputs (ids, attention mask, token types) for ``texts``, padded to the longest."""
         encodings = self._tokenizer.encode_batch(list(texts))
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -269,6 +272,7 @@ class FastTokenizer:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     def unknown_ratio(self, text: str) -> float:
+        """Share of the text's tokens (without special tokens) that are the unknown token."""
         return share_of(self._tokenizer.encode(text, add_special_tokens=False).ids, self.unk_id)
 
 

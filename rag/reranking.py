@@ -35,9 +35,11 @@ class Reranker(Protocol):
     name: str
     languages: frozenset[str] | None  # languages it reads ("en", "zh"); None: any
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first question."""
 
-    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """One relevance logit for each passage of ``passages`` read with ``query``."""
 
 
 # What make_reranker checks a class named by import path for.
@@ -93,6 +95,7 @@ class OnnxCrossEncoder:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the ONNX session and tokenizer now."""
         self._load()
 
     def _load(self):
@@ -116,6 +119,7 @@ class OnnxCrossEncoder:
         return self._session, self._tokenizer
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """The cross-encoder's logit for each (query, passage) pair, in batches."""
         session, tokenizer = self._load()
         scores: list[float] = []
         for start in range(0, len(passages), self.batch_size):
@@ -142,6 +146,7 @@ class SentenceTransformersCrossEncoder:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the cross-encoder now."""
         self._load()
 
     def _load(self):
@@ -160,6 +165,7 @@ class SentenceTransformersCrossEncoder:
         return self._model
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """The cross-encoder's logit for each (query, passage) pair."""
         if not passages:
             return []
         scores = self._load().predict([(query, p) for p in passages], show_progress_bar=False)

@@ -73,9 +73,11 @@ class SearchFilters:
 
     @property
     def active(self) -> bool:
+        """Whether any filter is set."""
         return bool(self.sources or self.types or self.exclude)
 
     def matches(self, chunk: Chunk) -> bool:
+        """Whether ``chunk``'s source passes the globs, the exclusions and the file types."""
         if self.exclude and any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.exclude):
             return False
         if self.sources and not any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.sources):
@@ -102,15 +104,18 @@ class Retrieval:
 
     @property
     def best_relevance(self) -> float:
+        """The highest :func:`~rag.text.lexical.relevance` among the hits (0.0 without hits)."""
         return max((relevance(h) for h in self.hits), default=0.0)
 
 
 class Retriever(Protocol):
     """What the answer pipeline needs from retrieval."""
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the models retrieval needs, so the first question does not wait for them."""
 
-    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval: ...
+    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval:
+        """The ``top_k`` best passages for ``query`` that pass ``filters``."""
 
 
 class HybridRetriever:
@@ -132,6 +137,7 @@ class HybridRetriever:
         return cls(index, settings, make_reranker(settings) if settings.rerank else None)
 
     def warm_up(self) -> None:
+        """Load the query encoder, jieba's dictionary and the reranker now."""
         self.index.embedder.warm_up_queries()
         # jieba reads its dictionary on first use (~0.5 s): do that now, not in the first question.
         search_tokens("预热")

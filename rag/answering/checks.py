@@ -58,12 +58,18 @@ class Context:
 
 @dataclass
 class Verdict:
+    """What one check decided about a draft: keep it, replace it (with ``draft``) or refuse, and
+    why."""
+
     action: str  # KEEP, REPLACE or REFUSE
     reason: str = ""
     draft: Draft | None = None  # the replacement, for REPLACE
 
 
 class Check(Protocol):
+    """One named check of a draft answer: called with the draft and its context, it returns a
+    verdict."""
+
     name: str
 
     def __call__(self, draft: Draft, context: Context) -> Verdict: ...
@@ -78,6 +84,8 @@ class Outcome:
 
 
 def run_checks(checks: Sequence[Check], draft: Draft, context: Context) -> Outcome:
+    """Run ``checks`` in order on ``draft``: a replacement goes on to the next check, a refusal
+    stops them."""
     log: list[dict[str, str]] = []
     for check in checks:
         verdict = check(draft, context)
@@ -145,6 +153,7 @@ def check_markers(draft: Draft, context: Context) -> Verdict:
 
 @check("model_refused")
 def model_refused(draft: Draft, context: Context) -> Verdict:
+    """Refuse when the draft is empty or is the model's own refusal."""
     if not draft.text or is_refusal(draft.text, context.language):
         return Verdict(REFUSE, "the model said the passages do not answer")
     return Verdict(KEEP)

@@ -18,7 +18,10 @@ from rag.text.tokens import scoring_tokens, search_tokens
 
 # One marker: an opening bracket, numbers separated by commas / dashes / "and", a closing one.
 # "passage 2" style words inside the brackets are tolerated ("[Passage 2]", "[文档2]").
-_NUM_LIST = r"(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3}(?:\s*(?:[,，、;；]|-|–|~|to|and|和)\s*(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3})*"
+_NUM_LIST = (
+    r"(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3}"
+    r"(?:\s*(?:[,，、;；]|-|–|~|to|and|和)\s*(?:passage|source|doc(?:ument)?|段落|文档|资料)?\s*\d{1,3})*"
+)
 MARKER_RE = re.compile(
     rf"\s?(?:\[\s*({_NUM_LIST})\s*\]|【\s*({_NUM_LIST})\s*】|［\s*({_NUM_LIST})\s*］)", re.IGNORECASE
 )

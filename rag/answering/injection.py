@@ -200,6 +200,8 @@ def instruction_reason(text: str) -> str | None:
 
 
 def is_instruction(text: str) -> bool:
+    """Whether ``text`` reads as an instruction planted for the model (see
+    :func:`instruction_reason`)."""
     return instruction_reason(text) is not None
 
 

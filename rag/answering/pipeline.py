@@ -110,6 +110,7 @@ class AnswerPipeline:
 
     @property
     def generator(self) -> Generator:
+        """The generator ``settings`` names, made on first use."""
         if self._generator is None:
             with self._lock:
                 if self._generator is None:
@@ -134,6 +135,7 @@ class AnswerPipeline:
 
     @property
     def model_name(self) -> str:
+        """The generator's model name."""
         return self.generator.name
 
     def warm_up(self) -> None:
@@ -419,6 +421,7 @@ class AnswerPipeline:
 
     @property
     def reader(self) -> Reader:
+        """A reader over the generator, set up by the ``reader_*`` settings."""
         return Reader(
             self.generator, self.settings.reader_method, self.settings.reader_starts, self.settings.reader_max_tokens
         )

@@ -89,6 +89,7 @@ class E5SmallEmbedder:
 
     @classmethod
     def from_settings(cls, settings) -> E5SmallEmbedder:
+        """The embedder; nothing in ``settings`` changes it."""
         return cls()
 
     def _load(self):
@@ -102,28 +103,35 @@ class E5SmallEmbedder:
         return self._engine
 
     def warm_up(self) -> None:
+        """Load the model now."""
         self._load()
 
     def warm_up_queries(self) -> None:
+        """Load the model now (queries and passages share it)."""
         self._load()
 
     @property
     def dimension(self) -> int:
+        """Length of the model's vectors."""
         return DIMENSION
 
     @property
     def max_tokens(self) -> int:
+        """Content tokens one input may hold."""
         return MAX_TOKENS
 
     @property
     def tokenizer_source(self) -> str:
+        """Where the model's tokenizer is loaded from."""
         return SOURCE
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens."""
         self._load()
         return self._count(texts) if texts else []
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
+        """``text`` cut into pieces of at most ``max_tokens`` tokens, by counting (no offsets)."""
         return split_by_counting(text, max_tokens, self.count_tokens)
 
     def unknown_ratio(self, text: str) -> float:

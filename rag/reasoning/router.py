@@ -183,6 +183,7 @@ class Plan:
     context: str = ""  # words that place the question ("在城东社区图书馆，"), for search
 
     def to_dict(self) -> dict:
+        """The plan as plain data (lists and strings), as an answer's trace records it."""
         return {
             "kind": self.kind,
             "entities": list(self.entities),
@@ -548,7 +549,10 @@ _EN_ROLE_OF = re.compile(
     r"headquartered)\b|\s+(?:who|which|that|where|when|whose)\b|[,?]|\s*$)",
     re.IGNORECASE,
 )
-_ZH_PERSON_ROLES = "作者 创始人 创办人 导演 校长 院长 负责人 总经理 董事长 发明者 发明人 设计者 设计师 主编 主席 父亲 母亲 丈夫 妻子 儿子 女儿 老师 主管 经理 馆长 主任 部长".split()
+_ZH_PERSON_ROLES = (
+    "作者 创始人 创办人 导演 校长 院长 负责人 总经理 董事长 发明者 发明人 设计者 设计师 主编 主席 "
+    "父亲 母亲 丈夫 妻子 儿子 女儿 老师 主管 经理 馆长 主任 部长"
+).split()
 _ZH_THING_ROLES = "首都 总部 所在地 出生地 部门 公司 学校 城市 国家 单位 机构".split()
 _ZH_ROLE_OF = re.compile(
     rf"^(?P<np>[^，,？?]+?)的(?P<role>{'|'.join(sorted(_ZH_PERSON_ROLES + _ZH_THING_ROLES, key=len, reverse=True))})"
@@ -589,6 +593,8 @@ class BridgePlan:
     role: str = ""  # the relation ("author")
 
     def second_question(self, finding: str) -> str:
+        """Hop 2's question: the whole question with its relation phrase replaced by hop 1's
+        ``finding``."""
         return self.question.replace(self.phrase, finding, 1)
 
 

@@ -88,6 +88,8 @@ class Reasoner:
     def answer(
         self, question: str, top_k: int | None = None, filters: Any = None, answer_mode: str | None = None
     ) -> Answer:
+        """The answer to ``question``: through the router's hops when it has a plan, else one hop of
+        the pipeline (then a bridge hop when the question names something by its relation)."""
         started = time.perf_counter()
         question = (question or "").strip()
         plan = self.plan(question)

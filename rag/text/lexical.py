@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 # Question words carry no topic: leaving them out of the overlap keeps an answerable question
 # ("...是多少？") from looking less relevant than it is.
 _QUESTION_WORDS = frozenset(
-    "什么 多少 哪里 哪儿 哪个 哪些 哪天 哪年 哪位 几 几个 几本 为什么 怎么 怎样 如何 是否 吗 呢 谁 请问 应该 可以 需要 是 有".split()
+    (
+        "什么 多少 哪里 哪儿 哪个 哪些 哪天 哪年 哪位 几 几个 几本 为什么 怎么 怎样 如何 是否 "
+        "吗 呢 谁 请问 应该 可以 需要 是 有"
+    ).split()
     + "many much long often does did do whose kind type".split()
 )
 
