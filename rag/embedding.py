@@ -15,7 +15,7 @@ import threading
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -123,10 +123,10 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.query_encoder_setting = query_encoder
         self.cache_dir = cache_dir
-        self._model = None
-        self._queries = None  # an OnnxQueryEncoder, or False when queries use the model
+        self._model: Any = None  # a SentenceTransformer, loaded on first use
+        self._queries: Any = None  # an OnnxQueryEncoder, or False when queries use the model
         self.document_encoder_setting = document_encoder
-        self._documents = None  # an OnnxDocumentEncoder, or False when documents use the model
+        self._documents: Any = None  # an OnnxDocumentEncoder, or False when documents use the model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:

@@ -12,7 +12,7 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,8 +89,8 @@ class OnnxCrossEncoder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.languages = languages
-        self._session = None
-        self._tokenizer = None
+        self._session: Any = None  # an onnxruntime InferenceSession, loaded on first use
+        self._tokenizer: Any = None  # a tokenizers Tokenizer
         self._inputs: set[str] = set()
         self._lock = threading.Lock()
 

@@ -128,9 +128,9 @@ class AnswerPipeline:
                         self._reranker = make_reranker(self.settings)
                     self._retriever = HybridRetriever(index, self.settings, self._reranker)
                     return self._retriever
-        index = getattr(self._retriever, "index", None)
-        if isinstance(index, Index):
-            index.reload_if_changed()
+        current = getattr(self._retriever, "index", None)
+        if isinstance(current, Index):
+            current.reload_if_changed()
         return self._retriever
 
     @property
@@ -467,6 +467,7 @@ class AnswerPipeline:
         return self._make_answer(turn, refusal_text(turn.language), False, [])
 
     def _quoted(self, turn: _Turn) -> Answer:
+        assert turn.quote is not None  # only a turn with a quote is answered by quoting
         number, sentence = turn.quote
         text = append_marker(complete_lead_in(sentence, turn.passages[number - 1]) or sentence, number)
         return self._make_answer(turn, text, True, build_citations([number], turn.passages, text))

@@ -132,7 +132,7 @@ class Reader:
         extract = getattr(self.generator, "extract", None)
         if method != "align" and extract is None:
             method = "align"
-        if method == "align":
+        if method == "align" or extract is None:
             found = self._aligned(messages, raws, lang)
         else:
             extraction = extract(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,8 +84,8 @@ class E5SmallEmbedder:
     name = NAME
 
     def __init__(self) -> None:
-        self._engine = None
-        self._count = None
+        self._engine: Any = None
+        self._count: Callable[[Sequence[str]], list[int]] | None = None
         self._lock = threading.Lock()  # the engine is one C object with its own threads
 
     @classmethod
@@ -128,7 +129,9 @@ class E5SmallEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in the model's tokens."""
         self._load()
-        return self._count(texts) if texts else []
+        count = self._count
+        assert count is not None  # _load set it
+        return count(texts) if texts else []
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
         """``text`` cut into pieces of at most ``max_tokens`` tokens, by counting (no offsets)."""

@@ -224,7 +224,8 @@ class Reasoner:
             return item
 
         while True:
-            sub_question, query = plan.first_question, plan.query
+            sub_question: str = plan.first_question
+            query: str | None = plan.query
             inner = inner_bridge(plan)
             if inner is not None and len(found) + 3 <= self.max_hops:
                 item = lookup(inner.first_question, inner.query)
@@ -359,7 +360,8 @@ class Reasoner:
         answer = Answer(
             answer=marked,
             answerable=True,
-            citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),
+            # A bridge puts its last hop's citation first whatever it is; None is left as it was.
+            citations=build_citations(numbers, passages, " ".join(f.sentence for f in found)),  # type: ignore[arg-type]
             passages=passages,
             query=found[0].answer.query,
             language=detect_language(question),
@@ -530,8 +532,9 @@ def _supports(item: _Found, attribute: str, entity: str) -> float:
 
 def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
     if plan.direction in ("early", "late"):
-        dates = [_date_of(f) for f in found]
-        if any(d is None for d in dates):
+        dates_found = [_date_of(f) for f in found]
+        dates = [d for d in dates_found if d is not None]
+        if len(dates) < len(dates_found):
             return None
         for item, date in zip(found, dates):
             item.hop.value = str(date)
@@ -542,8 +545,9 @@ def _compare(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[
             return (_YES if yes else _NO)[language], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
         return plan.entities[chosen], [0, 1], f"comparison of dates {', '.join(map(str, dates))}"
     if plan.direction in ("more", "less"):
-        values = [_quantity_of(f) for f in found]
-        if all(v is not None for v in values):
+        values_found = [_quantity_of(f) for f in found]
+        values = [v for v in values_found if v is not None]
+        if len(values) == len(values_found):
             for item, value in zip(found, values):
                 item.hop.value = value.format()
             numbers = [v.value for v in values]
@@ -584,30 +588,36 @@ def _both(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int
 
 
 def _arithmetic(plan: Plan, found: list[_Found], language: str) -> tuple[str, list[int], str] | None:
-    dates = [_date_of(f) for f in found]
+    dates_found = [_date_of(f) for f in found]
+    dates = [d for d in dates_found if d is not None]
     asks_years = re.search(r"\byears?\b|年", plan.attribute + " " + " ".join(f.hop.question for f in found))
-    quantities = [_quantity_of(f) for f in found]
-    if asks_years and all(dates) and not all(q is not None and q.unit not in ("年", "") for q in quantities):
+    quantities_found = [_quantity_of(f) for f in found]
+    if (
+        asks_years
+        and len(dates) == len(dates_found)
+        and not all(q is not None and q.unit not in ("年", "") for q in quantities_found)
+    ):
         for item, date in zip(found, dates):
             item.hop.value = str(date)
         years = years_between(dates[0], dates[1])
         text = f"{years}年" if language == "zh" else f"{years} years"
         return text, [0, 1], f"years between {dates[0]} and {dates[1]}"
-    if not all(quantities):
+    known = [q for q in quantities_found if q is not None]
+    if len(known) < len(quantities_found):
         return None
-    unit = quantities[0].unit
-    quantities = [quantities[0]] + [_quantity_of(f, unit) or q for f, q in zip(found[1:], quantities[1:])]
+    unit = known[0].unit
+    quantities = [known[0]] + [_quantity_of(f, unit) or q for f, q in zip(found[1:], known[1:])]
     for item, value in zip(found, quantities):
         item.hop.value = value.format()
     if plan.operation == "sum":
         result = total(quantities)
         return (result.format(), [0, 1], "sum of " + ", ".join(q.format() for q in quantities)) if result else None
     if plan.operation == "ratio":
-        value = ratio(quantities[0], quantities[1])
-        if value is None:
+        times = ratio(quantities[0], quantities[1])
+        if times is None:
             return None
         return (
-            (f"{value:.3g}倍" if language == "zh" else f"{value:.3g} times"),
+            (f"{times:.3g}倍" if language == "zh" else f"{times:.3g} times"),
             [0, 1],
             f"ratio of {quantities[0].format()} to {quantities[1].format()}",
         )

@@ -134,9 +134,9 @@ def find_quantities(text: str) -> list[Quantity]:
             continue
         if len(word) == 1 and word in "一两" and not _unit_after(text, match.end()):
             continue  # "一" alone is more often "a" than "1"
-        value = _cn_value(word)
-        if value is not None:
-            found.append((match.start(), Quantity(value, _unit_after(text, match.end()), word)))
+        cn_value = _cn_value(word)
+        if cn_value is not None:
+            found.append((match.start(), Quantity(cn_value, _unit_after(text, match.end()), word)))
     return [quantity for _, quantity in sorted(found, key=lambda pair: pair[0])]
 
 
