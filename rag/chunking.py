@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.documents import Chunk, Element
-from rag.text import split_sentences
+from rag.text.sentences import split_sentences
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 ELEMENT_SEPARATOR = "\n\n"

@@ -164,6 +164,7 @@ class OnnxDocumentEncoder:
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
+        assert out is not None  # texts is not empty, so the loop ran
         return out
 
 

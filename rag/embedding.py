@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import sys
 import threading
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.config import DocumentEncoder, QueryEncoder, Settings
+from rag.devices import GPU_DRIVER_FILES, _torch_sees_cuda, gpu_driver_present, pick_device  # noqa: F401  (re-exported)
 from rag.errors import ConfigError
+from rag.text.model_tokens import share_of, split_by_counting, unknown_ratio  # noqa: F401  (re-exported)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # What a new index is built with when embed_model is "auto" (the setting's default): USE-m3 and
@@ -41,25 +41,30 @@ class Embedder(Protocol):
     name: str
 
     @property
-    def dimension(self) -> int: ...
+    def dimension(self) -> int:
+        """Length of the vectors the model writes."""
 
     @property
     def max_tokens(self) -> int:
         """Content tokens one input may hold before the model would truncate it."""
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's own tokens (special tokens not counted)."""
 
-    def split_tokens(self, text: str, max_tokens: int) -> list[str]: ...
+    def split_tokens(self, text: str, max_tokens: int) -> list[str]:
+        """``text`` cut into pieces of at most ``max_tokens`` of the model's tokens."""
 
     def unknown_ratio(self, text: str) -> float:
         """Share of the text's tokens the model's vocabulary cannot represent."""
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised vectors for ``texts`` (passages), one row each."""
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for search queries: the same space as :meth:`embed`, tuned for short texts."""
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first call."""
 
     def warm_up_queries(self) -> None:
         """Load only what :meth:`embed_queries` and :meth:`unknown_ratio` need."""
@@ -78,51 +83,6 @@ def resolve_model_path(name: str) -> str:
             if path.is_dir():
                 return str(path)
     return name
-
-
-def pick_device(setting: str, cuda_available: bool | None = None) -> str:
-    """``"cuda"`` when asked for or when ``auto`` and torch sees a GPU, else ``"cpu"``.
-
-    On Linux without a GPU driver the answer is ``"cpu"`` without importing torch (2-3 s of a
-    server's start-up when nothing else needs it)."""
-    if setting not in ("auto", "cpu") and not setting.startswith("cuda"):
-        raise ConfigError(f"Device '{setting}' is not one of auto, cpu, cuda, cuda:N.")
-    if setting != "auto":
-        return setting
-    if cuda_available is None:
-        cuda_available = gpu_driver_present() and _torch_sees_cuda()
-    return "cuda" if cuda_available else "cpu"
-
-
-# Device files of the NVIDIA driver and of AMD's ROCm driver (which torch also reports as CUDA).
-GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
-
-
-def gpu_driver_present(files: Sequence[str] = GPU_DRIVER_FILES) -> bool:
-    """Whether a GPU might be usable: always on systems other than Linux (ask torch), on Linux
-    only when a GPU driver's device file exists."""
-    if sys.platform != "linux":
-        return True
-    return any(os.path.exists(f) for f in files)
-
-
-def _torch_sees_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def share_of(ids: Sequence[int], token_id: int | None) -> float:
-    """Share of ``ids`` equal to ``token_id`` (0.0 when there is no such token or no ids)."""
-    if token_id is None or not ids:
-        return 0.0
-    return sum(1 for i in ids if i == token_id) / len(ids)
-
-
-def unknown_ratio(tokenizer, text: str) -> float:
-    """Share of the text's tokens that a transformers ``tokenizer`` maps to its unknown token."""
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-    return share_of(ids, tokenizer.unk_token_id)
 
 
 QUERY_ENCODERS: tuple[str, ...] = typing.get_args(QueryEncoder)
@@ -163,16 +123,18 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.query_encoder_setting = query_encoder
         self.cache_dir = cache_dir
-        self._model = None
-        self._queries = None  # an OnnxQueryEncoder, or False when queries use the model
+        self._model: Any = None  # a SentenceTransformer, loaded on first use
+        self._queries: Any = None  # an OnnxQueryEncoder, or False when queries use the model
         self.document_encoder_setting = document_encoder
-        self._documents = None  # an OnnxDocumentEncoder, or False when documents use the model
+        self._documents: Any = None  # an OnnxDocumentEncoder, or False when documents use the model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the sentence-transformers model now."""
         self._load()
 
     def warm_up_queries(self) -> None:
+        """Load only the query encoder (the ONNX copy where one is used)."""
         self._query_encoder()
 
     def _query_encoder(self):
@@ -222,6 +184,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def tokenizer_source(self) -> str:
+        """The model's path (the packaged copy for the default model) or name."""
         return resolve_model_path(self.name)
 
     def _load(self):
@@ -244,18 +207,21 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        """Length of the model's sentence vectors."""
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     @property
     def max_tokens(self) -> int:
+        """The model's maximum sequence length less its special tokens."""
         model = self._load()
         # [CLS] and [SEP] (or the model's equivalents) take two places in the sequence.
         special = model.tokenizer.num_special_tokens_to_add(pair=False)
         return int(model.max_seq_length) - special
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens, without special tokens and without truncation."""
         if not texts:
             return []
         tokenizer = self._load().tokenizer
@@ -269,6 +235,7 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def unknown_ratio(self, text: str) -> float:
+        """Share of the text's tokens the model maps to its unknown token."""
         encoder = self._query_encoder()
         return encoder.unknown_ratio(text) if encoder else unknown_ratio(self._load().tokenizer, text)
 
@@ -287,6 +254,7 @@ class SentenceTransformerEmbedder:
         return [p for p in pieces if p]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors for ``texts``, one row each."""
         model = self._load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -340,34 +308,11 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors: through the ONNX query encoder when there is one, else :meth:`embed`."""
         encoder = self._query_encoder()
         if encoder is None or not texts:
             return self.embed(texts)
         return np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
-
-
-def split_by_counting(text: str, max_tokens: int, count: Callable[[Sequence[str]], list[int]]) -> list[str]:
-    """Cut ``text`` into pieces of at most ``max_tokens`` tokens as ``count`` counts them, for
-    tokenizers that give no character offsets: each piece is the longest prefix that fits,
-    found by bisection, moved back to a space when there is one in its last quarter."""
-    pieces: list[str] = []
-    rest = text
-    while rest:
-        if count([rest])[0] <= max_tokens:
-            pieces.append(rest)
-            break
-        low, high = 1, len(rest)  # count(rest[:low]) fits (one character), rest does not
-        while high - low > 1:
-            middle = (low + high) // 2
-            if count([rest[:middle]])[0] <= max_tokens:
-                low = middle
-            else:
-                high = middle
-        space = rest.rfind(" ", (3 * low) // 4, low)
-        cut = space + 1 if space > 0 else low
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
-    return [p for p in pieces if p]
 
 
 # Embedders that are not sentence-transformers models, by the short name ``embed_model`` takes.

@@ -1,51 +1,6 @@
-"""Lexical matching: a question's content words, and how many of them a text holds.
+"""Old import path: lexical matching now lives in :mod:`rag.text.lexical`. Kept so code written
+against ``rag.lexical`` keeps working."""
 
-Used wherever the words themselves matter: the relevance gate (``scores["overlap"]``), how far
-fusion trusts BM25 for a question (:func:`rag.index.sparse_weight`), sentence selection and
-quoting. Chinese words are matched as substrings (see :func:`terms_found`).
-"""
-
-from __future__ import annotations
-
-from collections.abc import Sequence
-
-from rag.text import has_cjk, normalize, plain_words, search_tokens
-
-# Question words carry no topic: leaving them out of the overlap keeps an answerable question
-# ("...是多少？") from looking less relevant than it is.
-_QUESTION_WORDS = frozenset(
-    "什么 多少 哪里 哪儿 哪个 哪些 哪天 哪年 哪位 几 几个 几本 为什么 怎么 怎样 如何 是否 吗 呢 谁 请问 应该 可以 需要 是 有".split()
-    + "many much long often does did do whose kind type".split()
-)
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's content words: BM25 tokens without stop words and question words; for
-    Chinese, jieba's words rather than single characters (a single character matches almost
-    any Chinese passage)."""
-    tokens = [t for t in dict.fromkeys(search_tokens(query)) if t not in _QUESTION_WORDS]
-    words = [t for t in tokens if not (has_cjk(t) and len(t) == 1)]
-    return words or tokens
-
-
-def terms_found(terms: Sequence[str], text: str) -> list[str]:
-    """The ``terms`` that occur in ``text``. Chinese words are matched as substrings, so a
-    different word segmentation of the passage does not hide them; other words as words."""
-    normalized = normalize(text)
-    words: set[str] | None = None
-    found = []
-    for term in terms:
-        if has_cjk(term):
-            if term in normalized:
-                found.append(term)
-            continue
-        if words is None:
-            words = plain_words(text)
-        if term in words:
-            found.append(term)
-    return found
-
-
-def term_overlap(terms: Sequence[str], text: str) -> float:
-    """Share of ``terms`` found in ``text`` (see :func:`terms_found`)."""
-    return len(terms_found(terms, text)) / len(terms) if terms else 0.0
+from rag.text.language import has_cjk, normalize  # noqa: F401 - re-exported
+from rag.text.lexical import _QUESTION_WORDS, query_terms, term_overlap, terms_found  # noqa: F401
+from rag.text.tokens import plain_words, search_tokens  # noqa: F401

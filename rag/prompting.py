@@ -28,7 +28,9 @@ from rag.answering.refusal import REFUSALS
 from rag.documents import Chunk, SearchHit
 from rag.generation.base import Message
 from rag.selection import select_context
-from rag.text import detect_language, search_tokens, split_sentences
+from rag.text.language import detect_language
+from rag.text.sentences import QUESTION_MARKS, split_sentences
+from rag.text.tokens import search_tokens
 
 TokenCounter = Callable[[str], int]
 
@@ -174,6 +176,8 @@ class GroundedPrompt:
 
     @property
     def budget(self) -> int:
+        """Tokens left for the passages: the window less the answer's room and the template's
+        overhead."""
         return self.context_window - self.max_new_tokens - self.overhead_tokens
 
     def build(self, question: str, hits: Sequence[SearchHit], language: str | None = None) -> GroundedPromptResult:
@@ -275,7 +279,10 @@ REWRITE_RULES = {
         "Replace words like it, they, that, there with what they refer to. "
         "Reply with the rewritten question only."
     ),
-    "zh": "把用户的最后一个问题改写成不看对话也能理解的完整问题。把“它”“这个”“那里”等词换成所指的内容。只输出改写后的问题。",
+    "zh": (
+        "把用户的最后一个问题改写成不看对话也能理解的完整问题。把“它”“这个”“那里”等词换成所指的内容。"
+        "只输出改写后的问题。"
+    ),
 }
 REWRITE_HUMAN = {
     "en": "Conversation:\n{history}\n\nLast question: {question}\n\nRewritten question:",
@@ -287,6 +294,7 @@ MAX_TURN_CHARS = 400
 
 
 def rewrite_template(language: str) -> ChatPromptTemplate:
+    """The follow-up rewriting prompt template, its rules in Chinese for ``"zh"``, else in English."""
     lang = "zh" if language == "zh" else "en"
     return ChatPromptTemplate.from_messages([("system", REWRITE_RULES[lang]), ("human", REWRITE_HUMAN[lang])])
 
@@ -310,6 +318,8 @@ class FollowUpPrompt:
     labels: dict = field(default_factory=lambda: _ROLE_LABEL)
 
     def messages(self, question: str, history: Sequence[dict], language: str | None = None) -> list[Message]:
+        """Chat messages that ask the model to rewrite ``question`` as a standalone question, given
+        the last turns of ``history``."""
         language = language or detect_language(question)
         lang = "zh" if language == "zh" else "en"
         lines = []
@@ -349,7 +359,7 @@ def is_usable_rewrite(rewritten: str, question: str, history: Sequence[dict]) ->
     # ("The limit in London is 250 euros [1] and in Paris is 1.").
     if re.search(r"\[\d+\]", rewritten):
         return False
-    if question.rstrip().endswith(("?", "？")) and rewritten.rstrip().endswith((".", "。")):
+    if question.rstrip().endswith(tuple(QUESTION_MARKS)) and rewritten.rstrip().endswith((".", "。")):
         return False
     context = set(search_tokens(question + " " + " ".join(t["content"] for t in usable_history(history))))
     words = set(search_tokens(rewritten))

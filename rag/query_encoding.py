@@ -3,8 +3,9 @@
 One short question through PyTorch costs ~15 ms with all-MiniLM-L6-v2 on two cores, nearly all
 of it per-operator overhead; the same weights exported to ONNX answer in ~5 ms and give the same
 vector (checked at export). For batches of 256-token chunks both runtimes are equally fast in
-fp32; documents go through an int8 copy of this export instead (:mod:`rag.document_encoding`). A server that only answers questions never imports sentence-transformers, which is
-most of a warm start.
+fp32; documents go through an int8 copy of this export instead (:mod:`rag.document_encoding`).
+A server that only answers questions never imports sentence-transformers, which is most of a
+warm start.
 
 Only models whose sentence-transformers pipeline is a transformer, mean pooling and (optionally)
 normalisation can be exported this way; anything else keeps the sentence-transformers path. The
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rag.text.model_tokens import share_of
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +209,13 @@ class OnnxQueryEncoder:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised mean-pooled vectors for ``texts`` from the ONNX model."""
         batch = self.tokenizer.batch(texts)
         hidden = self.session.run(None, {name: batch[name] for name in self.input_names})[0]
         return mean_pool(hidden, batch["attention_mask"])
 
     def unknown_ratio(self, text: str) -> float:
+        """Share of the text's tokens that are the tokenizer's unknown token."""
         return self.tokenizer.unknown_ratio(text)
 
 
@@ -241,6 +246,7 @@ class FastTokenizer:
         self.unk_id = self._tokenizer.token_to_id(unk) if unk else None
 
     def batch(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Model inputs (ids, attention mask, token types) for ``texts``, padded to the longest."""
         encodings = self._tokenizer.encode_batch(list(texts))
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -266,8 +272,7 @@ class FastTokenizer:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     def unknown_ratio(self, text: str) -> float:
-        from rag.embedding import share_of
-
+        """Share of the text's tokens (without special tokens) that are the unknown token."""
         return share_of(self._tokenizer.encode(text, add_special_tokens=False).ids, self.unk_id)
 
 

@@ -9,17 +9,18 @@ only, so a reranker declares its languages and the retriever skips it for other 
 from __future__ import annotations
 
 import importlib.util
-import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.config import Settings
+from rag.devices import pick_device
 from rag.documents import SearchHit
 from rag.errors import ConfigError
+from rag.text.lexical import sigmoid  # noqa: F401  (re-exported: old import path)
 
 DEFAULT_RERANKER = "ms-marco-MiniLM-L-12-v2"
 _SHIPPED = {
@@ -34,9 +35,11 @@ class Reranker(Protocol):
     name: str
     languages: frozenset[str] | None  # languages it reads ("en", "zh"); None: any
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first question."""
 
-    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """One relevance logit for each passage of ``passages`` read with ``query``."""
 
 
 # What make_reranker checks a class named by import path for.
@@ -86,12 +89,13 @@ class OnnxCrossEncoder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.languages = languages
-        self._session = None
-        self._tokenizer = None
+        self._session: Any = None  # an onnxruntime InferenceSession, loaded on first use
+        self._tokenizer: Any = None  # a tokenizers Tokenizer
         self._inputs: set[str] = set()
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the ONNX session and tokenizer now."""
         self._load()
 
     def _load(self):
@@ -115,6 +119,7 @@ class OnnxCrossEncoder:
         return self._session, self._tokenizer
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """The cross-encoder's logit for each (query, passage) pair, in batches."""
         session, tokenizer = self._load()
         scores: list[float] = []
         for start in range(0, len(passages), self.batch_size):
@@ -141,6 +146,7 @@ class SentenceTransformersCrossEncoder:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the cross-encoder now."""
         self._load()
 
     def _load(self):
@@ -148,8 +154,6 @@ class SentenceTransformersCrossEncoder:
             with self._lock:
                 if self._model is None:
                     from sentence_transformers import CrossEncoder
-
-                    from rag.embedding import pick_device
 
                     try:
                         self._model = CrossEncoder(self.name, device=pick_device(self.device_setting))
@@ -161,6 +165,7 @@ class SentenceTransformersCrossEncoder:
         return self._model
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """The cross-encoder's logit for each (query, passage) pair."""
         if not passages:
             return []
         scores = self._load().predict([(query, p) for p in passages], show_progress_bar=False)
@@ -193,8 +198,3 @@ def make_reranker(settings: Settings) -> Reranker:
     if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
         return OnnxCrossEncoder(folder, name=name, languages=None)
     return SentenceTransformersCrossEncoder(name, settings.device)
-
-
-def sigmoid(x: float) -> float:
-    """Cross-encoder logits as a 0..1 relevance."""
-    return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0

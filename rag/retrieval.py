@@ -13,7 +13,6 @@ to decide that the documents do not answer the question.
 from __future__ import annotations
 
 import fnmatch
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +22,18 @@ from rag.config import Settings
 from rag.documents import Chunk, SearchHit
 from rag.errors import InputError
 from rag.index import Index, SearchMode
-from rag.lexical import query_terms, term_overlap, terms_found  # noqa: F401  (re-exported: old import path)
-from rag.reranking import Reranker, make_reranker, rerank, sigmoid
-from rag.text import detect_language, normalize, search_tokens
+from rag.reranking import Reranker, make_reranker, rerank
+from rag.text.language import detect_language, normalize  # noqa: F401  (normalize: re-exported, old import path)
+from rag.text.lexical import (  # noqa: F401  (re-exported: their old import path is this module)
+    _SPACE_RE,
+    query_terms,
+    relevance,
+    shingles,
+    sigmoid,
+    term_overlap,
+    terms_found,
+)
+from rag.text.tokens import search_tokens
 
 
 @dataclass
@@ -65,9 +73,11 @@ class SearchFilters:
 
     @property
     def active(self) -> bool:
+        """Whether any filter is set."""
         return bool(self.sources or self.types or self.exclude)
 
     def matches(self, chunk: Chunk) -> bool:
+        """Whether ``chunk``'s source passes the globs, the exclusions and the file types."""
         if self.exclude and any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.exclude):
             return False
         if self.sources and not any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.sources):
@@ -94,15 +104,18 @@ class Retrieval:
 
     @property
     def best_relevance(self) -> float:
+        """The highest :func:`~rag.text.lexical.relevance` among the hits (0.0 without hits)."""
         return max((relevance(h) for h in self.hits), default=0.0)
 
 
 class Retriever(Protocol):
     """What the answer pipeline needs from retrieval."""
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the models retrieval needs, so the first question does not wait for them."""
 
-    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval: ...
+    def retrieve(self, query: str, top_k: int | None = None, filters: Any = None) -> Retrieval:
+        """The ``top_k`` best passages for ``query`` that pass ``filters``."""
 
 
 class HybridRetriever:
@@ -124,6 +137,7 @@ class HybridRetriever:
         return cls(index, settings, make_reranker(settings) if settings.rerank else None)
 
     def warm_up(self) -> None:
+        """Load the query encoder, jieba's dictionary and the reranker now."""
         self.index.embedder.warm_up_queries()
         # jieba reads its dictionary on first use (~0.5 s): do that now, not in the first question.
         search_tokens("预热")
@@ -199,25 +213,6 @@ def _reads(reranker: Reranker, query: str) -> bool:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-
-
-def relevance(hit: SearchHit) -> float:
-    """How relevant a hit is on a 0..1 scale: the reranker's probability when the hit was
-    reranked, else the share of the query's content words the passage contains."""
-    if "rerank" in hit.scores:
-        return sigmoid(hit.scores["rerank"])
-    return float(hit.scores.get("overlap", 0.0))
-
-
-_SPACE_RE = re.compile(r"\s+")
-
-
-def shingles(text: str, size: int = 5) -> set[str]:
-    """Overlapping character ``size``-grams of the normalised text (white space collapsed)."""
-    flat = _SPACE_RE.sub(" ", normalize(text)).strip()
-    if len(flat) <= size:
-        return {flat} if flat else set()
-    return {flat[i : i + size] for i in range(len(flat) - size + 1)}
 
 
 def drop_near_duplicates(

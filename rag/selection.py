@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.lexical import query_terms, terms_found
-from rag.text import split_sentences
+from rag.text.lexical import query_terms, terms_found
+from rag.text.sentences import split_sentences
 
 GAP = " … "
 RANK_DECAY = 0.15  # a passage's sentences count 1 / (1 + RANK_DECAY * rank) as much
@@ -41,20 +41,33 @@ def select_context(
     ``budget`` is the number of tokens (by ``count_tokens``) all selected text may take. When no
     sentence shares a word with the question, the passages are kept from their start instead.
     """
-    terms = query_terms(question)
+    sentences = _scored_sentences(query_terms(question), passages, count_tokens)
+    if not sentences:
+        return ["" for _ in passages]
+    chosen = _choose(sentences, budget)
+    return [_passage_text(p, [s for s in sentences if s.passage == p], chosen) for p in range(len(passages))]
+
+
+def _scored_sentences(terms: list[str], passages: Sequence[str], count_tokens: Callable[[str], int]) -> list[_Sentence]:
+    """The passages' non-blank sentences, each scored by the question's ``terms`` it holds."""
     sentences: list[_Sentence] = []
     for p, text in enumerate(passages):
         for s, piece in enumerate(split_sentences(text)):
             if piece.strip():
                 sentences.append(_Sentence(p, s, piece, count_tokens(piece), frozenset(terms_found(terms, piece))))
     if not sentences:
-        return ["" for _ in passages]
+        return sentences
     # A word found in few of the candidate sentences tells them apart; one found in all does not.
     total = len(sentences)
     weight = {t: math.log(1 + total / (1 + sum(1 for s in sentences if t in s.terms))) for t in terms}
     for sentence in sentences:
         sentence.score = sum(weight[t] for t in sentence.terms) / (1 + RANK_DECAY * sentence.passage)
+    return sentences
 
+
+def _choose(sentences: list[_Sentence], budget: int) -> set[tuple[int, int]]:
+    """The (passage, position) of the sentences kept within ``budget`` tokens: the best scored
+    first, then their neighbours while room is left."""
     chosen: set[tuple[int, int]] = set()
     room = budget
 
@@ -80,27 +93,27 @@ def select_context(
             neighbour = by_key.get((sentence.passage, sentence.position + offset))
             if neighbour is not None:
                 take(neighbour)
+    return chosen
 
-    selected: list[str] = []
-    for p in range(len(passages)):
-        own = [s for s in sentences if s.passage == p]
-        groups: list[list[str]] = []
-        previous = None
-        for sentence in own:
-            if (p, sentence.position) not in chosen:
-                continue
-            if previous is None or sentence.position != previous + 1:
-                groups.append([])
-            groups[-1].append(sentence.text)
-            previous = sentence.position
-        if not groups:
-            selected.append("")
+
+def _passage_text(p: int, own: list[_Sentence], chosen: set[tuple[int, int]]) -> str:
+    """Passage ``p``'s chosen sentences (``own`` are all its sentences, in order), runs of
+    neighbours joined and gaps marked with "…"; "" when none was chosen."""
+    groups: list[list[str]] = []
+    previous = None
+    for sentence in own:
+        if (p, sentence.position) not in chosen:
             continue
-        text = GAP.join("".join(group).strip() for group in groups)
-        first = min(pos for (q, pos) in chosen if q == p)
-        if first > own[0].position:
-            text = GAP.lstrip() + text
-        if previous < own[-1].position:
-            text += GAP.rstrip()
-        selected.append(text)
-    return selected
+        if previous is None or sentence.position != previous + 1:
+            groups.append([])
+        groups[-1].append(sentence.text)
+        previous = sentence.position
+    if not groups or previous is None:
+        return ""
+    text = GAP.join("".join(group).strip() for group in groups)
+    first = min(pos for (q, pos) in chosen if q == p)
+    if first > own[0].position:
+        text = GAP.lstrip() + text
+    if previous < own[-1].position:
+        text += GAP.rstrip()
+    return text

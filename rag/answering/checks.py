@@ -20,7 +20,8 @@ from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_he
 from rag.answering.refusal import is_refusal
 from rag.answering.repairs import drop_repeats
 from rag.documents import SearchHit, Span
-from rag.text import has_cjk
+from rag.text.language import has_cjk
+from rag.text.sentences import LATIN_SENTENCE_ENDS, SENTENCE_ENDS
 
 KEEP, REPLACE, REFUSE = "keep", "replace", "refuse"
 
@@ -98,8 +99,8 @@ def append_marker(text: str, number: int) -> str:
     """``text`` with ``[number]`` before its final full stop (or at the end): "45 euros [1]",
     "七点半[1]", "It is 45 euros [1]."."""
     stripped = text.rstrip()
-    if stripped and stripped[-1] in ".。!！?？":
-        space = " " if stripped[-1] in ".!?" else ""
+    if stripped and stripped[-1] in SENTENCE_ENDS:
+        space = " " if stripped[-1] in LATIN_SENTENCE_ENDS else ""
         return f"{stripped[:-1].rstrip()}{space}[{number}]{stripped[-1]}"
     return f"{stripped}[{number}]" if stripped and has_cjk(stripped[-1]) else f"{stripped} [{number}]"
 

@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 
 from rag.documents import Citation, SearchHit
-from rag.text import has_cjk, scoring_tokens, split_sentences
+from rag.text.language import has_cjk
+from rag.text.sentences import QUESTION_MARKS, split_sentences
+from rag.text.tokens import scoring_tokens, search_tokens
 
 # One marker: an opening bracket, numbers separated by commas / dashes / "and", a closing one.
 # "passage 2" style words inside the brackets are tolerated ("[Passage 2]", "[文档2]").
@@ -155,8 +157,6 @@ def best_supporting_passage(answer: str, passages: Sequence[SearchHit], min_over
 def support_units(text: str) -> set[str]:
     """Content units for support checks: English words without stop words, and Chinese
     character bigrams (single characters are too common to say anything)."""
-    from rag.text import search_tokens
-
     units: set[str] = set()
     for token in search_tokens(text):
         if has_cjk(token):
@@ -180,7 +180,7 @@ def only_asks(answer: str) -> bool:
     """Whether every sentence of the answer is a question: a small model sometimes echoes the
     question ("佛蒙特州总共拥有多少个县[1]？") instead of answering it."""
     sentences = [s.strip() for s in split_sentences(MARKER_RE.sub("", answer)) if s.strip()]
-    return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(("?", "？")) for s in sentences)
+    return bool(sentences) and all(s.rstrip("\"'”」)）").endswith(tuple(QUESTION_MARKS)) for s in sentences)
 
 
 def support(answer: str, passages: Sequence[SearchHit]) -> float:

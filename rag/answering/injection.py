@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rag.text import split_sentences
+from rag.text.sentences import CJK_SENTENCE_ENDS, LATIN_SENTENCE_ENDS, SENTENCE_END_CLASS, split_sentences
 
 # Chat-template markers: special tokens of the common templates, and instruction-tuning headers.
 ROLE_TAG = re.compile(
@@ -38,10 +38,17 @@ ROLE_TAG = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 
+# A character that neither ends a sentence nor a line: what the patterns below may skip between
+# an instruction's words without running into the next sentence.
+_WITHIN_SENTENCE_EN = f"[^{LATIN_SENTENCE_ENDS}\\n]"
+_WITHIN_SENTENCE_ZH = f"[^{CJK_SENTENCE_ENDS}\\n]"
+
 # Attempts to override the rules the model was given.
 _OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,12}?\b(?:all\s+(?:the\s+)?|any\s+|the\s+)?"
-    r"(?:previous|prior|above|earlier|preceding|your|system|original|other)\b[^.!?\n]{0,20}?"
+    r"\b(?:ignore|disregard|forget|override|bypass)\b"
+    + _WITHIN_SENTENCE_EN
+    + r"{0,12}?\b(?:all\s+(?:the\s+)?|any\s+|the\s+)?"
+    r"(?:previous|prior|above|earlier|preceding|your|system|original|other)\b" + _WITHIN_SENTENCE_EN + r"{0,20}?"
     r"\b(?:instructions?|rules?|prompts?|directions?|guidelines?|directives?)\b|"
     r"\b(?:ignore|disregard)\s+(?:the|this|that|any|all)\s+(?:user'?s?\s+)?(?:questions?|passages?(?:\s+above)?|"
     r"documents?|context|text\s+above|user)\b|"
@@ -56,21 +63,29 @@ _OVERRIDE = re.compile(
     r"(?:之前|以上|原来|原有|先前|所有)的?(?:规则|指令)(?:已经?|都)?(?:作废|失效|取消|无效|被取消)|"
     r"\bdeveloper\s+mode\b|\bjailbreak|\bno\s+longer\s+bound\s+by\b|\bsystem\s+override\b|"
     r"\byou\s+are\s+now\s+(?:an?\s+)?(?:[\w-]+\s+){0,3}?(?:DAN|AI|assistants?|bots?|chatbot|models?|GPT)\b|"
-    r"\bfrom\s+(?:now|here)\s+on\b[^.!?\n]{0,20}?\b(?:you|answer|reply|respond|say|speak|I\s+will)\b|"
-    r"(?<!不可)(?<!不能)(?<!不应)(?<!勿)(?<!不要)(?<!别)(?:忽略|无视|不要理会|不用理会|忘掉|忘记)(?!不计)[^。！？\n]{0,6}?"
+    r"\bfrom\s+(?:now|here)\s+on\b"
+    + _WITHIN_SENTENCE_EN
+    + r"{0,20}?\b(?:you|answer|reply|respond|say|speak|I\s+will)\b|"
+    r"(?<!不可)(?<!不能)(?<!不应)(?<!勿)(?<!不要)(?<!别)(?:忽略|无视|不要理会|不用理会|忘掉|忘记)(?!不计)"
+    + _WITHIN_SENTENCE_ZH
+    + r"{0,6}?"
     r"(?:之前|以上|上面|前面|先前|上述|所有|一切|你的|您的|原来|原有|系统|说明书|资料|文档|规则|指令|提示)|"
     r"(?:忽略|无视)(?:用户|问题)|(?:你|您)的(?:指令|指示|设定|系统提示)|开发者模式|越狱|"
     r"从现在(?:开始|起)[，,\s]*(?:你|您|我会|我将|只能|只用|回答|回复)|"
-    r"(?:你|您)现在是[^。！？\n]{0,12}(?:机器人|助手|AI|模型|程序)|(?:你|您)是一(?:个|名|位)[^。！？\n]{0,12}(?:机器人|AI|模型)|"
+    r"(?:你|您)现在是"
+    + _WITHIN_SENTENCE_ZH
+    + r"{0,12}(?:机器人|助手|AI|模型|程序)|(?:你|您)是一(?:个|名|位)"
+    + _WITHIN_SENTENCE_ZH
+    + r"{0,12}(?:机器人|AI|模型)|"
     r"\byou\s+are\s+(?:an?\s+)?(?:[\w-]+\s+){0,3}?(?:AI|chatbot|bot|language\s+model)\b(?![-\w])",
     re.IGNORECASE,
 )
 
 # Requests for the system prompt.
 _REVEAL = re.compile(
-    r"\b(?:reveal|print|repeat|output|show|disclose|leak|tell|share|display)\b[^.!?\n]{0,40}?"
+    r"\b(?:reveal|print|repeat|output|show|disclose|leak|tell|share|display)\b" + _WITHIN_SENTENCE_EN + r"{0,40}?"
     r"\b(?:system\s+(?:prompt|message)|(?:your|its|hidden|secret)\s+(?:hidden\s+)?(?:instructions|rules|prompt|configuration))\b|"
-    r"系统提示词|(?:复述|输出|透露|公开|泄露|告诉|打印|显示)[^。！？\n]{0,12}"
+    r"系统提示词|(?:复述|输出|透露|公开|泄露|告诉|打印|显示)" + _WITHIN_SENTENCE_ZH + r"{0,12}"
     r"(?:系统提示|提示词|隐藏(?:的)?规则|(?:你|您)(?:收到|得到|的)(?:的)?(?:全部|所有)?(?:规则|指令|配置))",
     re.IGNORECASE,
 )
@@ -102,7 +117,7 @@ _SPEECH_ZH = (
 _DIRECTIVE = re.compile(
     rf"\b(?:must|should|shall|need\s+to|have\s+to|are\s+to|is\s+to|always|never|only|will\s+now)\b"
     rf"(?:\W+\w+){{0,3}}?\W+(?:{_SPEECH_EN})\b|(?:^|[:;,.!?]\s*|\b(?:so|then|and\s+then|now|just)\s+)(?:please\s+)?(?:{_SPEECH_EN})\b|"
-    rf"(?:必须|务必|应该|应当|要|请|只能|一律|都|总是|永远)[^。！？\n]{{0,8}}?(?:{_SPEECH_ZH})|"
+    rf"(?:必须|务必|应该|应当|要|请|只能|一律|都|总是|永远){_WITHIN_SENTENCE_ZH}{{0,8}}?(?:{_SPEECH_ZH})|"
     rf"(?:^|[：:，,；;。])\s*(?:请)?(?:{_SPEECH_ZH})",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -145,7 +160,9 @@ _ANSWER_SHAPE = re.compile(
 )
 # A rule for what to answer, written without a verb ("the correct reply to any query is ...").
 _ANSWER_RULE = re.compile(
-    r"\b(?:correct|right|only|real|proper|official)\s+(?:reply|answer|response)\b[^.!?\n]{0,25}?\bis\b|"
+    r"\b(?:correct|right|only|real|proper|official)\s+(?:reply|answer|response)\b"
+    + _WITHIN_SENTENCE_EN
+    + r"{0,25}?\bis\b|"
     r"\bthe\s+answer\s+is\s+always\b|\b(?:when|if|whenever)\s+(?:you\s+are\s+)?asked\b|"
     r"\b(?:whatever|regardless\s+of)\s+(?:the\s+)?(?:question|you\s+are\s+asked)\b|"
     r"(?:正确|唯一)的?(?:回答|答案)(?:都|始终|永远)?是|(?:被问到|有人问)|无论问题是什么",
@@ -213,7 +230,7 @@ _HTML_BLOCK_END = re.compile(r"</(?:p|div|li|h[1-6]|td|tr|span|section|article)>
 
 def _segments(line: str) -> list[tuple[int, int]]:
     """Where the sentences of ``line`` are, with links kept whole."""
-    masked = _LINK.sub(lambda m: re.sub(r"[.!?。！？]", "x", m.group()), line)
+    masked = _LINK.sub(lambda m: re.sub(SENTENCE_END_CLASS, "x", m.group()), line)
     out, at = [], 0
     cuts = [m.end() for m in _HTML_BLOCK_END.finditer(masked)]
     for block in (masked[a:b] for a, b in zip([0] + cuts, cuts + [len(masked)]) if b > a):

@@ -40,8 +40,9 @@ from rag.generation.base import GenerationResult
 from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
-from rag.retrieval import HybridRetriever, Retrieval, Retriever, relevance
-from rag.text import detect_language
+from rag.retrieval import HybridRetriever, Retrieval, Retriever
+from rag.text.language import detect_language
+from rag.text.lexical import relevance
 
 log = logging.getLogger(__name__)
 

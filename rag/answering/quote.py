@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from rag.answering.citations import MARKER_RE, support_units
 from rag.answering.injection import Screened
 from rag.documents import SearchHit
-from rag.text import has_cjk, split_sentences
+from rag.text.language import has_cjk
+from rag.text.lexical import query_terms, relevance, terms_found
+from rag.text.sentences import QUESTION_MARKS, SENTENCE_ENDS, split_sentences
 
 
 def _bare(text: str) -> str:
@@ -26,7 +28,7 @@ def _heading_texts(hit: SearchHit) -> list[str]:
     ending a sentence)."""
     lines = hit.chunk.text.strip().splitlines()
     candidates = [hit.chunk.section or "", lines[0].strip() if lines else ""]
-    return [h for h in candidates if h and len(h) <= _MAX_HEADING and not h.endswith((".", "。", "!", "！", "?", "？"))]
+    return [h for h in candidates if h and len(h) <= _MAX_HEADING and not h.endswith(tuple(SENTENCE_ENDS))]
 
 
 def _headings(titles: list[str]) -> set[str]:
@@ -66,9 +68,6 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
     usually leaves the subject's name to the sentences around it, which only the passage
     sees. Sentences that hold none of the words are left out, and so are instructions planted
     in a passage (:mod:`rag.answering.injection`): they are no evidence of anything."""
-    from rag.lexical import query_terms, terms_found
-    from rag.retrieval import relevance
-
     terms = query_terms(query)
     wants_number = bool(_ASKS_NUMBER.search(query))
     # Chinese questions reworded from their passage share few of jieba's words but many
@@ -103,7 +102,7 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
                 score *= 0.6  # "How many ...?" is answered by a sentence with a number in it
             if units[i].header and _names_the_row(sentence, query):
                 score += 1.0  # "How many parameters does Heron-base have?": the row it names
-            if sentence.endswith(("?", "？")):
+            if sentence.endswith(tuple(QUESTION_MARKS)):
                 # A question in the passage is not its answer; in an FAQ (the question opens
                 # its paragraph), what follows it is, and a question asked the way the FAQ
                 # asks it finds it best.
@@ -112,7 +111,7 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
                 if (
                     opens
                     and following
-                    and not following.endswith(("?", "？"))
+                    and not following.endswith(tuple(QUESTION_MARKS))
                     and _bare(following) not in headings
                     and not screened.planted(following)
                 ):
@@ -157,7 +156,7 @@ def _is_row(line: str) -> bool:
 
 def _structured(line: str) -> bool:
     stripped = line.strip()
-    if stripped.endswith(("?", "？")):
+    if stripped.endswith(tuple(QUESTION_MARKS)):
         return False  # a question (an FAQ's) is prose
     return (
         bool(stripped)

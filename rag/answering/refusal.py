@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 from rag.answering.citations import parse_markers
-from rag.text import has_cjk, scoring_tokens, split_sentences
+from rag.text.language import has_cjk
+from rag.text.sentences import split_sentences
+from rag.text.tokens import scoring_tokens
 
 REFUSALS = {
     "en": "I could not find the answer in the documents.",

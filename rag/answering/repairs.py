@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import split_sentences
+from rag.text.sentences import SENTENCE_ENDS, split_sentences
 
 # A run of the same 4-60 characters, ending at a space or punctuation, three or more times in a
 # row ("是一种节奏，是一种节奏，是一种节奏，").
@@ -56,7 +56,7 @@ def drop_repeats(text: str) -> str:
             continue
         seen.add(key)
         kept.append(sentence)
-    if looped and len(kept) > 1 and kept[-1].rstrip()[-1:] not in ".!?。！？…]":
+    if looped and len(kept) > 1 and kept[-1].rstrip()[-1:] not in SENTENCE_ENDS + "…]":
         kept.pop()
     return _DANGLING_ELLIPSIS.sub("", "".join(kept).strip())
 
@@ -64,4 +64,4 @@ def drop_repeats(text: str) -> str:
 # An ellipsis standing alone after a finished sentence (or a lead-in's colon): the model
 # copying the "…" that marks text left out of a passage. It says nothing, so it goes (a "[1]"
 # after it stays).
-_DANGLING_ELLIPSIS = re.compile(r"(?<=[.!?。！？:：])\s*(?:…+|\.{3,})(?=\s*(?:\[\d+\]\s*)*$)")
+_DANGLING_ELLIPSIS = re.compile(rf"(?<=[{SENTENCE_ENDS}:：])\s*(?:…+|\.{{3,}})(?=\s*(?:\[\d+\]\s*)*$)")

@@ -17,10 +17,12 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.text.model_tokens import split_by_counting
 
 NAME = "multilingual-e5-small"
 DIMENSION = 384
@@ -72,8 +74,6 @@ def _counter(engine) -> Callable[[Sequence[str]], list[int]]:
 def token_functions() -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
     """Token counting and cutting for parsing workers (``ChunkPlan.tokenizer`` = ``SOURCE``).
     The engine maps its model file, so a worker's copy costs little memory."""
-    from rag.embedding import split_by_counting
-
     count = _counter(_engine())
     return count, lambda text, max_tokens: split_by_counting(text, max_tokens, count)
 
@@ -84,12 +84,13 @@ class E5SmallEmbedder:
     name = NAME
 
     def __init__(self) -> None:
-        self._engine = None
-        self._count = None
+        self._engine: Any = None
+        self._count: Callable[[Sequence[str]], list[int]] | None = None
         self._lock = threading.Lock()  # the engine is one C object with its own threads
 
     @classmethod
     def from_settings(cls, settings) -> E5SmallEmbedder:
+        """The embedder; nothing in ``settings`` changes it."""
         return cls()
 
     def _load(self):
@@ -103,30 +104,37 @@ class E5SmallEmbedder:
         return self._engine
 
     def warm_up(self) -> None:
+        """Load the model now."""
         self._load()
 
     def warm_up_queries(self) -> None:
+        """Load the model now (queries and passages share it)."""
         self._load()
 
     @property
     def dimension(self) -> int:
+        """Length of the model's vectors."""
         return DIMENSION
 
     @property
     def max_tokens(self) -> int:
+        """Content tokens one input may hold."""
         return MAX_TOKENS
 
     @property
     def tokenizer_source(self) -> str:
+        """Where the model's tokenizer is loaded from."""
         return SOURCE
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens."""
         self._load()
-        return self._count(texts) if texts else []
+        count = self._count
+        assert count is not None  # _load set it
+        return count(texts) if texts else []
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
-        from rag.embedding import split_by_counting
-
+        """``text`` cut into pieces of at most ``max_tokens`` tokens, by counting (no offsets)."""
         return split_by_counting(text, max_tokens, self.count_tokens)
 
     def unknown_ratio(self, text: str) -> float:

@@ -56,6 +56,7 @@ class UseMiniLMEmbedder:
 
     @classmethod
     def from_settings(cls, settings) -> UseMiniLMEmbedder:
+        """Both models, MiniLM set up by ``settings`` (device, batch size, encoders, model cache)."""
         from rag.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
 
         minilm = SentenceTransformerEmbedder(
@@ -69,29 +70,36 @@ class UseMiniLMEmbedder:
         return cls(minilm, UseMultilingualEmbedder())
 
     def warm_up(self) -> None:
+        """Load both models now."""
         self.minilm.warm_up()
         self.use.warm_up()
 
     def warm_up_queries(self) -> None:
+        """Load what both models need for queries."""
         self.minilm.warm_up_queries()
         self.use.warm_up_queries()
 
     @property
     def dimension(self) -> int:
+        """USE's dimension plus MiniLM's: the two vectors side by side."""
         return self.use.dimension + self.minilm.dimension
 
     @property
     def max_tokens(self) -> int:
+        """MiniLM's limit, the shorter of the two."""
         return self.minilm.max_tokens
 
     @property
     def tokenizer_source(self) -> str:
+        """MiniLM's tokenizer, which chunking counts with."""
         return self.minilm.tokenizer_source
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in MiniLM's tokens."""
         return self.minilm.count_tokens(texts)
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
+        """``text`` cut at MiniLM's token boundaries into pieces of at most ``max_tokens``."""
         return self.minilm.split_tokens(text, max_tokens)
 
     def unknown_ratio(self, text: str) -> float:
@@ -100,6 +108,7 @@ class UseMiniLMEmbedder:
         return self.use.unknown_ratio(text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's USE and MiniLM vectors joined into one unit vector."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._joined(self.use.embed(texts), self.minilm.embed(texts))
@@ -112,6 +121,7 @@ class UseMiniLMEmbedder:
         return self._joined(self.use.embed(texts), self.minilm.embed_documents(texts))
 
     def warm_up_documents(self) -> None:
+        """Load what indexing passages needs (MiniLM's document encoder and USE)."""
         self.minilm.warm_up_documents()
         self.use.warm_up()
 
@@ -126,6 +136,8 @@ class UseMiniLMEmbedder:
         return np.ascontiguousarray(both, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors whose MiniLM half is weighted down as MiniLM's tokenizer knows fewer of the
+        query's tokens."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         use = self.use.embed_queries(texts)

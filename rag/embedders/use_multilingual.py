@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.text.model_tokens import share_of, split_by_counting
 
 NAME = "use-multilingual-v3"
 DIMENSION = 512
@@ -50,8 +51,6 @@ def _tokenizer():
 def token_functions() -> tuple[Callable[[Sequence[str]], list[int]], Callable[[str, int], list[str]]]:
     """Token counting and cutting for parsing workers (``ChunkPlan.tokenizer`` = ``SOURCE``):
     the tokenizer alone, without the model's weights."""
-    from rag.embedding import split_by_counting
-
     tokenizer = _tokenizer()
 
     def count(texts: Sequence[str]) -> list[int]:
@@ -79,6 +78,7 @@ class UseMultilingualEmbedder:
 
     @classmethod
     def from_settings(cls, settings) -> UseMultilingualEmbedder:
+        """The embedder; nothing in ``settings`` changes it (the model runs in numpy)."""
         return cls()
 
     def _load_tokenizer(self):
@@ -107,45 +107,51 @@ class UseMultilingualEmbedder:
         return self._model
 
     def warm_up(self) -> None:
+        """Load the model now."""
         self._load()
 
     def warm_up_queries(self) -> None:
+        """Load the model now (queries and passages share it)."""
         self._load()
 
     @property
     def dimension(self) -> int:
+        """Length of the model's vectors."""
         return DIMENSION
 
     @property
     def max_tokens(self) -> int:
+        """Content tokens one input may hold."""
         return MAX_TOKENS
 
     @property
     def tokenizer_source(self) -> str:
+        """Where the model's tokenizer is loaded from."""
         return SOURCE
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's SentencePiece tokens."""
         if not texts:
             return []
         encoded = self._load_tokenizer().encode(list(texts), add_bos=False, add_eos=False)
         return [len(ids) for ids in encoded]
 
     def split_tokens(self, text: str, max_tokens: int) -> list[str]:
-        from rag.embedding import split_by_counting
-
+        """``text`` cut into pieces of at most ``max_tokens`` tokens, by counting."""
         return split_by_counting(text, max_tokens, self.count_tokens)
 
     def unknown_ratio(self, text: str) -> float:
-        from rag.embedding import share_of
-
+        """Share of the text's tokens that are the unknown piece."""
         ids = self._load_tokenizer().encode([text], add_bos=False, add_eos=False)[0]
         return share_of(ids, UNKNOWN_ID)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Float32 vectors for ``texts``, one row each."""
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         vectors = self._load().encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), DIMENSION)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """The same vectors as :meth:`embed`: the model encodes queries and passages alike."""
         return self.embed(texts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import _CJK_RE, cjk_ratio
+from rag.text import CJK_RE, cjk_ratio
 
 _SENTENCE_END = ("。", "！", "？", "；", "…", "!", "?", ".", "」", "”", "』", "）")
 
@@ -52,9 +52,9 @@ def _rejoin_wrapped_cjk_lines(text: str) -> str:
         previous = out[-1].rstrip()
         if (
             len(previous) >= _MIN_WRAPPED_CJK_LINE
-            and _CJK_RE.match(previous[-1])
+            and CJK_RE.match(previous[-1])
             and previous[-1] not in _CJK_LINE_END
-            and _CJK_RE.match(line.lstrip()[:1] or " ")
+            and CJK_RE.match(line.lstrip()[:1] or " ")
         ):
             out[-1] = previous + line.lstrip()
         else:

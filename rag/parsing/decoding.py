@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rag.errors import ParseError
 from rag.parsing.failures import _binary_error
-from rag.text import _CJK_RE
+from rag.text import CJK_RE
 
 # Share of control characters above which decoded "text" is treated as binary data.
 _MAX_CONTROL_SHARE = 0.01
@@ -208,7 +208,7 @@ def _chinese_score(text: str, common: frozenset[str]) -> float:
             continue
         if ch in common:
             frequent += 1
-        elif _CJK_RE.match(ch):
+        elif CJK_RE.match(ch):
             rare += 1
         elif 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or 0x2010 <= code <= 0x2027:
             marks += 1
@@ -236,7 +236,7 @@ def _common_hanzi(encoding: str = "") -> frozenset[str]:
                 ch = bytes((lead, trail)).decode(encoding)
             except UnicodeDecodeError:
                 continue
-            if _CJK_RE.match(ch):
+            if CJK_RE.match(ch):
                 found.add(ch)
     return frozenset(found)
 

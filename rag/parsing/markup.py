@@ -10,7 +10,7 @@ from rag.documents import Element
 from rag.parsing.decoding import _read_text
 from rag.parsing.elements import _to_elements
 from rag.parsing.large_text import _LARGE_TEXT_CHARS, _cut_huge_lines, _plain_paragraphs
-from rag.text import _CJK_RE
+from rag.text import CJK_RE
 
 
 def _parse_md(path: Path, data: bytes) -> list[Element]:
@@ -69,8 +69,8 @@ def _join_wrapped_cjk_markdown(text: str) -> str:
             and not fence
             and previous.strip()
             and not _MD_BLOCK_LINE.match(previous)
-            and _CJK_RE.match(previous.rstrip()[-1])
-            and _CJK_RE.match(line.lstrip()[:1] or " ")
+            and CJK_RE.match(previous.rstrip()[-1])
+            and CJK_RE.match(line.lstrip()[:1] or " ")
         ):
             out[-1] = previous.rstrip() + line.lstrip()
             continue

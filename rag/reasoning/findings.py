@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.documents import Answer, Hop, SearchHit
-from rag.lexical import query_terms, terms_found
 from rag.reasoning.values import Date, Quantity, find_dates, first_quantity
+from rag.text.lexical import query_terms, terms_found
 
 # The citation markers of an answer ("[1]", "[2][3]") and the space before them.
 CITATION_MARKERS = re.compile(r"\s*\[\d+\](?:\[\d+\])*")

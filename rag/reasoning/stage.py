@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from rag.answering.quote import ranked_with_shares
 from rag.documents import Answer, Hop
-from rag.lexical import query_terms, terms_found
 from rag.reasoning.answer_kinds import expected_kind, fits
 from rag.reasoning.final_answer import composed_answer, refused_answer
 from rag.reasoning.findings import (
@@ -51,6 +50,7 @@ from rag.reasoning.findings import (
 from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
 from rag.reasoning.values import difference, ratio, total, years_between
 from rag.text import detect_language, plain_words
+from rag.text.lexical import query_terms, terms_found
 
 __all__ = ["Reasoner", "expected_kind", "fits"]  # the two moved to rag.reasoning.answer_kinds
 

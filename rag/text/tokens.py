@@ -1,31 +1,20 @@
-"""Language-aware text helpers shared by chunking, search and answer scoring.
+"""Words as search and answer scoring count them, in English and Chinese.
 
-Chinese has no spaces between words and ends sentences with full-width marks, so every step
-that splits or tokenises text goes through here rather than ``str.split``.
+Chinese has no spaces between words: search segments it with jieba, answer scoring takes each
+character on its own, and English is lowercase words and numbers for both.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import unicodedata
-from collections.abc import Iterable
+from typing import Any
 
-# CJK Unified Ideographs (+ extension A and compatibility ideographs).
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RE = re.compile(f"[{_CJK}]")
-_CJK_RUN_RE = re.compile(f"[{_CJK}]+")
+from rag.text.language import CJK_RANGES, CJK_RE, normalize
+
 # A run of CJK ideographs, or a run of letters/digits (any script but CJK).
-_TOKEN_RE = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+", re.UNICODE)
-
-# Sentence ends: Chinese full-width marks end a sentence wherever they stand (closing quotes or
-# brackets may follow); Western marks need following white space so "3.14" and "e.g." mid-line
-# stay whole.
-_SENTENCE_END_RE = re.compile(
-    r"(?:[。！？；…]+|\.{3,}|[!?;])[”’」』）)\]\"']*"
-    r"|(?<=[^\s.])\.[”’\"')\]]*(?=\s)"
-    r"|\n\s*\n"
-)
+_TOKEN_RE = re.compile(f"[{CJK_RANGES}]+|[^\\W_{CJK_RANGES}]+", re.UNICODE)
+_WORD_RUN_RE = re.compile(f"[^\\W_{CJK_RANGES}]+", re.UNICODE)
 
 _STOPWORDS_EN = frozenset(
     """a an the and or but if of at by for with about against between into through during
@@ -40,46 +29,12 @@ _STOPWORDS_ZH = frozenset(
 )
 
 
-def cjk_ratio(text: str) -> float:
-    """Share of letters in ``text`` that are CJK ideographs (0.0 for text without letters)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for ch in letters if _CJK_RE.match(ch)) / len(letters)
-
-
-def detect_language(text: str) -> str:
-    """``"zh"`` when Chinese characters make up a fair share of the letters, else ``"en"``."""
-    return "zh" if cjk_ratio(text) >= 0.2 else "en"
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split English and Chinese text into sentences, keeping each sentence's end mark.
-
-    Joining the result gives back ``text`` exactly (white space stays with the sentence before
-    it), so callers can keep character offsets.
-    """
-    pieces: list[str] = []
-    start = 0
-    for match in _SENTENCE_END_RE.finditer(text):
-        end = match.end()
-        # Let the white space after the mark belong to the sentence it closes.
-        while end < len(text) and text[end] in " \t\r\n\u3000":
-            end += 1
-        if end > start:
-            pieces.append(text[start:end])
-            start = end
-    if start < len(text):
-        pieces.append(text[start:])
-    return [p for p in pieces if p]
-
-
 class _Jieba:
     """jieba loads a ~20 MB dictionary on first use; do that once, lazily, thread-safely."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokenizer = None
+        self._tokenizer: Any = None
 
     def cut(self, text: str) -> list[str]:
         if self._tokenizer is None:
@@ -99,11 +54,6 @@ class _Jieba:
 _jieba = _Jieba()
 
 
-def normalize(text: str) -> str:
-    """NFKC-fold (full-width letters and digits to ASCII) and lowercase."""
-    return unicodedata.normalize("NFKC", text).lower()
-
-
 def search_tokens(text: str, stopwords: bool = True) -> list[str]:
     """Tokens for sparse (BM25) search.
 
@@ -114,7 +64,7 @@ def search_tokens(text: str, stopwords: bool = True) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN_RE.finditer(normalize(text)):
         piece = match.group(0)
-        if _CJK_RE.match(piece):
+        if CJK_RE.match(piece):
             words = _jieba.cut(piece)
             tokens.extend(w for w in words if not (stopwords and w in _STOPWORDS_ZH))
             if len(piece) > 1:
@@ -122,9 +72,6 @@ def search_tokens(text: str, stopwords: bool = True) -> list[str]:
         elif not (stopwords and piece in _STOPWORDS_EN):
             tokens.append(piece)
     return tokens
-
-
-_WORD_RUN_RE = re.compile(f"[^\\W_{_CJK}]+", re.UNICODE)
 
 
 def plain_words(text: str) -> set[str]:
@@ -138,16 +85,8 @@ def scoring_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN_RE.finditer(normalize(text)):
         piece = match.group(0)
-        if _CJK_RE.match(piece):
+        if CJK_RE.match(piece):
             tokens.extend(piece)
         else:
             tokens.append(piece)
     return tokens
-
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK_RE.search(text))
-
-
-def join_nonempty(parts: Iterable[str | None], sep: str = " ") -> str:
-    return sep.join(p for p in parts if p)
