@@ -508,7 +508,9 @@ def test_upload_errors(client):
     no_files = client.post(
         "/documents",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        content=f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'.encode(),
+        content=(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'
+        ).encode(),
     )
     assert no_files.status_code == 422 and no_files.json()["code"] == "unknown_field"
     assert "'note' is not accepted" in no_files.json()["error"]

@@ -72,7 +72,10 @@ def test_answer_sentences_keep_their_citations():
 
 def test_judge_scores_an_answer_and_its_citations(judge):
     other = "The hotel limit in London is 250 euros per night."
-    answer = "The Panthers defense gave up 308 points [1]. Kawann Short led the team in sacks with 11 [2]. Tom Brady scored twice [1]."
+    answer = (
+        "The Panthers defense gave up 308 points [1]. Kawann Short led the team in sacks with 11 [2]. "
+        "Tom Brady scored twice [1]."
+    )
     result = judge.judge(answer, [EN, other], cited={1: EN, 2: other})
     assert [v.supported for v in result.sentences] == [True, True, False]
     assert result.score == pytest.approx(2 / 3)

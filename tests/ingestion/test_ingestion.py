@@ -226,7 +226,7 @@ def test_missing_path_and_folder_without_documents_exit_2(tmp_path):
 
 
 def test_library_errors_for_bad_paths(tmp_path, settings):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="missing does not exist; give the folder"):
         ingest_folder(tmp_path / "missing", settings)
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(InputError, match="is a file"):

@@ -95,7 +95,7 @@ def test_source_and_type_filters(retriever):
     assert retriever.retrieve("hotel", filters={"source": "nothing/*"}).hits == []
     with pytest.raises(InputError, match="Unknown filter 'author'"):
         retriever.retrieve("hotel", filters={"author": "me"})
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="Filters must be an object"):
         retriever.retrieve("hotel", filters="policies/*")
 
 

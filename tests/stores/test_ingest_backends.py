@@ -142,7 +142,7 @@ def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(rag.ingestion, "_before_commit_hook", fail)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="disk full"):
         ingest_folder(small_folder, settings, embedder=embedder)
     index = Index.open(settings, embedder=embedder)
     assert held_ids(index) != rows(settings)  # Qdrant went ahead of the rolled-back chunk store
