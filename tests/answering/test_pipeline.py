@@ -1,8 +1,9 @@
 """The answer pipeline over a small real index (real parser, embedder, FAISS, BM25): refusals,
 quote mode, a missing index, and answers from the language model.
 
-The index is built once per module from a handful of English and Chinese files. Tests that need
-the language model are marked slow; the refusal and quote paths run without it.
+The index is built once per module from a handful of English and Chinese files. The refusal runs
+in the fast tier; tests that build pipelines of their own (each loads the embedder) or need the
+language model are marked slow.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def test_pipeline_refuses_without_the_model_when_nothing_is_relevant(index_setti
     assert pipeline.generator.load_info == {}  # the model was never loaded
 
 
+@pytest.mark.slow
 def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_settings):
     from rag.errors import ConfigError
 
@@ -64,6 +66,7 @@ def test_quote_mode_answers_with_the_passage_sentence_without_the_model(index_se
     assert generating.generator.load_info == {}
 
 
+@pytest.mark.slow
 def test_pipeline_reports_a_missing_index_and_picks_up_a_new_one(tmp_path, corpus, embedder):
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path / "index", "device": "cpu", "min_relevance": 0.3})
     pipeline = AnswerPipeline.from_settings(settings)

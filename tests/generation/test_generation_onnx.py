@@ -178,6 +178,7 @@ def test_greedy_answers_match_transformers_in_english_and_chinese(onnx_lm):
     assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text
 
 
+@pytest.mark.slow
 def test_prompt_cache_reads_only_what_differs_and_changes_nothing(onnx_lm):
     other = [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace("London", "Paris")}]
     onnx_lm.generate(GROUNDED, max_new_tokens=12)

@@ -33,6 +33,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )
 
 
+@pytest.mark.slow
 def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
     root = tmp_path / "mixed"
     expected = docfactory.make_mixed_folder(root)
@@ -310,6 +311,7 @@ def test_parallel_parsing_gives_the_same_index(tmp_path, embedder):
     assert chunks_one == chunks_two
 
 
+@pytest.mark.slow
 def test_waves_prepare_the_same_chunks_as_one_batch(tmp_path, embedder):
     """On a CPU files are parsed in waves (parsing and embedding take turns); the result is
     the same as handing every file to the workers at once."""
