@@ -190,6 +190,7 @@ def _warm_parser(tmp_path: Path) -> None:
     warm_up()
 
 
+@pytest.mark.slow
 def test_a_file_past_the_time_budget_is_stopped_and_the_rest_ingested(tmp_path, embedder):
     _warm_parser(tmp_path)
     root = tmp_path / "docs"
