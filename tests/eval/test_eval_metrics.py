@@ -194,7 +194,7 @@ def test_paired_bootstrap():
     assert better.significant and better.ci_low > 0
     noisy = paired_bootstrap([1, 0, 1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 1, 0, 1, 1])
     assert not noisy.significant and noisy.ci_low < 0 < noisy.ci_high
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the same number of scores in both runs"):
         paired_bootstrap([1, 2], [1])
 
 

@@ -33,6 +33,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )
 
 
+@pytest.mark.slow
 def test_mixed_folder_ingests_every_good_file_and_names_the_bad(tmp_path):
     root = tmp_path / "mixed"
     expected = docfactory.make_mixed_folder(root)
@@ -226,7 +227,7 @@ def test_missing_path_and_folder_without_documents_exit_2(tmp_path):
 
 
 def test_library_errors_for_bad_paths(tmp_path, settings):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="missing does not exist; give the folder"):
         ingest_folder(tmp_path / "missing", settings)
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(InputError, match="is a file"):
@@ -310,6 +311,7 @@ def test_parallel_parsing_gives_the_same_index(tmp_path, embedder):
     assert chunks_one == chunks_two
 
 
+@pytest.mark.slow
 def test_waves_prepare_the_same_chunks_as_one_batch(tmp_path, embedder):
     """On a CPU files are parsed in waves (parsing and embedding take turns); the result is
     the same as handing every file to the workers at once."""

@@ -112,6 +112,8 @@ def bad_run(tmp_path_factory):
     }
 
 
+# The checks of bad_run are slow: it is one whole `python -m ingest` run in a process of its own.
+@pytest.mark.slow
 def test_the_run_does_not_abort_and_every_good_file_is_indexed(bad_run):
     assert bad_run["result"].returncode == 0, bad_run["result"].stderr[-3000:]
     texts = bad_run["texts"]
@@ -120,6 +122,7 @@ def test_the_run_does_not_abort_and_every_good_file_is_indexed(bad_run):
     assert "全长约两万一千公里" in texts["good/长城.txt"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_is_skipped_with_one_line(bad_run):
     if not bad_run["permissions_enforced"]:
         pytest.skip("running as root without setpriv: root reads mode-000 files")
@@ -129,6 +132,7 @@ def test_an_unreadable_file_is_skipped_with_one_line(bad_run):
     assert bad_run["result"].stderr.count("noperm.txt: permission denied") == 1  # one line on the console
 
 
+@pytest.mark.slow
 def test_dangling_and_looping_links_and_fifos_are_named(bad_run):
     reasons = bad_run["reasons"]
     assert "dangling symbolic link" in reasons["dangling.md"] and "missing.md" in reasons["dangling.md"]
@@ -139,6 +143,7 @@ def test_dangling_and_looping_links_and_fifos_are_named(bad_run):
         assert f"{path}: " in bad_run["result"].stderr
 
 
+@pytest.mark.slow
 def test_a_one_line_multi_megabyte_text_is_split_and_indexed(bad_run):
     text = bad_run["texts"]["oneline.txt"]
     assert text.startswith("ONELINEMARKER") and len(text) > 2_500_000
@@ -146,6 +151,7 @@ def test_a_one_line_multi_megabyte_text_is_split_and_indexed(bad_run):
     assert took["oneline.txt"] < 25  # the default time budget; it takes ~2 s on 2 cores
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path, phrase",
     [
@@ -160,6 +166,7 @@ def test_legacy_encodings_are_read_as_their_text(bad_run, path, phrase):
     assert phrase in bad_run["texts"][path]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["noise.eml", "noise.txt"])
 def test_random_bytes_named_as_text_are_refused_with_a_reason(bad_run, path):
     assert path not in bad_run["texts"]
@@ -183,6 +190,7 @@ def _warm_parser(tmp_path: Path) -> None:
     warm_up()
 
 
+@pytest.mark.slow
 def test_a_file_past_the_time_budget_is_stopped_and_the_rest_ingested(tmp_path, embedder):
     _warm_parser(tmp_path)
     root = tmp_path / "docs"

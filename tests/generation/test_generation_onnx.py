@@ -22,7 +22,7 @@ from rag.generation.onnx_lm import ChatTemplate, OnnxGenerator, compare_with_tra
 from rag.generation.transformers_lm import TransformersGenerator
 from tests.generators import GROUNDED, SMOLLM2, shared_onnx, shared_smollm2
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHINESE = [
     {"role": "system", "content": "只根据资料回答，并用 [1] 标注来源。"},
     {"role": "user", "content": "资料 [1]：长城位于中国北方，全长约两万一千公里。\n\n问题：长城全长多少公里？"},
@@ -178,6 +178,7 @@ def test_greedy_answers_match_transformers_in_english_and_chinese(onnx_lm):
     assert "250" in onnx_lm.generate(GROUNDED, max_new_tokens=24).text
 
 
+@pytest.mark.slow
 def test_prompt_cache_reads_only_what_differs_and_changes_nothing(onnx_lm):
     other = [GROUNDED[0], {"role": "user", "content": GROUNDED[1]["content"].replace("London", "Paris")}]
     onnx_lm.generate(GROUNDED, max_new_tokens=12)

@@ -27,6 +27,7 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("model-cache")
 
 
+@pytest.mark.slow
 def test_onnx_queries_match_sentence_transformers(minilm, cache_dir):
     onnx = SentenceTransformerEmbedder(device="cpu", query_encoder="onnx", cache_dir=cache_dir)
     onnx.warm_up_queries()

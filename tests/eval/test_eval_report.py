@@ -25,7 +25,7 @@ from eval.run import answer_from_dict, evaluate, main, score_record
 from rag.documents import Answer, Chunk, Citation, SearchHit
 from rag.errors import RagError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 

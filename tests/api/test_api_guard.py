@@ -50,7 +50,7 @@ def test_allowed_hosts_follow_the_bind_address_and_the_setting():
 def test_admission_refuses_past_the_limit_and_frees_slots_when_work_ends():
     admission = Admission(max_pending=2)
     first, second = admission.enter(), admission.enter()
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ApiError, match="answering 2 questions already; try again in") as refused:
         admission.enter()
     assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) >= 1
     admission.run(first, lambda: None)
@@ -72,7 +72,7 @@ def test_admission_refuses_when_the_queue_would_wait_too_long():
         admission.leave(slot)
     assert admission.service_s() == pytest.approx(4.0, abs=0.1)
     held = [admission.enter() for _ in range(3)]  # 3 ahead: a 4th would wait ~12 s
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ApiError, match="answering 3 questions already; try again in") as refused:
         admission.enter()
     assert refused.value.code == "overloaded" and 4 <= int(refused.value.headers["Retry-After"]) <= 12
     admission.leave(held[0])
@@ -101,7 +101,7 @@ def test_rate_limit_per_client_answers_429_with_retry_after():
     admission = Admission(max_pending=10, rate_per_minute=3)
     for _ in range(3):
         admission.check_rate("key:a")
-    with pytest.raises(ApiError) as limited:
+    with pytest.raises(ApiError, match="Too many questions from this client: the limit is 3 a minute") as limited:
         admission.check_rate("key:a")
     assert limited.value.status == 429 and 1 <= int(limited.value.headers["Retry-After"]) <= 60
     admission.check_rate("key:b")  # another client has its own budget

@@ -495,6 +495,7 @@ def test_documents_lists_the_manifest(client):
     assert body["docs_root"]
 
 
+@pytest.mark.slow
 def test_upload_errors(client):
     unsupported = client.post("/documents", files={"files": ("tool.exe", b"MZ\x90\x00", "application/octet-stream")})
     assert unsupported.status_code == 415

@@ -126,6 +126,7 @@ def test_smollm2_answers_greedily_and_deterministically(smollm2):
     assert first.finish_reason in ("stop", "length")
 
 
+@pytest.mark.slow
 def test_prompt_cache_reuses_a_shared_prefix_and_changes_nothing(smollm2):
     """Two questions after the same system rules: the second reads only what differs, and
     answers exactly as a generator without the cache does."""

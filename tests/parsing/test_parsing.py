@@ -686,6 +686,7 @@ def test_parse_time_is_small_for_5kb_files(tmp_path):
         assert elapsed < 3.0, f"{path.name} took {elapsed:.2f} s"
 
 
+@pytest.mark.slow
 def test_parse_file_in_a_spawned_worker_without_network(tmp_path):
     """The ingestion pool's situation: a fresh process, pickled calls, no network at all."""
     listing = docfactory.make_mixed_folder(tmp_path)

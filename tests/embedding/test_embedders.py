@@ -213,6 +213,6 @@ def test_names_and_import_paths():
     own = embedder_class("rag.embedders.use_multilingual:UseMultilingualEmbedder")
     assert own is embedder_class("use-multilingual-v3")
     with pytest.raises(ConfigError, match="lacks dimension"):
-        embedder_class("tests.test_embedders:_Incomplete")
+        embedder_class("tests.embedding.test_embedders:_Incomplete")
     with pytest.raises(ConfigError, match="cannot import"):
         embedder_class("no_such_module:Embedder")
