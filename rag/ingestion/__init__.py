@@ -52,7 +52,14 @@ from rag.ingestion.workers import (
     UNGUARDED_MAX_BYTES,
     prepare_files,
 )
-from rag.ingestion.writing import DIRTY_MARKER, STORE_FILE_PREFIXES, WrittenStores, remove_unused_files, write_stores
+from rag.ingestion.writing import (
+    DIRTY_MARKER,
+    STORE_FILE_PREFIXES,
+    RowChanges,
+    WrittenStores,
+    remove_unused_files,
+    write_stores,
+)
 
 __all__ = [
     "COUNT_MEMO_CHARS",
@@ -78,6 +85,7 @@ __all__ = [
     "ProcessStep",
     "ProcessedFiles",
     "Progress",
+    "RowChanges",
     "SilentProgress",
     "SourceFile",
     "WriteLock",

@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.ingestion.plan import Changes, IngestRun
 from rag.ingestion.processing import ProcessedFiles
-from rag.ingestion.writing import WrittenStores, remove_unused_files, write_stores
+from rag.ingestion.writing import RowChanges, WrittenStores, remove_unused_files, write_stores
 
 if TYPE_CHECKING:
     from rag.stores.chunk_store import ChunkStore
@@ -105,10 +105,7 @@ def _write_generation(
         meta,
         dimension,
         run.rebuild,
-        np.asarray(removed_rows, dtype=np.int64),
-        added_rows,
-        new_vectors,
-        processed.tokens,
+        RowChanges(np.asarray(removed_rows, dtype=np.int64), added_rows, new_vectors, processed.tokens),
         run.progress,
     )
     store.set_meta(

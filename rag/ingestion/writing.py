@@ -37,6 +37,16 @@ class WrittenStores:
 DIRTY_MARKER = ".vector-store-dirty"
 
 
+@dataclass
+class RowChanges:
+    """What this run changes in the chunk store's rows, for stores that take only the changes."""
+
+    removed_rows: np.ndarray  # int64 row ids
+    added_rows: np.ndarray  # int64 row ids, one per row of ``vectors`` and ``tokens``
+    vectors: np.ndarray
+    tokens: list[list[str]]
+
+
 def write_stores(
     store: ChunkStore,
     directory: Path,
@@ -45,10 +55,7 @@ def write_stores(
     meta: dict[str, str],
     dimension: int,
     rebuild: bool,
-    removed_rows: np.ndarray,
-    added_rows: np.ndarray,
-    vectors: np.ndarray,
-    tokens: list[list[str]],
+    changes: RowChanges,
     progress: Progress,
 ) -> WrittenStores:
     """Bring the vector and keyword stores to what the chunk store holds now (inside its open
@@ -86,15 +93,15 @@ def write_stores(
         if vector_fresh or was_dirty:
             _reconcile(vector, store, progress)
         else:
-            vector.delete(removed_rows)
-            vector.add(added_rows, vectors)
+            vector.delete(changes.removed_rows)
+            vector.add(changes.added_rows, changes.vectors)
     elif vector_fresh:
         progress.log(f"building the vector index over {store.count_chunks()} chunks")
         for ids, part in store.iter_vectors():
             vector.add(ids, part)
     else:
-        vector.delete(removed_rows)
-        vector.add(added_rows, vectors)
+        vector.delete(changes.removed_rows)
+        vector.add(changes.added_rows, changes.vectors)
     vector_state = vector.save(generation)
 
     keyword_fresh = rebuild or old_keyword is None or old_keyword.get("name") != settings.keyword_store
@@ -103,8 +110,8 @@ def write_stores(
         for ids, token_lists in store.iter_tokens():
             keyword.add(ids, token_lists)
     else:
-        keyword.delete(removed_rows)
-        keyword.add(added_rows, tokens)
+        keyword.delete(changes.removed_rows)
+        keyword.add(changes.added_rows, changes.tokens)
     keyword_state = keyword.save(generation)
     fsync(directory)
     files = vector.files() + keyword.files()
