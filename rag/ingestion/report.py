@@ -31,16 +31,16 @@ class SilentProgress:
     """A :class:`Progress` that shows nothing (the library's default)."""
 
     def stage(self, name: str, total: int) -> None:
-        pass
+        """Shows nothing."""
 
     def advance(self, n: int = 1, chunks: int = 0) -> None:
-        pass
+        """Shows nothing."""
 
     def log(self, line: str) -> None:
-        pass
+        """Shows nothing."""
 
     def done(self) -> None:
-        pass
+        """Shows nothing."""
 
 
 @dataclass
