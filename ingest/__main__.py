@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import rag  # noqa: F401  (switches off third-party telemetry before anything else loads)
 from rag.config import Settings
@@ -91,12 +95,19 @@ def main(argv: list[str] | None = None) -> int:
                 from rag.ingestion_ray import ingest_folder_ray
 
                 report = ingest_folder_ray(
-                    args.folder, settings, address=args.ray, progress=progress, rebuild=args.rebuild
+                    args.folder,
+                    settings,
+                    address=args.ray,
+                    progress=progress,
+                    rebuild=args.rebuild,
+                    before_commit=_pause_before_commit(),
                 )
             else:
                 from rag.ingestion import ingest_folder
 
-                report = ingest_folder(args.folder, settings, progress=progress, rebuild=args.rebuild)
+                report = ingest_folder(
+                    args.folder, settings, progress=progress, rebuild=args.rebuild, before_commit=_pause_before_commit()
+                )
         finally:
             energy = meter.stop() if meter else None
         progress.close()
@@ -115,6 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(format_summary(report, energy))
     return 0
+
+
+def _pause_before_commit() -> Callable[[], None] | None:
+    """Test seam: with RAG_TEST_PAUSE_BEFORE_COMMIT=PATH set, the run writes PATH and waits 60 s
+    just before its commit, so a test that starts this command can kill it there. Read here, at
+    the command's edge, because an environment variable is all that reaches a child process."""
+    pause = os.environ.get("RAG_TEST_PAUSE_BEFORE_COMMIT")
+    if not pause:
+        return None
+    marker = Path(pause)
+
+    def hold() -> None:
+        marker.write_text("waiting")
+        time.sleep(60)
+
+    return hold
 
 
 def format_summary(report, energy: EnergyReport | None = None) -> str:

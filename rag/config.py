@@ -150,7 +150,7 @@ class Settings:
     generator_quantize: Quantize = "none"
     # How the local generator runs: "auto" = ONNX Runtime GenAI on a CPU (the model exported
     # once and checked against transformers; a server is ready in seconds and reads prompts
-    # faster, rag/generation/onnx_lm.py), transformers on a GPU or when the export fails;
+    # faster, rag/generation/onnx/), transformers on a GPU or when the export fails;
     # "onnx" = always ONNX Runtime; "transformers" = always transformers.
     generator_runtime: GeneratorRuntime = "auto"
     # Key/value caches of recent prompts kept for reuse (rag/generation/prompt_cache.py): the

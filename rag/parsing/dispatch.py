@@ -22,7 +22,7 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 )
 
 # Raised whenever a change makes parse_file return other elements for a file; an index built
-# by another version parses its files again on the next ingest (rag/ingestion.py). 2: PDF heads,
+# by another version parses its files again on the next ingest (rag/ingestion/plan.py). 2: PDF heads,
 # feet, ligatures and Chinese line breaks (_tidy_pdf). 3: Markdown in .txt files read as
 # Markdown; Chinese lines wrapped inside a Markdown paragraph joined without a space. 4: legacy
 # encodings detected (Big5, Latin-1/cp1252, BOM-less UTF-16 were refused), huge lines cut into

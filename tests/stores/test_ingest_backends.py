@@ -131,9 +131,7 @@ def test_sigkill_at_the_commit(backend, small_folder, settings, embedder, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("qdrant_client") is None, reason="qdrant-client is not installed")
-def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
-    small_folder, settings, embedder, monkeypatch
-):
+def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(small_folder, settings, embedder):
     settings = settings.replace(vector_store="qdrant")
     ingest_folder(small_folder, settings, embedder=embedder)
     docfactory.make_txt(small_folder / "extra.txt", "The secret ingredient is cardamom.\n")
@@ -142,13 +140,11 @@ def test_qdrant_is_repaired_after_an_ingest_that_failed_before_its_commit(
     def fail():
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(rag.ingestion, "_before_commit_hook", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        ingest_folder(small_folder, settings, embedder=embedder)
+        ingest_folder(small_folder, settings, embedder=embedder, before_commit=fail)
     index = Index.open(settings, embedder=embedder)
     assert held_ids(index) != rows(settings)  # Qdrant went ahead of the rolled-back chunk store
     assert "extra.txt" not in sources(index.search("secret ingredient cardamom", 5, mode="dense"))
-    monkeypatch.undo()
 
     ingest_folder(small_folder, settings, embedder=embedder)
     index = Index.open(settings, embedder=embedder)
