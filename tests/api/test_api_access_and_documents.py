@@ -226,11 +226,24 @@ def test_upload_then_ask_then_delete(api_server, client):
 # --- metrics --------------------------------------------------------------------------------------
 
 
+def _metric(text: str, line_start: str) -> float:
+    """The value of the sample whose line starts with ``line_start`` (0 when there is none yet)."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start + " ")]
+    return values[0] if values else 0.0
+
+
 def test_metrics_count_requests_and_errors(client):
-    client.post("/ask", json={"question": ""})
+    # The server is shared by the session: count what these two requests add, by error code.
+    rejected = 'rag_http_requests_total{endpoint="/ask",method="POST",status="422"}'
+    blank = 'rag_errors_total{code="empty_question",endpoint="/ask"}'
+    invalid = 'rag_errors_total{code="invalid_request",endpoint="/ask"}'
+    before = client.get("/metrics").text
+    assert client.post("/ask", json={"question": "   "}).json()["code"] == "empty_question"
+    assert client.post("/ask", json={"question": ""}).json()["code"] == "invalid_request"
     text = client.get("/metrics").text
-    assert 'rag_http_requests_total{endpoint="/ask",method="POST",status="422"}' in text
-    assert 'rag_errors_total{code="empty_question",endpoint="/ask"}' in text
+    assert _metric(text, rejected) == _metric(before, rejected) + 2
+    assert _metric(text, blank) == _metric(before, blank) + 1
+    assert _metric(text, invalid) == _metric(before, invalid) + 1
     assert 'rag_http_request_duration_seconds_bucket{endpoint="/ask",le="0.5"}' in text
     assert "rag_ready 1.0" in text
 
