@@ -36,7 +36,7 @@ from rag.embedding import Embedder, make_embedder
 from rag.errors import IndexMissingError, ModelMismatchError, RagError
 from rag.stores.base import KeywordStore, State, VectorStore
 from rag.stores.chunk_store import ChunkStore, DocumentRecord
-from rag.stores.dense import DenseParams
+from rag.stores.faiss_segments import dense_params  # noqa: F401  (rag.index.dense_params, kept for users)
 from rag.stores.registry import StoreOpener
 from rag.text import search_tokens
 
@@ -44,17 +44,6 @@ DB_NAME = "chunks.sqlite"
 SearchMode = Literal["dense", "sparse", "hybrid"]
 # BM25's first passages that the query's coverage is read from (sparse_weight).
 COVERAGE_DEPTH = 3
-
-
-def dense_params(settings: Settings) -> DenseParams:
-    """The dense-index parameters of ``settings``."""
-    return DenseParams(
-        settings.exact_search_max,
-        settings.hnsw_m,
-        settings.hnsw_ef_construction,
-        settings.hnsw_ef_search,
-        settings.use_gpu,
-    )
 
 
 def generation_files(directory: Path, generation: int) -> tuple[Path, Path]:
