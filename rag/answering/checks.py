@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
+from rag.answering.edges import LINKING_EN, WORD_RE, trim_echo, whole_span
 from rag.answering.injection import reveals_instructions, taken_from_instructions
 from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
 from rag.answering.refusal import is_refusal
@@ -342,7 +343,9 @@ _UNIT_AFTER_ZH = re.compile(
 @check("unit")
 def with_unit(draft: Draft, context: Context) -> Verdict:
     """A bare figure gets the unit written right after it ("3400" -> "3400 rpm", "45" ->
-    "45 euros"): a number without its unit is only half the answer."""
+    "45 euros"): a number without its unit is only half the answer, even when the question
+    names the unit ("Within how many days ...?" -> "30 days", though XQuAD's answers would
+    say "17" to "How many seconds ...?")."""
     span = draft.span
     if span is None or not span.text or not span.text[-1].isdigit() or not 1 <= span.passage <= len(context.passages):
         return Verdict(KEEP)
@@ -384,14 +387,14 @@ def key_value(draft: Draft, context: Context) -> Verdict:
     if draft.span is None or evidence is None:
         return Verdict(KEEP)
     question = context.question.lower()
-    asked = {w.lower().strip("?'’") for w in _WORD_RE.findall(context.question)}
+    asked = {w.lower().strip("?'’") for w in WORD_RE.findall(context.question)}
     best: tuple[float, re.Match] | None = None
     for match in _PAIR_RE.finditer(evidence.text):
         key = match.group(1).strip()
         if has_cjk(key):
             named = 1.0 if key in question else 0.0
         else:
-            words = _key_words(key) - _LINKING_EN
+            words = _key_words(key) - LINKING_EN
             named = len(words & asked) / len(words) if words else 0.0
         if named >= 1.0 and (best is None or len(key) > len(best[1].group(1).strip())):
             best = (named, match)
@@ -413,12 +416,35 @@ def key_value(draft: Draft, context: Context) -> Verdict:
     )
 
 
+@check("whole")
+def whole(draft: Draft, context: Context) -> Verdict:
+    """A span that is part of a name, a range or a list takes all of it, and one that opens a
+    bracket it does not close ends before it (:func:`~rag.answering.edges.whole_span`)."""
+    span = draft.span
+    if span is None or not 1 <= span.passage <= len(context.passages):
+        return Verdict(KEEP)
+    passage = context.passages[span.passage - 1].chunk.text
+    if passage[span.start : span.end] != span.text:
+        return Verdict(KEEP)
+    found = whole_span(passage, span.start, span.end, context.question)
+    if found is None:
+        return Verdict(KEEP)
+    start, end, done = found
+    longer = Span(span.passage, start, end, passage[start:end])
+    return Verdict(
+        REPLACE,
+        f"'{span.text}' -> '{longer.text}': {done}",
+        replace(draft, text=append_marker(longer.text, span.passage), span=longer),
+    )
+
+
 READ_CHECKS: tuple[Check, ...] = (
     confident,
     answers_at_all,
     sure_on_little_evidence,
     trimmed,
     key_value,
+    whole,
     with_unit,
     not_an_echo,
     not_an_instruction,
@@ -432,42 +458,3 @@ _CHOICE_RE = re.compile(r"\bor\b|还是|或者|哪(?:个|一个|位)?(?:更|比�
 def _offers_a_choice(question: str) -> bool:
     """ "Which is larger, New York or Boston?": the answer is one of the question's words."""
     return bool(_CHOICE_RE.search(question))
-
-
-# Words that only link a span's edge to the question's words: "45 euros [on business trips]".
-_LINKING_EN = frozenset(
-    """a an the of in on at by for to from with about as into onto over under per and or
-    is are was were be been being has have had do does did its it their his her this that these those""".split()
-)
-_WORD_RE = re.compile(r"[\w'’.\-]+|[^\w\s]", re.UNICODE)
-
-
-def trim_echo(span: str, question: str) -> tuple[int, int]:
-    """How many characters to cut off the start and the end of ``span``: words the question
-    already says, and the little words that tie them on ("45 euros on business trips" asked
-    about business trips -> "45 euros"). Nothing is cut when too little would be left.
-
-    Chinese spans are left alone: cut the same way, 120 of 500 CMRC answers lost F1 (55.3 ->
-    44.5 on those; "锣鼓点" asked about 锣鼓经 became "点", a company's "有限公司" lost "公司")."""
-    if has_cjk(span):
-        return 0, 0
-    words = [(m.start(), m.end(), m.group().lower().strip(".'’")) for m in _WORD_RE.finditer(span)]
-    asked = {w.lower().strip(".'’?") for w in _WORD_RE.findall(question)} - _LINKING_EN
-    if len(words) < 2:
-        return 0, 0
-
-    def echo(word: str) -> bool:
-        return word in asked or word in _LINKING_EN or not any(ch.isalnum() for ch in word)
-
-    last = len(words)
-    while last > 1 and echo(words[last - 1][2]):
-        last -= 1
-    first = 0
-    while first < last - 1 and (words[first][2] in asked or (words[first][2] in _LINKING_EN and first > 0)):
-        first += 1
-    while first < last - 1 and words[first][2] in _LINKING_EN:
-        first += 1
-    kept = words[first:last]
-    if not any(w[2] not in asked and w[2] not in _LINKING_EN for w in kept):
-        return 0, 0
-    return kept[0][0], len(span) - kept[-1][1]

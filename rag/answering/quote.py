@@ -13,6 +13,7 @@ from rag.answering.injection import Screened
 from rag.documents import SearchHit
 from rag.text.language import has_cjk
 from rag.text.lexical import query_terms, relevance, terms_found
+from rag.text.questions import ASKS_NUMBER, HAS_NUMBER
 from rag.text.sentences import QUESTION_MARKS, SENTENCE_ENDS, split_sentences
 
 
@@ -69,7 +70,7 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
     sees. Sentences that hold none of the words are left out, and so are instructions planted
     in a passage (:mod:`rag.answering.injection`): they are no evidence of anything."""
     terms = query_terms(query)
-    wants_number = bool(_ASKS_NUMBER.search(query))
+    wants_number = bool(ASKS_NUMBER.search(query))
     # Chinese questions reworded from their passage share few of jieba's words but many
     # character pairs ("一次最多可以借几本书" / "每人每次最多可借图书五册"): those count too.
     pairs = _char_pairs(query) if has_cjk(query) else set()
@@ -98,7 +99,7 @@ def ranked_with_shares(query: str, passages: Sequence[SearchHit], limit: int = 3
             score = sum(0.25 if t in topic else 1.0 for t in found) / len(terms) if terms else 0.0
             if pairs:
                 score += CHAR_PAIR_WEIGHT * len(pairs & _char_pairs(sentence)) / len(pairs)
-            if wants_number and not _HAS_NUMBER.search(sentence):
+            if wants_number and not HAS_NUMBER.search(sentence):
                 score *= 0.6  # "How many ...?" is answered by a sentence with a number in it
             if units[i].header and _names_the_row(sentence, query):
                 score += 1.0  # "How many parameters does Heron-base have?": the row it names
@@ -200,16 +201,6 @@ def _char_pairs(text: str) -> set[str]:
     """Pairs of neighbouring Chinese characters, without those made of question words."""
     chars = [ch for ch in text if "\u3400" <= ch <= "\u9fff"]
     return {a + b for a, b in zip(chars, chars[1:]) if not (a in _QUESTION_CHARS and b in _QUESTION_CHARS)}
-
-
-# Questions whose answer is a number, a quantity or a date, and what such an answer looks like.
-_ASKS_NUMBER = re.compile(
-    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-    r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
-    r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天",
-    re.IGNORECASE,
-)
-_HAS_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿半]")
 
 
 def _names_the_row(row: str, query: str) -> bool:

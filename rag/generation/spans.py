@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.text.questions import ASKS_AMOUNT, starts_a_figure
+
 METHODS = ("span", "greedy")
 
 # follow(tokens) yields the log-probability vector over the vocabulary after each of ``tokens``
@@ -75,6 +77,7 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
 
 
 NEAR_BONUS = 1.0  # nats for a span edge next to a word of the question
+FIGURE_BONUS = 2.0  # nats for a span starting on a figure, asked how many or how much
 _STOP_EN = frozenset("a an the of in on at by for to from with and or is are was were be it its this that".split())
 
 
@@ -102,7 +105,38 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
         match = re.match(r"\W*([a-z0-9]+)", right[:40])
         return bool(match and match.group(1) in words)
 
-    return [(NEAR_BONUS if asked_before(a) else 0.0, NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
+    # Asked how many or how much, the answer starts with its figure ("[一个]国际机场", not the
+    # airport's name).
+    figure = FIGURE_BONUS if ASKS_AMOUNT.search(question) else 0.0
+
+    def start_bonus(at: int) -> float:
+        return (NEAR_BONUS if asked_before(at) else 0.0) + (figure if figure and starts_a_figure(text, at) else 0.0)
+
+    return [(start_bonus(a), NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
+
+
+def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -> list[bool]:
+    """For each token: does it say something the question does not? A span must hold one such
+    token: "Internet2" is no answer to "What is Internet2?", nor "约翰" to "约翰是谁？"."""
+    q = question.lower()
+    asked = {w for w in re.findall(r"[a-z0-9]+", q)}
+    flags = []
+    for a, b in offsets:
+        piece = text[a:b].strip().lower()
+        if not piece or not any(ch.isalnum() for ch in piece):
+            flags.append(False)
+        elif any(_cjk(ch) for ch in piece):
+            flags.append(piece not in q)
+        else:
+            # the whole word the token is part of ("Inter|net|2" -> "internet2")
+            start, end = a + len(text[a:b]) - len(text[a:b].lstrip()), a + len(text[a:b].rstrip())
+            while start > 0 and text[start - 1].isalnum():
+                start -= 1
+            while end < len(text) and text[end].isalnum():
+                end += 1
+            word = text[start:end].lower()
+            flags.append(word not in asked and word not in _STOP_EN)
+    return flags
 
 
 def _cjk(ch: str) -> bool:
@@ -120,6 +154,7 @@ def search_span(
     edges: Sequence[Sequence[tuple[bool, bool]]] | None = None,
     no_answer: Sequence[int] | None = None,
     prior: Sequence[Sequence[tuple[float, float]]] | None = None,
+    fresh: Sequence[Sequence[bool]] | None = None,
 ) -> SpanChoice | None:
     """The span of ``texts`` (token ids) the model most likely answers with, given ``first``,
     the log-probabilities of the answer's first token; ``None`` when the texts are empty.
@@ -127,11 +162,12 @@ def search_span(
     tokens of the word the prompt says to answer when the text does not hold the answer) is
     scored the same way, as the option of saying that instead. ``prior`` (:func:`nearness`)
     adds a bonus per start and end token to the score spans are ranked by; ``logprob`` stays
-    the model's own."""
+    the model's own. With ``fresh`` (:func:`fresh_tokens`), a span must hold a token marked
+    so: one made only of the question's words is never chosen."""
     top_end = max((b for p in prior for _, b in p), default=0.0) if prior is not None else 0.0
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not '{method}'")
-    rules = _SpanRules([int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]], edges, prior, top_end)
+    rules = _SpanRules([int(s) for s in stop_ids if 0 <= int(s) < first.shape[0]], edges, prior, top_end, fresh)
     positions = [
         (float(first[token]) + rules.bonus_start(t, i), t, i)
         for t, ids in enumerate(texts)
@@ -156,12 +192,17 @@ def search_span(
 @dataclass
 class _SpanRules:
     """What every start of one search shares: the end-of-answer tokens, where spans may start
-    and end (``edges``) and the bonus for each edge (``prior``; ``top_end``, its largest end bonus)."""
+    and end (``edges``), the bonus for each edge (``prior``; ``top_end``, its largest end bonus)
+    and which tokens say something the question does not (``fresh``)."""
 
     stops: list[int]
     edges: Sequence[Sequence[tuple[bool, bool]]] | None
     prior: Sequence[Sequence[tuple[float, float]]] | None
     top_end: float
+    fresh: Sequence[Sequence[bool]] | None = None
+
+    def is_fresh(self, t: int, i: int) -> bool:
+        return self.fresh is None or bool(self.fresh[t][i])
 
     def bonus_start(self, t: int, i: int) -> float:
         return self.prior[t][i][0] if self.prior is not None else 0.0
@@ -213,13 +254,19 @@ def _follow_start(
     first_lp = ranked_lp - rules.bonus_start(t, i)
     running = first_lp
     path = list(ids[i : i + max_tokens])
+    says_something = False
     for j, lp in enumerate(follow(path)):
         best.steps += 1
+        says_something = says_something or rules.is_fresh(t, i + j)
         end_lp = max(float(lp[s]) for s in rules.stops)
         score = running + end_lp
         ranked = score + rules.bonus_start(t, i) + rules.bonus_end(t, i + j)
         # greedy keeps the span it has reached; span keeps the best one seen
-        if rules.may_end(t, i + j) and (method == "greedy" or best.choice is None or ranked > best.score):
+        if (
+            rules.may_end(t, i + j)
+            and says_something
+            and (method == "greedy" or best.choice is None or ranked > best.score)
+        ):
             best.choice = SpanChoice(t, i, i + j + 1, score, first_lp, best.steps)
             best.score = ranked
         if j + 1 >= len(path):

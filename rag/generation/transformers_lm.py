@@ -32,7 +32,15 @@ from rag.generation.base import (
     threaded_stream,
 )
 from rag.generation.prompt_cache import PromptCache
-from rag.generation.spans import Extraction, log_softmax, nearness, search_span, to_extraction, word_edges
+from rag.generation.spans import (
+    Extraction,
+    fresh_tokens,
+    log_softmax,
+    nearness,
+    search_span,
+    to_extraction,
+    word_edges,
+)
 from rag.generation.stopping import _StopOnLoop, _StopOnText, cycles, repeats_itself
 from rag.generation.weights import (
     _COMPLETE_MARK,
@@ -319,6 +327,7 @@ class TransformersGenerator:
             raise GenerationError("No messages to answer; send at least one user message.")
         ids = tokenizer(self.render(messages) + prefix, add_special_tokens=False)["input_ids"]
         answer_room(len(ids), self.context_window, max_tokens)
+
         encoded = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text in texts]
         eos = model.generation_config.eos_token_id
         stop_ids = [
@@ -360,6 +369,9 @@ class TransformersGenerator:
                     edges=edges,
                     no_answer=refusal,
                     prior=[nearness(text, e["offset_mapping"], near) for text, e in zip(texts, encoded)]
+                    if near
+                    else None,
+                    fresh=[fresh_tokens(text, e["offset_mapping"], near) for text, e in zip(texts, encoded)]
                     if near
                     else None,
                 )

@@ -79,6 +79,7 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
         ("sure", "keep"),
         ("trimmed", "keep"),
         ("key_value", "keep"),
+        ("whole", "keep"),
         ("unit", "keep"),
         ("echo", "replace"),
         ("instructions", "keep"),

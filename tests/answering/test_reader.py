@@ -163,3 +163,43 @@ def test_a_generator_without_probabilities_is_read_by_aligning_what_it_writes():
     assert hit.chunk.text[reading.span.start : reading.span.end] == "240 pounds"
     for written in ("Answer: unknown", "Answer: three hundred dollars"):
         assert Reader(ScriptedGenerator(written)).read("What is the limit?", [hit], [(1, sentence)], "en") is None
+
+
+def test_a_span_made_only_of_the_questions_words_is_never_chosen():
+    # The model likes to start at token 2 ("Internet2"), which the question already says.
+    text = [2, 3, 4]
+    first = _dist(t2=0.8, t3=0.15)
+    table = {
+        (2,): _dist(t0=0.9, t3=0.05),
+        (2, 3): _dist(t0=0.9),
+        (2, 3, 4): _dist(t0=0.9),
+        (3,): _dist(t4=0.5, t0=0.4),
+        (3, 4): _dist(t0=0.9),
+    }
+    free = search_span(first, [text], [END], _follower(table, []), starts=2)
+    assert (free.start, free.end) == (0, 1)
+    fresh = [[False, True, True]]
+    choice = search_span(first, [text], [END], _follower(table, []), starts=2, fresh=fresh)
+    assert choice.start >= 1 or choice.end > 1  # it says something the question does not
+
+
+def test_fresh_tokens_mark_what_the_question_does_not_say():
+    from rag.generation.spans import fresh_tokens
+
+    text = "Internet2 is a consortium"
+    offsets = [(0, 5), (5, 9), (9, 12), (12, 14), (14, 25)]  # Inter|net2| is| a| consortium
+    assert fresh_tokens(text, offsets, "What is Internet2?") == [False, False, False, False, True]
+    zh = "约翰是一名医生"
+    assert fresh_tokens(zh, [(0, 2), (2, 3), (3, 5), (5, 7)], "约翰是谁？") == [False, False, True, True]
+
+
+def test_asked_how_many_a_span_starting_on_a_figure_ranks_higher():
+    from rag.generation.spans import FIGURE_BONUS, nearness
+
+    text = "莱索托只有一个国际机场"
+    offsets = [(i, i + 1) for i in range(len(text))]
+    counted = nearness(text, offsets, "莱索托有几个国际机场？")
+    plain = nearness(text, offsets, "莱索托的国际机场叫什么？")
+    at = text.index("一")
+    assert counted[at][0] - plain[at][0] == pytest.approx(FIGURE_BONUS)
+    assert counted[0][0] == plain[0][0]

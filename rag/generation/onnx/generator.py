@@ -32,7 +32,7 @@ from rag.generation.onnx.chat_template import ChatTemplate
 from rag.generation.onnx.export import ExportCache, compare_with_transformers, export_key, transformers_folder
 from rag.generation.onnx.process import WorkerProcess
 from rag.generation.onnx.protocol import span_choice
-from rag.generation.spans import Extraction, nearness, to_extraction, word_edges
+from rag.generation.spans import Extraction, fresh_tokens, nearness, to_extraction, word_edges
 from rag.generation.transformers_lm import TransformersGenerator
 from rag.generation.weights import DEFAULT_MODEL, resolve_model
 
@@ -305,7 +305,8 @@ class OnnxGenerator:
         ids = self._tokenizer.encode(self.render(messages) + prefix, add_special_tokens=False).ids
         answer_room(len(ids), self._window, max_tokens)
         encoded = [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
-        edges = [word_edges(text, e.offsets) for text, e in zip(texts, encoded)]
+        offsets = [e.offsets for e in encoded]
+        edges = [word_edges(text, token_offsets) for text, token_offsets in zip(texts, offsets)]
         done = self._call(
             {
                 "op": "extract",
@@ -317,11 +318,12 @@ class OnnxGenerator:
                 "max_tokens": max_tokens,
                 "edges": edges,
                 "no_answer": self._tokenizer.encode(no_answer, add_special_tokens=False).ids if no_answer else None,
-                "prior": [nearness(text, e.offsets, near) for text, e in zip(texts, encoded)] if near else None,
+                "prior": [nearness(text, o, near) for text, o in zip(texts, offsets)] if near else None,
+                "fresh": [fresh_tokens(text, o, near) for text, o in zip(texts, offsets)] if near else None,
             }
         )
         choice = span_choice(done.get("span"))
-        return to_extraction(choice, [e.offsets for e in encoded], texts, len(ids), int(done.get("cached_tokens", 0)))
+        return to_extraction(choice, offsets, texts, len(ids), int(done.get("cached_tokens", 0)))
 
     def score(self, messages: Sequence[Message], continuation: str, prefix: str = "") -> tuple[float, int]:
         """log P(``continuation`` | the prompt opened with ``prefix``) and its length in tokens."""

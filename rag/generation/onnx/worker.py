@@ -176,6 +176,7 @@ class Model:
                 edges=request.get("edges"),
                 no_answer=request.get("no_answer"),
                 prior=request.get("prior"),
+                fresh=request.get("fresh"),
             )
         finally:
             if generator.token_count() > len(ids):

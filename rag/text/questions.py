@@ -1,0 +1,33 @@
+"""What a question asks for, read from its words (English and Chinese)."""
+
+from __future__ import annotations
+
+import re
+
+# Questions whose answer is a number, a quantity or a date.
+ASKS_NUMBER = re.compile(
+    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+    r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
+    r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天",
+    re.IGNORECASE,
+)
+# Questions whose answer is a count or an amount: it starts with its figure ("17", "五册",
+# "three"), where a date may start with a month's name.
+ASKS_AMOUNT = re.compile(
+    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+    r"\bwhat\s+(?:percentage|percent|number|age)\b|多少|几(?!乎)|多大|多长|多高|多远|多久|多重",
+    re.IGNORECASE,
+)
+# What a figure looks like: a digit or a Chinese numeral.
+HAS_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿半]")
+_FIGURE_START = re.compile(
+    r"[\d０-９一二两三四五六七八九十百千万亿半零〇]|(?:one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|"
+    r"fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|dozen|half)\b",
+    re.IGNORECASE,
+)
+
+
+def starts_a_figure(text: str, at: int) -> bool:
+    """Whether a figure ("17", "五", "four") starts at ``at`` in ``text``."""
+    return bool(_FIGURE_START.match(text, at))
