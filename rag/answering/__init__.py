@@ -1,8 +1,10 @@
 """Answering: from a question and its passages to the answer a person reads.
 
     pipeline   rewrite -> retrieve -> read / generate / quote -> checks -> answer
+    turn       one question on its way through the pipeline
     reader     the short answer: the span of a passage the generator itself would say
     quote      the passage sentence that best answers (the evidence under the answer)
+    checks     the ordered answer checks; edges: where a short answer starts and ends
     citations  [n] markers checked against the passages, and how much of an answer they support
     refusal    "the documents don't say", and recognising a model's own refusal
     repairs    loops and repeats cut out of generated text

@@ -24,62 +24,34 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
 from rag.answering.quote import best_sentence, complete_lead_in, ranked_with_shares
-from rag.answering.reader import Reader, check_method
+from rag.answering.reader import Reader, Reading, check_method
 from rag.answering.refusal import refusal_text
+from rag.answering.turn import STAGES  # noqa: F401  (STAGES: rag.answering.STAGES)
+from rag.answering.turn import Turn as _Turn
 from rag.config import ANSWER_MODES, Settings
-from rag.documents import Answer, SearchHit
+from rag.documents import Answer
 from rag.errors import ConfigError, IndexMissingError, InputError, RagError
 from rag.generation import Generator, make_generator
 from rag.generation.base import GenerationResult
 from rag.index import Index
 from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usable_rewrite, usable_history
 from rag.reranking import Reranker, make_reranker
-from rag.retrieval import HybridRetriever, Retrieval, Retriever
+from rag.retrieval import HybridRetriever, Retriever
 from rag.text.language import detect_language
 from rag.text.lexical import relevance
 
 log = logging.getLogger(__name__)
 
-# Every answer's timings_ms; a streamed one adds "first_token" (from the question to its first text).
-STAGES = ("rewrite", "retrieve", "rerank", "read", "generate", "total")
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
 # The reader weighs reader_sentences_unsure sentences when the best one holds less than this
 # share of the question's words, else reader_sentences.
 UNSURE_SHARE = 0.5
-
-
-@dataclass
-class _Turn:
-    """One question on its way through the pipeline."""
-
-    question: str
-    language: str
-    started: float
-    query: str = ""
-    rewritten: bool = False  # query is a model rewrite of a follow-up
-    retrieval: Retrieval | None = None
-    passages: list[SearchHit] = field(default_factory=list)
-    messages: list[dict] | None = None  # None: refuse without asking the model
-    mode: str = "generate"  # the answer mode (ANSWER_MODES)
-    quote: tuple[int, str] | None = None  # modes "quote" and "read": (passage number, best sentence)
-    evidence: list[tuple[int, str]] = field(default_factory=list)  # mode "read": the sentences the reader reads
-    timings_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
-    # cached_tokens: prompt tokens the generator did not read again (rag/generation/prompt_cache.py)
-    usage: dict[str, int] = field(
-        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
-    )
-
-    def add_usage(self, result: GenerationResult) -> None:
-        self.usage["prompt_tokens"] += result.prompt_tokens
-        self.usage["completion_tokens"] += result.completion_tokens
-        self.usage["cached_tokens"] += result.cached_tokens
 
 
 class AnswerPipeline:
@@ -335,6 +307,7 @@ class AnswerPipeline:
             ranked = ranked_with_shares(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
             # The best sentence holding few of the question's words may be the wrong one (a
             # question reworded from its passage): the reader then weighs a few more.
+            turn.wider = [(number, sentence) for number, sentence, _ in ranked]
             if ranked and ranked[0][2] >= UNSURE_SHARE:
                 ranked = ranked[:wanted]
             turn.evidence = [(number, sentence) for number, sentence, _ in ranked]
@@ -430,9 +403,16 @@ class AnswerPipeline:
         """The short answer out of the best sentence; the sentence itself when the reader
         finds nothing in it."""
         started = time.perf_counter()
-        reading = self.reader.read(
-            turn.query if turn.rewritten else turn.question, turn.passages, turn.evidence, turn.language
-        )
+        question = turn.query if turn.rewritten else turn.question
+        reading = self.reader.read(question, turn.passages, turn.evidence, turn.language)
+        retried = None
+        if self._reads_again(reading, turn):
+            # The model says the best sentence does not answer: the answer may be in the next
+            # ones ("1970年前…只剩下多少头" answered a sentence later). It reads them all.
+            retried = self.reader.read(question, turn.passages, turn.wider, turn.language)
+            if retried is not None and reading is not None:
+                self._add_reading_usage(turn, reading)
+                reading = retried
         turn.timings_ms["read"] = _ms(started)
         if reading is None:
             answer = self._quoted(turn)
@@ -444,11 +424,7 @@ class AnswerPipeline:
                 }
             ]
             return answer
-        turn.usage["prompt_tokens"] += reading.prompt_tokens
-        turn.usage["cached_tokens"] += reading.cached_tokens
-        # What the model "said" is the span; it read `steps` tokens after the prompt to choose it.
-        turn.usage["completion_tokens"] += reading.tokens
-        turn.usage["read_tokens"] = turn.usage.get("read_tokens", 0) + reading.steps
+        self._add_reading_usage(turn, reading)
         number = reading.span.passage
         margin = None if reading.no_answer_logprob is None else round(reading.no_answer_logprob - reading.logprob, 4)
         draft = Draft(
@@ -461,7 +437,25 @@ class AnswerPipeline:
         )
         answer = self._checked(turn, draft, READ_CHECKS)
         answer.no_answer = margin
+        if retried is not None:
+            reason = f"the best sentence did not answer; read the {len(turn.wider)} best sentences"
+            answer.checks.insert(0, {"check": "reader", "action": "replace", "reason": reason})
         return answer
+
+    def _reads_again(self, reading: Reading | None, turn: _Turn) -> bool:
+        """Whether the reader preferred no answer to any span of fewer sentences than
+        ``turn.wider`` holds (by more than ``reader_no_answer_margin``)."""
+        if reading is None or reading.no_answer_logprob is None or len(turn.wider) <= len(turn.evidence):
+            return False
+        return reading.no_answer_logprob - reading.logprob > self.settings.reader_no_answer_margin
+
+    @staticmethod
+    def _add_reading_usage(turn: _Turn, reading: Reading) -> None:
+        turn.usage["prompt_tokens"] += reading.prompt_tokens
+        turn.usage["cached_tokens"] += reading.cached_tokens
+        # What the model "said" is the span; it read `steps` tokens after the prompt to choose it.
+        turn.usage["completion_tokens"] += reading.tokens
+        turn.usage["read_tokens"] = turn.usage.get("read_tokens", 0) + reading.steps
 
     def _refusal(self, turn: _Turn) -> Answer:
         return self._make_answer(turn, refusal_text(turn.language), False, [])

@@ -8,6 +8,7 @@ language model are marked slow.
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -129,3 +130,41 @@ def test_pipeline_resolves_a_follow_up(pipeline):
     assert "hotel" in answer.query.lower()
     assert answer.timings_ms["rewrite"] > 0
     assert sources(answer.passages)[0].startswith("policies/travel")
+
+
+class _SaysNoToOneSentence:
+    """A reader's generator that finds no answer in one sentence and, given several, the first
+    figure in them: what the pipeline does when the best sentence does not answer."""
+
+    name = "scripted-reader"
+    context_window = 2048
+
+    def __init__(self) -> None:
+        self.reads: list[list[str]] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def extract(self, messages, texts, prefix="", method="span", starts=4, max_tokens=16, no_answer="", near=""):
+        from rag.generation.spans import Extraction
+
+        self.reads.append(list(texts))
+        if len(texts) == 1:
+            return Extraction(0, 0, 3, -9.0, -3.0, 1, 100, no_answer_logprob=-0.5)
+        which = next(i for i, text in enumerate(texts) if re.search(r"\d+", text))
+        figure = re.search(r"\d+", texts[which])
+        return Extraction(which, figure.start(), figure.end(), -0.5, -0.2, 1, 100, no_answer_logprob=-6.0)
+
+
+def test_when_the_best_sentence_does_not_answer_the_reader_reads_the_next_ones(index_settings):
+    generator = _SaysNoToOneSentence()
+    pipeline = AnswerPipeline(index_settings.replace(answer_mode="read"), generator=generator)
+    answer = pipeline.answer("Is breakfast included in the nightly hotel limit?")
+    assert [len(texts) for texts in generator.reads] == [1, len(generator.reads[1])]
+    assert len(generator.reads[1]) > 1 and generator.reads[0][0] in generator.reads[1]
+    assert answer.answerable and answer.answer == "180 euros [1]"  # the unit check still ran
+    assert answer.checks[0]["check"] == "reader" and "did not answer" in answer.checks[0]["reason"]
+    assert answer.usage["prompt_tokens"] == 200  # both reads are counted
