@@ -408,7 +408,7 @@ class AnswerPipeline:
         retried = None
         if self._reads_again(reading, turn):
             # The model says the best sentence does not answer: the answer may be in the next
-            # ones ("1970年前…只剩下多少头" answered a sentence later). It reads them all.
+            # ones (the ranking of sentences is lexical and often second-best). It reads them all.
             retried = self.reader.read(question, turn.passages, turn.wider, turn.language)
             if retried is not None and reading is not None:
                 self._add_reading_usage(turn, reading)
