@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 
+# "How many ...", "多少": asked for a count or an amount, in both kinds of question below.
+_HOW_MUCH = (
+    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+    r"\bwhat\s+(?:percentage|percent|number|age)\b"
+)
+_HOW_MUCH_ZH = r"多大|多长|多高|多远|多久|多重"
 # Questions whose answer is a number, a quantity or a date.
 ASKS_NUMBER = re.compile(
-    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-    r"\bwhat\s+(?:year|percentage|percent|number|date|age)\b|\bin\s+which\s+year\b|"
-    r"多少|几|多大|多长|多高|多远|多久|多重|哪一?年|何时|什么时候|哪天",
+    rf"{_HOW_MUCH}|\bwhat\s+(?:year|date)\b|\bin\s+which\s+year\b|多少|几|{_HOW_MUCH_ZH}|哪一?年|何时|什么时候|哪天",
     re.IGNORECASE,
 )
 # Questions whose answer is a count or an amount: it starts with its figure ("17", "五册",
 # "three"), where a date may start with a month's name.
-ASKS_AMOUNT = re.compile(
-    r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-    r"\bwhat\s+(?:percentage|percent|number|age)\b|多少|几(?!乎)|多大|多长|多高|多远|多久|多重",
-    re.IGNORECASE,
-)
+ASKS_AMOUNT = re.compile(rf"{_HOW_MUCH}|多少|几(?!乎)|{_HOW_MUCH_ZH}", re.IGNORECASE)
 # What a figure looks like: a digit or a Chinese numeral.
 HAS_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿半]")
 _FIGURE_START = re.compile(
