@@ -144,21 +144,36 @@ def can_time_limit() -> bool:
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise :class:`ParseTimeout` in this block once ``seconds`` have passed (0: no limit, and
     no limit where :func:`can_time_limit` is false). Python code is stopped at once; a long call
-    into a C library at its return."""
+    into a C library at its return.
+
+    The exception can land where Python cannot pass it on: in a weakref or ``__del__`` callback
+    run by the garbage collector, it is printed as "unraisable" and dropped, or in a library's
+    ``except BaseException``. So the timer fires again every :data:`RETRY_S` until the block
+    ends, and a block that ends normally after the budget was spent raises the timeout on exit.
+    """
     if not seconds or seconds <= 0 or not can_time_limit():
         yield
         return
+    fired = False
 
     def expired(signum: int, frame: object) -> None:
+        nonlocal fired
+        fired = True
         raise ParseTimeout()
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, RETRY_S)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if fired:  # every raise was swallowed on the way out: the budget was still spent
+        raise ParseTimeout()
+
+
+# After the time budget runs out, how often the timeout is raised again if it was swallowed.
+RETRY_S = 0.25
 
 
 # A file still being prepared after this long gets a line "still parsing X (N s)", and again
