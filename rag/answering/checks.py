@@ -324,7 +324,9 @@ def trimmed(draft: Draft, context: Context) -> Verdict:
 # Units a bare figure is read with: measures, money, time, shares (English and Chinese).
 _UNITS_EN = (
     r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|metres?|meters?|cm|mm|miles?|"
-    r"feet|foot|inch(?:es)?|yards?|kg|kilograms?|grams?|mg|lbs?|pounds?|tons?|tonnes?|ounces?|oz|"
+    r"feet|foot|inch(?:es)?|yards?|acres?|hectares?|sq\.?\s?(?:mi|km|ft|m)|"
+    r"square\s(?:miles?|kilometres?|kilometers?|metres?|meters?|feet|foot)|"
+    r"kg|kilograms?|grams?|mg|lbs?|pounds?|(?:kilo|mega|giga)?(?:tons?|tonnes?)|ounces?|oz|"
     r"litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|watts?|volts?|hz|khz|mhz|ghz|"
     r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
     r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|decades?|centuries|"

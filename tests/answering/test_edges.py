@@ -1,8 +1,11 @@
-"""Spans made whole: names, ranges, lists and brackets (rag/answering/edges.py)."""
+"""Spans made whole: names, ranges, lists and brackets (rag/answering/edges.py), and a figure
+with its unit (the unit check)."""
 
 import pytest
 
+from rag.answering.checks import Context, Draft, with_unit
 from rag.answering.edges import whole_span
+from rag.documents import Chunk, SearchHit, Span
 
 
 def _whole(text: str, span: str, question: str) -> str | None:
@@ -61,3 +64,27 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
 )
 def test_a_whole_span_is_left_alone(text, span, question):
     assert _whole(text, span, question) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "figure", "expected"),
+    [
+        ("The pump runs at 3400 rpm.", "3400", "3400 rpm"),
+        ("Forest was cleared at 8,646 sq mi per year.", "8,646", "8,646 sq mi"),
+        ("The forest absorbs about 1.5 gigatons of carbon.", "1.5", "1.5 gigatons"),
+        ("The farm covers 120 acres.", "120", "120 acres"),
+        ("每人每次最多可借图书5册。", "5", "5册"),
+        ("Version 2.1.3 is out.", "2.1.3", "2.1.3"),  # a version number has no unit
+        ("They lost 3 matches in 2019 in Paris.", "2019", "2019"),  # "in" apart from the figure
+    ],
+)
+def test_a_bare_figure_is_read_with_its_unit(text, figure, expected):
+    start = text.index(figure)
+    hit = SearchHit(
+        chunk=Chunk(id="d", text=text, source="d.md", page=None, section=None, kind="text", start=0, end=len(text)),
+        score=1.0,
+    )
+    draft = Draft(f"{figure} [1]", [1], Span(1, start, start + len(figure), figure))
+    verdict = with_unit(draft, Context("How much?", "How much?", "en", [hit]))
+    shown = verdict.draft.span.text if verdict.draft is not None else figure
+    assert shown == expected
