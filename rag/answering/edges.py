@@ -276,15 +276,68 @@ def whole_list(text: str, start: int, end: int, question: str) -> tuple[int, int
     return new_start, new_end
 
 
+_PAIR_JOINS = ("以及", "或者", "和", "及", "与", "或")
+_PAIR_MAX = 12  # characters of the other item, at most
+
+
+def _noun(flag: str) -> bool:
+    return flag.startswith(("n", "vn", "eng")) or flag in {"j", "l", "m", "q", "t"}
+
+
+def _item_words(words: list, from_right: bool) -> int:
+    """How many characters of ``words`` (jieba's (word, flag) pairs, nearest the join first)
+    make one item: nouns, with the adjectives among them ("大前锋")."""
+    taken = kept = 0
+    for word in words:
+        if word.word in _PAIR_JOINS or not (_noun(word.flag) or word.flag in {"a", "b"}):
+            break
+        taken += len(word.word)
+        if _noun(word.flag) or not from_right:
+            kept = taken
+    return kept
+
+
+def whole_pair(text: str, start: int, end: int, question: str) -> tuple[int, int] | None:
+    """A Chinese span joined by 和/及/或 to a noun beside it takes both, unless the question
+    asks for one item or how many: "抗菌消炎药" in "可用作农药和抗菌消炎药" -> "农药和抗菌消炎药",
+    "中锋" in "中锋或大前锋" -> "中锋或大前锋". The other item is the run of nouns next to
+    the join (jieba's parts of speech), so the verb before it is not taken."""
+    span = text[start:end]
+    if not has_cjk(span) or _ONE_ITEM.search(question) or ASKS_AMOUNT.search(question):
+        return None
+    import jieba.posseg as posseg
+
+    join = next((j for j in _PAIR_JOINS if text.endswith(j, 0, start)), None)
+    if join is not None:
+        left = start - len(join)
+        clause = left
+        while clause > 0 and left - clause < _PAIR_MAX and text[clause - 1] not in _ITEM_BREAK | {"、"}:
+            clause -= 1
+        taken = _item_words(list(posseg.cut(text[clause:left]))[::-1], from_right=False)
+        if taken:
+            return left - taken, end
+    join = next((j for j in _PAIR_JOINS if text.startswith(j, end)), None)
+    if join is not None:
+        right = end + len(join)
+        clause = right
+        while clause < len(text) and clause - right < _PAIR_MAX and text[clause] not in _ITEM_BREAK | {"、"}:
+            clause += 1
+        taken = _item_words(list(posseg.cut(text[right:clause])), from_right=True)
+        if taken:
+            return start, right + taken
+    return None
+
+
 def whole_span(text: str, start: int, end: int, question: str) -> tuple[int, int, str] | None:
     """The span ``text[start:end]`` made whole (a bracket it opens cut off, then the whole name,
-    range or list it is part of), with what was done; ``None`` when it already is."""
+    range, list or pair it is part of), with what was done; ``None`` when it already is."""
     done = []
     for name, rule in (
         ("an unclosed bracket cut off", lambda a, b: unclosed_bracket(text, a, b)),
         ("the whole name", lambda a, b: whole_name(text, a, b)),
         ("the whole range", lambda a, b: whole_range(text, a, b, question)),
         ("the whole list", lambda a, b: whole_list(text, a, b, question)),
+        ("both items", lambda a, b: whole_pair(text, a, b, question)),
     ):
         found = rule(start, end)
         if found is not None and found[0] < found[1]:

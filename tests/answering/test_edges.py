@@ -40,6 +40,9 @@ def _whole(text: str, span: str, question: str) -> str | None:
         ),
         ("乐器主要分为鼓、锣、钹和板四类。", "鼓", "乐器主要有哪些类型？", "鼓、锣、钹和板"),
         ("乐器主要分为鼓、锣、钹和板四类。", "板", "乐器主要有哪些类型？", "鼓、锣、钹和板"),
+        ("博落回提取物可用作农药和抗菌消炎药。", "抗菌消炎药", "博落回提取物可用作什么药？", "农药和抗菌消炎药"),
+        ("他在场上的位置是中锋或大前锋。", "中锋", "他在场上的位置是什么？", "中锋或大前锋"),
+        ("美洲版本在美国及加拿大播出。", "美国", "美洲版本在哪两国播出？", "美国及加拿大"),
     ],
 )
 def test_a_part_becomes_the_whole(text, span, question, expected):
@@ -53,6 +56,7 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
         ("The theatre ran from 1870 to 1939 in the garden.", "1870", "When did the theatre open?"),
         ("开放时间为1990年至2000年。", "1990年", "最早哪一年开放？"),
         ("它与阎王角龙、黎明角龙、古角龙等物种组成新角龙类。", "黎明角龙", "其中哪一个最大？"),
+        ("他在场上的位置是中锋或大前锋。", "中锋", "他最常打哪个位置？"),
         # words that open a sentence, possessives and hyphenated names are no part of a name or range
         ("He moved to Paris. The city was large.", "The city", "What was large?"),
         ("Denver's General Manager is John Elway.", "General Manager", "What is his role?"),
