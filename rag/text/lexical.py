@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rag.text.language import has_cjk, normalize
-from rag.text.tokens import plain_words, search_tokens
+from rag.text.tokens import known_word, plain_words, search_tokens
 
 if TYPE_CHECKING:
     from rag.documents import SearchHit
@@ -35,9 +35,22 @@ def query_terms(query: str) -> list[str]:
     """The query's content words: BM25 tokens without stop words and question words; for
     Chinese, jieba's words rather than single characters (a single character matches almost
     any Chinese passage)."""
-    tokens = [t for t in dict.fromkeys(search_tokens(query)) if t not in _QUESTION_WORDS]
+    tokens = [_unglued(t) for t in dict.fromkeys(search_tokens(query)) if t not in _QUESTION_WORDS]
     words = [t for t in tokens if not (has_cjk(t) and len(t) == 1)]
     return words or tokens
+
+
+# Function characters jieba's guesser glues onto a name it does not know ("王沈是哪里人？" ->
+# "王沈是"), so the passage's "王沈，字处道" would hold none of the question's words.
+_GLUED = "是的了在和与"
+
+
+def _unglued(term: str) -> str:
+    """``term`` without a function character glued to its end, when jieba guessed the word
+    (it is not in its dictionary)."""
+    if len(term) < 3 or term[-1] not in _GLUED or not has_cjk(term):
+        return term
+    return term if known_word(term) else term[:-1]
 
 
 def terms_found(terms: Sequence[str], text: str) -> list[str]:

@@ -31,3 +31,18 @@ _FIGURE_START = re.compile(
 def starts_a_figure(text: str, at: int) -> bool:
     """Whether a figure ("17", "五", "four") starts at ``at`` in ``text``."""
     return bool(_FIGURE_START.match(text, at))
+
+
+# The words a Chinese question asks with, where the answer would stand in a statement
+# ("纽波特又被译为[什么]" / "纽波特又被译为新港").
+_ASKING_ZH = re.compile(r"哪一?[个位家座条种国年天里些部所本首]?|什么|多少|几|谁|何时|何地|何处|怎样|怎么样|如何")
+
+
+def before_asking_zh(question: str, width: int = 2) -> str:
+    """The ``width`` Chinese characters right before the first word a Chinese question asks
+    with ("译为" in "纽波特又被译为什么？"), or "" when there are none."""
+    match = _ASKING_ZH.search(question)
+    if match is None or match.start() < width:
+        return ""
+    before = question[match.start() - width : match.start()]
+    return before if all("\u3400" <= ch <= "\u9fff" for ch in before) else ""

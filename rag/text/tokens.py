@@ -37,6 +37,13 @@ class _Jieba:
         self._tokenizer: Any = None
 
     def cut(self, text: str) -> list[str]:
+        return self.tokenizer().lcut_for_search(text)
+
+    def known(self, word: str) -> bool:
+        """Whether ``word`` is in jieba's dictionary (not a word its guesser made up)."""
+        return bool(self.tokenizer().FREQ.get(word))
+
+    def tokenizer(self) -> Any:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
@@ -48,10 +55,15 @@ class _Jieba:
                     tokenizer = jieba.Tokenizer()
                     tokenizer.initialize()
                     self._tokenizer = tokenizer
-        return self._tokenizer.lcut_for_search(text)
+        return self._tokenizer
 
 
 _jieba = _Jieba()
+
+
+def known_word(word: str) -> bool:
+    """Whether jieba's dictionary holds ``word``."""
+    return _jieba.known(word)
 
 
 def search_tokens(text: str, stopwords: bool = True) -> list[str]:

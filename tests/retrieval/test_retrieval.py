@@ -126,6 +126,14 @@ def test_term_overlap_matches_chinese_words_as_substrings():
     assert term_overlap(query_terms("What is the capital of Australia?"), HOTELS) == 0
 
 
+def test_a_name_jieba_does_not_know_keeps_no_function_word_glued_to_it():
+    # jieba's guesser reads "王沈是" as one word; the passage says "王沈，字处道".
+    terms = query_terms("王沈是哪里人？")
+    assert terms == ["王沈"]
+    assert term_overlap(terms, "王沈，字处道，太原晋阳人。") == 1.0
+    assert "图书馆" in query_terms("图书馆是几点开门的？")  # a word jieba knows stays whole
+
+
 def test_the_reranking_retriever_reranks_english_and_skips_chinese(onnx_reranker, index, index_settings):
     reranking = HybridRetriever(index, index_settings, onnx_reranker)
     english = reranking.retrieve("How long do I hold the reset button?", top_k=2)
