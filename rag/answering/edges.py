@@ -215,7 +215,11 @@ _MAX_ITEM = 20
 
 def _item_before(text: str, at: int) -> int | None:
     """Where the list item ending at ``at`` starts, or ``None`` when there is none. The first
-    item of a list starts after the verb or word that opens it ("涵盖[通信卫星]、…")."""
+    item of a list starts after the verb or word that opens it ("涵盖[通信卫星]、…"); a title
+    in 《》 is one item."""
+    if at > 0 and text[at - 1] == "》":
+        opened = text.rfind("《", max(0, at - 2 * _MAX_ITEM), at)
+        return opened if opened >= 0 and "》" not in text[opened : at - 1] else None
     i = at
     while i > 0 and at - i < _MAX_ITEM and text[i - 1] not in _ITEM_BREAK and text[i - 1] != "、":
         i -= 1
@@ -230,6 +234,9 @@ def _item_before(text: str, at: int) -> int | None:
 
 def _item_after(text: str, at: int) -> int | None:
     """Where the list item starting at ``at`` ends, or ``None`` when there is none."""
+    if text.startswith("《", at):
+        closed = text.find("》", at, at + 2 * _MAX_ITEM)
+        return closed + 1 if closed > 0 and "《" not in text[at + 1 : closed] else None
     i = at
     while i < len(text) and i - at < _MAX_ITEM and text[i] not in _ITEM_BREAK and text[i] not in "、等":
         i += 1
