@@ -199,6 +199,10 @@ class Settings:
     # question's words: then reader_sentences_unsure.
     reader_sentences: int = 1
     reader_sentences_unsure: int = 3
+    # The best reader_rerank_sentences sentences are put in the reranker's order (reranker_model,
+    # where it reads the question's language) before the reader takes the first.
+    reader_rerank: bool = True
+    reader_rerank_sentences: int = 8
     reader_max_tokens: int = 16  # the longest answer, in the generator's tokens
     # A short answer the reader gives less probability than this is refused: the documents
     # mention the question's words but do not say what was asked. 0 = never.
@@ -211,6 +215,9 @@ class Settings:
     # hidden), README "Refusals": with min_relevance 0.33 they refuse 0.69 of the hidden ones
     # and 0.06 of the answerable (0.64 / 0.03 with the relevance gate at 0.34 alone).
     reader_no_answer_margin: float = 4.0
+    # When the reader prefers "does not say" to every span of the best sentence by more than
+    # this (log-odds), it reads the best reader_sentences_unsure sentences before the checks.
+    reader_reread_margin: float = 4.0
     reader_sure_below_relevance: float = 0.5
     reader_sure_margin: float = -2.5
     # Questions that need more than one passage (rag/reasoning/): comparisons, yes/no over two

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.text.questions import ASKS_AMOUNT, starts_a_figure
+from rag.text.questions import ASKS_AMOUNT, before_asking_zh, starts_a_figure
 
 METHODS = ("span", "greedy")
 
@@ -78,6 +78,7 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
 
 NEAR_BONUS = 1.0  # nats for a span edge next to a word of the question
 FIGURE_BONUS = 2.0  # nats for a span starting on a figure, asked how many or how much
+SLOT_BONUS = 1.0  # nats for a Chinese span starting where the question's asking word stands
 _STOP_EN = frozenset("a an the of in on at by for to from with and or is are was were be it its this that".split())
 
 
@@ -89,12 +90,15 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     words = {w for w in re.findall(r"[a-z0-9]+", q) if w not in _STOP_EN}
     pairs = {q[i : i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
 
+    slot = before_asking_zh(question)
+
     def asked_before(at: int) -> bool:
         left = text[:at].rstrip().lower()
         if left and _cjk(left[-1]):
-            # Chinese words are not delimited: "每周[一]" asked "每周哪天" would cut "周一" in two,
-            # so only what follows a Chinese span counts.
-            return False
+            # Chinese words are not delimited: any word of the question before a span ("每周[一]"
+            # asked "每周哪天") would cut "周一" in two. Only the two characters right before
+            # the asking word count ("被译为[新港]" asked "被译为什么").
+            return bool(slot) and left.endswith(slot)
         match = re.search(r"([a-z0-9]+)\W*$", left[-40:])
         return bool(match and match.group(1) in words)
 
@@ -110,7 +114,10 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     figure = FIGURE_BONUS if ASKS_AMOUNT.search(question) else 0.0
 
     def start_bonus(at: int) -> float:
-        return (NEAR_BONUS if asked_before(at) else 0.0) + (figure if figure and starts_a_figure(text, at) else 0.0)
+        near = 0.0
+        if asked_before(at):
+            near = SLOT_BONUS if at and _cjk(text[:at].rstrip()[-1:] or " ") else NEAR_BONUS
+        return near + (figure if figure and starts_a_figure(text, at) else 0.0)
 
     return [(start_bonus(a), NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
 
