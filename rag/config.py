@@ -199,10 +199,6 @@ class Settings:
     # question's words: then reader_sentences_unsure.
     reader_sentences: int = 1
     reader_sentences_unsure: int = 3
-    # The best reader_rerank_sentences sentences are put in the reranker's order (reranker_model,
-    # where it reads the question's language) before the reader takes the first.
-    reader_rerank: bool = True
-    reader_rerank_sentences: int = 8
     reader_max_tokens: int = 16  # the longest answer, in the generator's tokens
     # A short answer the reader gives less probability than this is refused: the documents
     # mention the question's words but do not say what was asked. 0 = never.

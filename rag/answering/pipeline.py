@@ -28,8 +28,7 @@ from typing import Any
 
 from rag.answering.checks import GENERATE_CHECKS, READ_CHECKS, Check, Context, Draft, append_marker, run_checks
 from rag.answering.citations import build_citations
-from rag.answering.evidence import reader_sentences, reads_language
-from rag.answering.quote import best_sentence, complete_lead_in
+from rag.answering.quote import best_sentence, complete_lead_in, ranked_with_shares
 from rag.answering.reader import Reader, Reading, check_method
 from rag.answering.refusal import refusal_text
 from rag.answering.turn import STAGES  # noqa: F401  (STAGES: rag.answering.STAGES)
@@ -50,6 +49,9 @@ log = logging.getLogger(__name__)
 
 # A passage is shown to the model only if its relevance is at least this share of the best one's.
 RELATIVE_RELEVANCE = 0.5
+# The reader weighs reader_sentences_unsure sentences when the best one holds less than this
+# share of the question's words, else reader_sentences.
+UNSURE_SHARE = 0.5
 
 
 class AnswerPipeline:
@@ -69,7 +71,6 @@ class AnswerPipeline:
         self._generator = generator
         self._retriever = retriever
         self._reranker = reranker
-        self._reranker_missing = False  # reader_rerank is on, but no reranker could be made
         self._lock = threading.Lock()
 
     @classmethod
@@ -104,21 +105,6 @@ class AnswerPipeline:
             current.reload_if_changed()
         return self._retriever
 
-    def _sentence_reranker(self, language: str | None = None) -> Reranker | None:
-        """The reranker that orders the reader's sentences (``reader_rerank``), made on first
-        use; ``None`` when it is off, cannot be made or does not read ``language``."""
-        if self._reranker is None and self.settings.reader_rerank and not self._reranker_missing:
-            with self._lock:
-                if self._reranker is None and not self._reranker_missing:
-                    try:
-                        self._reranker = make_reranker(self.settings)
-                    except ConfigError as exc:
-                        log.warning("The reader's sentences keep their lexical order: %s", exc)
-                        self._reranker_missing = True
-        if not self.settings.reader_rerank or self._reranker is None:
-            return None
-        return self._reranker if language is None or reads_language(self._reranker, language) else None
-
     @property
     def model_name(self) -> str:
         """The generator's name, as answers report it."""
@@ -137,8 +123,6 @@ class AnswerPipeline:
             self.retriever.warm_up()
         except IndexMissingError as exc:
             log.warning("%s", exc)
-        if self.settings.answer_mode == "read" and self._sentence_reranker() is not None:
-            self._reranker.warm_up()
         self.generator.warm_up()
 
     # -- answering --------------------------------------------------------------------------
@@ -319,11 +303,14 @@ class AnswerPipeline:
             turn.quote = best_sentence(turn.query, turn.passages)  # None: refuse
             return turn
         if turn.mode == "read":
-            started = time.perf_counter()
-            reranker = self._sentence_reranker(turn.language)
-            turn.evidence, turn.wider = reader_sentences(turn.query, turn.passages, self.settings, reranker)
-            if reranker is not None:
-                turn.timings_ms["rerank"] = turn.timings_ms.get("rerank", 0.0) + _ms(started)
+            wanted = max(1, self.settings.reader_sentences)
+            ranked = ranked_with_shares(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
+            # The best sentence holding few of the question's words may be the wrong one (a
+            # question reworded from its passage): the reader then weighs a few more.
+            turn.wider = [(number, sentence) for number, sentence, _ in ranked]
+            if ranked and ranked[0][2] >= UNSURE_SHARE:
+                ranked = ranked[:wanted]
+            turn.evidence = [(number, sentence) for number, sentence, _ in ranked]
             turn.quote = turn.evidence[0] if turn.evidence else None  # None: refuse
             return turn
 
