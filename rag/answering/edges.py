@@ -17,6 +17,7 @@ import re
 
 from rag.text.language import has_cjk
 from rag.text.questions import ASKS_AMOUNT
+from rag.text.tokens import tagged_words
 
 # Words that only link a span's edge to the question's words: "45 euros [on business trips]".
 LINKING_EN = frozenset(
@@ -285,51 +286,49 @@ def whole_list(text: str, start: int, end: int, question: str) -> tuple[int, int
 
 _PAIR_JOINS = ("以及", "或者", "和", "及", "与", "或")
 _PAIR_MAX = 12  # characters of the other item, at most
+_PAIR_BREAK = _ITEM_BREAK | {"、"}
 
 
 def _noun(flag: str) -> bool:
     return flag.startswith(("n", "vn", "eng")) or flag in {"j", "l", "m", "q", "t"}
 
 
-def _item_words(words: list, from_right: bool) -> int:
-    """How many characters of ``words`` (jieba's (word, flag) pairs, nearest the join first)
-    make one item: nouns, with the adjectives among them ("大前锋")."""
+def _item_words(words: list[tuple[str, str]], from_right: bool) -> int:
+    """How many characters of ``words`` ((word, part of speech), nearest the join first) make
+    one item: nouns, with the adjectives among them ("大前锋")."""
     taken = kept = 0
-    for word in words:
-        if word.word in _PAIR_JOINS or not (_noun(word.flag) or word.flag in {"a", "b"}):
+    for word, flag in words:
+        if word in _PAIR_JOINS or not (_noun(flag) or flag in {"a", "b"}):
             break
-        taken += len(word.word)
-        if _noun(word.flag) or not from_right:
+        taken += len(word)
+        if _noun(flag) or not from_right:
             kept = taken
     return kept
 
 
 def whole_pair(text: str, start: int, end: int, question: str) -> tuple[int, int] | None:
-    """A Chinese span joined by 和/及/或 to a noun beside it takes both, unless the question
+    """A Chinese span joined by 和/及/或/与 to a noun beside it takes both, unless the question
     asks for one item or how many: "抗菌消炎药" in "可用作农药和抗菌消炎药" -> "农药和抗菌消炎药",
     "中锋" in "中锋或大前锋" -> "中锋或大前锋". The other item is the run of nouns next to
     the join (jieba's parts of speech), so the verb before it is not taken."""
-    span = text[start:end]
-    if not has_cjk(span) or _ONE_ITEM.search(question) or ASKS_AMOUNT.search(question):
+    if not has_cjk(text[start:end]) or _ONE_ITEM.search(question) or ASKS_AMOUNT.search(question):
         return None
-    import jieba.posseg as posseg
-
     join = next((j for j in _PAIR_JOINS if text.endswith(j, 0, start)), None)
     if join is not None:
         left = start - len(join)
         clause = left
-        while clause > 0 and left - clause < _PAIR_MAX and text[clause - 1] not in _ITEM_BREAK | {"、"}:
+        while clause > 0 and left - clause < _PAIR_MAX and text[clause - 1] not in _PAIR_BREAK:
             clause -= 1
-        taken = _item_words(list(posseg.cut(text[clause:left]))[::-1], from_right=False)
+        taken = _item_words(tagged_words(text[clause:left])[::-1], from_right=False)
         if taken:
             return left - taken, end
     join = next((j for j in _PAIR_JOINS if text.startswith(j, end)), None)
     if join is not None:
         right = end + len(join)
         clause = right
-        while clause < len(text) and clause - right < _PAIR_MAX and text[clause] not in _ITEM_BREAK | {"、"}:
+        while clause < len(text) and clause - right < _PAIR_MAX and text[clause] not in _PAIR_BREAK:
             clause += 1
-        taken = _item_words(list(posseg.cut(text[right:clause])), from_right=True)
+        taken = _item_words(tagged_words(text[right:clause]), from_right=True)
         if taken:
             return start, right + taken
     return None

@@ -92,15 +92,15 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
 
     slot = before_asking_zh(question)
 
-    def asked_before(at: int) -> bool:
+    def asked_before(at: int) -> float:
         left = text[:at].rstrip().lower()
         if left and _cjk(left[-1]):
             # Chinese words are not delimited: any word of the question before a span ("每周[一]"
             # asked "每周哪天") would cut "周一" in two. Only the two characters right before
             # the asking word count ("被译为[新港]" asked "被译为什么").
-            return bool(slot) and left.endswith(slot)
+            return SLOT_BONUS if slot and left.endswith(slot) else 0.0
         match = re.search(r"([a-z0-9]+)\W*$", left[-40:])
-        return bool(match and match.group(1) in words)
+        return NEAR_BONUS if match and match.group(1) in words else 0.0
 
     def asked_after(at: int) -> bool:
         right = text[at:].lstrip().lower()
@@ -114,10 +114,7 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     figure = FIGURE_BONUS if ASKS_AMOUNT.search(question) else 0.0
 
     def start_bonus(at: int) -> float:
-        near = 0.0
-        if asked_before(at):
-            near = SLOT_BONUS if at and _cjk(text[:at].rstrip()[-1:] or " ") else NEAR_BONUS
-        return near + (figure if figure and starts_a_figure(text, at) else 0.0)
+        return asked_before(at) + (figure if figure and starts_a_figure(text, at) else 0.0)
 
     return [(start_bonus(a), NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
 

@@ -35,9 +35,21 @@ class _Jieba:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokenizer: Any = None
+        self._tagger: Any = None
 
     def cut(self, text: str) -> list[str]:
         return self.tokenizer().lcut_for_search(text)
+
+    def tagger(self) -> Any:
+        """jieba's part-of-speech tagger over the same dictionary, made on first use."""
+        if self._tagger is None:
+            tokenizer = self.tokenizer()
+            with self._lock:
+                if self._tagger is None:
+                    import jieba.posseg
+
+                    self._tagger = jieba.posseg.POSTokenizer(tokenizer)
+        return self._tagger
 
     def known(self, word: str) -> bool:
         """Whether ``word`` is in jieba's dictionary (not a word its guesser made up)."""
@@ -64,6 +76,12 @@ _jieba = _Jieba()
 def known_word(word: str) -> bool:
     """Whether jieba's dictionary holds ``word``."""
     return _jieba.known(word)
+
+
+def tagged_words(text: str) -> list[tuple[str, str]]:
+    """Chinese ``text`` cut into (word, part of speech) pairs (jieba's tags: "n" noun, "v"
+    verb, "a" adjective, ...), with the same dictionary as search."""
+    return [(pair.word, pair.flag) for pair in _jieba.tagger().cut(text)]
 
 
 def search_tokens(text: str, stopwords: bool = True) -> list[str]:

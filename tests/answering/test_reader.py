@@ -203,3 +203,16 @@ def test_asked_how_many_a_span_starting_on_a_figure_ranks_higher():
     at = text.index("一")
     assert counted[at][0] - plain[at][0] == pytest.approx(FIGURE_BONUS)
     assert counted[0][0] == plain[0][0]
+
+
+def test_a_chinese_span_starting_where_the_question_asks_ranks_higher():
+    from rag.generation.spans import NEAR_BONUS, SLOT_BONUS, nearness
+
+    text = "纽波特又被译为新港，也被称为夏季白宫。"
+    offsets = [(i, i + 1) for i in range(len(text))]
+    starts = [start for start, _ in nearness(text, offsets, "纽波特又被译为什么？")]
+    assert starts[text.index("新")] == pytest.approx(SLOT_BONUS)
+    # no other Chinese start gets a bonus: "每周[一]" asked "每周哪天" must not cut "周一" in two
+    assert sum(1 for bonus in starts if bonus) == 1
+    english = nearness("London: 250 euros", [(0, 6), (6, 7), (7, 11), (11, 17)], "What is the limit for London?")
+    assert english[2][0] == pytest.approx(NEAR_BONUS)  # after "London", a word of the question
