@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rag.text.language import CJK_RE
+
 # "How many ...", "多少": asked for a count or an amount, in both kinds of question below.
 _HOW_MUCH = (
     r"\bhow\s+(?:many|much|long|far|old|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
@@ -45,4 +47,4 @@ def before_asking_zh(question: str, width: int = 2) -> str:
     if match is None or match.start() < width:
         return ""
     before = question[match.start() - width : match.start()]
-    return before if all("\u3400" <= ch <= "\u9fff" for ch in before) else ""
+    return before if len(CJK_RE.findall(before)) == width else ""
