@@ -27,6 +27,12 @@ LINKING_EN = frozenset(
 WORD_RE = re.compile(r"[\w'’.\-]+|[^\w\s]", re.UNICODE)
 
 
+def _bare(word: str) -> str:
+    """A word as compared with the question's: lower case, without edge quotes or full stops,
+    nor a possessive ("Oxford's" -> "oxford")."""
+    return re.sub(r"['’]s$", "", word.lower().strip(".'’?"))
+
+
 def trim_echo(span: str, question: str) -> tuple[int, int]:
     """How many characters to cut off the start and the end of ``span``: words the question
     already says, and the little words that tie them on ("45 euros on business trips" asked
@@ -38,8 +44,8 @@ def trim_echo(span: str, question: str) -> tuple[int, int]:
     tuning answers changed and F1 fell by 1.0 (EM by 2.5)."""
     if has_cjk(span):
         return 0, 0
-    words = [(m.start(), m.end(), m.group().lower().strip(".'’")) for m in WORD_RE.finditer(span)]
-    asked = {w.lower().strip(".'’?") for w in WORD_RE.findall(question)} - LINKING_EN
+    words = [(m.start(), m.end(), _bare(m.group())) for m in WORD_RE.finditer(span)]
+    asked = {_bare(w) for w in WORD_RE.findall(question)} - LINKING_EN
     if len(words) < 2:
         return 0, 0
 
@@ -86,6 +92,13 @@ _NOT_NAMES = frozenset(
 )
 _NAME_WORD = re.compile(r"(?:[A-Z][\w'’\-]*[\w]|[A-Z]|[A-Z]\.)$")
 _ROMAN = re.compile(r"[IVXLC]+$")
+# Titles before a person's name are not part of it: "Satya Nadella", not "Microsoft CEO Satya
+# Nadella" (asked "What Microsoft CEO ...?", the title is the question's own words).
+_TITLES = frozenset(
+    """President CEO Chairman Chairwoman Director Minister Consul Ambassador Chancellor Secretary
+    Governor Senator Mayor Commissioner Professor Dr Sir Lord Lady King Queen Prince Princess
+    Emperor Empress Pope Bishop Cardinal Judge Justice General Colonel Captain Premier""".split()
+)
 
 
 def _is_name_word(word: str) -> bool:
@@ -95,7 +108,8 @@ def _is_name_word(word: str) -> bool:
 def whole_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A span that is part of a run of capitalised words takes the whole run: "Manning" ->
     "Peyton Manning", "XXXIII" -> "Super Bowl XXXIII", "Academy" -> "Academy Award". Words that
-    open sentences ("The", "After") and possessives ("Denver's") are not taken."""
+    open sentences ("The", "After"), possessives ("Denver's") and a title before a name
+    ("President", and what comes before it) are not taken."""
     span = text[start:end]
     if not span or has_cjk(span):
         return None
@@ -103,7 +117,7 @@ def whole_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if span[0].isupper():
         while True:
             match = re.search(r"(\S+) $", text[max(0, new_start - 40) : new_start])
-            if match is None or not _is_name_word(match.group(1)):
+            if match is None or not _is_name_word(match.group(1)) or match.group(1) in _TITLES:
                 break
             new_start -= len(match.group(1)) + 1
     last = span.split()[-1] if span.split() else ""

@@ -108,6 +108,8 @@ def test_the_question_s_own_words_are_cut_off_a_short_answer():
     assert trimmed("锣鼓点", "锣鼓经常用的节奏型称为什么？") == "锣鼓点"  # Chinese spans are left whole
     assert trimmed("New York", "Which is larger, New York or Boston?") == "New York"  # nothing would be left
     assert trimmed("515 million years ago", "How old are the fossils?") == "515 million years ago"
+    # a possessive is the question's word too ("what Oxford tower?")
+    assert trimmed("Oxford's Magdalen Tower", "The Mitchell Tower looks like what Oxford tower?") == "Magdalen"
     passage = "The daily meal allowance is 45 euros on business trips."
     start = passage.index("45")
     draft = Draft(

@@ -67,6 +67,9 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
         ("He moved to Paris. The city was large.", "The city", "What was large?"),
         ("Denver's General Manager is John Elway.", "General Manager", "What is his role?"),
         ("The virus COVID-19 spread fast.", "19", "Which virus?"),
+        # nor is a title before a name ("Microsoft CEO" is the question's own words)
+        ("Alumni include Microsoft CEO Satya Nadella.", "Satya Nadella", "What Microsoft CEO is an alumnus?"),
+        ("It was signed by US President Barack Obama.", "Barack Obama", "Who signed it?"),
         # a range of places is not made from a destination
         ("Trains run from Paris to London.", "London", "Where do the trains go?"),
         ("The passage says nothing else.", "nothing", "What does it say?"),
