@@ -273,3 +273,41 @@ def test_an_echoed_question_is_not_an_answer():
     assert support("佛蒙特州总共拥有多少个县[1]？", counties) == 0.0
     assert not only_asks("佛蒙特州共有14个县[1]。你还想知道什么？")
     assert support("佛蒙特州共有14个县[1]。", counties) == 1.0
+
+
+def test_a_rare_word_of_the_question_picks_the_sentence_over_common_ones():
+    from rag.answering.quote import term_weights
+
+    sentences = [
+        "Tesla did receive praise for his bids, Tesla said.",
+        "Tesla did receive many bids over the years.",
+        "The 1915 bids went to Edison.",
+        "Tesla hoped to receive more bids.",
+    ]
+    passage = hit(" ".join(sentences), "tesla.md")
+    terms = ["bids", "tesla", "receive", "1915"]
+    weights = term_weights(terms, sentences)
+    assert weights["1915"] > weights["tesla"] == weights["receive"] > weights["bids"]
+    # With equal weights the first sentence wins (three of the four words); but every sentence
+    # holds "bids" and most "Tesla" and "receive": the year, held by one, decides.
+    assert best_sentence("Which bids did Tesla receive in 1915?", [passage]) == (1, sentences[2])
+
+
+def test_when_and_who_questions_prefer_a_sentence_that_can_answer():
+    from rag.text.questions import may_answer
+
+    assert may_answer("When did the theatre open?", "The theatre opened in May 1870.")
+    assert not may_answer("When did the theatre open?", "The theatre opened to great acclaim.")
+    assert may_answer("Who stripped the ball from Newton?", "On the next play, Miller stripped the ball.")
+    # The only name is the question's own: it cannot say who.
+    assert not may_answer("Who stripped the ball from Newton?", "The ball was stripped from Newton.")
+    assert may_answer("What stripped the ball?", "The ball was stripped.")  # other questions: any sentence
+    passage = hit(
+        "The ball was stripped from Newton near the goal line. On the next play, Miller stripped the ball from Newton.",
+        "game.md",
+    )
+    # Both hold every word of the question; only the second says who (of equal scores the first wins).
+    assert best_sentence("Who stripped the ball from Newton?", [passage]) == (
+        1,
+        "On the next play, Miller stripped the ball from Newton.",
+    )
