@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.text.language import has_cjk
 from rag.text.questions import ASKS_AMOUNT, before_asking_zh, starts_a_figure
 
 METHODS = ("span", "greedy")
@@ -64,7 +65,7 @@ def word_edges(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[bool
     two Chinese characters always."""
 
     def joined(left: str, right: str) -> bool:
-        return left.isalnum() and right.isalnum() and not (_cjk(left) or _cjk(right))
+        return left.isalnum() and right.isalnum() and not (has_cjk(left) or has_cjk(right))
 
     edges = []
     for a, b in offsets:
@@ -88,13 +89,13 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     the answer usually sits next to what the question says about it."""
     q = question.lower()
     words = {w for w in re.findall(r"[a-z0-9]+", q) if w not in _STOP_EN}
-    pairs = {q[i : i + 2] for i in range(len(q) - 1) if _cjk(q[i]) and _cjk(q[i + 1])}
+    pairs = {q[i : i + 2] for i in range(len(q) - 1) if has_cjk(q[i]) and has_cjk(q[i + 1])}
 
     slot = before_asking_zh(question)
 
     def asked_before(at: int) -> float:
         left = text[:at].rstrip().lower()
-        if left and _cjk(left[-1]):
+        if left and has_cjk(left[-1]):
             # Chinese words are not delimited: any word of the question before a span ("每周[一]"
             # asked "每周哪天") would cut "周一" in two. Only the two characters right before
             # the asking word count ("被译为[新港]" asked "被译为什么").
@@ -104,7 +105,7 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
 
     def asked_after(at: int) -> bool:
         right = text[at:].lstrip().lower()
-        if right and _cjk(right[0]):
+        if right and has_cjk(right[0]):
             return right[:2] in pairs
         match = re.match(r"\W*([a-z0-9]+)", right[:40])
         return bool(match and match.group(1) in words)
@@ -129,7 +130,7 @@ def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -
         piece = text[a:b].strip().lower()
         if not piece or not any(ch.isalnum() for ch in piece):
             flags.append(False)
-        elif any(_cjk(ch) for ch in piece):
+        elif has_cjk(piece):
             flags.append(piece not in q)
         else:
             # the whole word the token is part of ("Inter|net|2" -> "internet2")
@@ -141,10 +142,6 @@ def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -
             word = text[start:end].lower()
             flags.append(word not in asked and word not in _STOP_EN)
     return flags
-
-
-def _cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
 
 def search_span(
