@@ -20,6 +20,7 @@ from rag.answering.injection import reveals_instructions, taken_from_instruction
 from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
 from rag.answering.refusal import is_refusal
 from rag.answering.repairs import drop_repeats
+from rag.answering.tables import named_cell
 from rag.documents import SearchHit, Span
 from rag.text.language import has_cjk
 from rag.text.sentences import LATIN_SENTENCE_ENDS, SENTENCE_ENDS
@@ -440,7 +441,33 @@ def whole(draft: Draft, context: Context) -> Verdict:
     )
 
 
+@check("table_cell")
+def table_cell(draft: Draft, context: Context) -> Verdict:
+    """A table row the question names by its first cell, in a column the question names and
+    asks for, answers with that cell ("三月的讲座介绍的茶是什么？" on the row "三月 | … | 铁观音"
+    under "月份 | 讲座主题 | 介绍的茶" -> "铁观音"), whatever the reader chose or preferred:
+    a small model reads a table's columns poorly. Only one such cell may be found."""
+    found = named_cell(context.question, [hit.chunk.text for hit in context.passages])
+    if found is None:
+        return Verdict(KEEP)
+    number, start, end, cell, name = found
+    span = draft.span
+    if span is not None and span.passage == number and span.start >= start and span.end <= end:
+        return Verdict(KEEP)
+    row_text = context.passages[number - 1].chunk.text
+    line_start = row_text.rfind("\n", 0, start) + 1
+    line_end = row_text.find("\n", end) % (len(row_text) + 1)  # -1: the row ends the passage
+    evidence = Span(number, line_start, line_end, row_text[line_start:line_end])
+    cited = Span(number, start, end, cell)
+    return Verdict(
+        REPLACE,
+        f"the table row the question names, in its column '{name}': '{cell}'",
+        replace(draft, text=append_marker(cell, number), cited=[number], span=cited, evidence=evidence, no_answer=None),
+    )
+
+
 READ_CHECKS: tuple[Check, ...] = (
+    table_cell,
     confident,
     answers_at_all,
     sure_on_little_evidence,

@@ -3,10 +3,11 @@
 The reader picks a span of a sentence (:mod:`rag.answering.reader`); a small model often picks
 part of the answer: one word of a name ("Manning" for "Peyton Manning"), one end of a range
 ("1939" for "1870 to 1939", "12公尺" for "0至12公尺"), one item of a list ("阎王角龙" for
-"阎王角龙、黎明角龙、古角龙、辽宁角龙"), or runs into a bracket it does not close ("American
-Sign Language (ASL"). The rules here make such a span whole, from the text around it; they
-know nothing of any corpus, only how names, ranges and lists are written in English and
-Chinese. Echoed question words are cut off the edges too (:func:`trim_echo`).
+"阎王角龙、黎明角龙、古角龙、辽宁角龙"), part of a table cell ("银针" for "白毫银针"), or runs
+into a bracket it does not close ("American Sign Language (ASL"). The rules here make such a
+span whole, from the text around it; they know nothing of any corpus, only how names, ranges,
+lists and tables are written in English and Chinese. Echoed question words are cut off the
+edges too (:func:`trim_echo`).
 
 The checks ``trimmed`` and ``whole`` (:mod:`rag.answering.checks`) apply them.
 """
@@ -348,11 +349,37 @@ def whole_pair(text: str, start: int, end: int, question: str) -> tuple[int, int
     return None
 
 
+_MAX_CELL = 20  # characters
+
+
+def whole_cell(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A span that is part of a table cell of one word takes the cell: "银针" -> "白毫银针" in
+    "| 六月 | 白茶入门 | 白毫银针 |". A cell of several words ("陈静 Chen Jing") is left to the
+    other rules."""
+    span = text[start:end]
+    if not span or "|" in span or "\n" in span:
+        return None
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    left, right = text.rfind("|", line_start, start), text.find("|", end, line_end)
+    if left < 0 or right < 0:
+        return None
+    cell = text[left + 1 : right]
+    cell_start = left + 1 + (len(cell) - len(cell.lstrip()))
+    cell_end = right - (len(cell) - len(cell.rstrip()))
+    word = text[cell_start:cell_end]
+    if (cell_start, cell_end) == (start, end) or len(word) > _MAX_CELL or re.search(r"[\s,，、;；:：()（）]", word):
+        return None
+    return cell_start, cell_end
+
+
 def whole_span(text: str, start: int, end: int, question: str) -> tuple[int, int, str] | None:
     """The span ``text[start:end]`` made whole (a bracket it opens cut off, then the whole name,
     range, list or pair it is part of), with what was done; ``None`` when it already is."""
     done = []
     for name, rule in (
+        ("the whole table cell", lambda a, b: whole_cell(text, a, b)),
         ("an unclosed bracket cut off", lambda a, b: unclosed_bracket(text, a, b)),
         ("the whole name", lambda a, b: whole_name(text, a, b)),
         ("the whole range", lambda a, b: whole_range(text, a, b, question)),

@@ -74,6 +74,7 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     outcome = run_checks(READ_CHECKS, draft, context)
     assert outcome.draft.text == "Internet2 is a computer networking group [1]."
     assert [(c["check"], c["action"]) for c in outcome.log] == [
+        ("table_cell", "keep"),
         ("confident", "keep"),
         ("no_answer", "keep"),
         ("sure", "keep"),
@@ -94,7 +95,7 @@ def test_a_read_answer_that_only_echoes_the_question_gives_way_to_its_sentence()
     declined = run_checks(
         READ_CHECKS, replace(draft, no_answer=1.2), Context("what is Internet2", "", "en", [], no_answer_margin=0.5)
     )
-    assert declined.draft is None and [c["check"] for c in declined.log] == ["confident", "no_answer"]
+    assert declined.draft is None and [c["check"] for c in declined.log] == ["table_cell", "confident", "no_answer"]
 
 
 def test_the_question_s_own_words_are_cut_off_a_short_answer():

@@ -49,6 +49,7 @@ def _whole(text: str, span: str, question: str) -> str | None:
         ("博落回提取物可用作农药和抗菌消炎药。", "抗菌消炎药", "博落回提取物可用作什么药？", "农药和抗菌消炎药"),
         ("他在场上的位置是中锋或大前锋。", "中锋", "他在场上的位置是什么？", "中锋或大前锋"),
         ("美洲版本在美国及加拿大播出。", "美国", "美洲版本在哪两国播出？", "美国及加拿大"),
+        ("| 月份 | 介绍的茶 |\n|---|---|\n| 六月 | 白毫银针 |", "银针", "六月介绍的茶是什么？", "白毫银针"),
     ],
 )
 def test_a_part_becomes_the_whole(text, span, question, expected):
@@ -70,6 +71,9 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
         # nor is a title before a name ("Microsoft CEO" is the question's own words)
         ("Alumni include Microsoft CEO Satya Nadella.", "Satya Nadella", "What Microsoft CEO is an alumnus?"),
         ("It was signed by US President Barack Obama.", "Barack Obama", "Who signed it?"),
+        # a table cell of several words is not one word to complete
+        ("| 行政部 | 12 | 陈静 Chen Jing |", "陈静 Chen Jing", "Who heads it?"),
+        ("| 部门 | 负责人 |\n| 行政部 | 陈静 Chen Jing |", "陈静", "谁负责行政部？"),
         # a range of places is not made from a destination
         ("Trains run from Paris to London.", "London", "Where do the trains go?"),
         ("The passage says nothing else.", "nothing", "What does it say?"),
@@ -101,3 +105,62 @@ def test_a_bare_figure_is_read_with_its_unit(text, figure, expected):
     verdict = with_unit(draft, Context("How much?", "How much?", "en", [hit]))
     shown = verdict.draft.span.text if verdict.draft is not None else figure
     assert shown == expected
+
+
+LECTURES = SearchHit(
+    Chunk(
+        "t1",
+        "Lectures\n\n| Month | Topic | Tea |\n|---|---|---|\n| March | Oolong aromas | Tieguanyin |\n"
+        "| June | White tea | Silver Needle |",
+        "lectures.md",
+        None,
+        None,
+        "text",
+        0,
+        100,
+    ),
+    1.0,
+)
+讲座 = SearchHit(
+    Chunk(
+        "t2",
+        "讲座\n\n| 月份 | 讲座主题 | 介绍的茶 |\n|---|---|---|\n| 三月 | 半发酵茶的香气 | 铁观音 |\n"
+        "| 六月 | 白茶入门 | 白毫银针 |",
+        "讲座.md",
+        None,
+        None,
+        "text",
+        0,
+        100,
+    ),
+    1.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "hit", "reader_span", "expected"),
+    [
+        # the reader chose the topic's cell, or preferred no answer: the column named decides
+        ("三月的讲座介绍的茶是什么？", 讲座, "半发酵茶的香气", "铁观音"),
+        ("Which tea did the March lecture present?", LECTURES, "Oolong aromas", "Tieguanyin"),
+        # the column is named but not asked for: the question is about the tea
+        ("三月的讲座介绍的茶原产于哪里？", 讲座, "半发酵茶的香气", None),
+        # no row named, or the column of the row's own name
+        ("讲座介绍的茶是什么？", 讲座, "铁观音", None),
+        ("What month was the lecture on white tea?", LECTURES, "June", None),
+    ],
+)
+def test_the_cell_of_the_row_and_column_a_question_names_answers(question, hit, reader_span, expected):
+    from rag.answering.checks import table_cell
+
+    text = hit.chunk.text
+    start = text.index(reader_span)
+    draft = Draft(f"{reader_span} [1]", [1], Span(1, start, start + len(reader_span), reader_span), None, 0.1, 4.5)
+    verdict = table_cell(draft, Context(question, question, "zh", [hit]))
+    if expected is None:
+        assert verdict.action == "keep", verdict.reason
+        return
+    assert verdict.action == "replace" and verdict.draft.span.text == expected, verdict
+    span = verdict.draft.span
+    assert text[span.start : span.end] == expected and verdict.draft.no_answer is None
+    assert verdict.draft.evidence.text.strip().startswith("|") and expected in verdict.draft.evidence.text
