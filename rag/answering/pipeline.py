@@ -43,7 +43,7 @@ from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usa
 from rag.reranking import Reranker, make_reranker
 from rag.retrieval import HybridRetriever, Retriever
 from rag.text.language import detect_language
-from rag.text.lexical import relevance
+from rag.text.lexical import mentions, relevance
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +156,17 @@ class AnswerPipeline:
         history: Sequence[dict] | None = None,
         answer_mode: str | None = None,
         exclude: frozenset[str] = frozenset(),
+        pick_by: str | None = None,
+        about: str | None = None,
     ) -> Answer:
         """One retrieval and one reading: the single-hop answer. ``query`` searches in place of
-        the question (the reader still reads the question); passages of the ``exclude``
-        documents are left out (a later hop looks beyond the documents an earlier one read)."""
-        turn = self._prepare(question, top_k, filters, history, answer_mode, query, exclude)
+        the question (the reader still reads the question), and ``pick_by`` picks the sentence
+        to read in place of the query (a hop searches with the words that place it, "城东社区图书馆",
+        but they do not say which sentence answers); passages of the ``exclude`` documents are
+        left out (a later hop looks beyond the documents an earlier one read). With ``about``,
+        only the passages that name it are read, when any does (a hop about 铁观音 reads no
+        sentence about 龙井, however many of the question's other words it holds)."""
+        turn = self._prepare(question, top_k, filters, history, answer_mode, query, exclude, pick_by, about)
         if turn.quote is not None:
             return self._read(turn) if turn.mode == "read" else self._quoted(turn)
         if turn.messages is None:
@@ -273,6 +279,8 @@ class AnswerPipeline:
         answer_mode: str | None = None,
         query: str | None = None,
         exclude: frozenset[str] = frozenset(),
+        pick_by: str | None = None,
+        about: str | None = None,
     ) -> _Turn:
         question = (question or "").strip()
         if not question:
@@ -299,12 +307,17 @@ class AnswerPipeline:
             return turn
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
+        if about:
+            named = [h for h in turn.passages if mentions(f"{h.chunk.section or ''} {h.chunk.text}", about)]
+            turn.passages = named or turn.passages
         if turn.mode == "quote":
-            turn.quote = best_sentence(turn.query, turn.passages)  # None: refuse
+            turn.quote = best_sentence(pick_by or turn.query, turn.passages)  # None: refuse
             return turn
         if turn.mode == "read":
             wanted = max(1, self.settings.reader_sentences)
-            ranked = ranked_with_shares(turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure))
+            ranked = ranked_with_shares(
+                pick_by or turn.query, turn.passages, max(wanted, self.settings.reader_sentences_unsure)
+            )
             # The best sentence holding few of the question's words may be the wrong one (a
             # question reworded from its passage): the reader then weighs a few more.
             turn.wider = [(number, sentence) for number, sentence, _ in ranked]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from rag.reasoning.router_en import EN_AUX, EN_WH
 from rag.text import detect_language
+from rag.text.tokens import tagged_words
 
 # Nouns that name one thing by its relation to another: "the author of X", "X的作者". The
 # question is then asked in two hops: who or what that is, and the question about it.
@@ -40,6 +41,45 @@ _ZH_ROLE_OF = re.compile(
     rf"^(?P<np>[^，,？?]+?)的(?P<role>{'|'.join(sorted(_ZH_PERSON_ROLES + _ZH_THING_ROLES, key=len, reverse=True))})"
     r"(?P<rest>(?:是|在|于|出生|位于|叫|有|的|毕业|来自|成立|创办|办公|住).*)$"
 )
+
+# "X的那个部门由谁负责？", "X介绍的那种茶原产于哪里？": a demonstrative and a classifier after 的
+# say the noun after them is named by the clause before, whatever the noun is.
+_ZH_THAT_ONE = re.compile(
+    r"^(?P<np>[^，,？?]{2,}?)的(?P<that>(?:那|这)一?(?P<cl>个|种|位|家|本|座|所|部|条|件|款|名))(?P<tail>[\u4e00-\u9fff].*)$"
+)
+# "用X的读者证，每次最多可以借几本书？": a question about using a thing named by a clause.
+_ZH_USING = re.compile(r"^(?P<use>用|持|凭|使用)(?P<np>[^，,？?]{2,}?)的(?P<noun>[^，,？?的]{1,8})[，,](?P<rest>.+)$")
+_ZH_ASKS = re.compile(r"谁|什么|哪|多少|几|吗|是否|是不是|如何|怎么")
+
+
+def _is_clause(text: str) -> bool:
+    """Whether ``text`` holds a verb or a coverb: a relative clause ("接收出差申请", "公司给员工
+    办理"), not a possessor ("城东社区图书馆", whose "的普通读者证" is a name already found)."""
+    return any(flag.startswith("v") or flag == "p" for _, flag in tagged_words(text))
+
+
+def _zh_relative_bridge(question: str) -> BridgePlan | None:
+    """The bridge of a Chinese question whose thing is named by a relative clause (the two
+    shapes above): hop 1 asks what the clause names, hop 2 asks the question about it."""
+    match = _ZH_THAT_ONE.match(question)
+    if match and _is_clause(match.group("np")):
+        words = tagged_words(match.group("tail"))
+        if not words or not words[0][1].startswith("n"):
+            return None
+        noun = words[0][0]
+        rest = match.group("tail")[len(noun) :]
+        if not _ZH_ASKS.search(rest):
+            return None
+        np = match.group("np")
+        ask = "谁" if noun in _ZH_PERSON_ROLES or match.group("cl") in ("位", "名") else "什么"
+        phrase = f"{np}的{match.group('that')}{noun}"
+        return BridgePlan(f"{np}的{noun}是{ask}？", f"{np} {noun}", phrase, question, "zh", np, noun)
+    match = _ZH_USING.match(question)
+    if match and _is_clause(match.group("np")) and _ZH_ASKS.search(match.group("rest")):
+        np, noun = match.group("np"), match.group("noun")
+        phrase = f"{np}的{noun}"
+        return BridgePlan(f"{np}的{noun}是什么？", f"{np} {noun}", phrase, question, "zh", np, noun)
+    return None
 
 
 # A relation at the end of the question after one of these is what the question asks for.
@@ -87,7 +127,7 @@ def bridge_plan(question: str, language: str | None = None) -> BridgePlan | None
     if language == "zh":
         match = _ZH_ROLE_OF.match(question.rstrip("？?。"))
         if not match:
-            return None
+            return _zh_relative_bridge(question)
         np, role = match.group("np"), match.group("role")
         # "X的作者是谁？" asks for the relation itself: one hop.
         if len(np) < 2 or re.match(

@@ -10,7 +10,8 @@ from typing import Any
 
 from rag.documents import Answer, Hop, SearchHit
 from rag.reasoning.values import Date, Quantity, find_dates, first_quantity
-from rag.text.lexical import query_terms, terms_found
+from rag.text import plain_words
+from rag.text.lexical import mentions
 
 # The citation markers of an answer ("[1]", "[2][3]") and the space before them.
 CITATION_MARKERS = re.compile(r"\s*\[\d+\](?:\[\d+\])*")
@@ -87,10 +88,28 @@ def quantity_of(item: Finding, unit_like: str = "") -> Quantity | None:
     return None
 
 
-def mentions(text: str, name: str) -> bool:
-    """Whether ``text`` names ``name``: all its words (most, for a long name)."""
-    words = query_terms(name)
-    if not words:
-        return name.lower() in text.lower()
-    found = terms_found(words, text)
-    return len(found) >= max(1, round(0.6 * len(words)))
+# -- comparing findings' words ---------------------------------------------------------------------
+
+
+def stem(word: str) -> str:
+    """An English word without its plural ending ("studies" -> "study"), lower case."""
+    word = word.lower()
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def stem_in(finding: str, text: str) -> bool:
+    """Whether ``text`` states ``finding`` (its words, plural or not)."""
+    wanted = [stem(w) for w in plain_words(finding)]
+    if not wanted:
+        return finding in text
+    words = {stem(w) for w in plain_words(text)}
+    return all(w in words for w in wanted)
+
+
+def same_finding(a: str, b: str) -> bool:
+    """Whether two findings say the same thing: equal, or one holds the other ("福建" and "福建省")."""
+    a, b = CITATION_MARKERS.sub("", a).strip().lower(), CITATION_MARKERS.sub("", b).strip().lower()
+    return a == b or (min(len(a), len(b)) >= 2 and (a in b or b in a))

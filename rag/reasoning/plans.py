@@ -19,6 +19,7 @@ class Plan:
     sub_questions: list[str] = field(default_factory=list)  # one per entity
     language: str = "en"
     context: str = ""  # words that place the question ("在城东社区图书馆，"), for search
+    level: str = ""  # "same" asked at a level of places: "省" ("是不是产于同一个省")
 
     def to_dict(self) -> dict:
         """The plan as plain data (its language left out)."""
@@ -30,4 +31,5 @@ class Plan:
             "operation": self.operation,
             "sub_questions": list(self.sub_questions),
             "context": self.context,
+            "level": self.level,
         }

@@ -136,7 +136,14 @@ def route_zh(question: str) -> Plan | None:
         attribute = _ZH_WHICH.sub(" ", rest)
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
     if _ZH_SAME.search(rest):
-        return Plan("both", [a, b], attribute=_attribute_zh(_ZH_SAME.split(rest)[0]), operation="same")
+        level = re.search(r"(?:同一|相同的?)个?(省|国家|城市)", rest)
+        return Plan(
+            "both",
+            [a, b],
+            attribute=_attribute_zh(_ZH_SAME.split(rest)[0]),
+            operation="same",
+            level=level.group(1) if level else "",
+        )
     if re.match(r"(?:是不是|是否)", rest):  # "A和B是不是产于福建": yes only if each passage says so
         return Plan("both", [a, b], attribute=re.sub(r"^(?:是不是|是否)", "", rest), operation="all")
     if _ZH_BOTH.search(rest):

@@ -38,7 +38,6 @@ from rag.documents import Answer, Hop
 from rag.reasoning.answer_kinds import expected_kind, fits
 from rag.reasoning.final_answer import composed_answer, refused_answer
 from rag.reasoning.findings import (
-    CITATION_MARKERS,
     Finding,
     date_of,
     finding_of,
@@ -46,9 +45,12 @@ from rag.reasoning.findings import (
     is_about,
     mentions,
     quantity_of,
+    same_finding,
+    stem,
+    stem_in,
 )
 from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
-from rag.reasoning.values import difference, ratio, total, years_between
+from rag.reasoning.values import difference, in_unit_of, province_of, ratio, total, years_between
 from rag.text import detect_language, plain_words
 from rag.text.lexical import query_terms, terms_found
 
@@ -147,21 +149,40 @@ class Reasoner:
         filters: Any,
         answer_mode: str | None = None,
         exclude: frozenset[str] = frozenset(),
+        pick_by: str | None = None,
+        about: str | None = None,
     ) -> Finding:
         answer = self.pipeline.answer_hop(
-            question, query=query, top_k=top_k, filters=filters, answer_mode=answer_mode, exclude=exclude
+            question,
+            query=query,
+            top_k=top_k,
+            filters=filters,
+            answer_mode=answer_mode,
+            exclude=exclude,
+            pick_by=pick_by,
+            about=about,
         )
         return finding_of(kind, question, answer)
 
-    def _lookup(self, kind: str, question: str, entity: str, query: str, top_k: int | None, filters: Any) -> Finding:
+    def _lookup(
+        self,
+        kind: str,
+        question: str,
+        entity: str,
+        query: str,
+        top_k: int | None,
+        filters: Any,
+        pick_by: str | None = None,
+    ) -> Finding:
         """A hop that retrieves and picks the sentence about ``entity`` without reading it: dates
-        and whether a passage states something are taken from that sentence by code."""
+        and whether a passage states something are taken from that sentence by code (picked by
+        ``pick_by`` where given, else by the query)."""
         started = time.perf_counter()
         retrieval = self.pipeline.retriever.retrieve(query, top_k=top_k, filters=filters)
         hits = list(retrieval.hits)
         # Only passages that name the entity count: a date of something else is no finding.
         about = [h for h in hits if mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
-        ranked = ranked_with_shares(query, about, 1) if about else []
+        ranked = ranked_with_shares(pick_by or query, about, 1) if about else []
         number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
         about = about or hits
         answer = Answer(
@@ -237,6 +258,11 @@ class Reasoner:
                 plan = nested  # "X的作者的妻子…": the next relation
                 continue
             last = lookup(following, None, last=True)
+            if last.text and not is_about(last, item.text):
+                # Read from a passage that does not name what the hop before found ("七次左右"
+                # of oolong tea, asked about 银针): not found.
+                last.text = last.hop.finding = ""
+                last.hop.citation = None
             yield last.hop
             if not last.text:
                 break
@@ -279,12 +305,14 @@ class Reasoner:
         )
         for entity, sub_question in zip(plan.entities, plan.sub_questions):
             query = " ".join(part for part in (entity, plan.attribute, plan.context) if part)
+            # The context places the search; the entity and attribute pick the sentence.
+            pick_by = " ".join(part for part in (entity, plan.attribute) if part) if plan.context else None
             if lookup:
-                item = self._lookup(plan.kind, sub_question, entity, query, top_k, filters)
+                item = self._lookup(plan.kind, sub_question, entity, query, top_k, filters, pick_by)
             else:
                 # A contrast is told in the documents' sentences; the other kinds need the value.
                 mode = "quote" if plan.kind == "contrast" else "read"
-                item = self._hop(plan.kind, sub_question, query, top_k, filters, mode)
+                item = self._hop(plan.kind, sub_question, query, top_k, filters, mode, pick_by=pick_by, about=entity)
                 item.entity = entity
                 if item.text and not is_about(item, entity):
                     # Read from a passage about something else ("80摄氏度" of 龙井 for 普洱): not found.
@@ -315,7 +343,7 @@ def _supports(item: Finding, attribute: str, entity: str) -> float:
     ]
     best = 0.0
     for text in texts:
-        found = set(terms_found(terms, text)) | {t for t in terms if _stem(t) in {_stem(w) for w in plain_words(text)}}
+        found = set(terms_found(terms, text)) | {t for t in terms if stem(t) in {stem(w) for w in plain_words(text)}}
         best = max(best, len(found) / len(terms))
     return best
 
@@ -337,10 +365,12 @@ def _compare(plan: Plan, found: list[Finding], language: str) -> tuple[str, list
     if plan.direction in ("more", "less"):
         found_values = [quantity_of(f) for f in found]
         values = [v for v in found_values if v is not None]
-        if len(values) == len(found_values):
+        # One unit for all ("一周" and "十四天" in days); values of different kinds do not compare.
+        same = [in_unit_of(v, values[0]) for v in values] if values else []
+        if len(values) == len(found_values) and all(v is not None for v in same):
             for item, value in zip(found, values):
                 item.hop.value = value.format()
-            numbers = [v.value for v in values]
+            numbers = [v.value for v in same if v is not None]
             chosen = numbers.index(max(numbers) if plan.direction == "more" else min(numbers))
             return plan.entities[chosen], [0, 1], f"comparison of values {', '.join(v.format() for v in values)}"
     # No value to compare: the entity whose passage states the attribute.
@@ -359,15 +389,18 @@ def _both(plan: Plan, found: list[Finding], language: str) -> tuple[str, list[in
         # A finding that the other entity's passages state too is the shared one; else the first.
         for i in answered:
             others = [f for j, f in enumerate(found) if j != i]
-            if all(any(_stem_in(found[i].text, h.chunk.text) for h in f.answer.passages[:3]) for f in others):
+            if all(any(stem_in(found[i].text, h.chunk.text) for h in f.answer.passages[:3]) for f in others):
                 return found[i].text, list(range(len(found))), f"what {' and '.join(map(repr, plan.entities))} share"
         i = answered[0]
         return found[i].text, [i], f"what {plan.entities[i]!r} is, as both are"
     if plan.operation == "same":
         if not all(f.text for f in found):
             return None
-        same = _same(found[0].text, found[1].text)
-        return (_YES if same else _NO)[language], [0, 1], f"{found[0].text!r} and {found[1].text!r}"
+        a, b = found[0].text, found[1].text
+        if plan.level == "省":  # "福建福鼎" and "福建安溪": the same province, not the same place
+            a, b = province_of(a) or a, province_of(b) or b
+        same = same_finding(a, b)
+        return (_YES if same else _NO)[language], [0, 1], f"{a!r} and {b!r}"
     support = [_supports(f, plan.attribute, e) for f, e in zip(found, plan.entities)]
     yes = all(s > 0.5 for s in support)
     return (
@@ -445,28 +478,3 @@ _COMPOSERS = {
     "aggregation": _aggregate,
     "contrast": _contrast,
 }
-
-
-# -- small helpers ---------------------------------------------------------------------------------
-
-
-def _stem(word: str) -> str:
-    word = word.lower()
-    for suffix in ("ies", "es", "s"):
-        if word.endswith(suffix) and len(word) > len(suffix) + 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
-
-
-def _stem_in(finding: str, text: str) -> bool:
-    """Whether ``text`` states ``finding`` (its words, plural or not)."""
-    wanted = [_stem(w) for w in plain_words(finding)]
-    if not wanted:
-        return finding in text
-    words = {_stem(w) for w in plain_words(text)}
-    return all(w in words for w in wanted)
-
-
-def _same(a: str, b: str) -> bool:
-    a, b = CITATION_MARKERS.sub("", a).strip().lower(), CITATION_MARKERS.sub("", b).strip().lower()
-    return a == b or (min(len(a), len(b)) >= 2 and (a in b or b in a))

@@ -190,6 +190,17 @@ _UNIT_FAMILIES = [
 ]
 
 
+# Spans of time in days, so "一周" and "十四天" compare: 7 against 14.
+_DAYS = {
+    **dict.fromkeys(("分钟", "minutes", "minute", "min"), 1 / 1440),
+    **dict.fromkeys(("小时", "hours", "hour", "h"), 1 / 24),
+    **dict.fromkeys(("天", "日", "days", "day"), 1.0),
+    **dict.fromkeys(("周", "星期", "个星期", "weeks", "week"), 7.0),
+    **dict.fromkeys(("个月", "月", "months", "month"), 30.0),
+    **dict.fromkeys(("年", "years", "year"), 365.0),
+}
+
+
 def same_unit(a: str, b: str) -> bool:
     """Whether two unit words measure the same thing ("摄氏" and "℃", "days" and "day")."""
     a, b = a.lower().strip(), b.lower().strip()
@@ -198,28 +209,42 @@ def same_unit(a: str, b: str) -> bool:
     return any(a in family and b in family for family in _UNIT_FAMILIES)
 
 
-def difference(a: Quantity, b: Quantity) -> Quantity | None:
-    """|a - b| in a's unit; ``None`` when the units differ."""
-    if a.unit and b.unit and not same_unit(a.unit, b.unit):
+def in_unit_of(b: Quantity, a: Quantity) -> Quantity | None:
+    """``b`` in ``a``'s unit: itself when the units are the same (or one has none), converted
+    when both are spans of time ("2周" in days: 14), ``None`` when they measure different things."""
+    if not a.unit or not b.unit or same_unit(a.unit, b.unit):
+        return b
+    days_a, days_b = _DAYS.get(a.unit.lower().strip()), _DAYS.get(b.unit.lower().strip())
+    if days_a is None or days_b is None:
         return None
-    return Quantity(abs(a.value - b.value), a.unit or b.unit)
+    return Quantity(b.value * days_b / days_a, a.unit, b.text)
+
+
+def difference(a: Quantity, b: Quantity) -> Quantity | None:
+    """|a - b| in a's unit; ``None`` when the units measure different things."""
+    b_in_a = in_unit_of(b, a)
+    if b_in_a is None:
+        return None
+    return Quantity(abs(a.value - b_in_a.value), a.unit or b.unit)
 
 
 def total(values: list[Quantity]) -> Quantity | None:
-    """The sum, in the first unit given; ``None`` for no values or units that differ."""
+    """The sum, in the first unit given; ``None`` for no values or units of different things."""
     if not values:
         return None
-    unit = next((q.unit for q in values if q.unit), "")
-    if any(q.unit and not same_unit(q.unit, unit) for q in values):
+    first = next((q for q in values if q.unit), values[0])
+    converted = [in_unit_of(q, first) for q in values]
+    if any(q is None for q in converted):
         return None
-    return Quantity(sum(q.value for q in values), unit)
+    return Quantity(sum(q.value for q in converted if q is not None), first.unit)
 
 
 def ratio(a: Quantity, b: Quantity) -> float | None:
-    """a / b; ``None`` when b is 0 or the units differ."""
-    if b.value == 0 or (a.unit and b.unit and not same_unit(a.unit, b.unit)):
+    """a / b; ``None`` when b is 0 or the units measure different things."""
+    b_in_a = in_unit_of(b, a)
+    if b_in_a is None or b_in_a.value == 0:
         return None
-    return a.value / b.value
+    return a.value / b_in_a.value
 
 
 def years_between(a: Date, b: Date) -> int:
@@ -229,3 +254,19 @@ def years_between(a: Date, b: Date) -> int:
     if early.month and late.month and (late.month, late.day or 0) < (early.month, early.day or 0):
         years -= 1
     return years
+
+
+# --- places ---------------------------------------------------------------------------------------
+
+# China's province-level divisions, as a place is written largest first ("福建福鼎", "浙江杭州西湖").
+_PROVINCES_ZH = re.compile(
+    "北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|广东|海南|四川|"
+    "贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门"
+)
+
+
+def province_of(place: str) -> str | None:
+    """The province-level division a Chinese place name starts in ("福建福鼎" -> "福建"), or
+    ``None`` when it names none."""
+    match = _PROVINCES_ZH.search(place)
+    return match.group() if match else None

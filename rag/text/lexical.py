@@ -71,6 +71,15 @@ def terms_found(terms: Sequence[str], text: str) -> list[str]:
     return found
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name``: all its words (most, for a long name)."""
+    words = query_terms(name)
+    if not words:
+        return name.lower() in text.lower()
+    found = terms_found(words, text)
+    return len(found) >= max(1, round(0.6 * len(words)))
+
+
 def term_overlap(terms: Sequence[str], text: str) -> float:
     """Share of ``terms`` found in ``text`` (see :func:`terms_found`)."""
     return len(terms_found(terms, text)) / len(terms) if terms else 0.0

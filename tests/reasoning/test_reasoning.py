@@ -8,6 +8,7 @@ import pytest
 from rag.answering.pipeline import AnswerPipeline
 from rag.config import Settings
 from rag.ingestion import ingest_folder
+from rag.reasoning.bridge import bridge_plan
 from rag.reasoning.router import route
 from rag.reasoning.values import Date, Quantity, difference, find_dates, find_quantities, first_quantity, years_between
 from tests import docfactory
@@ -103,6 +104,55 @@ def test_the_router_leaves_single_hop_questions_alone():
     assert [q for q in single if route(q) is not None] == []
 
 
+@pytest.mark.parametrize(
+    "question, first, second",
+    [
+        # a demonstrative and a classifier after 的: the noun after them is named by the clause before
+        ("接收出差申请的那个部门由谁负责？", "接收出差申请的部门是什么？", "FOUND由谁负责？"),
+        ("三月讲座介绍的那种茶原产于哪里？", "三月讲座介绍的茶是什么？", "FOUND原产于哪里？"),
+        ("主持开幕式的那位老师毕业于哪所大学？", "主持开幕式的老师是谁？", "FOUND毕业于哪所大学？"),
+        # a thing used, named by a clause
+        (
+            "用公司给员工办理的读者证，每次最多可以借几本书？",
+            "公司给员工办理的读者证是什么？",
+            "用FOUND，每次最多可以借几本书？",
+        ),
+        # a role word, as before
+        ("《海岸侵蚀报告》的作者出生在哪里？", "《海岸侵蚀报告》的作者是谁？", "FOUND出生在哪里？"),
+    ],
+)
+def test_chinese_bridges_ask_first_what_the_clause_names(question, first, second):
+    plan = bridge_plan(question)
+    assert plan is not None, question
+    assert (plan.first_question, plan.second_question("FOUND")) == (first, second)
+
+
+def test_chinese_questions_with_no_clause_to_resolve_are_no_bridge():
+    for question in (
+        "他的那部作品叫什么？",
+        "那种茶原产于哪里？",
+        "图书馆每周哪天闭馆？",
+        "三月讲座介绍的那种茶很好。",
+        # a possessor, not a clause: the second hop of the bridge above, planned again
+        "用城东社区图书馆的普通读者证，每次最多可以借几本书？",
+        "城东社区图书馆的那个阅览室在几楼？",
+    ):
+        assert bridge_plan(question) is None, question
+
+
+def test_same_province_compares_provinces_and_times_compare_in_one_unit():
+    from rag.reasoning.values import in_unit_of, province_of
+
+    plan = route("白毫银针和铁观音是不是产于同一个省？")
+    assert (plan.kind, plan.operation, plan.level) == ("both", "same", "省")
+    assert route("白毫银针和铁观音是不是产于同一个地方？").level == ""
+    assert (province_of("福建福鼎"), province_of("浙江杭州西湖一带"), province_of("安溪")) == ("福建", "浙江", None)
+    week, days = first_quantity("一周"), first_quantity("十四天")
+    assert in_unit_of(week, days) == Quantity(7.0, "天", "一")
+    assert difference(days, week).format() == "7天"
+    assert in_unit_of(first_quantity("80摄氏度"), days) is None  # degrees are no days
+
+
 def test_arithmetic_plans_say_what_to_compute():
     assert route("龙井和铁观音的冲泡水温相差多少度？").operation == "difference"
     assert route("伦敦和巴黎的住宿一共多少钱？").operation == "sum"
@@ -194,6 +244,10 @@ def landmarks(tmp_path_factory, embedder):
     docfactory.make_txt(
         root / "茶" / "铁观音.txt", "铁观音\n\n铁观音原产于福建安溪，属于乌龙茶，宜用95摄氏度的沸水冲泡。\n"
     )
+    docfactory.make_txt(
+        root / "茶" / "茶艺讲座.txt", "茶艺讲座\n\n茶艺社三月的讲座介绍了大红袍，六月的讲座介绍了白毫银针。\n"
+    )
+    docfactory.make_txt(root / "茶" / "大红袍.txt", "大红袍\n\n大红袍原产于福建武夷山，属于乌龙茶。\n")
     docfactory.make_txt(root / "桥" / "青石桥.txt", "青石桥\n\n青石桥是一座石拱桥，建于1921年，全长64米。\n")
     docfactory.make_txt(root / "桥" / "白塔.txt", "白塔\n\n白塔是一座砖塔，建于1876年，高约30米。\n")
     settings = Settings.load(env={}, overrides={"index_dir": tmp_path_factory.mktemp("ix") / "index", "device": "cpu"})
@@ -317,6 +371,18 @@ def test_bridges_in_chinese_and_through_two_relations(landmarks):
     # With two hops allowed the inner relation is not resolved first: the question stays two hops.
     two = AnswerPipeline(landmarks.settings.replace(reasoning_hops=2), generator=default_generator())
     assert len(two.answer("Where was the husband of the author of the Orion report born?").reasoning) <= 2
+
+
+@pytest.mark.slow
+def test_a_chinese_bridge_through_a_relative_clause_and_one_the_documents_cannot_finish(landmarks):
+    answer = landmarks.answer("茶艺社三月的讲座介绍的那种茶原产于哪里？")
+    assert answer.answerable and answer.answer.startswith("福建武夷山"), (answer.answer, answer.reasoning)
+    assert [h.finding for h in answer.reasoning] == ["大红袍", "福建武夷山"]
+    assert _sources(answer) == {"茶/茶艺讲座.txt", "茶/大红袍.txt"}
+    # 白毫银针 is in no other file: a passage about another tea is no answer about it.
+    none = landmarks.answer("茶艺社六月的讲座介绍的那种茶原产于哪里？")
+    assert not none.answerable, (none.answer, [(h.question, h.finding) for h in none.reasoning])
+    assert none.reasoning[0].finding == "白毫银针"
 
 
 @pytest.mark.slow
