@@ -30,31 +30,6 @@ _FIGURE_START = re.compile(
 )
 
 
-# "When did ...?" and "Who was ...?" (English: a Chinese sentence shows no capital letters).
-_ASKS_WHEN = re.compile(r"^\s*when\b|\bwhen\s+(?:did|was|were|is|are|does|do|will|had|has)\b", re.IGNORECASE)
-_ASKS_WHO = re.compile(
-    r"^\s*(?:who|whom|whose)\b|\b(?:who|whom|whose)\s+(?:did|was|were|is|are|does|do)\b", re.IGNORECASE
-)
-_DATE_EN = re.compile(
-    r"\b(?:1\d|20)\d\d\b|\b\d{3,4}s\b|\bcentur(?:y|ies)\b|\b(?:January|February|March|April|May|June|July|"
-    r"August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b",
-    re.IGNORECASE,
-)
-_WORD_EN = re.compile(r"[\w'’\-]+")
-
-
-def may_answer(question: str, sentence: str) -> bool:
-    """Whether ``sentence`` holds the kind of thing an English "When ...?" or "Who ...?"
-    question asks for: a date, or a capitalised name the question does not say (past the
-    sentence's first word). Other questions: always."""
-    if _ASKS_WHEN.search(question):
-        return bool(_DATE_EN.search(sentence))
-    if _ASKS_WHO.search(question):
-        asked = {w.lower() for w in _WORD_EN.findall(question)}
-        return any(w[0].isupper() and w.lower() not in asked for w in _WORD_EN.findall(sentence)[1:])
-    return True
-
-
 def starts_a_figure(text: str, at: int) -> bool:
     """Whether a figure ("17", "五", "four") starts at ``at`` in ``text``."""
     return bool(_FIGURE_START.match(text, at))

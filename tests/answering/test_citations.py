@@ -275,39 +275,21 @@ def test_an_echoed_question_is_not_an_answer():
     assert support("佛蒙特州共有14个县[1]。", counties) == 1.0
 
 
-def test_a_rare_word_of_the_question_picks_the_sentence_over_common_ones():
+def test_a_rare_word_of_a_chinese_question_picks_the_sentence_over_common_ones():
     from rag.answering.quote import term_weights
 
     sentences = [
-        "Tesla did receive praise for his bids, Tesla said.",
-        "Tesla did receive many bids over the years.",
-        "The 1915 bids went to Edison.",
-        "Tesla hoped to receive more bids.",
+        "铁观音产自福建安溪，属于乌龙茶。",
+        "铁观音的茶园多在山坡上。",
+        "茶展上获奖的那一款来自西坪镇。",
+        "铁观音产量很高，茶园很多。",
     ]
-    passage = hit(" ".join(sentences), "tesla.md")
-    terms = ["bids", "tesla", "receive", "1915"]
-    weights = term_weights(terms, sentences)
-    assert weights["1915"] > weights["tesla"] == weights["receive"] > weights["bids"]
-    # With equal weights the first sentence wins (three of the four words); but every sentence
-    # holds "bids" and most "Tesla" and "receive": the year, held by one, decides.
-    assert best_sentence("Which bids did Tesla receive in 1915?", [passage]) == (1, sentences[2])
-
-
-def test_when_and_who_questions_prefer_a_sentence_that_can_answer():
-    from rag.text.questions import may_answer
-
-    assert may_answer("When did the theatre open?", "The theatre opened in May 1870.")
-    assert not may_answer("When did the theatre open?", "The theatre opened to great acclaim.")
-    assert may_answer("Who stripped the ball from Newton?", "On the next play, Miller stripped the ball.")
-    # The only name is the question's own: it cannot say who.
-    assert not may_answer("Who stripped the ball from Newton?", "The ball was stripped from Newton.")
-    assert may_answer("What stripped the ball?", "The ball was stripped.")  # other questions: any sentence
-    passage = hit(
-        "The ball was stripped from Newton near the goal line. On the next play, Miller stripped the ball from Newton.",
-        "game.md",
-    )
-    # Both hold every word of the question; only the second says who (of equal scores the first wins).
-    assert best_sentence("Who stripped the ball from Newton?", [passage]) == (
-        1,
-        "On the next play, Miller stripped the ball from Newton.",
-    )
+    passage = hit("".join(sentences), "tea.md")
+    weights = term_weights(["茶展", "获奖", "铁观音", "茶园"], sentences)
+    assert weights["茶展"] == weights["获奖"] > weights["茶园"] > weights["铁观音"]
+    # With equal weights a sentence holding 铁观音 and 茶园 wins (three of the five words, with
+    # 观音); but most sentences hold them: 茶展 and 获奖, held by one, decide.
+    assert best_sentence("茶展上获奖的铁观音产自哪个茶园？", [passage]) == (1, sentences[2])
+    # English words weigh the same: three of the question's words beat two with the rare one.
+    english = hit("Tesla did receive many bids. Tesla did receive praise. The 1915 bids went to Edison.", "t.md")
+    assert best_sentence("Which bids did Tesla receive in 1915?", [english]) == (1, "Tesla did receive many bids.")
