@@ -48,7 +48,7 @@ _ZH_THAT_ONE = re.compile(
     r"^(?P<np>[^，,？?]{2,}?)的(?P<that>(?:那|这)一?(?P<cl>个|种|位|家|本|座|所|部|条|件|款|名))(?P<tail>[\u4e00-\u9fff].*)$"
 )
 # "用X的读者证，每次最多可以借几本书？": a question about using a thing named by a clause.
-_ZH_USING = re.compile(r"^(?P<use>用|持|凭|使用)(?P<np>[^，,？?]{2,}?)的(?P<noun>[^，,？?的]{1,8})[，,](?P<rest>.+)$")
+_ZH_USING = re.compile(r"^(?:用|持|凭|使用)(?P<np>[^，,？?]{2,}?)的(?P<noun>[^，,？?的]{1,8})[，,](?P<rest>.+)$")
 _ZH_ASKS = re.compile(r"谁|什么|哪|多少|几|吗|是否|是不是|如何|怎么")
 
 

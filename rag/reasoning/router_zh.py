@@ -136,7 +136,7 @@ def route_zh(question: str) -> Plan | None:
         attribute = _ZH_WHICH.sub(" ", rest)
         return Plan("comparison", [a, b], attribute=_attribute_zh(attribute), direction=_direction_zh(attribute))
     if _ZH_SAME.search(rest):
-        level = re.search(r"(?:同一|相同的?)个?(省|国家|城市)", rest)
+        level = re.search(r"(?:同一|相同的?)个?(省)", rest)  # the one level compared by code
         return Plan(
             "both",
             [a, b],
