@@ -35,8 +35,9 @@ def _cells(line: str, offset: int) -> list[tuple[int, int, str]]:
 
 def _names(question: str, words: set[str], name: str) -> bool:
     """Whether the question names a table's cell or column ``name``: a Chinese one as it is
-    written, another by all its words."""
-    if not name:
+    written, another by all its words. A row number ("1", "12") names nothing: any question
+    with that figure in it would pick its row."""
+    if not name or re.fullmatch(r"\d{1,2}\.?", name):
         return False
     if has_cjk(name):
         return name in question

@@ -121,6 +121,10 @@ LECTURES = SearchHit(
     ),
     1.0,
 )
+NUMBERED = SearchHit(
+    Chunk("t3", "| No. | Tea |\n|---|---|\n| 1 | Tieguanyin |\n| 2 | Longjing |", "n.md", None, None, "text", 0, 60),
+    1.0,
+)
 讲座 = SearchHit(
     Chunk(
         "t2",
@@ -148,6 +152,8 @@ LECTURES = SearchHit(
         # no row named, or the column of the row's own name
         ("讲座介绍的茶是什么？", 讲座, "铁观音", None),
         ("What month was the lecture on white tea?", LECTURES, "June", None),
+        # a row number names no row: "1" is in the question only as a figure
+        ("Which tea did 1 lecture present?", NUMBERED, "Tieguanyin", None),
     ],
 )
 def test_the_cell_of_the_row_and_column_a_question_names_answers(question, hit, reader_span, expected):
