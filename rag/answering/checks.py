@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
-from rag.answering.edges import LINKING_EN, WORD_RE, trim_echo, whole_span
+from rag.answering.edges import LINKING_EN, WORD_RE, line_around, trim_echo, whole_span
 from rag.answering.injection import reveals_instructions, taken_from_instructions
 from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
 from rag.answering.refusal import is_refusal
@@ -455,8 +455,7 @@ def table_cell(draft: Draft, context: Context) -> Verdict:
     if span is not None and span.passage == number and span.start >= start and span.end <= end:
         return Verdict(KEEP)
     row_text = context.passages[number - 1].chunk.text
-    line_start = row_text.rfind("\n", 0, start) + 1
-    line_end = row_text.find("\n", end) % (len(row_text) + 1)  # -1: the row ends the passage
+    line_start, line_end = line_around(row_text, start, end)
     evidence = Span(number, line_start, line_end, row_text[line_start:line_end])
     cited = Span(number, start, end, cell)
     return Verdict(

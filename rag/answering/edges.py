@@ -352,6 +352,12 @@ def whole_pair(text: str, start: int, end: int, question: str) -> tuple[int, int
 _MAX_CELL = 20  # characters
 
 
+def line_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where the line holding ``text[start:end]`` starts and ends (without its line break)."""
+    line_end = text.find("\n", end)
+    return text.rfind("\n", 0, start) + 1, len(text) if line_end < 0 else line_end
+
+
 def whole_cell(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A span that is part of a table cell of one word takes the cell: "银针" -> "白毫银针" in
     "| 六月 | 白茶入门 | 白毫银针 |". A cell of several words ("陈静 Chen Jing") is left to the
@@ -359,9 +365,7 @@ def whole_cell(text: str, start: int, end: int) -> tuple[int, int] | None:
     span = text[start:end]
     if not span or "|" in span or "\n" in span:
         return None
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
+    line_start, line_end = line_around(text, start, end)
     left, right = text.rfind("|", line_start, start), text.find("|", end, line_end)
     if left < 0 or right < 0:
         return None

@@ -43,7 +43,7 @@ from rag.prompting import FollowUpPrompt, GroundedPrompt, fallback_query, is_usa
 from rag.reranking import Reranker, make_reranker
 from rag.retrieval import HybridRetriever, Retriever
 from rag.text.language import detect_language
-from rag.text.lexical import mentions, relevance
+from rag.text.lexical import hit_mentions, relevance
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class AnswerPipeline:
         # Passages far less relevant than the best one only distract a small model.
         turn.passages = [h for i, h in enumerate(turn.passages) if i == 0 or relevance(h) >= RELATIVE_RELEVANCE * best]
         if about:
-            named = [h for h in turn.passages if mentions(f"{h.chunk.section or ''} {h.chunk.text}", about)]
+            named = [h for h in turn.passages if hit_mentions(h, about)]
             turn.passages = named or turn.passages
         if turn.mode == "quote":
             turn.quote = best_sentence(pick_by or turn.query, turn.passages)  # None: refuse

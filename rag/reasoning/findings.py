@@ -11,7 +11,7 @@ from typing import Any
 from rag.documents import Answer, Hop, SearchHit
 from rag.reasoning.values import Date, Quantity, find_dates, first_quantity
 from rag.text import plain_words
-from rag.text.lexical import mentions
+from rag.text.lexical import hit_mentions, mentions
 
 # The citation markers of an answer ("[1]", "[2][3]") and the space before them.
 CITATION_MARKERS = re.compile(r"\s*\[\d+\](?:\[\d+\])*")
@@ -62,7 +62,7 @@ def is_about(item: Finding, entity: str) -> bool:
     if number is None or not 0 < number <= len(item.answer.passages):
         return False
     hit = item.answer.passages[number - 1]
-    return mentions(f"{hit.chunk.section or ''} {hit.chunk.text}", entity)
+    return hit_mentions(hit, entity)
 
 
 def date_of(item: Finding) -> Date | None:

@@ -52,7 +52,7 @@ from rag.reasoning.findings import (
 from rag.reasoning.router import BridgePlan, Plan, bridge_plan, inner_bridge, route
 from rag.reasoning.values import difference, in_unit_of, province_of, ratio, total, years_between
 from rag.text import detect_language, plain_words
-from rag.text.lexical import query_terms, terms_found
+from rag.text.lexical import hit_mentions, query_terms, terms_found
 
 __all__ = ["Reasoner", "expected_kind", "fits"]  # the two moved to rag.reasoning.answer_kinds
 
@@ -181,7 +181,7 @@ class Reasoner:
         retrieval = self.pipeline.retriever.retrieve(query, top_k=top_k, filters=filters)
         hits = list(retrieval.hits)
         # Only passages that name the entity count: a date of something else is no finding.
-        about = [h for h in hits if mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)]
+        about = [h for h in hits if hit_mentions(h, entity)]
         ranked = ranked_with_shares(pick_by or query, about, 1) if about else []
         number, sentence = (ranked[0][0], ranked[0][1]) if ranked else (None, "")
         about = about or hits
@@ -338,9 +338,7 @@ def _supports(item: Finding, attribute: str, entity: str) -> float:
     if not terms or not item.answer.passages:
         return 0.0
     # Only text that names the entity counts: another passage's "won an Academy Award" is not its.
-    texts = [
-        h.chunk.text for h in item.answer.passages[:3] if mentions(f"{h.chunk.section or ''} {h.chunk.text}", entity)
-    ]
+    texts = [h.chunk.text for h in item.answer.passages[:3] if hit_mentions(h, entity)]
     best = 0.0
     for text in texts:
         found = set(terms_found(terms, text)) | {t for t in terms if stem(t) in {stem(w) for w in plain_words(text)}}

@@ -80,6 +80,11 @@ def mentions(text: str, name: str) -> bool:
     return len(found) >= max(1, round(0.6 * len(words)))
 
 
+def hit_mentions(hit: SearchHit, name: str) -> bool:
+    """Whether a passage names ``name`` (:func:`mentions`), in its section title or its text."""
+    return mentions(f"{hit.chunk.section or ''} {hit.chunk.text}", name)
+
+
 def term_overlap(terms: Sequence[str], text: str) -> float:
     """Share of ``terms`` found in ``text`` (see :func:`terms_found`)."""
     return len(terms_found(terms, text)) / len(terms) if terms else 0.0
