@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rag.answering.citations import best_supporting_passage, clean_markers, support, support_units
-from rag.answering.edges import LINKING_EN, WORD_RE, line_around, trim_echo, whole_span
+from rag.answering.edges import (
+    LINKING_EN,
+    UNIT_AFTER_EN,
+    UNIT_AFTER_ZH,
+    WORD_RE,
+    line_around,
+    trim_echo,
+    whole_span,
+)
 from rag.answering.injection import reveals_instructions, taken_from_instructions
 from rag.answering.quote import best_sentence, complete_lead_in, names_only_a_heading
 from rag.answering.refusal import is_refusal
@@ -306,7 +314,8 @@ def sure_on_little_evidence(draft: Draft, context: Context) -> Verdict:
 
 @check("trimmed")
 def trimmed(draft: Draft, context: Context) -> Verdict:
-    """Words of the question at the span's edges are cut (:func:`trim_echo`)."""
+    """Words of the question at the span's edges are cut, and what only frames a Chinese answer
+    (the author before a title in 《》, the noun a how-many question names) (:func:`trim_echo`)."""
     if draft.span is None:
         return Verdict(KEEP)
     cut_start, cut_end = trim_echo(draft.span.text, context.question)
@@ -317,30 +326,9 @@ def trimmed(draft: Draft, context: Context) -> Verdict:
     shorter = Span(span.passage, span.start + cut_start, span.end - cut_end, text)
     return Verdict(
         REPLACE,
-        f"cut the question's own words off '{span.text}'",
+        f"cut '{span.text}' to '{text}': the question's own words, or what only frames the answer",
         replace(draft, text=append_marker(text, span.passage), span=shorter),
     )
-
-
-# Units a bare figure is read with: measures, money, time, shares (English and Chinese).
-_UNITS_EN = (
-    r"%|percent|per\s?cent|rpm|mph|km/h|kph|km|kilometres?|kilometers?|metres?|meters?|cm|mm|miles?|"
-    r"feet|foot|inch(?:es)?|yards?|acres?|hectares?|sq\.?\s?(?:mi|km|ft|m)|"
-    r"square\s(?:miles?|kilometres?|kilometers?|metres?|meters?|feet|foot)|"
-    r"kg|kilograms?|grams?|mg|lbs?|pounds?|(?:kilo|mega|giga)?(?:tons?|tonnes?)|ounces?|oz|"
-    r"litres?|liters?|ml|gallons?|°[CF]?|degrees?|kw|kwh|mw|gw|watts?|volts?|hz|khz|mhz|ghz|"
-    r"kb|mb|gb|tb|bytes?|bits?|euros?|eur|dollars?|usd|yuan|rmb|yen|gbp|cents?|"
-    r"seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|decades?|centuries|"
-    r"million|billion|trillion|thousand|hundred"
-)
-# One- and two-letter units that are also words ("in", "m", "s") only when written onto the figure.
-_UNITS_ATTACHED = r"m|s|h|g|l|v|w|ft|mi|in"
-_UNIT_AFTER_EN = re.compile(rf"(?:\s?(?:{_UNITS_EN})|(?:{_UNITS_ATTACHED}))\b(?!-)", re.IGNORECASE)
-_UNIT_AFTER_ZH = re.compile(
-    r"\s?(?:%|％|‰|[多余]?(?:万|亿|千|百)?(?:公里|千米|米|厘米|毫米|公斤|千克|克|吨|斤|升|毫升|元|美元|"
-    r"欧元|英镑|日元|块|岁|年|个月|月|日|天|周|小时|分钟|秒|倍|度|摄氏度|平方米|平方公里|亩|人|次|"
-    r"家|所|项|件|本|册|台|辆|座|层|名|位|种|篇|部|集|届|章|节|页|张|头|只|条|号|路|个))"
-)
 
 
 @check("unit")
@@ -357,7 +345,7 @@ def with_unit(draft: Draft, context: Context) -> Verdict:
     passage = context.passages[span.passage - 1].chunk.text
     if passage[span.start : span.end] != span.text:
         return Verdict(KEEP)
-    pattern = _UNIT_AFTER_ZH if has_cjk(passage[span.end : span.end + 1]) else _UNIT_AFTER_EN
+    pattern = UNIT_AFTER_ZH if has_cjk(passage[span.end : span.end + 1]) else UNIT_AFTER_EN
     match = pattern.match(passage, span.end)
     if match is None:
         return Verdict(KEEP)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.text.language import has_cjk
-from rag.text.questions import ASKS_AMOUNT, before_asking_zh, starts_a_figure
+from rag.text.questions import ASKS_AMOUNT, after_asking_zh, before_asking_zh, starts_a_figure
 
 METHODS = ("span", "greedy")
 
@@ -92,6 +92,7 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     pairs = {q[i : i + 2] for i in range(len(q) - 1) if has_cjk(q[i]) and has_cjk(q[i + 1])}
 
     slot = before_asking_zh(question)
+    slot_end = after_asking_zh(question)
 
     def asked_before(at: int) -> float:
         left = text[:at].rstrip().lower()
@@ -103,12 +104,16 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
         match = re.search(r"([a-z0-9]+)\W*$", left[-40:])
         return NEAR_BONUS if match and match.group(1) in words else 0.0
 
-    def asked_after(at: int) -> bool:
+    def asked_after(at: int) -> float:
         right = text[at:].lstrip().lower()
         if right and has_cjk(right[0]):
-            return right[:2] in pairs
+            # Right before what the question says after its asking word ("每周[一]闭馆" asked
+            # "每周哪天闭馆") counts more than before any other word of the question.
+            if slot_end and right.startswith(slot_end):
+                return NEAR_BONUS + SLOT_BONUS
+            return NEAR_BONUS if right[:2] in pairs else 0.0
         match = re.match(r"\W*([a-z0-9]+)", right[:40])
-        return bool(match and match.group(1) in words)
+        return NEAR_BONUS if match and match.group(1) in words else 0.0
 
     # Asked how many or how much, the answer starts with its figure ("[一个]国际机场", not the
     # airport's name).
@@ -117,12 +122,19 @@ def nearness(text: str, offsets: Sequence[tuple[int, int]], question: str) -> li
     def start_bonus(at: int) -> float:
         return asked_before(at) + (figure if figure and starts_a_figure(text, at) else 0.0)
 
-    return [(start_bonus(a), NEAR_BONUS if asked_after(b) else 0.0) for a, b in offsets]
+    return [(start_bonus(a), asked_after(b)) for a, b in offsets]
+
+
+# The words the reader's prompt says to answer with when the passage holds no answer
+# (rag.answering.reader.NO_ANSWER). Copied from a passage alone, they are the model saying "no
+# answer", not an answer: "无" out of "无外流老剑客" asked who the hero is.
+NO_ANSWER_WORDS = frozenset({"unknown", "无"})
 
 
 def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -> list[bool]:
     """For each token: does it say something the question does not? A span must hold one such
-    token: "Internet2" is no answer to "What is Internet2?", nor "约翰" to "约翰是谁？"."""
+    token: "Internet2" is no answer to "What is Internet2?", nor "约翰" to "约翰是谁？", nor a
+    no-answer word alone (:data:`NO_ANSWER_WORDS`)."""
     q = question.lower()
     asked = {w for w in re.findall(r"[a-z0-9]+", q)}
     flags = []
@@ -131,7 +143,7 @@ def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -
         if not piece or not any(ch.isalnum() for ch in piece):
             flags.append(False)
         elif has_cjk(piece):
-            flags.append(piece not in q)
+            flags.append(piece not in q and piece not in NO_ANSWER_WORDS)
         else:
             # the whole word the token is part of ("Inter|net|2" -> "internet2")
             start, end = a + len(text[a:b]) - len(text[a:b].lstrip()), a + len(text[a:b].rstrip())
@@ -140,7 +152,7 @@ def fresh_tokens(text: str, offsets: Sequence[tuple[int, int]], question: str) -
             while end < len(text) and text[end].isalnum():
                 end += 1
             word = text[start:end].lower()
-            flags.append(word not in asked and word not in _STOP_EN)
+            flags.append(word not in asked and word not in _STOP_EN and word not in NO_ANSWER_WORDS)
     return flags
 
 

@@ -48,3 +48,17 @@ def before_asking_zh(question: str, width: int = 2) -> str:
         return ""
     before = question[match.start() - width : match.start()]
     return before if len(CJK_RE.findall(before)) == width else ""
+
+
+def after_asking_zh(question: str, width: int = 2) -> str:
+    """The ``width`` Chinese characters right after the first word a Chinese question asks
+    with ("闭馆" in "图书馆每周哪天闭馆？"), or "" when there are none: where a statement's
+    answer would end."""
+    match = _ASKING_ZH.search(question)
+    if match is None:
+        return ""
+    end = match.end()
+    if question.startswith("时候", end) or question.startswith("时间", end):
+        end += 2  # "什么时候开门": the asking word is "什么时候"
+    after = question[end : end + width]
+    return after if len(after) == width and len(CJK_RE.findall(after)) == width else ""

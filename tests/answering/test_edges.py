@@ -4,7 +4,7 @@ with its unit (the unit check)."""
 import pytest
 
 from rag.answering.checks import Context, Draft, with_unit
-from rag.answering.edges import whole_span
+from rag.answering.edges import trim_echo, whole_span
 from rag.documents import Chunk, SearchHit, Span
 
 
@@ -50,6 +50,9 @@ def _whole(text: str, span: str, question: str) -> str | None:
         ("他在场上的位置是中锋或大前锋。", "中锋", "他在场上的位置是什么？", "中锋或大前锋"),
         ("美洲版本在美国及加拿大播出。", "美国", "美洲版本在哪两国播出？", "美国及加拿大"),
         ("| 月份 | 介绍的茶 |\n|---|---|\n| 六月 | 白毫银针 |", "银针", "六月介绍的茶是什么？", "白毫银针"),
+        # a day of the week read without its "周" or "星期"
+        ("每周一闭馆整理。", "一", "图书馆每周哪天闭馆？", "周一"),
+        ("门诊时间为星期二至五上午。", "二至五", "哪几天有门诊？", "星期二至五"),
     ],
 )
 def test_a_part_becomes_the_whole(text, span, question, expected):
@@ -76,6 +79,8 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
         ("| 部门 | 负责人 |\n| 行政部 | 陈静 Chen Jing |", "陈静", "谁负责行政部？"),
         # a range of places is not made from a destination
         ("Trains run from Paris to London.", "London", "Where do the trains go?"),
+        # a count after "每周" is no day of the week
+        ("每周一次，每次两小时。", "一次", "每周几次？"),
         ("The passage says nothing else.", "nothing", "What does it say?"),
     ],
 )
@@ -170,3 +175,24 @@ def test_the_cell_of_the_row_and_column_a_question_names_answers(question, hit, 
     span = verdict.draft.span
     assert text[span.start : span.end] == expected and verdict.draft.no_answer is None
     assert verdict.draft.evidence.text.strip().startswith("|") and expected in verdict.draft.evidence.text
+
+
+@pytest.mark.parametrize(
+    ("span", "question", "expected"),
+    [
+        ("第六届茅盾文学奖", "《张居正》获得了第几届茅盾文学奖？", "第六届"),
+        ("一个国际机场", "莱索托有几个国际机场？", "一个"),
+        # units stay, lists of things asked "哪几种" stay, other questions' nouns stay
+        ("364.6公里", "广茂铁路全长多少公里？", "364.6公里"),
+        ("20公分", "膨趾膜鳕的体长可达多少公分？", "20公分"),
+        ("四种口味", "长鼻王系列产品有哪几种口味？", "四种口味"),
+        ("罗迪尼亚大陆", "原冈瓦那大陆属于什么大陆？", "罗迪尼亚大陆"),
+        # a title in 《》 is answered without its author or kind before it
+        ("古龙的《九月鹰飞》", "哪部作品是《金刀情侠》的原著？", "《九月鹰飞》"),
+        ("好莱坞电影《我与艺妓》", "她在哪部电影中为女主角化妆？", "《我与艺妓》"),
+        ("参加《油脂小子》音乐剧", "他什么时候决定当演员？", "参加《油脂小子》音乐剧"),
+    ],
+)
+def test_a_chinese_span_loses_what_only_frames_its_answer(span, question, expected):
+    cut_start, cut_end = trim_echo(span, question)
+    assert span[cut_start : len(span) - cut_end] == expected

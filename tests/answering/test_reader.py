@@ -216,3 +216,36 @@ def test_a_chinese_span_starting_where_the_question_asks_ranks_higher():
     assert sum(1 for bonus in starts if bonus) == 1
     english = nearness("London: 250 euros", [(0, 6), (6, 7), (7, 11), (11, 17)], "What is the limit for London?")
     assert english[2][0] == pytest.approx(NEAR_BONUS)  # after "London", a word of the question
+
+
+def test_a_chinese_span_ending_where_the_question_goes_on_after_asking_ranks_higher():
+    from rag.generation.spans import NEAR_BONUS, SLOT_BONUS, nearness
+
+    text = "周二至周日开放，每周一闭馆整理。"
+    offsets = [(i, i + 1) for i in range(len(text))]
+    ends = [end for _, end in nearness(text, offsets, "图书馆每周哪天闭馆？")]
+    # the span ending before "闭馆", what the question says right after "哪天", ranks highest
+    assert ends[text.index("闭") - 1] == pytest.approx(NEAR_BONUS + SLOT_BONUS)
+    # before "整理", no word of the question: nothing
+    assert ends[text.index("整") - 1] == 0.0
+
+
+def test_the_words_right_after_a_chinese_asking_word():
+    from rag.text.questions import after_asking_zh
+
+    assert after_asking_zh("图书馆每周哪天闭馆？") == "闭馆"
+    assert after_asking_zh("熊猫基地早上什么时候开门？") == "开门"
+    assert after_asking_zh("纽波特又被译为什么？") == ""
+
+
+def test_a_no_answer_word_alone_is_no_answer():
+    from rag.answering.reader import NO_ANSWER
+    from rag.generation.spans import NO_ANSWER_WORDS, fresh_tokens
+
+    assert set(NO_ANSWER.values()) <= NO_ANSWER_WORDS
+    text = "主角是无外流老剑客"
+    offsets = [(i, i + 1) for i in range(len(text))]
+    flags = fresh_tokens(text, offsets, "剑客生涯的主角是谁？")
+    assert not flags[text.index("无")] and flags[text.index("外")]
+    english = fresh_tokens("an unknown man", [(0, 2), (2, 10), (10, 14)], "Who came?")
+    assert english == [False, False, True]
