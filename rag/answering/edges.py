@@ -442,8 +442,8 @@ _WEEKDAY_ZH = re.compile(r"[一二三四五六日天](?:[至到~～－—–-](?
 
 def whole_weekday(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A Chinese day of the week read without its "周", "星期" or "礼拜" takes it: "一" in
-    "每周一闭馆" is "周一", and "一至五" in "周一至五" is "周一至五"."""
-    if not _WEEKDAY_ZH.fullmatch(text[start:end]):
+    "每周一闭馆" is "周一", and "一至五" in "周一至五" is "周一至五"; "一" in "每周一次" is a count."""
+    if not _WEEKDAY_ZH.fullmatch(text[start:end]) or UNIT_AFTER_ZH.match(text, end):
         return None
     for prefix in ("星期", "礼拜", "周"):
         if text.endswith(prefix, 0, start):

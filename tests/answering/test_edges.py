@@ -81,6 +81,7 @@ def test_a_part_becomes_the_whole(text, span, question, expected):
         ("Trains run from Paris to London.", "London", "Where do the trains go?"),
         # a count after "每周" is no day of the week
         ("每周一次，每次两小时。", "一次", "每周几次？"),
+        ("每周一次，每次两小时。", "一", "每周几次？"),
         ("The passage says nothing else.", "nothing", "What does it say?"),
     ],
 )
