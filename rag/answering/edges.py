@@ -103,7 +103,8 @@ def _counted_noun_zh(span: str, question: str) -> int:
     if match is None:
         return 0
     unit = UNIT_AFTER_ZH.match(question, match.end())
-    after = unit.end() if unit else match.end()
+    # a measure word the unit list lacks ("第几代站房") is still one: the noun starts after it
+    after = unit.end() if unit else match.end() + 1
     noun = re.match(r"[\u4e00-\u9fff]{2,}", question[after:])
     if noun is None or not span.endswith(noun.group()):
         return 0

@@ -183,6 +183,7 @@ def test_the_cell_of_the_row_and_column_a_question_names_answers(question, hit, 
     [
         ("第六届茅盾文学奖", "《张居正》获得了第几届茅盾文学奖？", "第六届"),
         ("一个国际机场", "莱索托有几个国际机场？", "一个"),
+        ("第二代站房", "高畠车站目前使用的是第几代站房？", "第二代"),
         # units stay, lists of things asked "哪几种" stay, other questions' nouns stay
         ("364.6公里", "广茂铁路全长多少公里？", "364.6公里"),
         ("20公分", "膨趾膜鳕的体长可达多少公分？", "20公分"),
