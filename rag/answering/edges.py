@@ -115,13 +115,14 @@ def _counted_noun_zh(span: str, question: str) -> int:
 
 
 _TITLE_BEFORE_MAX = 10  # characters before a title that may be cut
+_FRAMED_TITLE = re.compile(rf"([^《》]{{1,{_TITLE_BEFORE_MAX}}})(《[^《》]+》)")
 
 
 def _before_title_zh(span: str) -> int:
     """How many characters to cut off the start of a Chinese ``span`` that ends with a title in
     《》: its author or kind ("古龙的《九月鹰飞》", "好莱坞电影《我与艺妓》") is not the title, and
     109 of 115 of CMRC's answers holding a title (outside the bar's sample) start with it."""
-    match = re.fullmatch(r"([^《》]{1,%d})(《[^《》]+》)" % _TITLE_BEFORE_MAX, span)
+    match = _FRAMED_TITLE.fullmatch(span)
     if match is None or not any(has_cjk(ch) for ch in match.group(1)):
         return 0
     return len(match.group(1))
