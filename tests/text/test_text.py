@@ -14,6 +14,31 @@ def test_chinese_ellipsis_and_semicolon_end_sentences():
     assert split_sentences("第一；第二……第三") == ["第一；", "第二……", "第三"]
 
 
+def test_a_mark_inside_brackets_that_soon_close_ends_no_sentence():
+    # a title with an exclamation mark, an abbreviation inside an English name in brackets, and
+    # a semicolon between two glosses: each stays in the sentence it belongs to
+    title = "《大小姐×执事！》是上月司所著的轻小说。后来改编为动画。"
+    assert split_sentences(title) == ["《大小姐×执事！》是上月司所著的轻小说。", "后来改编为动画。"]
+    name = "底特律圣保罗座堂（Cathedral Church of St. Paul）是主教座堂。它建于1824年。"
+    assert split_sentences(name)[0] == "底特律圣保罗座堂（Cathedral Church of St. Paul）是主教座堂。"
+    glosses = "巴吞他尼府（泰文：ปทุมธานี；英文：Pathum Thani）是泰国的一个府。"
+    assert split_sentences(glosses) == [glosses]
+
+
+def test_a_bracket_never_closed_does_not_swallow_the_text():
+    text = "括号（没有闭合。后面的句子很长，" + "很长" * 40 + "。最后一句。"
+    sentences = split_sentences(text)
+    assert sentences[0] == "括号（没有闭合。"
+    assert "".join(sentences) == text
+    # a paragraph break always ends a sentence, even inside an open bracket
+    assert split_sentences("（第一段。\n\n第二段）") == ["（第一段。\n\n", "第二段）"]
+
+
+def test_an_initial_is_no_sentence_end():
+    assert split_sentences("卫斯理是英国作家J. K. 罗琳笔下的人物。") == ["卫斯理是英国作家J. K. 罗琳笔下的人物。"]
+    assert split_sentences("He met John F. Kennedy. Then he left.") == ["He met John F. Kennedy. ", "Then he left."]
+
+
 def test_search_tokens_segment_chinese_and_lowercase_english():
     tokens = search_tokens("大语言模型的原理 and BERT Models")
     assert "语言" in tokens and "模型" in tokens  # jieba words
