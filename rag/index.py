@@ -171,6 +171,29 @@ def sparse_weight(coverage: float, dense: float, power: float) -> float:
     return 1.0 - dense * (1.0 - lexical)
 
 
+# A word is rare when at most this share of the passages hold it (or RARE_AT_LEAST of them).
+RARE_SHARE = 0.005
+RARE_AT_LEAST = 2
+
+
+def names_a_rare_word(
+    query: str, terms: Sequence[str], frequency: dict[str, int], size: int, texts: Sequence[str]
+) -> bool:
+    """Whether ``texts`` hold the rarest of the query's ``terms`` (by ``frequency``, the number
+    of the ``size`` passages that hold each) when that word is a Chinese name held by few
+    passages: the question names one thing, and BM25's word match finds it where an embedder
+    sees only its kind ("基氏软汉鱼" and every other fish). A rarest word no passage holds names
+    nothing that was found."""
+    from rag.lexical import terms_found
+    from rag.text.tokens import is_name_zh
+
+    rarest = min(terms, key=lambda t: frequency.get(t, 0))
+    held_by = frequency.get(rarest, 0)
+    if not 0 < held_by <= max(RARE_AT_LEAST, RARE_SHARE * size) or not is_name_zh(rarest, query):
+        return False
+    return any(terms_found([rarest], text) for text in texts)
+
+
 class Index:
     """A read-only view of an index folder that can search and reload itself.
 
@@ -315,11 +338,7 @@ class Index:
         elif mode == "sparse":
             ranked = [(row, sparse_scores[row]) for row in sparse_rank]
         else:
-            weight = dense_weight(self.embedder.unknown_ratio(query))
-            lexical = sparse_weight(
-                self._coverage(query, sparse_rank[:COVERAGE_DEPTH]), weight, self.settings.fusion_coverage_power
-            )
-            fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, [weight, lexical])
+            fused = rrf_fuse([dense_rank, sparse_rank], self.settings.rrf_k, self._fusion_weights(query, sparse_rank))
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         ranked = ranked[:k]
         background = dense_background([dense_scores[row] for row in dense_rank])
@@ -340,6 +359,31 @@ class Index:
                 hit_scores["rrf"] = score
             hits.append(SearchHit(chunk=chunk, score=score, scores=hit_scores, rank=len(hits) + 1))
         return hits
+
+    def _fusion_weights(self, query: str, sparse_rank: Sequence[int]) -> list[float]:
+        """The dense and the BM25 ranking's weights in the fusion: :func:`dense_weight`, and
+        :func:`sparse_weight`, raised to ``fusion_name_weight`` when BM25's first passages hold
+        the rare name the question asks about."""
+        weight = dense_weight(self.embedder.unknown_ratio(query))
+        top = sparse_rank[:COVERAGE_DEPTH]
+        lexical = sparse_weight(self._coverage(query, top), weight, self.settings.fusion_coverage_power)
+        if self.settings.fusion_name_weight > lexical and self._names_a_rare_word(query, top):
+            lexical = self.settings.fusion_name_weight
+        return [weight, lexical]
+
+    def _names_a_rare_word(self, query: str, rows: Sequence[int]) -> bool:
+        """Whether the passages ``rows`` (BM25's first) hold the query's rarest word, a Chinese
+        name few passages hold (:func:`names_a_rare_word`)."""
+        frequency = getattr(self._keywords, "document_frequency", None)
+        if frequency is None or not rows:
+            return False
+        from rag.lexical import query_terms
+
+        terms = query_terms(query)
+        if not terms:
+            return False
+        chunks = self._store().chunks_by_rows(list(rows))
+        return names_a_rare_word(query, terms, frequency(terms), self.size, [c.text for c in chunks.values()])
 
     def _coverage(self, query: str, rows: Sequence[int]) -> float:
         """The best share of the query's content words among the passages ``rows``."""

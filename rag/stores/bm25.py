@@ -226,23 +226,7 @@ class BM25Store:
         live_docs, avg_length = self._statistics(segments)
         if not live_docs:
             return empty
-        # Each query term's document frequency over the live documents of every segment.
-        rows: list[list[int]] = [[] for _ in segments]
-        terms: list[list[str]] = [[] for _ in segments]
-        df: Counter[str] = Counter()
-        for term in counts:
-            for i, segment in enumerate(segments):
-                row = segment.term_rows.get(term)
-                if row is None:
-                    continue
-                indptr = segment.tf_matrix.indptr
-                start, end = indptr[row], indptr[row + 1]
-                live = self._live(segment)
-                df[term] += (
-                    int(end - start) if segment.all_live else int(live[segment.tf_matrix.indices[start:end]].sum())
-                )
-                rows[i].append(row)
-                terms[i].append(term)
+        rows, terms, df = self._frequencies(counts, segments)
         idf = {t: np.log(1.0 + (live_docs - n + 0.5) / (n + 0.5)) for t, n in df.items() if n}
         found_scores, found_ids = [], []
         for i, segment in enumerate(segments):
@@ -266,6 +250,35 @@ class BM25Store:
         ids = np.concatenate(found_ids)
         order = np.lexsort((ids, -scores))[:k]
         return scores[order].astype(np.float32), ids[order]
+
+    def document_frequency(self, tokens: Sequence[str]) -> dict[str, int]:
+        """How many live documents hold each of ``tokens`` (0 for a token none holds)."""
+        segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
+        df = self._frequencies(dict.fromkeys(tokens), segments)[2]
+        return {t: df.get(t, 0) for t in tokens}
+
+    def _frequencies(
+        self, tokens: Iterable[str], segments: list[TermSegment]
+    ) -> tuple[list[list[int]], list[list[str]], Counter[str]]:
+        """Each token's row in every segment that holds it (and the token, in step), and its
+        document frequency over the live documents of every segment."""
+        rows: list[list[int]] = [[] for _ in segments]
+        terms: list[list[str]] = [[] for _ in segments]
+        df: Counter[str] = Counter()
+        for term in tokens:
+            for i, segment in enumerate(segments):
+                row = segment.term_rows.get(term)
+                if row is None:
+                    continue
+                indptr = segment.tf_matrix.indptr
+                start, end = indptr[row], indptr[row + 1]
+                live = self._live(segment)
+                df[term] += (
+                    int(end - start) if segment.all_live else int(live[segment.tf_matrix.indices[start:end]].sum())
+                )
+                rows[i].append(row)
+                terms[i].append(term)
+        return rows, terms, df
 
     def _statistics(self, segments: list[TermSegment]) -> tuple[int, float]:
         """Live documents and their average length (kept until the store changes)."""

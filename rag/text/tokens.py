@@ -78,6 +78,21 @@ def known_word(word: str) -> bool:
     return _jieba.known(word)
 
 
+# jieba's part-of-speech tags for proper nouns: a person, a place, an organisation, any other name.
+_NAME_TAGS = ("nr", "ns", "nt", "nz")
+
+
+def is_name_zh(word: str, text: str) -> bool:
+    """Whether the Chinese ``word`` of ``text`` is a name: a word jieba's dictionary does not
+    hold (a person, a species, a title it has never seen: "王永吉", "软汉鱼"), or one it tags as a
+    proper noun in ``text`` ("檀香山"). Not a common word such as "开车" or "家用"."""
+    if len(word) < 2 or not CJK_RE.search(word):
+        return False
+    if not known_word(word):
+        return True
+    return any(w == word and flag.startswith(_NAME_TAGS) for w, flag in tagged_words(text))
+
+
 def tagged_words(text: str) -> list[tuple[str, str]]:
     """Chinese ``text`` cut into (word, part of speech) pairs (jieba's tags: "n" noun, "v"
     verb, "a" adjective, ...), with the same dictionary as search."""
