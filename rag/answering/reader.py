@@ -56,6 +56,16 @@ _EXAMPLES = {
             "Acme Ltd.",
         ),
         (
+            "Work on the Harwick Bridge began in 1887 and took six years, at a cost of 2.4 million pounds.",
+            "How long did the work on the Harwick Bridge take?",
+            "six years",
+        ),
+        (
+            "Each spring the lantern festival fills the old harbour district with painted boats.",
+            "Where is the lantern festival held?",
+            "the old harbour district",
+        ),
+        (
             "The Zephyr pump runs at 3400 rpm and is serviced every year by Acme Ltd.",
             "How much does the Zephyr pump cost?",
             NO_ANSWER["en"],
@@ -63,6 +73,9 @@ _EXAMPLES = {
     ],
     "zh": [
         ("长城全长约两万一千公里，始建于春秋战国时期。", "长城始建于什么时期？", "春秋战国时期"),
+        ("这座车站位于青森县八户市，由东方铁道公司经营，1998年改建。", "这座车站在哪里？", "青森县八户市"),
+        ("该小说由作家林远于1936年写成，最初连载于《星火》杂志。", "该小说最初发表在什么杂志上？", "《星火》杂志"),
+        ("他因伤病缠身，于2009年宣布退役，随后成为一名教练。", "他为什么宣布退役？", "伤病缠身"),
         ("长城全长约两万一千公里，始建于春秋战国时期。", "长城有多少座烽火台？", NO_ANSWER["zh"]),
     ],
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.answering.reader import Reader, _trim, align, locate
+from rag.answering.reader import _EXAMPLES, NO_ANSWER, Reader, _trim, align, locate, reader_template
 from rag.documents import Chunk, SearchHit
 from rag.generation.spans import log_softmax, search_span
 
@@ -73,6 +73,19 @@ def test_span_search_over_nothing_finds_nothing():
     assert search_span(_dist(t1=1.0), [[]], [END], lambda tokens: iter(())) is None
     with pytest.raises(ValueError, match="method"):
         search_span(_dist(t1=1.0), [[1]], [END], lambda tokens: iter(()), method="beam")
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_prompts_examples_copy_their_answers_and_end_on_not_answering(language):
+    # the model learns from the examples to copy the shortest words of the passage: each answer
+    # is in its passage, and the last example is the passage that does not say
+    examples = _EXAMPLES[language]
+    assert all(answer in passage for passage, _, answer in examples[:-1])
+    assert examples[-1][2] == NO_ANSWER[language]
+    kinds = {" ".join(question.split()[:2]) if language == "en" else question[-4:] for _, question, _ in examples}
+    assert len(kinds) == len(examples)  # no two examples ask the same way
+    messages = reader_template(language).format_messages(passage="P", question="Q")
+    assert len(messages) == 2 * len(examples) + 2  # the rules, each example asked and answered, the question
 
 
 def test_log_softmax_sums_to_one():
