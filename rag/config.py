@@ -112,8 +112,8 @@ class Settings:
     # a Chinese name few passages hold (at most 0.5% of them, or 2) and BM25's first 3 passages
     # hold it (rag.index.names_a_rare_word): the embedders blur "基氏软汉鱼" into any fish, BM25
     # does not. 0 = off. Over 800 CMRC tuning questions (outside the bar's sample, full 848-document
-    # index) hybrid recall@1 / @5 0.836 / 0.940 -> 0.876 / 0.964 at 3 (2: 0.871 / 0.961), the
-    # paraphrase and cross-language sets and 400 XQuAD questions unchanged (bench/README.md).
+    # index) hybrid recall@1 / @5 0.836 / 0.941 -> 0.879 / 0.968 at 3, the paraphrase and
+    # cross-language sets and 400 XQuAD questions unchanged (bench/README.md).
     fusion_name_weight: float = 3.0
     # Off: on XQuAD (150 questions) the cross-encoder moved the answer passage into first place
     # 0.7 points more often (95% CI -2.7..+4.7) at ~50x the retrieval time on a CPU, and it does
