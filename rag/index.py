@@ -362,38 +362,30 @@ class Index:
 
     def _fusion_weights(self, query: str, sparse_rank: Sequence[int]) -> list[float]:
         """The dense and the BM25 ranking's weights in the fusion: :func:`dense_weight`, and
-        :func:`sparse_weight`, raised to ``fusion_name_weight`` when BM25's first passages hold
-        the rare name the question asks about."""
-        weight = dense_weight(self.embedder.unknown_ratio(query))
-        top = sparse_rank[:COVERAGE_DEPTH]
-        lexical = sparse_weight(self._coverage(query, top), weight, self.settings.fusion_coverage_power)
-        if self.settings.fusion_name_weight > lexical and self._names_a_rare_word(query, top):
-            lexical = self.settings.fusion_name_weight
-        return [weight, lexical]
-
-    def _names_a_rare_word(self, query: str, rows: Sequence[int]) -> bool:
-        """Whether the passages ``rows`` (BM25's first) hold the query's rarest word, a Chinese
-        name few passages hold (:func:`names_a_rare_word`)."""
-        frequency = getattr(self._keywords, "document_frequency", None)
-        if frequency is None or not rows:
-            return False
-        from rag.lexical import query_terms
-
-        terms = query_terms(query)
-        if not terms:
-            return False
-        chunks = self._store().chunks_by_rows(list(rows))
-        return names_a_rare_word(query, terms, frequency(terms), self.size, [c.text for c in chunks.values()])
-
-    def _coverage(self, query: str, rows: Sequence[int]) -> float:
-        """The best share of the query's content words among the passages ``rows``."""
+        :func:`sparse_weight` of the best share of the query's content words among BM25's first
+        passages, raised to ``fusion_name_weight`` when those passages hold the rare name the
+        question asks about (:func:`names_a_rare_word`). The passages are read once for both."""
         from rag.lexical import query_terms, term_overlap
 
-        if not rows or self.settings.fusion_coverage_power <= 0:
-            return 1.0
+        weight = dense_weight(self.embedder.unknown_ratio(query))
+        power = self.settings.fusion_coverage_power
+        top = sparse_rank[:COVERAGE_DEPTH]
+        frequency = getattr(self._keywords, "document_frequency", None)
+        names = self.settings.fusion_name_weight > 0 and frequency is not None
+        if not top or (power <= 0 and not names):
+            return [weight, sparse_weight(1.0, weight, power)]
         terms = query_terms(query)
-        chunks = self._store().chunks_by_rows(list(rows))
-        return max((term_overlap(terms, chunk.text) for chunk in chunks.values()), default=0.0)
+        texts = [chunk.text for chunk in self._store().chunks_by_rows(list(top)).values()]
+        coverage = max((term_overlap(terms, text) for text in texts), default=0.0) if power > 0 else 1.0
+        lexical = sparse_weight(coverage, weight, power)
+        if (
+            frequency is not None
+            and terms
+            and self.settings.fusion_name_weight > lexical
+            and names_a_rare_word(query, terms, frequency(terms), self.size, texts)
+        ):
+            lexical = self.settings.fusion_name_weight
+        return [weight, lexical]
 
     def stats(self) -> dict[str, object]:
         """The index's statistics the server reports: folder, generation, counts, embedding model and times."""

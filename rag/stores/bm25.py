@@ -149,6 +149,10 @@ class BM25Store:
             segment.all_live = bool(segment.live.all())
         return segment.live
 
+    def _loaded_segments(self) -> list[TermSegment]:
+        """Every segment, the saved ones read in, and the pending one last."""
+        return [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
+
     def _all_segments(self) -> list[TermSegment]:
         segments = list(self.segments)
         if self._pending_ids:
@@ -219,7 +223,7 @@ class BM25Store:
     def search(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, ids)`` by BM25 with whole-corpus statistics, best first (ties by id)."""
         counts = Counter(tokens)
-        segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
+        segments = self._loaded_segments()
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         if not counts or not segments or k <= 0:
             return empty
@@ -253,7 +257,7 @@ class BM25Store:
 
     def document_frequency(self, tokens: Sequence[str]) -> dict[str, int]:
         """How many live documents hold each of ``tokens`` (0 for a token none holds)."""
-        segments = [self._load(s) for s in self.segments] + self._all_segments()[len(self.segments) :]
+        segments = self._loaded_segments()
         df = self._frequencies(dict.fromkeys(tokens), segments)[2]
         return {t: df.get(t, 0) for t in tokens}
 
